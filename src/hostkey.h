@@ -1,0 +1,33 @@
+/* Host key and signature handling for the transport and known_hosts:
+ * parse public key blobs (ssh-ed25519, ecdsa-sha2-nistp*, ssh-rsa), verify
+ * the server's signature on H with the negotiated algorithm (ssh-ed25519,
+ * ecdsa-sha2-*, rsa-sha2-256/512, ssh-rsa only if allowed), SHA256
+ * fingerprints as OpenSSH prints them. */
+#ifndef EVSSH_HOSTKEY_H
+#define EVSSH_HOSTKEY_H
+
+#include "evssh.h"
+#include <openssl/evp.h>
+
+const char *evssh_hostkey_default_list(void);   /* HostKeyAlgorithms default, OpenSSH order */
+const char *evssh_hostkey_supported_list(void); /* includes ssh-rsa */
+
+/* Key type name carried inside the blob ("ssh-rsa", "ssh-ed25519", ...),
+   copied into out. */
+int evssh_hostkey_blob_type(const unsigned char *blob, size_t len, char *out, size_t outlen);
+/* Parse a public key blob into an EVP_PKEY (caller frees). */
+int evssh_pubkey_from_blob(const unsigned char *blob, size_t len, EVP_PKEY **out);
+/* Does signature algorithm alg apply to keys of blob type ("rsa-sha2-256" ~ "ssh-rsa")? */
+bool evssh_hostkey_alg_matches(const char *alg, const char *blob_type);
+/* Verify sig_blob (string alg, string sig) over data with the key in blob.
+   expected_alg: the negotiated host key algorithm; the signature's own
+   algorithm name must equal it. EVSSH_EPROTO with a message on failure. */
+int evssh_hostkey_verify(const unsigned char *blob, size_t blob_len, const char *expected_alg,
+                         const unsigned char *sig_blob, size_t sig_len,
+                         const unsigned char *data, size_t data_len, char *err, size_t errlen);
+/* "SHA256:" + unpadded base64 of SHA-256(blob), as ssh-keygen -l prints */
+int evssh_fingerprint_sha256(const unsigned char *blob, size_t len, char *out, size_t outlen);
+/* base64 helpers shared with known_hosts and keys */
+int evssh_base64_encode(const unsigned char *in, size_t len, bool pad, char *out, size_t outlen);
+int evssh_base64_decode(const char *in, size_t len, unsigned char *out, size_t outlen, size_t *outl);
+#endif
