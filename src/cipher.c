@@ -136,8 +136,11 @@ int evssh_cipher_new(const evssh_cipher_alg *alg, bool encrypt, const unsigned c
                      const unsigned char *iv, evssh_cipher **out) {
   if (alg == NULL || key == NULL || out == NULL)
     return EVSSH_EINVAL;
-  size_t index = (size_t)(alg - cipher_algs);
-  if (alg < cipher_algs || index >= sizeof cipher_algs / sizeof cipher_algs[0])
+  /* only our own table entries: their index names the EVP cipher */
+  size_t index = 0;
+  while (index < sizeof cipher_algs / sizeof cipher_algs[0] && &cipher_algs[index] != alg)
+    index++;
+  if (index == sizeof cipher_algs / sizeof cipher_algs[0])
     return EVSSH_EINVAL;
   if (alg->iv_len > 0 && iv == NULL)
     return EVSSH_EINVAL;

@@ -69,8 +69,11 @@ void evssh_mac_free(evssh_mac *m) {
 int evssh_mac_new(const evssh_mac_alg *alg, const unsigned char *key, evssh_mac **out) {
   if (alg == NULL || key == NULL || out == NULL)
     return EVSSH_EINVAL;
-  size_t index = (size_t)(alg - mac_algs);
-  if (alg < mac_algs || index >= sizeof mac_algs / sizeof mac_algs[0])
+  /* only our own table entries: their index names the digest */
+  size_t index = 0;
+  while (index < sizeof mac_algs / sizeof mac_algs[0] && &mac_algs[index] != alg)
+    index++;
+  if (index == sizeof mac_algs / sizeof mac_algs[0])
     return EVSSH_EINVAL;
 
   evssh_mac *m = calloc(1, sizeof *m);

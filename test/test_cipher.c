@@ -165,6 +165,11 @@ START_TEST(mac_table) {
   ck_assert_ptr_null(evssh_mac_find("umac-64@openssh.com"));
   ck_assert_ptr_null(evssh_mac_find("hmac-md5"));
   ck_assert_ptr_null(evssh_mac_find(NULL));
+  evssh_mac_alg fake = *a;
+  unsigned char key[64] = {0};
+  evssh_mac *m = NULL;
+  ck_assert_int_eq(evssh_mac_new(&fake, key, &m), EVSSH_EINVAL);
+  ck_assert_ptr_null(m);
   evssh_mac_free(NULL);
 }
 END_TEST
