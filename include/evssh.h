@@ -1,0 +1,242 @@
+/* evssh: an event-driven SSH-2 client library in the shape of Ruby's Net::SSH.
+ *
+ * This is the one public header. Its contract is shared/API.md: names,
+ * argument order and meanings below are binding. One thread, one loop,
+ * callbacks per channel; nothing blocks except the functions documented as
+ * blocking. */
+#ifndef EVSSH_H
+#define EVSSH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define EVSSH_API __attribute__((visibility("default")))
+#else
+#define EVSSH_API
+#endif
+
+/* ------------------------------------------------------------------ errors */
+
+enum {
+  EVSSH_OK = 0,
+  EVSSH_EINVAL = -1,      /* bad argument or option */
+  EVSSH_ENOMEM = -2,
+  EVSSH_ECONNECT = -3,    /* TCP connect / resolve / proxy failed */
+  EVSSH_ETIMEOUT = -4,
+  EVSSH_EPROTO = -5,      /* peer broke the protocol, bad MAC, oversize packet */
+  EVSSH_EHOSTKEY = -6,    /* host key unknown (strict) or mismatched */
+  EVSSH_EAUTH = -7,       /* every authentication method failed */
+  EVSSH_ECLOSED = -8,     /* session or channel already closed */
+  EVSSH_EDISCONNECT = -9, /* peer disconnected */
+  EVSSH_EBUSY = -10,
+  EVSSH_ENOALGO = -11,    /* no algorithm in common */
+  EVSSH_ECHANNEL = -12,   /* channel open refused */
+  /* additions (not in the original contract) */
+  EVSSH_EAGAIN = -13      /* internal: would block; never returned by the public API */
+};
+EVSSH_API const char *evssh_strerror(int code);
+
+typedef struct evssh_error {
+  int code;
+  char message[256];
+} evssh_error;
+
+/* --------------------------------------------------------------- wire data */
+
+typedef struct evssh_reader {
+  const unsigned char *p;
+  size_t left;
+} evssh_reader;
+
+/* Each read is bounds-checked: a short read returns EVSSH_EPROTO and leaves
+   the reader unchanged. */
+EVSSH_API int evssh_read_u8(evssh_reader *r, uint8_t *v);
+EVSSH_API int evssh_read_bool(evssh_reader *r, bool *v);
+EVSSH_API int evssh_read_u32(evssh_reader *r, uint32_t *v);
+EVSSH_API int evssh_read_u64(evssh_reader *r, uint64_t *v);
+EVSSH_API int evssh_read_string(evssh_reader *r, const char **data, size_t *len); /* not NUL-terminated */
+
+typedef struct evssh_buf evssh_buf;
+EVSSH_API evssh_buf *evssh_buf_new(void);
+EVSSH_API void evssh_buf_free(evssh_buf *b);
+EVSSH_API int evssh_buf_put_u8(evssh_buf *b, uint8_t v);
+EVSSH_API int evssh_buf_put_bool(evssh_buf *b, bool v);
+EVSSH_API int evssh_buf_put_u32(evssh_buf *b, uint32_t v);
+EVSSH_API int evssh_buf_put_u64(evssh_buf *b, uint64_t v);
+EVSSH_API int evssh_buf_put_string(evssh_buf *b, const void *data, size_t len);
+EVSSH_API int evssh_buf_put_cstring(evssh_buf *b, const char *s);
+EVSSH_API const void *evssh_buf_data(const evssh_buf *b);
+EVSSH_API size_t evssh_buf_len(const evssh_buf *b);
+
+/* ---------------------------------------------------------------- sessions */
+
+typedef struct evssh_session evssh_session;
+
+/* Net::SSH.start: resolve options (ssh_config keywords), connect, exchange
+   keys, verify the host key, authenticate. Blocking. NULL on failure, with
+   err filled. options: NULL-terminated "Keyword=value" list. */
+EVSSH_API evssh_session *evssh_start(const char *host, const char *user,
+                                     const char *const *options, evssh_error *err);
+
+EVSSH_API evssh_session *evssh_session_new(const char *host); /* host or ssh_config alias */
+EVSSH_API int evssh_session_option(evssh_session *s, const char *keyword, const char *value);
+EVSSH_API int evssh_session_read_config(evssh_session *s, const char *path); /* NULL: ~/.ssh/config */
+EVSSH_API int evssh_session_set_password(evssh_session *s, const char *password);
+/* keyboard-interactive prompts and key passphrases; return 0 and fill answer */
+typedef int (*evssh_prompt_cb)(evssh_session *s, const char *prompt, bool echo,
+                               char *answer, size_t answer_size, void *ud);
+EVSSH_API void evssh_session_set_prompt(evssh_session *s, evssh_prompt_cb cb, void *ud);
+/* extra host key check after known_hosts policy: return 0 to accept */
+typedef int (*evssh_hostkey_cb)(evssh_session *s, const char *keytype,
+                                const char *sha256_fingerprint, void *ud);
+EVSSH_API void evssh_session_set_hostkey_check(evssh_session *s, evssh_hostkey_cb cb, void *ud);
+
+EVSSH_API int evssh_session_connect(evssh_session *s); /* blocking */
+typedef void (*evssh_session_cb)(evssh_session *s, int status, void *ud);
+EVSSH_API int evssh_session_connect_async(evssh_session *s, evssh_session_cb on_ready, void *ud);
+EVSSH_API int evssh_session_close(evssh_session *s); /* graceful; waits a few seconds at most */
+EVSSH_API void evssh_session_free(evssh_session *s); /* hard shutdown if needed, free; NULL ok */
+EVSSH_API const char *evssh_session_error(const evssh_session *s);
+EVSSH_API bool evssh_session_closed(const evssh_session *s);
+EVSSH_API const char *evssh_session_host(const evssh_session *s);
+EVSSH_API void evssh_session_set_property(evssh_session *s, const char *key, void *value);
+EVSSH_API void *evssh_session_property(const evssh_session *s, const char *key);
+
+/* ---------------------------------------------------------- the event loop */
+
+typedef bool (*evssh_cond_cb)(evssh_session *s, void *ud);
+
+EVSSH_API int evssh_session_process(evssh_session *s, int wait_ms, evssh_cond_cb cond, void *ud);
+EVSSH_API int evssh_session_loop(evssh_session *s, int wait_ms, evssh_cond_cb cond, void *ud);
+EVSSH_API bool evssh_session_busy(const evssh_session *s, bool include_invisible);
+
+enum { EVSSH_READ = 1, EVSSH_WRITE = 2 };
+typedef void (*evssh_io_cb)(evssh_session *s, int fd, int events, void *ud);
+EVSSH_API int evssh_session_listen_to(evssh_session *s, int fd, int events, evssh_io_cb cb, void *ud);
+EVSSH_API int evssh_session_stop_listening_to(evssh_session *s, int fd);
+
+/* ---------------------------------------------------------------- channels */
+
+typedef struct evssh_channel evssh_channel;
+typedef void (*evssh_channel_cb)(evssh_channel *ch, void *ud);
+typedef void (*evssh_data_cb)(evssh_channel *ch, const char *data, size_t len, void *ud);
+typedef void (*evssh_ext_data_cb)(evssh_channel *ch, uint32_t type,
+                                  const char *data, size_t len, void *ud);
+typedef void (*evssh_reply_cb)(evssh_channel *ch, bool success, void *ud);
+typedef void (*evssh_open_failed_cb)(evssh_channel *ch, uint32_t reason,
+                                     const char *description, void *ud);
+enum { EVSSH_REPLY_SUCCESS = 1, EVSSH_REPLY_FAILURE = 0, EVSSH_REPLY_SENT = 2 };
+typedef int (*evssh_request_cb)(evssh_channel *ch, const char *type,
+                                evssh_reader *data, bool want_reply, void *ud);
+
+EVSSH_API evssh_channel *evssh_session_open_channel(evssh_session *s, evssh_channel_cb on_open, void *ud);
+EVSSH_API evssh_channel *evssh_session_open_channel_type(evssh_session *s, const char *type,
+                                                         const void *extra, size_t extra_len,
+                                                         evssh_channel_cb on_open, void *ud);
+
+EVSSH_API void evssh_channel_on_data(evssh_channel *ch, evssh_data_cb cb, void *ud);
+EVSSH_API void evssh_channel_on_extended_data(evssh_channel *ch, evssh_ext_data_cb cb, void *ud);
+EVSSH_API void evssh_channel_on_request(evssh_channel *ch, const char *type, evssh_request_cb cb, void *ud);
+EVSSH_API void evssh_channel_on_eof(evssh_channel *ch, evssh_channel_cb cb, void *ud);
+EVSSH_API void evssh_channel_on_close(evssh_channel *ch, evssh_channel_cb cb, void *ud);
+EVSSH_API void evssh_channel_on_process(evssh_channel *ch, evssh_channel_cb cb, void *ud);
+EVSSH_API void evssh_channel_on_open_failed(evssh_channel *ch, evssh_open_failed_cb cb, void *ud);
+
+EVSSH_API int evssh_channel_exec(evssh_channel *ch, const char *command, evssh_reply_cb cb, void *ud);
+EVSSH_API int evssh_channel_subsystem(evssh_channel *ch, const char *name, evssh_reply_cb cb, void *ud);
+EVSSH_API int evssh_channel_shell(evssh_channel *ch, evssh_reply_cb cb, void *ud);
+EVSSH_API int evssh_channel_request_pty(evssh_channel *ch, const char *term, uint32_t cols,
+                                        uint32_t rows, evssh_reply_cb cb, void *ud);
+EVSSH_API int evssh_channel_env(evssh_channel *ch, const char *name, const char *value,
+                                evssh_reply_cb cb, void *ud);
+EVSSH_API int evssh_channel_signal(evssh_channel *ch, const char *signame);
+EVSSH_API int evssh_channel_send_request(evssh_channel *ch, const char *type,
+                                         const void *extra, size_t extra_len,
+                                         evssh_reply_cb cb, void *ud);
+
+EVSSH_API int evssh_channel_send_data(evssh_channel *ch, const void *data, size_t len);
+EVSSH_API int evssh_channel_send_extended_data(evssh_channel *ch, uint32_t type,
+                                               const void *data, size_t len);
+EVSSH_API int evssh_channel_eof(evssh_channel *ch);
+EVSSH_API int evssh_channel_close(evssh_channel *ch);
+EVSSH_API int evssh_channel_wait(evssh_channel *ch); /* blocking */
+
+EVSSH_API uint32_t evssh_channel_id(const evssh_channel *ch);
+EVSSH_API evssh_session *evssh_channel_session(const evssh_channel *ch);
+EVSSH_API bool evssh_channel_active(const evssh_channel *ch);
+EVSSH_API bool evssh_channel_eof_received(const evssh_channel *ch);
+EVSSH_API int evssh_channel_exit_status(const evssh_channel *ch, int *status);
+EVSSH_API int evssh_channel_exit_signal(const evssh_channel *ch, const char **signame);
+EVSSH_API void evssh_channel_set_property(evssh_channel *ch, const char *key, void *value);
+EVSSH_API void *evssh_channel_property(const evssh_channel *ch, const char *key);
+
+/* ------------------------------ global requests and server-opened channels */
+
+typedef void (*evssh_global_reply_cb)(evssh_session *s, bool success,
+                                      evssh_reader *response, void *ud);
+EVSSH_API int evssh_session_send_global_request(evssh_session *s, const char *type,
+                                                const void *extra, size_t extra_len,
+                                                evssh_global_reply_cb cb, void *ud);
+typedef int (*evssh_global_request_cb)(evssh_session *s, const char *type,
+                                       evssh_reader *data, bool want_reply, void *ud);
+EVSSH_API void evssh_session_on_global_request(evssh_session *s, const char *type,
+                                               evssh_global_request_cb cb, void *ud);
+EVSSH_API int evssh_session_send_global_reply(evssh_session *s, bool success,
+                                              const void *extra, size_t len);
+
+typedef int (*evssh_open_channel_cb)(evssh_session *s, evssh_channel *ch,
+                                     evssh_reader *data, void *ud);
+EVSSH_API void evssh_session_on_open_channel(evssh_session *s, const char *type,
+                                             evssh_open_channel_cb cb, void *ud);
+
+/* --------------------------------------------------------- exec helpers */
+
+typedef enum { EVSSH_STDOUT = 0, EVSSH_STDERR = 1 } evssh_stream;
+typedef void (*evssh_exec_cb)(evssh_channel *ch, evssh_stream stream,
+                              const char *data, size_t len, void *ud);
+EVSSH_API evssh_channel *evssh_session_exec(evssh_session *s, const char *command,
+                                            evssh_exec_cb cb, void *ud);
+
+typedef struct evssh_result {
+  char *out;  size_t out_len;  /* stdout, NUL-terminated too */
+  char *err;  size_t err_len;  /* stderr, NUL-terminated too */
+  int exit_status;             /* -1 if none was sent */
+  char *exit_signal;           /* "TERM", or NULL */
+} evssh_result;
+EVSSH_API int evssh_session_exec_wait(evssh_session *s, const char *command, evssh_result *result);
+EVSSH_API void evssh_result_free(evssh_result *result);
+
+/* ------------------------------------------------- many sessions, one loop */
+
+typedef struct evssh_multi evssh_multi;
+EVSSH_API evssh_multi *evssh_multi_new(void);
+EVSSH_API void evssh_multi_free(evssh_multi *m);
+EVSSH_API int evssh_multi_add(evssh_multi *m, evssh_session *s);
+EVSSH_API int evssh_multi_remove(evssh_multi *m, evssh_session *s);
+typedef bool (*evssh_multi_cond_cb)(evssh_multi *m, void *ud);
+EVSSH_API int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, void *ud);
+EVSSH_API int evssh_multi_loop(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, void *ud);
+
+/* ----------------------------------- running inside another event loop */
+
+EVSSH_API int evssh_session_fd(const evssh_session *s);
+EVSSH_API int evssh_session_events(const evssh_session *s);
+EVSSH_API int evssh_session_timeout(const evssh_session *s);
+EVSSH_API int evssh_session_handle_events(evssh_session *s, int revents);
+
+/* ----------------------------------------------------------------- logging */
+
+enum { EVSSH_LOG_ERROR = 1, EVSSH_LOG_INFO = 2, EVSSH_LOG_DEBUG = 3, EVSSH_LOG_PACKET = 4 };
+typedef void (*evssh_log_cb)(evssh_session *s, int level, const char *message, void *ud);
+EVSSH_API void evssh_session_set_log(evssh_session *s, int level, evssh_log_cb cb, void *ud);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EVSSH_H */

@@ -1,0 +1,22 @@
+/* errors.c owns the names of the library's error codes. */
+#include "evssh.h"
+
+const char *evssh_strerror(int code) {
+  switch (code) {
+  case EVSSH_OK: return "success";
+  case EVSSH_EINVAL: return "invalid argument or option";
+  case EVSSH_ENOMEM: return "out of memory";
+  case EVSSH_ECONNECT: return "connection failed";
+  case EVSSH_ETIMEOUT: return "timed out";
+  case EVSSH_EPROTO: return "protocol error";
+  case EVSSH_EHOSTKEY: return "host key verification failed";
+  case EVSSH_EAUTH: return "authentication failed";
+  case EVSSH_ECLOSED: return "session or channel closed";
+  case EVSSH_EDISCONNECT: return "disconnected by peer";
+  case EVSSH_EBUSY: return "busy: blocking call not allowed here";
+  case EVSSH_ENOALGO: return "no algorithm in common";
+  case EVSSH_ECHANNEL: return "channel open refused";
+  case EVSSH_EAGAIN: return "operation would block";
+  default: return "unknown error";
+  }
+}

@@ -1,0 +1,345 @@
+/* io.c owns getting a byte pipe to the server without blocking the loop:
+ * asynchronous name resolution, a non-blocking connect to every address the
+ * name resolves to in turn, and ProxyCommand children on a socketpair. The
+ * result is always a single non-blocking fd, so the transport above has one
+ * kind of pipe to drive. */
+#include "io.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* getaddrinfo_a completes on a glibc thread; that thread signals us through
+   a socketpair. The request outlives the connector if the connector is freed
+   first: whichever side finishes last frees it. */
+enum { REQ_PENDING = 0, REQ_DONE = 1, REQ_ORPHANED = 2 };
+
+typedef struct resolve_req {
+  struct gaicb cb;
+  struct gaicb *list[1];
+  struct addrinfo hints;
+  char host[256];
+  char service[16];
+  int notify_fd;        /* written by the resolver thread */
+  atomic_int state;
+} resolve_req;
+
+typedef enum { C_RESOLVING, C_CONNECTING, C_DONE, C_FAILED } conn_phase;
+
+struct evssh_connector {
+  conn_phase phase;
+  char host[256];
+  int port;
+  resolve_req *req;
+  int wake_fd;          /* read side of the resolver's socketpair */
+  struct addrinfo *addrs, *next;
+  int sock;
+  char last_error[160];
+  pid_t child;
+};
+
+int io_set_nonblocking(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return EVSSH_ECONNECT;
+  return EVSSH_OK;
+}
+
+static void resolve_done(union sigval sv) {
+  resolve_req *req = sv.sival_ptr;
+  char one = 1;
+  (void)!send(req->notify_fd, &one, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (atomic_exchange(&req->state, REQ_DONE) == REQ_ORPHANED) {
+    if (req->cb.ar_result) freeaddrinfo(req->cb.ar_result);
+    close(req->notify_fd);
+    free(req);
+  }
+}
+
+static int start_resolve(evssh_connector *c, char *err, size_t errlen) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+    snprintf(err, errlen, "resolve %s: socketpair: %s", c->host, strerror(errno));
+    return EVSSH_ECONNECT;
+  }
+  resolve_req *req = calloc(1, sizeof *req);
+  if (!req) {
+    close(sv[0]); close(sv[1]);
+    return EVSSH_ENOMEM;
+  }
+  snprintf(req->host, sizeof req->host, "%s", c->host);
+  snprintf(req->service, sizeof req->service, "%d", c->port);
+  req->hints.ai_family = AF_UNSPEC;
+  req->hints.ai_socktype = SOCK_STREAM;
+  req->hints.ai_flags = AI_ADDRCONFIG;
+  req->cb.ar_name = req->host;
+  req->cb.ar_service = req->service;
+  req->cb.ar_request = &req->hints;
+  req->list[0] = &req->cb;
+  req->notify_fd = sv[1];
+  atomic_init(&req->state, REQ_PENDING);
+  struct sigevent sev;
+  memset(&sev, 0, sizeof sev);
+  sev.sigev_notify = SIGEV_THREAD;
+  sev.sigev_notify_function = resolve_done;
+  sev.sigev_value.sival_ptr = req;
+  int rc = getaddrinfo_a(GAI_NOWAIT, req->list, 1, &sev);
+  if (rc != 0) {
+    snprintf(err, errlen, "resolve %s: %s", c->host, gai_strerror(rc));
+    close(sv[0]); close(sv[1]);
+    free(req);
+    return EVSSH_ECONNECT;
+  }
+  c->req = req;
+  c->wake_fd = sv[0];
+  c->phase = C_RESOLVING;
+  return EVSSH_OK;
+}
+
+static void release_req(evssh_connector *c) {
+  if (!c->req) return;
+  resolve_req *req = c->req;
+  c->req = NULL;
+  gai_cancel(&req->cb);
+  if (atomic_exchange(&req->state, REQ_ORPHANED) == REQ_DONE) {
+    if (req->cb.ar_result) freeaddrinfo(req->cb.ar_result);
+    close(req->notify_fd);
+    free(req);
+  }
+  /* else the resolver thread frees it when it finishes */
+}
+
+static int spawn_proxy(evssh_connector *c, const char *command, char *err, size_t errlen) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    snprintf(err, errlen, "ProxyCommand: socketpair: %s", strerror(errno));
+    return EVSSH_ECONNECT;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(err, errlen, "ProxyCommand: fork: %s", strerror(errno));
+    close(sv[0]); close(sv[1]);
+    return EVSSH_ECONNECT;
+  }
+  if (pid == 0) {
+    /* child: its stdin and stdout are our pipe; stderr stays the user's */
+    if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0) _exit(127);
+    signal(SIGPIPE, SIG_DFL);
+    execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+    _exit(127);
+  }
+  close(sv[1]);
+  io_set_nonblocking(sv[0]);
+  c->sock = sv[0];
+  c->child = pid;
+  c->phase = C_DONE;
+  return EVSSH_OK;
+}
+
+int connector_start(const char *host, int port, const char *proxy_command,
+                    evssh_connector **out, char *err, size_t errlen) {
+  if (!host || !*host || port <= 0 || port > 65535) {
+    snprintf(err, errlen, "invalid host or port");
+    return EVSSH_EINVAL;
+  }
+  evssh_connector *c = calloc(1, sizeof *c);
+  if (!c) return EVSSH_ENOMEM;
+  c->sock = -1;
+  c->wake_fd = -1;
+  c->child = -1;
+  snprintf(c->host, sizeof c->host, "%s", host);
+  c->port = port;
+  int rc;
+  if (proxy_command && *proxy_command && strcmp(proxy_command, "none") != 0) {
+    rc = spawn_proxy(c, proxy_command, err, errlen);
+  } else {
+    /* numeric addresses need no resolver round trip */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    if (getaddrinfo(host, service, &hints, &res) == 0) {
+      c->addrs = res;
+      c->next = res;
+      c->phase = C_CONNECTING;
+      rc = EVSSH_OK;
+    } else {
+      rc = start_resolve(c, err, errlen);
+    }
+  }
+  if (rc != EVSSH_OK) {
+    connector_free(c);
+    return rc;
+  }
+  *out = c;
+  return EVSSH_OK;
+}
+
+int connector_fd(const evssh_connector *c) {
+  if (c->phase == C_RESOLVING) return c->wake_fd;
+  if (c->phase == C_CONNECTING) return c->sock;
+  return -1;
+}
+
+int connector_events(const evssh_connector *c) {
+  if (c->phase == C_RESOLVING) return EVSSH_READ;
+  if (c->phase == C_CONNECTING && c->sock >= 0) return EVSSH_WRITE;
+  return 0;
+}
+
+int connector_timeout_ms(const evssh_connector *c) {
+  /* a connecting phase with no socket yet has work to do right away */
+  if (c->phase == C_CONNECTING && c->sock < 0) return 0;
+  if (c->phase == C_DONE) return 0;
+  return -1;
+}
+
+pid_t connector_child(const evssh_connector *c) { return c->child; }
+
+static void describe(const struct addrinfo *ai, char *out, size_t outlen) {
+  char addr[INET6_ADDRSTRLEN] = "?";
+  if (ai->ai_family == AF_INET)
+    inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, addr, sizeof addr);
+  else if (ai->ai_family == AF_INET6)
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, addr, sizeof addr);
+  snprintf(out, outlen, "%s", addr);
+}
+
+/* Try addresses until one connect is in progress or done. */
+static int try_next_address(evssh_connector *c) {
+  while (c->next) {
+    struct addrinfo *ai = c->next;
+    c->next = ai->ai_next;
+    char addr[INET6_ADDRSTRLEN];
+    describe(ai, addr, sizeof addr);
+    int s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (s < 0) {
+      snprintf(c->last_error, sizeof c->last_error, "%s: socket: %s", addr, strerror(errno));
+      continue;
+    }
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) {
+      c->sock = s;
+      c->phase = C_DONE;
+      return EVSSH_OK;
+    }
+    if (errno == EINPROGRESS) {
+      c->sock = s;
+      return EVSSH_EAGAIN;
+    }
+    snprintf(c->last_error, sizeof c->last_error, "%s: %s", addr, strerror(errno));
+    close(s);
+  }
+  return EVSSH_ECONNECT;
+}
+
+int connector_step(evssh_connector *c, int *fd, char *err, size_t errlen) {
+  for (;;) {
+    switch (c->phase) {
+    case C_RESOLVING: {
+      char drain[16];
+      while (read(c->wake_fd, drain, sizeof drain) > 0) {}
+      if (atomic_load(&c->req->state) != REQ_DONE) return EVSSH_EAGAIN;
+      int rc = gai_error(&c->req->cb);
+      if (rc == EAI_INPROGRESS) return EVSSH_EAGAIN;
+      if (rc != 0) {
+        snprintf(err, errlen, "ssh: Could not resolve hostname %s: %s", c->host, gai_strerror(rc));
+        c->phase = C_FAILED;
+        return EVSSH_ECONNECT;
+      }
+      c->addrs = c->req->cb.ar_result;
+      c->req->cb.ar_result = NULL;
+      c->next = c->addrs;
+      release_req(c);
+      close(c->wake_fd);
+      c->wake_fd = -1;
+      c->phase = C_CONNECTING;
+      break;
+    }
+    case C_CONNECTING: {
+      if (c->sock >= 0) {
+        struct pollfd pfd = {c->sock, POLLOUT, 0};
+        if (poll(&pfd, 1, 0) <= 0) return EVSSH_EAGAIN;
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        getsockopt(c->sock, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        if (soerr == 0) {
+          c->phase = C_DONE;
+          break;
+        }
+        snprintf(c->last_error, sizeof c->last_error, "%s", strerror(soerr));
+        close(c->sock);
+        c->sock = -1;
+      }
+      int rc = try_next_address(c);
+      if (rc == EVSSH_EAGAIN) return EVSSH_EAGAIN;
+      if (rc == EVSSH_ECONNECT) {
+        snprintf(err, errlen, "ssh: connect to host %s port %d: %s", c->host, c->port,
+                 c->last_error[0] ? c->last_error : "no address");
+        c->phase = C_FAILED;
+        return EVSSH_ECONNECT;
+      }
+      break;
+    }
+    case C_DONE:
+      *fd = c->sock;
+      c->sock = -1;
+      c->phase = C_FAILED;   /* the fd is handed over exactly once */
+      return EVSSH_OK;
+    case C_FAILED:
+    default:
+      snprintf(err, errlen, "connect to %s port %d failed", c->host, c->port);
+      return EVSSH_ECONNECT;
+    }
+  }
+}
+
+void connector_free(evssh_connector *c) {
+  if (!c) return;
+  release_req(c);
+  if (c->wake_fd >= 0) close(c->wake_fd);
+  if (c->sock >= 0) close(c->sock);
+  if (c->addrs) freeaddrinfo(c->addrs);
+  free(c);
+}
+
+void proxy_child_end(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGHUP);
+  for (int i = 0; i < 200; i++) {   /* at most ~1 s, then force */
+    pid_t r = waitpid(pid, NULL, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD)) return;
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+int io_peer_address(int fd, char *out, size_t outlen) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) return EVSSH_EINVAL;
+  if (ss.ss_family == AF_INET)
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)outlen);
+  else if (ss.ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)outlen);
+  else
+    return EVSSH_EINVAL;
+  return EVSSH_OK;
+}
