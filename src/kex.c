@@ -642,6 +642,11 @@ int evssh_kex_handle(evssh_kex *k, uint8_t msg, evssh_reader *body, evssh_buf *o
     k->state = rc ? ST_FAILED : ST_WAIT_REPLY;
     return rc;
   }
+  if (k->state == ST_DONE) {
+    /* keep the finished result; the caller broke the sequence, not the peer's values */
+    set_err(err, errlen, "unexpected message %u after %s key exchange", (unsigned)msg, k->m->alg.name);
+    return EVSSH_EPROTO;
+  }
   uint8_t want = k->m->family == FAM_GEX ? SSH2_MSG_KEX_DH_GEX_REPLY : SSH2_MSG_KEXDH_REPLY;
   if (k->state != ST_WAIT_REPLY || msg != want) {
     set_err(err, errlen, "unexpected message %u during %s key exchange", (unsigned)msg, k->m->alg.name);
