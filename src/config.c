@@ -1,0 +1,1789 @@
+/* ssh_config(5) for evssh: keeps three layers of option values (explicit
+ * options, values read from config files, final values after defaults and
+ * expansion), parses config files the way OpenSSH's client does (Host and
+ * Match blocks, Include with globs, first value wins, validation of every
+ * line, IgnoreUnknown, the final pass that Match final/canonical asks for),
+ * expands ~, ${ENV} and %-tokens where ssh expands them, and resolves the
+ * +/-/^ algorithm-list grammar. It knows nothing about the transport: the
+ * session layer reads values out with evssh_config_get*. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#define MAX_INCLUDE_DEPTH 16
+#define MAX_LINE 8192
+
+typedef struct strlist {
+  char **v;
+  size_t n, cap;
+} strlist;
+
+enum kwtype {
+  T_STR,       /* one argument, stored as written */
+  T_FLAG,      /* yes/no */
+  T_PORT,
+  T_UINT,
+  T_TIME,      /* ssh time format, seconds */
+  T_TIMEOUT,   /* "none" or time */
+  T_STRICT,
+  T_PUBKEY,    /* yes/no/unbound/host-bound */
+  T_LOGLEVEL,
+  T_AF,
+  T_ALGOS,
+  T_REKEY,
+  T_COMMAND,   /* rest of the line verbatim */
+  T_JUMP,
+  T_FWDAGENT,
+  T_ACCUM,     /* one argument per line, lines accumulate */
+  T_MULTI,     /* several arguments, first line wins */
+  T_ACCUM_MULTI, /* several arguments, lines accumulate */
+};
+
+enum {
+  K_USER, K_PORT, K_HOSTNAME, K_IDENTITYFILE, K_IDENTITIESONLY, K_IDENTITYAGENT,
+  K_USERKNOWNHOSTS, K_GLOBALKNOWNHOSTS, K_STRICT, K_HASHKNOWNHOSTS, K_CONNECTTIMEOUT,
+  K_ALIVEINTERVAL, K_ALIVECOUNT, K_CIPHERS, K_MACS, K_KEX, K_HOSTKEYALGS, K_PUBKEYALGS,
+  K_PREFAUTH, K_PASSWORDAUTH, K_KBDINT, K_PUBKEYAUTH, K_BATCHMODE, K_PROXYCOMMAND,
+  K_PROXYJUMP, K_REKEYLIMIT, K_LOGLEVEL, K_ADDRESSFAMILY, K_BINDADDRESS, K_PASSPROMPTS,
+  K_COMPRESSION, K_SENDENV, K_SETENV, K_FORWARDAGENT,
+  K_COUNT
+};
+
+typedef struct kwdef {
+  const char *name;
+  enum kwtype type;
+} kwdef;
+
+static const kwdef keywords[K_COUNT] = {
+  [K_USER] = {"User", T_STR},
+  [K_PORT] = {"Port", T_PORT},
+  [K_HOSTNAME] = {"HostName", T_STR},
+  [K_IDENTITYFILE] = {"IdentityFile", T_ACCUM},
+  [K_IDENTITIESONLY] = {"IdentitiesOnly", T_FLAG},
+  [K_IDENTITYAGENT] = {"IdentityAgent", T_STR},
+  [K_USERKNOWNHOSTS] = {"UserKnownHostsFile", T_MULTI},
+  [K_GLOBALKNOWNHOSTS] = {"GlobalKnownHostsFile", T_MULTI},
+  [K_STRICT] = {"StrictHostKeyChecking", T_STRICT},
+  [K_HASHKNOWNHOSTS] = {"HashKnownHosts", T_FLAG},
+  [K_CONNECTTIMEOUT] = {"ConnectTimeout", T_TIMEOUT},
+  [K_ALIVEINTERVAL] = {"ServerAliveInterval", T_TIME},
+  [K_ALIVECOUNT] = {"ServerAliveCountMax", T_UINT},
+  [K_CIPHERS] = {"Ciphers", T_ALGOS},
+  [K_MACS] = {"MACs", T_ALGOS},
+  [K_KEX] = {"KexAlgorithms", T_ALGOS},
+  [K_HOSTKEYALGS] = {"HostKeyAlgorithms", T_ALGOS},
+  [K_PUBKEYALGS] = {"PubkeyAcceptedAlgorithms", T_ALGOS},
+  [K_PREFAUTH] = {"PreferredAuthentications", T_STR},
+  [K_PASSWORDAUTH] = {"PasswordAuthentication", T_FLAG},
+  [K_KBDINT] = {"KbdInteractiveAuthentication", T_FLAG},
+  [K_PUBKEYAUTH] = {"PubkeyAuthentication", T_PUBKEY},
+  [K_BATCHMODE] = {"BatchMode", T_FLAG},
+  [K_PROXYCOMMAND] = {"ProxyCommand", T_COMMAND},
+  [K_PROXYJUMP] = {"ProxyJump", T_JUMP},
+  [K_REKEYLIMIT] = {"RekeyLimit", T_REKEY},
+  [K_LOGLEVEL] = {"LogLevel", T_LOGLEVEL},
+  [K_ADDRESSFAMILY] = {"AddressFamily", T_AF},
+  [K_BINDADDRESS] = {"BindAddress", T_STR},
+  [K_PASSPROMPTS] = {"NumberOfPasswordPrompts", T_UINT},
+  [K_COMPRESSION] = {"Compression", T_FLAG},
+  [K_SENDENV] = {"SendEnv", T_ACCUM_MULTI},
+  [K_SETENV] = {"SetEnv", T_MULTI},
+  [K_FORWARDAGENT] = {"ForwardAgent", T_FWDAGENT},
+};
+
+static const struct {
+  const char *alias;
+  int index;
+} keyword_aliases[] = {
+  {"PubkeyAcceptedKeyTypes", K_PUBKEYALGS},
+  {"ChallengeResponseAuthentication", K_KBDINT},
+};
+
+/* Keywords an OpenSSH 9.x client (Debian build included) accepts that evssh
+   does not implement: a config file written for ssh may use them freely. */
+static const char *const openssh_other_keywords[] = {
+  "AddKeysToAgent", "BindInterface", "CanonicalDomains", "CanonicalizeFallbackLocal",
+  "CanonicalizeHostname", "CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs",
+  "CASignatureAlgorithms", "CertificateFile", "CheckHostIP", "Cipher", "ClearAllForwardings",
+  "CompressionLevel", "ConnectionAttempts", "ControlMaster", "ControlPath", "ControlPersist",
+  "DSAAuthentication", "DynamicForward", "EnableEscapeCommandline", "EnableSSHKeysign",
+  "EscapeChar", "ExitOnForwardFailure", "FallBackToRsh", "FingerprintHash",
+  "ForkAfterAuthentication", "ForwardX11", "ForwardX11Timeout", "ForwardX11Trusted",
+  "GatewayPorts", "GlobalKnownHostsFile2", "GSSAPIAuthentication", "GSSAPIClientIdentity",
+  "GSSAPIDelegateCredentials", "GSSAPIKeyExchange", "GSSAPIKexAlgorithms",
+  "GSSAPIRenewalForcesRekey", "GSSAPIServerIdentity", "GSSAPITrustDns",
+  "HostbasedAcceptedAlgorithms", "HostbasedAuthentication", "HostbasedKeyTypes",
+  "HostKeyAlias", "IPQoS", "KbdInteractiveDevices", "KeepAlive", "KerberosAuthentication",
+  "KerberosTGTPassing", "KnownHostsCommand", "LocalCommand", "LocalForward", "LogFacility",
+  "LogVerbose", "NoHostAuthenticationForLocalhost", "PermitLocalCommand",
+  "PermitRemoteOpen", "PKCS11Provider", "Protocol", "ProxyUseFdpass", "RemoteCommand",
+  "RemoteForward", "RequestTTY", "RequiredRSASize", "RevokedHostKeys",
+  "RhostsRSAAuthentication", "RSAAuthentication", "SecurityKeyProvider", "SessionType",
+  "SmartcardDevice", "StdinNull", "StreamLocalBindMask", "StreamLocalBindUnlink",
+  "SyslogFacility", "TCPKeepAlive", "Tunnel", "TunnelDevice", "UpdateHostKeys",
+  "UseBlacklistedKeys", "UsePrivilegedPort", "UseRoaming", "UseRsh", "UserKnownHostsFile2",
+  "VerifyHostKeyDNS", "VisualHostKey", "XAuthLocation", "AFSTokenPassing",
+};
+
+typedef struct slot {
+  bool set;
+  char *val;      /* scalar value, or the list joined by spaces */
+  strlist list;   /* list-valued keywords */
+} slot;
+
+struct evssh_config {
+  slot explicit_opt[K_COUNT];
+  slot file[K_COUNT];
+  slot raw[K_COUNT];     /* after finalize: merged, defaults in, unexpanded */
+  slot final[K_COUNT];   /* after finalize: expanded */
+  char *ignore_unknown;
+  bool finalized;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (err == NULL || errlen == 0)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static void strlist_free(strlist *l) {
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  l->v = NULL;
+  l->n = l->cap = 0;
+}
+
+static int strlist_push_owned(strlist *l, char *s) {
+  if (l->n == l->cap) {
+    size_t ncap = l->cap ? l->cap * 2 : 8;
+    char **nv = realloc(l->v, ncap * sizeof(*nv));
+    if (nv == NULL) {
+      free(s);
+      return EVSSH_ENOMEM;
+    }
+    l->v = nv;
+    l->cap = ncap;
+  }
+  l->v[l->n++] = s;
+  return EVSSH_OK;
+}
+
+static int strlist_push(strlist *l, const char *s) {
+  char *d = strdup(s);
+  if (d == NULL)
+    return EVSSH_ENOMEM;
+  return strlist_push_owned(l, d);
+}
+
+static bool strlist_has(const strlist *l, const char *s) {
+  for (size_t i = 0; i < l->n; i++)
+    if (strcmp(l->v[i], s) == 0)
+      return true;
+  return false;
+}
+
+static char *join_list(const strlist *l, const char *sep) {
+  size_t len = 1;
+  for (size_t i = 0; i < l->n; i++)
+    len += strlen(l->v[i]) + strlen(sep);
+  char *s = malloc(len);
+  if (s == NULL)
+    return NULL;
+  s[0] = '\0';
+  size_t off = 0;
+  for (size_t i = 0; i < l->n; i++) {
+    size_t sl = strlen(sep), il = strlen(l->v[i]);
+    if (i > 0) {
+      memcpy(s + off, sep, sl);
+      off += sl;
+    }
+    memcpy(s + off, l->v[i], il);
+    off += il;
+  }
+  s[off] = '\0';
+  return s;
+}
+
+static void slot_clear(slot *s) {
+  free(s->val);
+  s->val = NULL;
+  strlist_free(&s->list);
+  s->set = false;
+}
+
+static int slot_rejoin(slot *s) {
+  char *j = join_list(&s->list, " ");
+  if (j == NULL)
+    return EVSSH_ENOMEM;
+  free(s->val);
+  s->val = j;
+  return EVSSH_OK;
+}
+
+static bool is_list_type(enum kwtype t) {
+  return t == T_ACCUM || t == T_MULTI || t == T_ACCUM_MULTI;
+}
+
+static int keyword_index(const char *name) {
+  for (int i = 0; i < K_COUNT; i++)
+    if (strcasecmp(keywords[i].name, name) == 0)
+      return i;
+  for (size_t i = 0; i < sizeof(keyword_aliases) / sizeof(keyword_aliases[0]); i++)
+    if (strcasecmp(keyword_aliases[i].alias, name) == 0)
+      return keyword_aliases[i].index;
+  return -1;
+}
+
+static bool openssh_keyword(const char *name) {
+  for (size_t i = 0; i < sizeof(openssh_other_keywords) / sizeof(openssh_other_keywords[0]); i++)
+    if (strcasecmp(openssh_other_keywords[i], name) == 0)
+      return true;
+  return false;
+}
+
+/* ------------------------------------------------------------- patterns */
+
+static bool match_pattern_impl(const char *s, const char *p, bool fold) {
+  for (;;) {
+    if (*p == '\0')
+      return *s == '\0';
+    if (*p == '*') {
+      while (*p == '*')
+        p++;
+      if (*p == '\0')
+        return true;
+      for (; *s; s++)
+        if (match_pattern_impl(s, p, fold))
+          return true;
+      return false;
+    }
+    if (*s == '\0')
+      return false;
+    if (*p != '?') {
+      unsigned char a = (unsigned char)*s, b = (unsigned char)*p;
+      if (fold ? tolower(a) != tolower(b) : a != b)
+        return false;
+    }
+    s++;
+    p++;
+  }
+}
+
+bool evssh_config_match_pattern(const char *s, const char *pattern) {
+  return match_pattern_impl(s, pattern, false);
+}
+
+int evssh_config_match_list(const char *s, const char *list, bool fold) {
+  int got = 0;
+  const char *p = list;
+  char pat[1024];
+  while (*p) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    const char *item = p;
+    p = comma ? comma + 1 : p + len;
+    bool neg = false;
+    if (len > 0 && *item == '!') {
+      neg = true;
+      item++;
+      len--;
+    }
+    if (len == 0 || len >= sizeof(pat))
+      continue;
+    memcpy(pat, item, len);
+    pat[len] = '\0';
+    if (match_pattern_impl(s, pat, fold)) {
+      if (neg)
+        return -1;
+      got = 1;
+    }
+  }
+  return got;
+}
+
+/* --------------------------------------------------------------- lexing */
+
+/* Split like ssh's argv_split: whitespace separates, "..." and '...' quote,
+   backslash escapes a quote, a backslash or (unquoted) a blank; an unquoted
+   # at the start of an argument ends the line. */
+static int split_args(const char *s, strlist *out, char *err, size_t errlen) {
+  size_t n = strlen(s);
+  char *arg = malloc(n + 1);
+  if (arg == NULL)
+    return EVSSH_ENOMEM;
+  size_t i = 0;
+  int rc = EVSSH_OK;
+  for (;;) {
+    while (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n' || s[i] == '\f')
+      i++;
+    if (s[i] == '\0' || s[i] == '#')
+      break;
+    size_t j = 0;
+    char quote = 0;
+    for (; s[i] != '\0'; i++) {
+      char ch = s[i];
+      if (quote == 0 && (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\f'))
+        break;
+      if (ch == '\\') {
+        char nx = s[i + 1];
+        if (nx == '\'' || nx == '"' || nx == '\\' || (quote == 0 && (nx == ' ' || nx == '\t'))) {
+          arg[j++] = nx;
+          i++;
+          continue;
+        }
+        arg[j++] = ch;
+        continue;
+      }
+      if (quote == 0 && (ch == '"' || ch == '\'')) {
+        quote = ch;
+        continue;
+      }
+      if (quote != 0 && ch == quote) {
+        quote = 0;
+        continue;
+      }
+      arg[j++] = ch;
+    }
+    if (quote != 0) {
+      set_err(err, errlen, "unterminated quote");
+      rc = EVSSH_EINVAL;
+      break;
+    }
+    arg[j] = '\0';
+    if ((rc = strlist_push(out, arg)) != EVSSH_OK)
+      break;
+  }
+  free(arg);
+  if (rc != EVSSH_OK)
+    strlist_free(out);
+  return rc;
+}
+
+/* ------------------------------------------------------ value validation */
+
+static int parse_flag_word(const char *v) {
+  if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0)
+    return 1;
+  if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0)
+    return 0;
+  return -1;
+}
+
+static bool parse_uint(const char *v, long long max, long long *out) {
+  if (*v == '\0')
+    return false;
+  long long r = 0;
+  for (const char *p = v; *p; p++) {
+    if (!isdigit((unsigned char)*p))
+      return false;
+    r = r * 10 + (*p - '0');
+    if (r > max)
+      return false;
+  }
+  *out = r;
+  return true;
+}
+
+/* ssh's time format: a sequence of <number>[smhdw], no unit = seconds. */
+static bool parse_time(const char *v, long long *out) {
+  if (*v == '\0')
+    return false;
+  long long total = 0;
+  const char *p = v;
+  while (*p) {
+    if (!isdigit((unsigned char)*p))
+      return false;
+    long long n = 0;
+    while (isdigit((unsigned char)*p)) {
+      n = n * 10 + (*p - '0');
+      if (n > INT_MAX)
+        return false;
+      p++;
+    }
+    long long mult = 1;
+    switch (*p) {
+    case '\0': break;
+    case 's': case 'S': p++; break;
+    case 'm': case 'M': mult = 60; p++; break;
+    case 'h': case 'H': mult = 3600; p++; break;
+    case 'd': case 'D': mult = 86400; p++; break;
+    case 'w': case 'W': mult = 604800; p++; break;
+    default: return false;
+    }
+    total += n * mult;
+    if (total > INT_MAX)
+      return false;
+  }
+  *out = total;
+  return true;
+}
+
+static bool parse_size(const char *v, unsigned long long *out) {
+  if (!isdigit((unsigned char)*v))
+    return false;
+  unsigned long long n = 0;
+  const char *p = v;
+  while (isdigit((unsigned char)*p)) {
+    if (n > (ULLONG_MAX - 9) / 10)
+      return false;
+    n = n * 10 + (unsigned)(*p - '0');
+    p++;
+  }
+  unsigned shift = 0;
+  switch (*p) {
+  case '\0': break;
+  case 'k': case 'K': shift = 10; p++; break;
+  case 'm': case 'M': shift = 20; p++; break;
+  case 'g': case 'G': shift = 30; p++; break;
+  case 't': case 'T': shift = 40; p++; break;
+  default: return false;
+  }
+  if (*p != '\0')
+    return false;
+  if (shift && n > (ULLONG_MAX >> shift))
+    return false;
+  *out = n << shift;
+  return true;
+}
+
+static bool valid_algo_spec(const char *v) {
+  const char *p = v;
+  if (*p == '+' || *p == '-' || *p == '^')
+    p++;
+  if (*p == '\0')
+    return false;
+  bool empty_item = true;
+  for (; *p; p++) {
+    unsigned char ch = (unsigned char)*p;
+    if (ch == ',') {
+      if (empty_item)
+        return false;
+      empty_item = true;
+      continue;
+    }
+    if (!(isalnum(ch) || strchr("@.-_*?", ch)))
+      return false;
+    empty_item = false;
+  }
+  return !empty_item;
+}
+
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return NULL;
+  char *s = malloc((size_t)n + 1);
+  if (s == NULL)
+    return NULL;
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+/* Validate the arguments of keyword k and produce its canonical form: a
+   scalar in *canon, or (list keywords) the items in *items. rest is the raw
+   argument text, used by ProxyCommand. */
+static int parse_value(int k, const strlist *args, const char *rest, char **canon,
+                       strlist *items, char *err, size_t errlen) {
+  const kwdef *kw = &keywords[k];
+  const char *name = kw->name;
+  *canon = NULL;
+  if (kw->type == T_COMMAND) {
+    if (rest == NULL || *rest == '\0') {
+      set_err(err, errlen, "%s: missing argument", name);
+      return EVSSH_EINVAL;
+    }
+    *canon = strdup(rest);
+    return *canon ? EVSSH_OK : EVSSH_ENOMEM;
+  }
+  if (args->n == 0) {
+    set_err(err, errlen, "%s: missing argument", name);
+    return EVSSH_EINVAL;
+  }
+  size_t max_args = 1;
+  if (kw->type == T_MULTI || kw->type == T_ACCUM_MULTI)
+    max_args = SIZE_MAX;
+  else if (kw->type == T_REKEY)
+    max_args = 2;
+  if (args->n > max_args) {
+    set_err(err, errlen, "%s: garbage at end of line: \"%s\"", name, args->v[max_args]);
+    return EVSSH_EINVAL;
+  }
+  const char *v = args->v[0];
+  long long n;
+  switch (kw->type) {
+  case T_STR:
+    if (*v == '\0') {
+      set_err(err, errlen, "%s: empty value", name);
+      return EVSSH_EINVAL;
+    }
+    if (k == K_PREFAUTH && !valid_algo_spec(v)) {
+      set_err(err, errlen, "%s: bad method list \"%s\"", name, v);
+      return EVSSH_EINVAL;
+    }
+    *canon = strdup(v);
+    break;
+  case T_FLAG: {
+    int f = parse_flag_word(v);
+    if (f < 0) {
+      set_err(err, errlen, "%s: bad value \"%s\" (expected yes or no)", name, v);
+      return EVSSH_EINVAL;
+    }
+    *canon = strdup(f ? "yes" : "no");
+    break;
+  }
+  case T_PUBKEY: {
+    int f = parse_flag_word(v);
+    if (f < 0 && (strcasecmp(v, "unbound") == 0 || strcasecmp(v, "host-bound") == 0))
+      f = 1;
+    if (f < 0) {
+      set_err(err, errlen, "%s: bad value \"%s\"", name, v);
+      return EVSSH_EINVAL;
+    }
+    *canon = strdup(f ? "yes" : "no");
+    break;
+  }
+  case T_STRICT:
+    if (strcasecmp(v, "accept-new") == 0)
+      *canon = strdup("accept-new");
+    else if (strcasecmp(v, "ask") == 0 || parse_flag_word(v) == 1)
+      *canon = strdup("yes");
+    else if (strcasecmp(v, "off") == 0 || parse_flag_word(v) == 0)
+      *canon = strdup("no");
+    else {
+      set_err(err, errlen, "%s: bad value \"%s\" (expected yes, accept-new or no)", name, v);
+      return EVSSH_EINVAL;
+    }
+    break;
+  case T_PORT:
+    if (!parse_uint(v, 65535, &n) || n == 0) {
+      set_err(err, errlen, "%s: bad port number \"%s\"", name, v);
+      return EVSSH_EINVAL;
+    }
+    *canon = dup_printf("%lld", n);
+    break;
+  case T_UINT:
+    if (!parse_uint(v, INT_MAX, &n)) {
+      set_err(err, errlen, "%s: bad number \"%s\"", name, v);
+      return EVSSH_EINVAL;
+    }
+    *canon = dup_printf("%lld", n);
+    break;
+  case T_TIME:
+    if (!parse_time(v, &n)) {
+      set_err(err, errlen, "%s: bad time value \"%s\"", name, v);
+      return EVSSH_EINVAL;
+    }
+    *canon = dup_printf("%lld", n);
+    break;
+  case T_TIMEOUT:
+    if (strcasecmp(v, "none") == 0) {
+      *canon = strdup("none");
+      break;
+    }
+    if (!parse_time(v, &n)) {
+      set_err(err, errlen, "%s: bad time value \"%s\"", name, v);
+      return EVSSH_EINVAL;
+    }
+    *canon = n == 0 ? strdup("none") : dup_printf("%lld", n);
+    break;
+  case T_LOGLEVEL: {
+    static const char *const levels[] = {"QUIET", "FATAL", "ERROR", "INFO",
+                                         "VERBOSE", "DEBUG", "DEBUG2", "DEBUG3"};
+    const char *found = NULL;
+    if (strcasecmp(v, "DEBUG1") == 0)
+      found = "DEBUG";   /* ssh's name for level debug1 */
+    for (size_t i = 0; found == NULL && i < sizeof(levels) / sizeof(levels[0]); i++)
+      if (strcasecmp(v, levels[i]) == 0)
+        found = levels[i];
+    if (found == NULL) {
+      set_err(err, errlen, "%s: unknown log level \"%s\"", name, v);
+      return EVSSH_EINVAL;
+    }
+    *canon = strdup(found);
+    break;
+  }
+  case T_AF:
+    if (strcasecmp(v, "any") == 0 || strcasecmp(v, "inet") == 0 || strcasecmp(v, "inet6") == 0) {
+      *canon = strdup(v);
+      if (*canon)
+        for (char *p = *canon; *p; p++)
+          *p = (char)tolower((unsigned char)*p);
+    } else {
+      set_err(err, errlen, "%s: bad address family \"%s\"", name, v);
+      return EVSSH_EINVAL;
+    }
+    break;
+  case T_ALGOS:
+    if (!valid_algo_spec(v)) {
+      set_err(err, errlen, "%s: bad algorithm list \"%s\"", name, v);
+      return EVSSH_EINVAL;
+    }
+    *canon = strdup(v);
+    break;
+  case T_REKEY: {
+    unsigned long long bytes = 0;
+    long long secs = 0;
+    if (strcasecmp(v, "default") != 0) {
+      if (!parse_size(v, &bytes) || (bytes != 0 && bytes < 16)) {
+        set_err(err, errlen, "%s: bad size \"%s\"", name, v);
+        return EVSSH_EINVAL;
+      }
+    }
+    if (args->n == 2) {
+      const char *t = args->v[1];
+      if (strcasecmp(t, "default") != 0 && strcasecmp(t, "none") != 0 && !parse_time(t, &secs)) {
+        set_err(err, errlen, "%s: bad time value \"%s\"", name, t);
+        return EVSSH_EINVAL;
+      }
+    }
+    *canon = dup_printf("%llu %lld", bytes, secs);
+    break;
+  }
+  case T_JUMP:
+    if (strcasecmp(v, "none") != 0) {
+      const char *p = v;
+      bool empty = true;
+      for (; *p; p++) {
+        if (*p == ',') {
+          if (empty)
+            break;
+          empty = true;
+        } else if (isspace((unsigned char)*p) || *p == '\'' || *p == '"') {
+          break;
+        } else {
+          empty = false;
+        }
+      }
+      if (*p != '\0' || empty) {
+        set_err(err, errlen, "%s: bad jump host list \"%s\"", name, v);
+        return EVSSH_EINVAL;
+      }
+    }
+    *canon = strdup(v);
+    break;
+  case T_FWDAGENT:
+    if (parse_flag_word(v) >= 0)
+      *canon = strdup(parse_flag_word(v) ? "yes" : "no");
+    else
+      *canon = strdup(v);   /* a socket path or $VARIABLE, as ssh allows */
+    break;
+  case T_ACCUM:
+  case T_MULTI:
+  case T_ACCUM_MULTI:
+    for (size_t i = 0; i < args->n; i++) {
+      if (args->v[i][0] == '\0') {
+        set_err(err, errlen, "%s: empty value", name);
+        strlist_free(items);
+        return EVSSH_EINVAL;
+      }
+      if (k == K_SETENV && strchr(args->v[i], '=') == NULL) {
+        set_err(err, errlen, "%s: \"%s\" is not NAME=VALUE", name, args->v[i]);
+        strlist_free(items);
+        return EVSSH_EINVAL;
+      }
+      int rc = strlist_push(items, args->v[i]);
+      if (rc != EVSSH_OK) {
+        strlist_free(items);
+        return rc;
+      }
+    }
+    return EVSSH_OK;
+  case T_COMMAND:
+    break;
+  }
+  return *canon ? EVSSH_OK : EVSSH_ENOMEM;
+}
+
+/* Store a parsed value into a layer. first_wins: file semantics. */
+static int store_value(slot *layer, int k, char *canon, strlist *items, bool first_wins) {
+  slot *s = &layer[k];
+  enum kwtype t = keywords[k].type;
+  int rc = EVSSH_OK;
+  if (is_list_type(t)) {
+    if (t == T_MULTI && s->set && first_wins) {
+      strlist_free(items);
+      return EVSSH_OK;
+    }
+    if (t == T_MULTI)
+      strlist_free(&s->list);
+    for (size_t i = 0; i < items->n && rc == EVSSH_OK; i++) {
+      if (t != T_MULTI && strlist_has(&s->list, items->v[i]))
+        continue;   /* ssh drops repeated identity files */
+      rc = strlist_push(&s->list, items->v[i]);
+    }
+    strlist_free(items);
+    if (rc == EVSSH_OK)
+      rc = slot_rejoin(s);
+    if (rc == EVSSH_OK)
+      s->set = true;
+    return rc;
+  }
+  if (s->set && first_wins) {
+    free(canon);
+    return EVSSH_OK;
+  }
+  free(s->val);
+  s->val = canon;
+  s->set = true;
+  return EVSSH_OK;
+}
+
+/* ----------------------------------------------------------- public: set */
+
+int evssh_config_new(evssh_config **out) {
+  if (out == NULL)
+    return EVSSH_EINVAL;
+  *out = calloc(1, sizeof(**out));
+  return *out ? EVSSH_OK : EVSSH_ENOMEM;
+}
+
+static void clear_derived(evssh_config *c) {
+  for (int k = 0; k < K_COUNT; k++) {
+    slot_clear(&c->raw[k]);
+    slot_clear(&c->final[k]);
+  }
+  c->finalized = false;
+}
+
+void evssh_config_free(evssh_config *c) {
+  if (c == NULL)
+    return;
+  for (int k = 0; k < K_COUNT; k++) {
+    slot_clear(&c->explicit_opt[k]);
+    slot_clear(&c->file[k]);
+  }
+  clear_derived(c);
+  free(c->ignore_unknown);
+  free(c);
+}
+
+int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
+                     char *err, size_t errlen) {
+  if (c == NULL || keyword == NULL || value == NULL) {
+    set_err(err, errlen, "missing keyword or value");
+    return EVSSH_EINVAL;
+  }
+  int k = keyword_index(keyword);
+  if (k < 0) {
+    if (openssh_keyword(keyword) || strcasecmp(keyword, "Host") == 0 ||
+        strcasecmp(keyword, "Match") == 0 || strcasecmp(keyword, "Include") == 0 ||
+        strcasecmp(keyword, "IgnoreUnknown") == 0)
+      set_err(err, errlen, "option %s is not supported by evssh", keyword);
+    else
+      set_err(err, errlen, "unknown option %s", keyword);
+    return EVSSH_EINVAL;
+  }
+  strlist args = {0}, items = {0};
+  char sub[256];
+  int rc = EVSSH_OK;
+  if (keywords[k].type != T_COMMAND)
+    rc = split_args(value, &args, sub, sizeof(sub));
+  char *canon = NULL;
+  if (rc == EVSSH_OK)
+    rc = parse_value(k, &args, value, &canon, &items, sub, sizeof(sub));
+  else if (rc == EVSSH_EINVAL)
+    set_err(sub, sizeof(sub), "%s: %.200s", keywords[k].name, value);
+  strlist_free(&args);
+  if (rc != EVSSH_OK) {
+    if (rc == EVSSH_EINVAL)
+      set_err(err, errlen, "bad option %s=%s: %s", keywords[k].name, value, sub);
+    else
+      set_err(err, errlen, "out of memory");
+    return rc;
+  }
+  if (k == K_PROXYCOMMAND)
+    slot_clear(&c->explicit_opt[K_PROXYJUMP]);
+  else if (k == K_PROXYJUMP)
+    slot_clear(&c->explicit_opt[K_PROXYCOMMAND]);
+  rc = store_value(c->explicit_opt, k, canon, &items, false);
+  if (rc == EVSSH_OK && c->finalized)
+    clear_derived(c);   /* stale until the next finalize */
+  return rc;
+}
+
+/* --------------------------------------------------- local identity */
+
+typedef struct local_info {
+  char user[256];
+  char home[PATH_MAX];
+  char hostname[256];
+  char shorthost[256];
+  unsigned long uid;
+} local_info;
+
+static int local_info_get(local_info *li, char *err, size_t errlen) {
+  memset(li, 0, sizeof(*li));
+  li->uid = (unsigned long)getuid();
+  struct passwd pwbuf, *pw = NULL;
+  char buf[4096];
+  if (getpwuid_r(getuid(), &pwbuf, buf, sizeof(buf), &pw) != 0 || pw == NULL) {
+    set_err(err, errlen, "cannot find the local user (uid %lu) in the password database", li->uid);
+    return EVSSH_EINVAL;
+  }
+  snprintf(li->user, sizeof(li->user), "%s", pw->pw_name);
+  snprintf(li->home, sizeof(li->home), "%s", pw->pw_dir);
+  if (gethostname(li->hostname, sizeof(li->hostname) - 1) != 0)
+    snprintf(li->hostname, sizeof(li->hostname), "localhost");
+  li->hostname[sizeof(li->hostname) - 1] = '\0';
+  snprintf(li->shorthost, sizeof(li->shorthost), "%s", li->hostname);
+  char *dot = strchr(li->shorthost, '.');
+  if (dot)
+    *dot = '\0';
+  return EVSSH_OK;
+}
+
+/* ------------------------------------------------------------ expansion */
+
+typedef struct tokens {
+  const char *h, *n, *p, *r, *C;
+  const local_info *li;
+} tokens;
+
+static int sb_add(char **s, size_t *len, size_t *cap, const char *add, size_t n) {
+  if (*len + n + 1 > *cap) {
+    size_t ncap = (*cap ? *cap : 64);
+    while (ncap < *len + n + 1)
+      ncap *= 2;
+    char *ns = realloc(*s, ncap);
+    if (ns == NULL)
+      return EVSSH_ENOMEM;
+    *s = ns;
+    *cap = ncap;
+  }
+  memcpy(*s + *len, add, n);
+  *len += n;
+  (*s)[*len] = '\0';
+  return EVSSH_OK;
+}
+
+/* allowed: the token letters this keyword accepts ('%' is always accepted). */
+static int expand(const char *in, bool tilde, bool env, const tokens *t, const char *allowed,
+                  const char *what, char **out, char *err, size_t errlen) {
+  char *s = NULL;
+  size_t len = 0, cap = 0;
+  int rc = sb_add(&s, &len, &cap, "", 0);
+  const char *p = in;
+  if (rc == EVSSH_OK && tilde && p[0] == '~') {
+    const char *slash = strchr(p, '/');
+    size_t ulen = slash ? (size_t)(slash - p - 1) : strlen(p + 1);
+    if (ulen == 0) {
+      rc = sb_add(&s, &len, &cap, t->li->home, strlen(t->li->home));
+    } else {
+      char uname[256], buf[4096];
+      struct passwd pwbuf, *pw = NULL;
+      if (ulen >= sizeof(uname) ||
+          (memcpy(uname, p + 1, ulen), uname[ulen] = '\0',
+           getpwnam_r(uname, &pwbuf, buf, sizeof(buf), &pw) != 0) || pw == NULL) {
+        set_err(err, errlen, "%s: unknown user in \"%s\"", what, in);
+        free(s);
+        return EVSSH_EINVAL;
+      }
+      rc = sb_add(&s, &len, &cap, pw->pw_dir, strlen(pw->pw_dir));
+    }
+    p += 1 + ulen;
+  }
+  while (rc == EVSSH_OK && *p) {
+    if (*p == '%') {
+      char tk = p[1];
+      const char *val = NULL;
+      char num[32];
+      if (tk == '%') {
+        val = "%";
+      } else if (tk != '\0' && strchr(allowed, tk) != NULL) {
+        switch (tk) {
+        case 'h': val = t->h; break;
+        case 'n': case 'k': val = t->n; break;
+        case 'p': val = t->p; break;
+        case 'r': val = t->r; break;
+        case 'C': val = t->C; break;
+        case 'u': val = t->li->user; break;
+        case 'd': val = t->li->home; break;
+        case 'l': val = t->li->hostname; break;
+        case 'L': val = t->li->shorthost; break;
+        case 'i': snprintf(num, sizeof(num), "%lu", t->li->uid); val = num; break;
+        default: break;
+        }
+      }
+      if (val == NULL) {
+        set_err(err, errlen, "%s: unknown token %%%c in \"%s\"", what, tk ? tk : ' ', in);
+        free(s);
+        return EVSSH_EINVAL;
+      }
+      rc = sb_add(&s, &len, &cap, val, strlen(val));
+      p += 2;
+    } else if (env && p[0] == '$' && p[1] == '{') {
+      const char *end = strchr(p + 2, '}');
+      char var[256];
+      size_t vl = end ? (size_t)(end - p - 2) : 0;
+      if (end == NULL || vl == 0 || vl >= sizeof(var)) {
+        set_err(err, errlen, "%s: bad environment reference in \"%s\"", what, in);
+        free(s);
+        return EVSSH_EINVAL;
+      }
+      memcpy(var, p + 2, vl);
+      var[vl] = '\0';
+      const char *ev = getenv(var);
+      if (ev == NULL) {
+        set_err(err, errlen, "%s: environment variable ${%s} is not set", what, var);
+        free(s);
+        return EVSSH_EINVAL;
+      }
+      rc = sb_add(&s, &len, &cap, ev, strlen(ev));
+      p = end + 1;
+    } else {
+      rc = sb_add(&s, &len, &cap, p, 1);
+      p++;
+    }
+  }
+  if (rc != EVSSH_OK) {
+    free(s);
+    set_err(err, errlen, "out of memory");
+    return rc;
+  }
+  *out = s;
+  return EVSSH_OK;
+}
+
+static int conn_hash(const local_info *li, const char *h, const char *p, const char *r,
+                     char out[41]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+           EVP_DigestUpdate(ctx, li->hostname, strlen(li->hostname)) == 1 &&
+           EVP_DigestUpdate(ctx, h, strlen(h)) == 1 &&
+           EVP_DigestUpdate(ctx, p, strlen(p)) == 1 &&
+           EVP_DigestUpdate(ctx, r, strlen(r)) == 1 &&
+           EVP_DigestFinal_ex(ctx, md, &mdlen) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok)
+    return EVSSH_ENOMEM;
+  for (unsigned i = 0; i < mdlen && i < 20; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  out[40] = '\0';
+  return EVSSH_OK;
+}
+
+/* --------------------------------------------------------- file reading */
+
+typedef struct read_ctx {
+  evssh_config *c;
+  const char *host_for_host;   /* compared with Host patterns */
+  const char *original;        /* the host as given */
+  const char *resolved;        /* final pass: HostName as resolved */
+  bool final_pass;
+  bool want_final;
+  bool system_file;            /* Include relative to /etc/ssh */
+  local_info li;
+  char *err;
+  size_t errlen;
+} read_ctx;
+
+static const slot *current(const evssh_config *c, int k) {
+  if (c->explicit_opt[k].set)
+    return &c->explicit_opt[k];
+  if (c->file[k].set)
+    return &c->file[k];
+  return NULL;
+}
+
+static int match_host_now(read_ctx *rc, char **out) {
+  if (rc->final_pass) {
+    *out = strdup(rc->resolved);
+    return *out ? EVSSH_OK : EVSSH_ENOMEM;
+  }
+  const slot *hn = current(rc->c, K_HOSTNAME);
+  if (hn == NULL) {
+    *out = strdup(rc->original);
+    return *out ? EVSSH_OK : EVSSH_ENOMEM;
+  }
+  tokens t = {.h = rc->original, .li = &rc->li};
+  return expand(hn->val, false, false, &t, "h", "HostName", out, rc->err, rc->errlen);
+}
+
+static int run_match_exec(read_ctx *rc, const char *cmdtmpl, const char *where, bool *matched) {
+  char *host = NULL, *cmd = NULL;
+  int r = match_host_now(rc, &host);
+  if (r != EVSSH_OK)
+    return r;
+  const slot *us = current(rc->c, K_USER), *ps = current(rc->c, K_PORT);
+  const char *ruser = us ? us->val : rc->li.user;
+  const char *port = ps ? ps->val : "22";
+  char hash[41];
+  if ((r = conn_hash(&rc->li, host, port, ruser, hash)) != EVSSH_OK) {
+    free(host);
+    return r;
+  }
+  tokens t = {.h = host, .n = rc->original, .p = port, .r = ruser, .C = hash, .li = &rc->li};
+  char sub[512];
+  r = expand(cmdtmpl, false, false, &t, "CdhikLlnpru", "Match exec", &cmd, sub, sizeof(sub));
+  free(host);
+  if (r != EVSSH_OK) {
+    set_err(rc->err, rc->errlen, "%s: %s", where, sub);
+    return r;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    set_err(rc->err, rc->errlen, "%s: Match exec: fork: %s", where, strerror(errno));
+    free(cmd);
+    return EVSSH_EINVAL;
+  }
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      dup2(devnull, 0);
+      dup2(devnull, 1);
+      if (devnull > 2)
+        close(devnull);
+    }
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  free(cmd);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      set_err(rc->err, rc->errlen, "%s: Match exec: waitpid: %s", where, strerror(errno));
+      return EVSSH_EINVAL;
+    }
+  }
+  *matched = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return EVSSH_OK;
+}
+
+static int eval_match(read_ctx *rc, const strlist *args, const char *where, bool *active) {
+  bool result = true;
+  size_t i = 0;
+  if (args->n == 0) {
+    set_err(rc->err, rc->errlen, "%s: Match: missing criteria", where);
+    return EVSSH_EINVAL;
+  }
+  while (i < args->n) {
+    const char *attr = args->v[i++];
+    bool neg = attr[0] == '!';
+    if (neg)
+      attr++;
+    bool r;
+    if (strcasecmp(attr, "all") == 0) {
+      /* ssh allows "all" alone or after canonical/final only */
+      if (i < args->n) {
+        set_err(rc->err, rc->errlen, "%s: Match all: must appear alone or last", where);
+        return EVSSH_EINVAL;
+      }
+      r = true;
+    } else if (strcasecmp(attr, "canonical") == 0 || strcasecmp(attr, "final") == 0) {
+      if (!rc->final_pass)
+        rc->want_final = true;
+      r = rc->final_pass;
+    } else {
+      static const char *const with_arg[] = {"host", "originalhost", "user", "localuser", "exec"};
+      bool known = false;
+      for (size_t j = 0; j < sizeof(with_arg) / sizeof(with_arg[0]); j++)
+        known |= strcasecmp(attr, with_arg[j]) == 0;
+      if (!known) {
+        set_err(rc->err, rc->errlen, "%s: unsupported Match attribute %s", where, attr);
+        return EVSSH_EINVAL;
+      }
+      if (i >= args->n || args->v[i][0] == '\0') {
+        set_err(rc->err, rc->errlen, "%s: Match %s: missing argument", where, attr);
+        return EVSSH_EINVAL;
+      }
+      const char *arg = args->v[i++];
+      if (strcasecmp(attr, "host") == 0) {
+        char *h = NULL;
+        int e = match_host_now(rc, &h);
+        if (e != EVSSH_OK)
+          return e;
+        r = evssh_config_match_list(h, arg, true) == 1;
+        free(h);
+      } else if (strcasecmp(attr, "originalhost") == 0) {
+        r = evssh_config_match_list(rc->original, arg, true) == 1;
+      } else if (strcasecmp(attr, "user") == 0) {
+        const slot *us = current(rc->c, K_USER);
+        r = evssh_config_match_list(us ? us->val : rc->li.user, arg, false) == 1;
+      } else if (strcasecmp(attr, "localuser") == 0) {
+        r = evssh_config_match_list(rc->li.user, arg, false) == 1;
+      } else {
+        /* exec: like ssh, only run when everything so far matched */
+        if (!result) {
+          r = false;
+          neg = false;
+        } else {
+          int e = run_match_exec(rc, arg, where, &r);
+          if (e != EVSSH_OK)
+            return e;
+        }
+      }
+    }
+    if (r == neg)
+      result = false;
+  }
+  *active = result;
+  return EVSSH_OK;
+}
+
+static bool eval_host_line(const char *host, const strlist *args) {
+  bool positive = false;
+  for (size_t i = 0; i < args->n; i++) {
+    const char *p = args->v[i];
+    bool neg = p[0] == '!';
+    if (neg)
+      p++;
+    if (evssh_config_match_pattern(host, p)) {
+      if (neg)
+        return false;
+      positive = true;
+    }
+  }
+  return positive;
+}
+
+static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch, int depth,
+                    bool checkperm, bool must_exist);
+
+static int do_include(read_ctx *rc, const strlist *args, const char *where, bool active,
+                      bool nevermatch, int depth) {
+  if (args->n == 0) {
+    set_err(rc->err, rc->errlen, "%s: Include: missing argument", where);
+    return EVSSH_EINVAL;
+  }
+  if (depth + 1 > MAX_INCLUDE_DEPTH) {
+    set_err(rc->err, rc->errlen, "%s: Include: too deeply nested", where);
+    return EVSSH_EINVAL;
+  }
+  for (size_t i = 0; i < args->n; i++) {
+    char *pat = NULL;
+    const char *a = args->v[i];
+    if (a[0] == '~') {
+      tokens t = {.li = &rc->li};
+      int e = expand(a, true, false, &t, "", "Include", &pat, rc->err, rc->errlen);
+      if (e != EVSSH_OK)
+        return e;
+    } else if (a[0] == '/') {
+      pat = strdup(a);
+    } else if (rc->system_file) {
+      pat = dup_printf("/etc/ssh/%s", a);
+    } else {
+      pat = dup_printf("%s/.ssh/%s", rc->li.home, a);
+    }
+    if (pat == NULL)
+      return EVSSH_ENOMEM;
+    glob_t g;
+    memset(&g, 0, sizeof(g));
+    int gr = glob(pat, 0, NULL, &g);
+    free(pat);
+    if (gr == GLOB_NOMATCH) {
+      globfree(&g);
+      continue;
+    }
+    if (gr != 0) {
+      globfree(&g);
+      set_err(rc->err, rc->errlen, "%s: Include: glob of \"%s\" failed", where, a);
+      return EVSSH_EINVAL;
+    }
+    for (size_t j = 0; j < g.gl_pathc; j++) {
+      int e = read_one(rc, g.gl_pathv[j], active, nevermatch || !active, depth + 1, true, true);
+      if (e != EVSSH_OK) {
+        globfree(&g);
+        return e;
+      }
+    }
+    globfree(&g);
+  }
+  return EVSSH_OK;
+}
+
+static int process_line(read_ctx *rc, char *line, const char *where, bool *active,
+                        bool nevermatch, int depth) {
+  /* ssh strips trailing blanks (and form feeds) before anything else */
+  size_t len = strlen(line);
+  while (len > 0 && strchr(" \t\r\n\f", line[len - 1]))
+    line[--len] = '\0';
+  char *p = line;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  if (*p == '\0' || *p == '#')
+    return EVSSH_OK;
+  char *kwstart = p;
+  while (*p && !strchr(" \t=", *p))
+    p++;
+  char kwbuf[128];
+  size_t kwlen = (size_t)(p - kwstart);
+  if (kwlen == 0 || kwlen >= sizeof(kwbuf)) {
+    set_err(rc->err, rc->errlen, "%s: bad keyword", where);
+    return EVSSH_EINVAL;
+  }
+  memcpy(kwbuf, kwstart, kwlen);
+  kwbuf[kwlen] = '\0';
+  while (*p == ' ' || *p == '\t')
+    p++;
+  if (*p == '=') {
+    p++;
+    while (*p == ' ' || *p == '\t')
+      p++;
+  }
+  const char *rest = p;
+
+  strlist args = {0};
+  char sub[256];
+  int e;
+  int k = keyword_index(kwbuf);
+  if (k < 0 || keywords[k].type != T_COMMAND) {
+    e = split_args(rest, &args, sub, sizeof(sub));
+    if (e != EVSSH_OK) {
+      if (e == EVSSH_EINVAL)
+        set_err(rc->err, rc->errlen, "%s: %s: %s", where, kwbuf, sub);
+      return e;
+    }
+  }
+  if (strcasecmp(kwbuf, "Host") == 0) {
+    if (args.n == 0) {
+      set_err(rc->err, rc->errlen, "%s: Host: missing argument", where);
+      e = EVSSH_EINVAL;
+    } else {
+      *active = !nevermatch && eval_host_line(rc->host_for_host, &args);
+      e = EVSSH_OK;
+    }
+  } else if (strcasecmp(kwbuf, "Match") == 0) {
+    bool m = false;
+    e = eval_match(rc, &args, where, &m);
+    if (e == EVSSH_OK)
+      *active = !nevermatch && m;
+  } else if (strcasecmp(kwbuf, "Include") == 0) {
+    e = do_include(rc, &args, where, *active, nevermatch, depth);
+  } else if (strcasecmp(kwbuf, "IgnoreUnknown") == 0) {
+    e = EVSSH_OK;
+    if (args.n != 1) {
+      set_err(rc->err, rc->errlen, "%s: IgnoreUnknown: expected one pattern list", where);
+      e = EVSSH_EINVAL;
+    } else if (*active && rc->c->ignore_unknown == NULL) {
+      rc->c->ignore_unknown = strdup(args.v[0]);
+      if (rc->c->ignore_unknown == NULL)
+        e = EVSSH_ENOMEM;
+    }
+  } else if (k < 0) {
+    e = EVSSH_OK;
+    if (!openssh_keyword(kwbuf) &&
+        !(rc->c->ignore_unknown && evssh_config_match_list(kwbuf, rc->c->ignore_unknown, true) == 1)) {
+      set_err(rc->err, rc->errlen, "%s: Bad configuration option: %s", where, kwbuf);
+      e = EVSSH_EINVAL;
+    }
+  } else {
+    char *canon = NULL;
+    strlist items = {0};
+    e = parse_value(k, &args, rest, &canon, &items, sub, sizeof(sub));
+    if (e == EVSSH_EINVAL)
+      set_err(rc->err, rc->errlen, "%s: %s", where, sub);
+    if (e == EVSSH_OK) {
+      bool proxy_taken = (k == K_PROXYCOMMAND || k == K_PROXYJUMP) &&
+                         (rc->c->file[K_PROXYCOMMAND].set || rc->c->file[K_PROXYJUMP].set);
+      if (*active && !proxy_taken) {
+        e = store_value(rc->c->file, k, canon, &items, true);
+      } else {
+        free(canon);
+        strlist_free(&items);
+      }
+    }
+  }
+  strlist_free(&args);
+  return e;
+}
+
+static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch, int depth,
+                    bool checkperm, bool must_exist) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    if (!must_exist && errno == ENOENT)
+      return EVSSH_OK;
+    set_err(rc->err, rc->errlen, "cannot open config file %s: %s", path, strerror(errno));
+    return EVSSH_EINVAL;
+  }
+  if (checkperm) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 ||
+        (st.st_uid != 0 && st.st_uid != (uid_t)rc->li.uid) || (st.st_mode & 022) != 0) {
+      fclose(f);
+      set_err(rc->err, rc->errlen, "bad owner or permissions on %s", path);
+      return EVSSH_EINVAL;
+    }
+  }
+  char *line = malloc(MAX_LINE);
+  if (line == NULL) {
+    fclose(f);
+    return EVSSH_ENOMEM;
+  }
+  int lineno = 0, e = EVSSH_OK;
+  while (fgets(line, MAX_LINE, f) != NULL) {
+    lineno++;
+    size_t l = strlen(line);
+    if (l == MAX_LINE - 1 && line[l - 1] != '\n' && !feof(f)) {
+      set_err(rc->err, rc->errlen, "%s:%d: line too long", path, lineno);
+      e = EVSSH_EINVAL;
+      break;
+    }
+    char where[PATH_MAX + 32];
+    snprintf(where, sizeof(where), "%s:%d", path, lineno);
+    e = process_line(rc, line, where, &active, nevermatch, depth);
+    if (e != EVSSH_OK)
+      break;
+  }
+  free(line);
+  fclose(f);
+  return e;
+}
+
+int evssh_config_read_file(evssh_config *c, const char *path, const char *host,
+                           char *err, size_t errlen) {
+  if (c == NULL || host == NULL || *host == '\0') {
+    set_err(err, errlen, "config: missing host");
+    return EVSSH_EINVAL;
+  }
+  read_ctx rc;
+  memset(&rc, 0, sizeof(rc));
+  rc.c = c;
+  rc.err = err;
+  rc.errlen = errlen;
+  int e = local_info_get(&rc.li, err, errlen);
+  if (e != EVSSH_OK)
+    return e;
+  char userfile[PATH_MAX + 16];
+  snprintf(userfile, sizeof(userfile), "%s/.ssh/config", rc.li.home);
+  struct { const char *path; bool system, checkperm, must_exist; } files[2];
+  size_t nfiles = 0;
+  if (path != NULL) {
+    files[nfiles].path = path;
+    files[nfiles].system = false;
+    files[nfiles].checkperm = false;
+    files[nfiles++].must_exist = true;
+  } else {
+    files[nfiles].path = userfile;
+    files[nfiles].system = false;
+    files[nfiles].checkperm = true;
+    files[nfiles++].must_exist = false;
+    files[nfiles].path = "/etc/ssh/ssh_config";
+    files[nfiles].system = true;
+    files[nfiles].checkperm = false;
+    files[nfiles++].must_exist = false;
+  }
+  if (c->finalized)
+    clear_derived(c);
+  rc.original = host;
+  rc.host_for_host = host;
+  for (size_t i = 0; i < nfiles && e == EVSSH_OK; i++) {
+    rc.system_file = files[i].system;
+    e = read_one(&rc, files[i].path, true, false, 0, files[i].checkperm, files[i].must_exist);
+  }
+  if (e != EVSSH_OK || !rc.want_final)
+    return e;
+  /* ssh's final pass: HostName is resolved first, Host lines then compare
+     against it, and values already obtained keep winning. */
+  char *resolved = NULL;
+  if ((e = match_host_now(&rc, &resolved)) != EVSSH_OK)
+    return e;
+  for (char *q = resolved; *q; q++)
+    *q = (char)tolower((unsigned char)*q);
+  slot *hn = c->explicit_opt[K_HOSTNAME].set ? &c->explicit_opt[K_HOSTNAME]
+             : c->file[K_HOSTNAME].set      ? &c->file[K_HOSTNAME] : NULL;
+  if (hn == NULL)
+    hn = &c->file[K_HOSTNAME];   /* ssh pins the host name before its final pass */
+  char *copy = strdup(resolved);
+  if (copy == NULL) {
+    free(resolved);
+    return EVSSH_ENOMEM;
+  }
+  free(hn->val);
+  hn->val = copy;
+  hn->set = true;
+  rc.final_pass = true;
+  rc.resolved = resolved;
+  rc.host_for_host = resolved;
+  for (size_t i = 0; i < nfiles && e == EVSSH_OK; i++) {
+    rc.system_file = files[i].system;
+    e = read_one(&rc, files[i].path, true, false, 0, files[i].checkperm, files[i].must_exist);
+  }
+  free(resolved);
+  return e;
+}
+
+/* ------------------------------------------------------------- finalize */
+
+static int set_default_scalar(evssh_config *c, int k, const char *v) {
+  if (c->raw[k].set)
+    return EVSSH_OK;
+  c->raw[k].val = strdup(v);
+  if (c->raw[k].val == NULL)
+    return EVSSH_ENOMEM;
+  c->raw[k].set = true;
+  return EVSSH_OK;
+}
+
+static int copy_slot(slot *dst, const slot *src) {
+  slot_clear(dst);
+  if (!src->set)
+    return EVSSH_OK;
+  for (size_t i = 0; i < src->list.n; i++)
+    if (strlist_push(&dst->list, src->list.v[i]) != EVSSH_OK)
+      return EVSSH_ENOMEM;
+  if (src->val && (dst->val = strdup(src->val)) == NULL)
+    return EVSSH_ENOMEM;
+  dst->set = true;
+  return EVSSH_OK;
+}
+
+static int merge_layers(evssh_config *c) {
+  for (int k = 0; k < K_COUNT; k++) {
+    slot *dst = &c->raw[k];
+    const slot *ex = &c->explicit_opt[k], *fi = &c->file[k];
+    int e;
+    if (k == K_PROXYCOMMAND || k == K_PROXYJUMP) {
+      bool ex_proxy = c->explicit_opt[K_PROXYCOMMAND].set || c->explicit_opt[K_PROXYJUMP].set;
+      e = copy_slot(dst, ex_proxy ? ex : fi);
+    } else if (keywords[k].type == T_ACCUM || keywords[k].type == T_ACCUM_MULTI) {
+      e = copy_slot(dst, ex->set ? ex : fi);
+      if (e == EVSSH_OK && ex->set && fi->set) {
+        for (size_t i = 0; i < fi->list.n && e == EVSSH_OK; i++)
+          if (!strlist_has(&dst->list, fi->list.v[i]))
+            e = strlist_push(&dst->list, fi->list.v[i]);
+        if (e == EVSSH_OK)
+          e = slot_rejoin(dst);
+      }
+    } else {
+      e = copy_slot(dst, ex->set ? ex : fi);
+    }
+    if (e != EVSSH_OK)
+      return e;
+  }
+  return EVSSH_OK;
+}
+
+static int set_default_list(evssh_config *c, int k, const char *const *items, size_t n) {
+  slot *s = &c->raw[k];
+  if (s->set)
+    return EVSSH_OK;
+  for (size_t i = 0; i < n; i++)
+    if (strlist_push(&s->list, items[i]) != EVSSH_OK)
+      return EVSSH_ENOMEM;
+  s->set = true;
+  return slot_rejoin(s);
+}
+
+int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t errlen) {
+  if (c == NULL || host == NULL || *host == '\0') {
+    set_err(err, errlen, "config: missing host");
+    return EVSSH_EINVAL;
+  }
+  clear_derived(c);
+  local_info li;
+  int e = local_info_get(&li, err, errlen);
+  if (e == EVSSH_OK)
+    e = merge_layers(c);
+  if (e != EVSSH_OK)
+    goto fail;
+
+  static const char *const id_defaults[] = {"~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"};
+  static const char *const ukh_defaults[] = {"~/.ssh/known_hosts", "~/.ssh/known_hosts2"};
+  static const char *const gkh_defaults[] = {"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"};
+  struct { int k; const char *v; } scalar_defaults[] = {
+    {K_USER, li.user}, {K_PORT, "22"}, {K_IDENTITIESONLY, "no"},
+    {K_STRICT, "yes"}, {K_HASHKNOWNHOSTS, "no"}, {K_CONNECTTIMEOUT, "none"},
+    {K_ALIVEINTERVAL, "0"}, {K_ALIVECOUNT, "3"},
+    {K_PREFAUTH, "publickey,keyboard-interactive,password"}, {K_PASSWORDAUTH, "yes"},
+    {K_KBDINT, "yes"}, {K_PUBKEYAUTH, "yes"}, {K_BATCHMODE, "no"}, {K_REKEYLIMIT, "0 0"},
+    {K_LOGLEVEL, "INFO"}, {K_ADDRESSFAMILY, "any"}, {K_PASSPROMPTS, "3"},
+    {K_COMPRESSION, "no"}, {K_FORWARDAGENT, "no"},
+  };
+  /* ssh keeps an eye on a batch-mode peer every five minutes by default */
+  if (e == EVSSH_OK && c->raw[K_BATCHMODE].set && strcmp(c->raw[K_BATCHMODE].val, "yes") == 0)
+    e = set_default_scalar(c, K_ALIVEINTERVAL, "300");
+  for (size_t i = 0; i < sizeof(scalar_defaults) / sizeof(scalar_defaults[0]) && e == EVSSH_OK; i++)
+    e = set_default_scalar(c, scalar_defaults[i].k, scalar_defaults[i].v);
+  if (e == EVSSH_OK)
+    e = set_default_list(c, K_IDENTITYFILE, id_defaults, 3);
+  if (e == EVSSH_OK)
+    e = set_default_list(c, K_USERKNOWNHOSTS, ukh_defaults, 2);
+  if (e == EVSSH_OK)
+    e = set_default_list(c, K_GLOBALKNOWNHOSTS, gkh_defaults, 2);
+  if (e != EVSSH_OK)
+    goto fail;
+
+  /* HostName first: every other %h depends on it */
+  tokens t = {.n = host, .li = &li};
+  char *hostname = NULL;
+  if (c->raw[K_HOSTNAME].set) {
+    t.h = host;
+    e = expand(c->raw[K_HOSTNAME].val, false, false, &t, "h", "HostName", &hostname, err, errlen);
+    if (e != EVSSH_OK)
+      goto fail;
+  } else if ((hostname = strdup(host)) == NULL) {
+    e = EVSSH_ENOMEM;
+    goto fail;
+  }
+  for (char *q = hostname; *q; q++)
+    *q = (char)tolower((unsigned char)*q);
+  if ((e = set_default_scalar(c, K_HOSTNAME, host)) != EVSSH_OK) {
+    free(hostname);
+    goto fail;
+  }
+  char hash[41];
+  t.h = hostname;
+  t.p = c->raw[K_PORT].val;
+  t.r = c->raw[K_USER].val;
+  if ((e = conn_hash(&li, t.h, t.p, t.r, hash)) != EVSSH_OK) {
+    free(hostname);
+    goto fail;
+  }
+  t.C = hash;
+
+  for (int k = 0; k < K_COUNT && e == EVSSH_OK; k++) {
+    slot *src = &c->raw[k], *dst = &c->final[k];
+    if (!src->set)
+      continue;
+    const char *allowed = NULL;
+    bool tilde = false, env = false;
+    switch (k) {
+    case K_IDENTITYFILE: case K_USERKNOWNHOSTS: case K_IDENTITYAGENT:
+      allowed = "CdhikLlnpru";
+      tilde = env = true;
+      break;
+    case K_PROXYCOMMAND:
+      allowed = "hpnr";
+      break;
+    default:
+      break;
+    }
+    if (k == K_HOSTNAME) {
+      dst->val = strdup(hostname);   /* already lower-cased, as ssh does */
+      dst->set = dst->val != NULL;
+      e = dst->set ? EVSSH_OK : EVSSH_ENOMEM;
+    } else if ((k == K_PROXYCOMMAND || k == K_PROXYJUMP) && strcasecmp(src->val, "none") == 0) {
+      continue;   /* "none" switches the proxy off */
+    } else if (k == K_IDENTITYAGENT &&
+               (strcasecmp(src->val, "none") == 0 || strcmp(src->val, "SSH_AUTH_SOCK") == 0)) {
+      e = copy_slot(dst, src);
+    } else if (allowed == NULL) {
+      e = copy_slot(dst, src);
+    } else if (is_list_type(keywords[k].type)) {
+      for (size_t i = 0; i < src->list.n && e == EVSSH_OK; i++) {
+        char *x = NULL;
+        if (k == K_USERKNOWNHOSTS && strcasecmp(src->list.v[i], "none") == 0)
+          continue;
+        e = expand(src->list.v[i], tilde, env, &t, allowed, keywords[k].name, &x, err, errlen);
+        if (e == EVSSH_OK)
+          e = strlist_push_owned(&dst->list, x);
+      }
+      if (e == EVSSH_OK)
+        e = slot_rejoin(dst);
+      dst->set = e == EVSSH_OK;
+    } else {
+      e = expand(src->val, tilde, env, &t, allowed, keywords[k].name, &dst->val, err, errlen);
+      dst->set = e == EVSSH_OK;
+    }
+  }
+  free(hostname);
+  if (e != EVSSH_OK)
+    goto fail;
+  c->finalized = true;
+  return EVSSH_OK;
+fail:
+  if (e == EVSSH_ENOMEM)
+    set_err(err, errlen, "out of memory");
+  clear_derived(c);
+  return e;
+}
+
+/* ------------------------------------------------------------------ get */
+
+static const slot *lookup(const evssh_config *c, const char *keyword, bool raw) {
+  if (c == NULL || keyword == NULL)
+    return NULL;
+  int k = keyword_index(keyword);
+  if (k < 0)
+    return NULL;
+  if (c->finalized)
+    return raw ? &c->raw[k] : &c->final[k];
+  return current(c, k);
+}
+
+const char *evssh_config_get(const evssh_config *c, const char *keyword) {
+  const slot *s = lookup(c, keyword, false);
+  return s && s->set ? s->val : NULL;
+}
+
+const char *evssh_config_get_raw(const evssh_config *c, const char *keyword) {
+  const slot *s = lookup(c, keyword, true);
+  return s && s->set ? s->val : NULL;
+}
+
+static size_t get_list(const slot *s, const char *const **values) {
+  if (values)
+    *values = NULL;
+  if (s == NULL || !s->set)
+    return 0;
+  if (values)
+    *values = (const char *const *)s->list.v;
+  return s->list.n;
+}
+
+size_t evssh_config_get_list(const evssh_config *c, const char *keyword, const char *const **values) {
+  return get_list(lookup(c, keyword, false), values);
+}
+
+size_t evssh_config_get_list_raw(const evssh_config *c, const char *keyword,
+                                 const char *const **values) {
+  return get_list(lookup(c, keyword, true), values);
+}
+
+bool evssh_config_is_set(const evssh_config *c, const char *keyword) {
+  if (c == NULL || keyword == NULL)
+    return false;
+  int k = keyword_index(keyword);
+  return k >= 0 && (c->explicit_opt[k].set || c->file[k].set);
+}
+
+/* ----------------------------------------------------------- algorithms */
+
+static int split_commas(const char *s, strlist *out) {
+  const char *p = s;
+  while (p && *p) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (len > 0) {
+      char *item = strndup(p, len);
+      if (item == NULL || strlist_push_owned(out, item) != EVSSH_OK)
+        return EVSSH_ENOMEM;
+    }
+    p = comma ? comma + 1 : NULL;
+  }
+  return EVSSH_OK;
+}
+
+static bool has_wildcard(const char *s) {
+  return strpbrk(s, "*?") != NULL;
+}
+
+int evssh_config_algorithms(const char *spec, const char *defaults, const char *supported,
+                            char **out, char *err, size_t errlen) {
+  if (out == NULL || defaults == NULL || supported == NULL) {
+    set_err(err, errlen, "algorithms: missing argument");
+    return EVSSH_EINVAL;
+  }
+  *out = NULL;
+  strlist def = {0}, sup = {0}, pats = {0}, result = {0};
+  int e = split_commas(defaults, &def);
+  if (e == EVSSH_OK)
+    e = split_commas(supported, &sup);
+  if (e != EVSSH_OK)
+    goto done;
+  if (spec == NULL || *spec == '\0') {
+    *out = strdup(defaults);
+    e = *out ? EVSSH_OK : EVSSH_ENOMEM;
+    goto done;
+  }
+  char mode = (spec[0] == '+' || spec[0] == '-' || spec[0] == '^') ? spec[0] : 0;
+  if ((e = split_commas(mode ? spec + 1 : spec, &pats)) != EVSSH_OK)
+    goto done;
+  for (size_t i = 0; i < pats.n; i++) {
+    if (pats.v[i][0] == '!') {
+      set_err(err, errlen, "negated algorithm pattern \"%s\" is not allowed", pats.v[i]);
+      e = EVSSH_EINVAL;
+      goto done;
+    }
+  }
+  if (mode == '-') {
+    for (size_t i = 0; i < def.n && e == EVSSH_OK; i++) {
+      bool drop = false;
+      for (size_t j = 0; j < pats.n && !drop; j++)
+        drop = evssh_config_match_pattern(def.v[i], pats.v[j]);
+      if (!drop && !strlist_has(&result, def.v[i]))
+        e = strlist_push(&result, def.v[i]);
+    }
+  } else {
+    /* "+" appends to the defaults, "^" puts the names first, a plain list
+       replaces them; only the caller's names are checked and expanded */
+    const strlist *parts[2] = {&pats, NULL};
+    bool user_part[2] = {true, false};
+    if (mode == '+') {
+      parts[0] = &def; user_part[0] = false;
+      parts[1] = &pats; user_part[1] = true;
+    } else if (mode == '^') {
+      parts[1] = &def;
+    }
+    for (int part = 0; part < 2 && parts[part] != NULL && e == EVSSH_OK; part++) {
+      const strlist *src = parts[part];
+      for (size_t i = 0; i < src->n && e == EVSSH_OK; i++) {
+        const char *name = src->v[i];
+        if (!user_part[part]) {
+          if (!strlist_has(&result, name))
+            e = strlist_push(&result, name);
+          continue;
+        }
+        bool any = false;
+        if (has_wildcard(name)) {
+          for (size_t j = 0; j < sup.n && e == EVSSH_OK; j++) {
+            if (evssh_config_match_pattern(sup.v[j], name)) {
+              any = true;
+              if (!strlist_has(&result, sup.v[j]))
+                e = strlist_push(&result, sup.v[j]);
+            }
+          }
+        } else if (strlist_has(&sup, name)) {
+          any = true;
+          if (!strlist_has(&result, name))
+            e = strlist_push(&result, name);
+        }
+        if (e == EVSSH_OK && !any) {
+          set_err(err, errlen, "unsupported algorithm \"%s\"", name);
+          e = EVSSH_EINVAL;
+        }
+      }
+    }
+  }
+  if (e == EVSSH_OK && result.n == 0) {
+    set_err(err, errlen, "algorithm list \"%s\" leaves nothing to offer", spec);
+    e = EVSSH_EINVAL;
+  }
+  if (e == EVSSH_OK) {
+    *out = join_list(&result, ",");
+    if (*out == NULL)
+      e = EVSSH_ENOMEM;
+  }
+done:
+  if (e == EVSSH_ENOMEM)
+    set_err(err, errlen, "out of memory");
+  strlist_free(&def);
+  strlist_free(&sup);
+  strlist_free(&pats);
+  strlist_free(&result);
+  return e;
+}
