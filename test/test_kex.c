@@ -854,7 +854,7 @@ static EVP_PKEY *keypair(const char *kind, const char *param, unsigned char **bl
   else pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
   ck_assert_ptr_nonnull(pk);
   static int seq;
-  char path[128], cmd[300];
+  char path[128], cmd[512];
   snprintf(path, sizeof path, "%s/key%d", tmpdir, seq++);
   snprintf(pubpath, pplen, "%s.pub", path);
   if (strcmp(kind, "ED25519") == 0) {
@@ -1025,7 +1025,7 @@ START_TEST(test_hostkey_sshkeygen_pubs) {
   static const char *const types[][2] = {{"ed25519", ""}, {"ecdsa", "-b 256"}, {"ecdsa", "-b 384"},
                                          {"ecdsa", "-b 521"}, {"rsa", "-b 2048"}};
   for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-    char path[128], cmd[300], pub[140], want[64], fp[64];
+    char path[128], cmd[512], pub[140], want[64], fp[64];
     snprintf(path, sizeof path, "%s/sk%zu", tmpdir, i);
     snprintf(cmd, sizeof cmd, "ssh-keygen -q -t %s %s -N '' -C t -f '%s'", types[i][0], types[i][1], path);
     run_cmd(cmd);
