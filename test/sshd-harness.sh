@@ -40,7 +40,7 @@ MY_UID=$(id -u)
 children_of() {
     local f pid rest ppid
     for f in /proc/[0-9]*/stat; do
-        read -r rest < "$f" 2>/dev/null || continue
+        { read -r rest < "$f"; } 2>/dev/null || continue
         pid=${rest%% *}
         rest=${rest##*) }            # drop "pid (comm) " even if comm has spaces
         ppid=$(echo "$rest" | cut -d' ' -f2)
@@ -87,18 +87,24 @@ supported() { # query-kind wanted...
     printf '%s' "$out"
 }
 
+PW_USER_OK=0
 ensure_password_user() {
     [ "$MY_UID" = 0 ] || return 1
-    if ! getent passwd "$PASSWORD_USER" >/dev/null; then
-        useradd -m -s /bin/sh "$PASSWORD_USER" >/dev/null 2>&1 || \
-            getent passwd "$PASSWORD_USER" >/dev/null || return 1
-    fi
-    # Re-assert shell and password each time so a changed account heals itself.
-    usermod -s /bin/sh "$PASSWORD_USER" >/dev/null 2>&1
-    echo "$PASSWORD_USER:$PASSWORD_VALUE" | chpasswd >/dev/null 2>&1 || return 1
-    local home
-    home=$(getent passwd "$PASSWORD_USER" | cut -d: -f6)
-    [ -d "$home" ] || { mkdir -p "$home" && chown "$PASSWORD_USER:" "$home"; }
+    # useradd/chpasswd fail on a locked /etc/shadow, so parallel harnesses
+    # take turns.
+    (
+        flock -w 30 9 || exit 1
+        if ! getent passwd "$PASSWORD_USER" >/dev/null; then
+            useradd -m -s /bin/sh "$PASSWORD_USER" >/dev/null 2>&1 || exit 1
+        fi
+        # Re-assert shell and password each time so a changed account heals.
+        usermod -s /bin/sh "$PASSWORD_USER" >/dev/null 2>&1
+        echo "$PASSWORD_USER:$PASSWORD_VALUE" | chpasswd >/dev/null 2>&1 || exit 1
+        home=$(getent passwd "$PASSWORD_USER" | cut -d: -f6)
+        if [ ! -d "$home" ]; then mkdir -p "$home" && chown "$PASSWORD_USER:" "$home"; fi
+        exit 0
+    ) 9>>/run/evssh-harness-user.lock || return 1
+    PW_USER_OK=1
     return 0
 }
 
@@ -114,7 +120,7 @@ gen_client_keys() { # dir
 
 write_env() { # dir kind port pid user
     local d=$1 have_pw=0 pw_user="" pw=""
-    if [ "$MY_UID" = 0 ] && getent passwd "$PASSWORD_USER" >/dev/null; then
+    if [ "$PW_USER_OK" = 1 ]; then
         have_pw=1; pw_user=$PASSWORD_USER; pw=$PASSWORD_VALUE
     fi
     {
@@ -290,9 +296,6 @@ sshd_start() {
 # Dropbear has no AuthorizedKeysFile option, it reads ~USER/.ssh/authorized_keys.
 # As root we use the dedicated evssh-test account; otherwise the current user's
 # file, adding lines tagged with DIR and removing exactly those on stop.
-dropbear_user() {
-    if [ "$MY_UID" = 0 ] && ensure_password_user; then echo "$PASSWORD_USER"; else echo "$MY_USER"; fi
-}
 edit_user_keys() { # add|remove user dir
     local op=$1 user=$2 d=$3 home ak tag
     home=$(getent passwd "$user" | cut -d: -f6)
@@ -346,7 +349,8 @@ dropbear_start() {
     done
     gen_client_keys "$DIR" || die "client key generation failed"
     local user
-    user=$(dropbear_user)
+    user=$MY_USER
+    if ensure_password_user; then user=$PASSWORD_USER; fi
     echo "$user" > "$DIR/dropbear.user"
     edit_user_keys add "$user" "$DIR" || die "cannot install authorized_keys for $user"
 
