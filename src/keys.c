@@ -1,0 +1,948 @@
+/* keys.c owns the user's key material: it reads public key files and lines,
+ * decodes private key files (through libssh for anything encrypted or in a
+ * PEM/PKCS#8 container, directly for unencrypted openssh-key-v1), moves the
+ * secret into an OpenSSL EVP_PKEY, picks the signature algorithm the way
+ * OpenSSH's client does and produces SSH signature blobs. Every intermediate
+ * copy of a secret (file text, decoded blobs, libssh exports, passphrases)
+ * is wiped before it is freed. */
+#include "keys.h"
+
+#include "buf.h"
+#include "hostkey.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libssh/libssh.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <openssl/params.h>
+#include <openssl/pem.h>
+
+/* Key files are small; anything larger is not a key and must not make us
+   allocate without bound. */
+#define KEYFILE_MAX (1024u * 1024u)
+#define PASSPHRASE_MAX 1024
+
+enum key_kind { KIND_ED25519, KIND_ECDSA, KIND_RSA };
+
+struct key_type_info {
+  const char *name;       /* SSH key type */
+  enum key_kind kind;
+  const char *curve;      /* SSH curve identifier inside ECDSA blobs */
+  const char *group;      /* OpenSSL group name for fromdata */
+  int nid;
+};
+
+static const struct key_type_info key_types[] = {
+  {EVSSH_KEYTYPE_ED25519, KIND_ED25519, NULL, NULL, NID_ED25519},
+  {EVSSH_KEYTYPE_ECDSA256, KIND_ECDSA, "nistp256", "P-256", NID_X9_62_prime256v1},
+  {EVSSH_KEYTYPE_ECDSA384, KIND_ECDSA, "nistp384", "P-384", NID_secp384r1},
+  {EVSSH_KEYTYPE_ECDSA521, KIND_ECDSA, "nistp521", "P-521", NID_secp521r1},
+  {EVSSH_KEYTYPE_RSA, KIND_RSA, NULL, NULL, NID_rsaEncryption},
+};
+
+struct evssh_key {
+  const struct key_type_info *type;
+  unsigned char *blob;
+  size_t blob_len;
+  char *comment;
+  EVP_PKEY *pkey; /* NULL: public half only */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static const struct key_type_info *type_by_name(const char *name, size_t len) {
+  for (size_t i = 0; i < sizeof key_types / sizeof key_types[0]; i++)
+    if (strlen(key_types[i].name) == len && memcmp(key_types[i].name, name, len) == 0)
+      return &key_types[i];
+  return NULL;
+}
+
+static const struct key_type_info *type_by_nid(int nid) {
+  for (size_t i = 0; i < sizeof key_types / sizeof key_types[0]; i++)
+    if (key_types[i].nid == nid) return &key_types[i];
+  return NULL;
+}
+
+static void wipe_free(void *p, size_t n) {
+  if (!p) return;
+  OPENSSL_cleanse(p, n);
+  free(p);
+}
+
+void evssh_key_free(evssh_key *k) {
+  if (!k) return;
+  free(k->blob);
+  free(k->comment);
+  EVP_PKEY_free(k->pkey);
+  free(k);
+}
+
+/* Whole file into a NUL-terminated heap buffer. The caller wipes it: a
+   private key file may be unencrypted. */
+static int read_small_file(const char *path, char **out, size_t *out_len, char *err,
+                           size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    set_err(err, errlen, "%s: %s", path, strerror(errno));
+    return EVSSH_EINVAL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    set_err(err, errlen, "%s: not a regular file", path);
+    close(fd);
+    return EVSSH_EINVAL;
+  }
+  if ((unsigned long long)st.st_size > KEYFILE_MAX) {
+    set_err(err, errlen, "%s: too large for a key file", path);
+    close(fd);
+    return EVSSH_EINVAL;
+  }
+  size_t cap = (size_t)st.st_size + 1;
+  char *data = malloc(cap);
+  if (!data) {
+    close(fd);
+    return EVSSH_ENOMEM;
+  }
+  size_t len = 0;
+  for (;;) {
+    if (len == cap - 1) break; /* file grew after fstat: take what we sized */
+    ssize_t n = read(fd, data + len, cap - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      set_err(err, errlen, "%s: %s", path, strerror(errno));
+      close(fd);
+      wipe_free(data, cap);
+      return EVSSH_EINVAL;
+    }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  data[len] = 0;
+  *out = data;
+  *out_len = len;
+  return EVSSH_OK;
+}
+
+/* ------------------------------------------------------------ public blobs */
+
+static int blob_ed25519(EVP_PKEY *pkey, evssh_buf *b) {
+  unsigned char pub[32];
+  size_t publen = sizeof pub;
+  if (EVP_PKEY_get_raw_public_key(pkey, pub, &publen) != 1 || publen != 32)
+    return EVSSH_EINVAL;
+  int rc = evssh_buf_put_cstring(b, EVSSH_KEYTYPE_ED25519);
+  if (!rc) rc = evssh_buf_put_string(b, pub, publen);
+  return rc;
+}
+
+static int blob_ecdsa(EVP_PKEY *pkey, const struct key_type_info *t, evssh_buf *b) {
+  unsigned char point[1 + 2 * 66];
+  size_t plen = 0;
+  /* the blob carries the uncompressed point whatever the source file used */
+  if (EVP_PKEY_set_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                     "uncompressed") != 1)
+    return EVSSH_EINVAL;
+  if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                      sizeof point, &plen) != 1 ||
+      plen < 1 || point[0] != 0x04)
+    return EVSSH_EINVAL;
+  int rc = evssh_buf_put_cstring(b, t->name);
+  if (!rc) rc = evssh_buf_put_cstring(b, t->curve);
+  if (!rc) rc = evssh_buf_put_string(b, point, plen);
+  return rc;
+}
+
+static int blob_rsa(EVP_PKEY *pkey, evssh_buf *b) {
+  BIGNUM *n = NULL, *e = NULL;
+  int rc = EVSSH_EINVAL;
+  if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
+      EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1) {
+    rc = evssh_buf_put_cstring(b, EVSSH_KEYTYPE_RSA);
+    if (!rc) rc = buf_put_bignum(b, e);
+    if (!rc) rc = buf_put_bignum(b, n);
+  }
+  BN_free(n);
+  BN_free(e);
+  return rc;
+}
+
+/* Wraps a finished EVP_PKEY into an evssh_key with its public blob; takes
+   ownership of pkey and comment on success and on failure. */
+static int key_from_pkey(EVP_PKEY *pkey, const struct key_type_info *t, char *comment,
+                         evssh_key **out) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  int rc;
+  switch (t->kind) {
+  case KIND_ED25519: rc = blob_ed25519(pkey, &b); break;
+  case KIND_ECDSA: rc = blob_ecdsa(pkey, t, &b); break;
+  default: rc = blob_rsa(pkey, &b); break;
+  }
+  evssh_key *k = NULL;
+  if (!rc && !comment) {
+    comment = strdup("");
+    if (!comment) rc = EVSSH_ENOMEM;
+  }
+  if (!rc) {
+    k = calloc(1, sizeof *k);
+    if (!k) rc = EVSSH_ENOMEM;
+  }
+  if (rc) {
+    buf_release(&b);
+    EVP_PKEY_free(pkey);
+    free(comment);
+    return rc;
+  }
+  k->type = t;
+  k->blob = b.data; /* off is 0: built from empty */
+  k->blob_len = b.len;
+  k->comment = comment;
+  k->pkey = pkey;
+  *out = k;
+  return EVSSH_OK;
+}
+
+/* Which of our key types an OpenSSL key is (RSA, Ed25519 or a NIST curve). */
+static const struct key_type_info *type_of_pkey(EVP_PKEY *pkey) {
+  if (EVP_PKEY_is_a(pkey, "ED25519")) return type_by_nid(NID_ED25519);
+  if (EVP_PKEY_is_a(pkey, "RSA")) return type_by_nid(NID_rsaEncryption);
+  if (EVP_PKEY_is_a(pkey, "EC")) {
+    char group[64];
+    size_t glen = 0;
+    if (EVP_PKEY_get_group_name(pkey, group, sizeof group, &glen) != 1) return NULL;
+    int nid = OBJ_sn2nid(group);
+    if (nid == NID_undef) nid = EC_curve_nist2nid(group);
+    const struct key_type_info *t = type_by_nid(nid);
+    return t && t->kind == KIND_ECDSA ? t : NULL;
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------- public key lines */
+
+int evssh_pubkey_blob_from_line(const char *line, unsigned char **blob, size_t *blob_len,
+                                char **comment) {
+  const char *p = line;
+  while (*p == ' ' || *p == '\t') p++;
+  const char *type = p;
+  while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') p++;
+  size_t type_len = (size_t)(p - type);
+  while (*p == ' ' || *p == '\t') p++;
+  const char *b64 = p;
+  while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') p++;
+  size_t b64_len = (size_t)(p - b64);
+  if (type_len == 0 || b64_len == 0) return EVSSH_EINVAL;
+
+  size_t cap = b64_len / 4 * 3 + 3;
+  unsigned char *raw = malloc(cap);
+  if (!raw) return EVSSH_ENOMEM;
+  size_t raw_len = 0;
+  if (evssh_base64_decode(b64, b64_len, raw, cap, &raw_len) != EVSSH_OK) {
+    free(raw);
+    return EVSSH_EINVAL;
+  }
+  evssh_reader r = reader_of(raw, raw_len);
+  const char *inner;
+  size_t inner_len;
+  if (evssh_read_string(&r, &inner, &inner_len) != EVSSH_OK || inner_len != type_len ||
+      memcmp(inner, type, type_len) != 0) {
+    free(raw);
+    return EVSSH_EINVAL;
+  }
+  if (comment) {
+    while (*p == ' ' || *p == '\t') p++;
+    size_t clen = strcspn(p, "\r\n");
+    while (clen > 0 && (p[clen - 1] == ' ' || p[clen - 1] == '\t')) clen--;
+    char *c = strndup(p, clen);
+    if (!c) {
+      free(raw);
+      return EVSSH_ENOMEM;
+    }
+    *comment = c;
+  }
+  *blob = raw;
+  *blob_len = raw_len;
+  return EVSSH_OK;
+}
+
+int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t errlen) {
+  char *text = NULL;
+  size_t len = 0;
+  int rc = read_small_file(path, &text, &len, err, errlen);
+  if (rc) return rc;
+  if (memchr(text, 0, len)) {
+    set_err(err, errlen, "%s: not an OpenSSH public key", path);
+    free(text);
+    return EVSSH_EINVAL;
+  }
+  /* first line that is neither blank nor a comment */
+  const char *line = text;
+  for (;;) {
+    const char *q = line + strspn(line, " \t\r\n");
+    if (*q != '#') {
+      line = q;
+      break;
+    }
+    const char *nl = strchr(q, '\n');
+    if (!nl) {
+      line = q + strlen(q);
+      break;
+    }
+    line = nl + 1;
+  }
+  unsigned char *blob = NULL;
+  size_t blob_len = 0;
+  char *comment = NULL;
+  rc = evssh_pubkey_blob_from_line(line, &blob, &blob_len, &comment);
+  free(text);
+  if (rc == EVSSH_EINVAL) set_err(err, errlen, "%s: not an OpenSSH public key", path);
+  if (rc) return rc;
+
+  evssh_reader r = reader_of(blob, blob_len);
+  const char *tname;
+  size_t tlen;
+  evssh_read_string(&r, &tname, &tlen); /* checked by the line parser */
+  const struct key_type_info *t = type_by_name(tname, tlen);
+  if (!t) {
+    set_err(err, errlen, "%s: unsupported key type %.*s", path, (int)(tlen > 64 ? 64 : tlen),
+            tname);
+    free(blob);
+    free(comment);
+    return EVSSH_EINVAL;
+  }
+  evssh_key *k = calloc(1, sizeof *k);
+  if (!k) {
+    free(blob);
+    free(comment);
+    return EVSSH_ENOMEM;
+  }
+  k->type = t;
+  k->blob = blob;
+  k->blob_len = blob_len;
+  k->comment = comment;
+  *out = k;
+  return EVSSH_OK;
+}
+
+/* -------------------------------------------------------- openssh-key-v1 */
+
+#define OPENSSH_BEGIN "-----BEGIN OPENSSH PRIVATE KEY-----"
+#define OPENSSH_END "-----END OPENSSH PRIVATE KEY-----"
+#define OPENSSH_MAGIC "openssh-key-v1"
+
+/* Base64 body of an armoured openssh-key-v1 text, decoded into a secret
+   heap buffer (the caller wipes it). Whitespace between lines is dropped. */
+static int openssh_v1_decode(const char *text, size_t len, unsigned char **out,
+                             size_t *out_len) {
+  const char *end = text + len;
+  const char *body = text, *body_end = end;
+  const char *begin = memmem(text, len, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN));
+  if (begin) {
+    body = begin + strlen(OPENSSH_BEGIN);
+    body_end = memmem(body, (size_t)(end - body), OPENSSH_END, strlen(OPENSSH_END));
+    if (!body_end) return EVSSH_EINVAL;
+  }
+  size_t n = (size_t)(body_end - body);
+  char *compact = malloc(n + 1);
+  if (!compact) return EVSSH_ENOMEM;
+  size_t c = 0;
+  for (const char *p = body; p < body_end; p++)
+    if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') compact[c++] = *p;
+  size_t cap = c / 4 * 3 + 3;
+  unsigned char *raw = malloc(cap);
+  int rc = EVSSH_ENOMEM;
+  size_t raw_len = 0;
+  if (raw) {
+    rc = c > 0 && evssh_base64_decode(compact, c, raw, cap, &raw_len) == EVSSH_OK
+             ? EVSSH_OK
+             : EVSSH_EINVAL;
+    if (rc) wipe_free(raw, cap);
+  }
+  wipe_free(compact, n + 1);
+  if (rc) return rc;
+  *out = raw;
+  *out_len = raw_len;
+  return EVSSH_OK;
+}
+
+static bool str_is(const char *s, size_t n, const char *lit) {
+  return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+static int pkey_fromdata(const char *keytype, OSSL_PARAM_BLD *bld, EVP_PKEY **out) {
+  OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+  if (!params) return EVSSH_ENOMEM;
+  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, keytype, NULL);
+  EVP_PKEY *pkey = NULL;
+  int ok = ctx && EVP_PKEY_fromdata_init(ctx) == 1 &&
+           EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) == 1;
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params); /* secret BNs were secure, so their block is wiped */
+  if (!ok) {
+    EVP_PKEY_free(pkey);
+    return EVSSH_EINVAL;
+  }
+  /* a file whose public and private halves disagree would only show up as
+     an authentication failure later; catch it here */
+  EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+  ok = check && EVP_PKEY_pairwise_check(check) == 1;
+  EVP_PKEY_CTX_free(check);
+  if (!ok) {
+    EVP_PKEY_free(pkey);
+    return EVSSH_EINVAL;
+  }
+  *out = pkey;
+  return EVSSH_OK;
+}
+
+static int openssh_ed25519(evssh_reader *r, EVP_PKEY **out) {
+  const char *pub, *priv;
+  size_t publen, privlen;
+  if (evssh_read_string(r, &pub, &publen) || evssh_read_string(r, &priv, &privlen) ||
+      publen != 32 || privlen != 64)
+    return EVSSH_EINVAL;
+  /* the 64-byte private field is seed || public key */
+  EVP_PKEY *pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL,
+                                                (const unsigned char *)priv, 32);
+  if (!pkey) return EVSSH_EINVAL;
+  unsigned char derived[32];
+  size_t dlen = sizeof derived;
+  if (EVP_PKEY_get_raw_public_key(pkey, derived, &dlen) != 1 || dlen != 32 ||
+      memcmp(derived, pub, 32) != 0 || memcmp(priv + 32, pub, 32) != 0) {
+    EVP_PKEY_free(pkey);
+    return EVSSH_EINVAL;
+  }
+  *out = pkey;
+  return EVSSH_OK;
+}
+
+static int openssh_ecdsa(evssh_reader *r, const struct key_type_info *t, EVP_PKEY **out) {
+  const char *curve, *point;
+  size_t curve_len, point_len;
+  const unsigned char *d;
+  size_t dlen;
+  if (evssh_read_string(r, &curve, &curve_len) || !str_is(curve, curve_len, t->curve) ||
+      evssh_read_string(r, &point, &point_len) || evssh_read_mpint(r, &d, &dlen) || dlen == 0)
+    return EVSSH_EINVAL;
+  BIGNUM *priv = BN_secure_new();
+  OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+  int rc = EVSSH_ENOMEM;
+  if (priv && bld && BN_bin2bn(d, (int)dlen, priv) &&
+      OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, t->group, 0) &&
+      OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, point_len) &&
+      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv))
+    rc = pkey_fromdata("EC", bld, out);
+  OSSL_PARAM_BLD_free(bld);
+  BN_clear_free(priv);
+  return rc;
+}
+
+static int openssh_rsa(evssh_reader *r, EVP_PKEY **out) {
+  /* field order in the private section: n e d iqmp p q */
+  BIGNUM *bn[6] = {NULL};
+  BIGNUM *dmp1 = NULL, *dmq1 = NULL, *tmp = NULL;
+  BN_CTX *bnctx = NULL;
+  OSSL_PARAM_BLD *bld = NULL;
+  int rc = EVSSH_EINVAL;
+  for (int i = 0; i < 6; i++) {
+    const unsigned char *mag;
+    size_t len;
+    if (evssh_read_mpint(r, &mag, &len) || len == 0 || len > 2048) goto out;
+    bn[i] = i < 2 ? BN_new() : BN_secure_new();
+    if (!bn[i]) {
+      rc = EVSSH_ENOMEM;
+      goto out;
+    }
+    if (!BN_bin2bn(mag, (int)len, bn[i])) goto out;
+    if (i >= 2) BN_set_flags(bn[i], BN_FLG_CONSTTIME);
+  }
+  BIGNUM *n = bn[0], *e = bn[1], *d = bn[2], *iqmp = bn[3], *p = bn[4], *q = bn[5];
+  if (BN_num_bits(n) < EVSSH_RSA_MIN_BITS) {
+    rc = EVSSH_ENOALGO; /* reported as too small by the caller */
+    goto out;
+  }
+  /* the file omits d mod (p-1) and d mod (q-1); OpenSSL wants them for CRT */
+  rc = EVSSH_ENOMEM;
+  bnctx = BN_CTX_secure_new();
+  dmp1 = BN_secure_new();
+  dmq1 = BN_secure_new();
+  tmp = BN_secure_new();
+  bld = OSSL_PARAM_BLD_new();
+  if (!bnctx || !dmp1 || !dmq1 || !tmp || !bld) goto out;
+  rc = EVSSH_EINVAL;
+  if (!BN_sub(tmp, p, BN_value_one()) || !BN_mod(dmp1, d, tmp, bnctx) ||
+      !BN_sub(tmp, q, BN_value_one()) || !BN_mod(dmq1, d, tmp, bnctx))
+    goto out;
+  if (!OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+      !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
+      !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, d) ||
+      !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR1, p) ||
+      !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR2, q) ||
+      !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT1, dmp1) ||
+      !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT2, dmq1) ||
+      !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, iqmp)) {
+    rc = EVSSH_ENOMEM;
+    goto out;
+  }
+  rc = pkey_fromdata("RSA", bld, out);
+out:
+  OSSL_PARAM_BLD_free(bld);
+  BN_CTX_free(bnctx);
+  BN_clear_free(dmp1);
+  BN_clear_free(dmq1);
+  BN_clear_free(tmp);
+  for (int i = 0; i < 6; i++) BN_clear_free(bn[i]);
+  return rc;
+}
+
+/* Parses decoded openssh-key-v1 bytes. *encrypted tells the caller to go
+   through libssh instead. */
+static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, bool *encrypted,
+                                evssh_key **out, char *err, size_t errlen) {
+  evssh_reader r = reader_of(raw, raw_len);
+  const unsigned char *magic;
+  const char *cipher, *kdf, *kdfopts, *pubblob, *priv;
+  size_t cipher_len, kdf_len, kdfopts_len, pub_len, priv_len;
+  uint32_t nkeys;
+  *encrypted = false;
+  if (evssh_read_bytes(&r, sizeof OPENSSH_MAGIC, &magic) ||
+      memcmp(magic, OPENSSH_MAGIC, sizeof OPENSSH_MAGIC) != 0 ||
+      evssh_read_string(&r, &cipher, &cipher_len) || evssh_read_string(&r, &kdf, &kdf_len) ||
+      evssh_read_string(&r, &kdfopts, &kdfopts_len) || evssh_read_u32(&r, &nkeys)) {
+    set_err(err, errlen, "malformed openssh-key-v1 header");
+    return EVSSH_EINVAL;
+  }
+  if (!str_is(cipher, cipher_len, "none") || !str_is(kdf, kdf_len, "none")) {
+    *encrypted = true;
+    set_err(err, errlen, "openssh-key-v1 key is encrypted");
+    return EVSSH_EINVAL;
+  }
+  if (nkeys != 1 || evssh_read_string(&r, &pubblob, &pub_len) ||
+      evssh_read_string(&r, &priv, &priv_len) || r.left != 0) {
+    set_err(err, errlen, "malformed openssh-key-v1 key list");
+    return EVSSH_EINVAL;
+  }
+  evssh_reader pr = reader_of(priv, priv_len);
+  uint32_t check1, check2;
+  const char *tname;
+  size_t tlen;
+  if (evssh_read_u32(&pr, &check1) || evssh_read_u32(&pr, &check2) || check1 != check2 ||
+      evssh_read_string(&pr, &tname, &tlen)) {
+    set_err(err, errlen, "malformed openssh-key-v1 private section");
+    return EVSSH_EINVAL;
+  }
+  const struct key_type_info *t = type_by_name(tname, tlen);
+  if (!t) {
+    set_err(err, errlen, "unsupported key type %.*s", (int)(tlen > 64 ? 64 : tlen), tname);
+    return EVSSH_EINVAL;
+  }
+  EVP_PKEY *pkey = NULL;
+  int rc;
+  switch (t->kind) {
+  case KIND_ED25519: rc = openssh_ed25519(&pr, &pkey); break;
+  case KIND_ECDSA: rc = openssh_ecdsa(&pr, t, &pkey); break;
+  default: rc = openssh_rsa(&pr, &pkey); break;
+  }
+  if (rc == EVSSH_ENOALGO) {
+    set_err(err, errlen, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
+    return EVSSH_EINVAL;
+  }
+  if (rc) {
+    if (rc == EVSSH_EINVAL) set_err(err, errlen, "invalid %s private key", t->name);
+    return rc;
+  }
+  char *comment = NULL;
+  if (evssh_read_cstring(&pr, &comment)) {
+    EVP_PKEY_free(pkey);
+    set_err(err, errlen, "malformed openssh-key-v1 comment");
+    return EVSSH_EINVAL;
+  }
+  /* padding is 1, 2, 3, ... up to the cipher block size */
+  for (size_t i = 0; i < pr.left; i++) {
+    if (pr.p[i] != (unsigned char)(i + 1) || pr.left >= 256) {
+      EVP_PKEY_free(pkey);
+      free(comment);
+      set_err(err, errlen, "malformed openssh-key-v1 padding");
+      return EVSSH_EINVAL;
+    }
+  }
+  evssh_key *k = NULL;
+  rc = key_from_pkey(pkey, t, comment, &k);
+  if (rc) return rc;
+  if (k->blob_len != pub_len || memcmp(k->blob, pubblob, pub_len) != 0) {
+    evssh_key_free(k);
+    set_err(err, errlen, "public key does not match the private key");
+    return EVSSH_EINVAL;
+  }
+  *out = k;
+  return EVSSH_OK;
+}
+
+int evssh_key_parse_openssh_v1(const char *text, size_t len, evssh_key **out, char *err,
+                               size_t errlen) {
+  unsigned char *raw = NULL;
+  size_t raw_len = 0;
+  int rc = openssh_v1_decode(text, len, &raw, &raw_len);
+  if (rc) {
+    if (rc == EVSSH_EINVAL) set_err(err, errlen, "malformed openssh-key-v1 armour");
+    return rc;
+  }
+  bool encrypted;
+  rc = openssh_v1_parse_raw(raw, raw_len, &encrypted, out, err, errlen);
+  wipe_free(raw, raw_len);
+  return rc;
+}
+
+/* Does armoured text hold an unencrypted openssh-key-v1 key? Only those skip
+   libssh. */
+static bool openssh_v1_plain(const char *text, size_t len) {
+  if (!memmem(text, len, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN))) return false;
+  unsigned char *raw = NULL;
+  size_t raw_len = 0;
+  if (openssh_v1_decode(text, len, &raw, &raw_len)) return false;
+  evssh_reader r = reader_of(raw, raw_len);
+  const unsigned char *magic;
+  const char *cipher, *kdf;
+  size_t cipher_len, kdf_len;
+  bool plain = !evssh_read_bytes(&r, sizeof OPENSSH_MAGIC, &magic) &&
+               memcmp(magic, OPENSSH_MAGIC, sizeof OPENSSH_MAGIC) == 0 &&
+               !evssh_read_string(&r, &cipher, &cipher_len) &&
+               !evssh_read_string(&r, &kdf, &kdf_len) && str_is(cipher, cipher_len, "none") &&
+               str_is(kdf, kdf_len, "none");
+  wipe_free(raw, raw_len);
+  return plain;
+}
+
+/* ------------------------------------------------------------ via libssh */
+
+struct pass_ctx {
+  evssh_passphrase_fn fn;
+  void *ud;
+  const char *path;
+  bool asked;   /* libssh wanted a passphrase */
+  bool refused; /* no callback, or the callback said no */
+  bool have;
+  char pass[PASSPHRASE_MAX];
+};
+
+/* libssh's auth callback. The passphrase is cached so a decoder that asks
+   twice does not prompt the user twice. */
+static int libssh_auth_cb(const char *prompt, char *buf, size_t len, int echo, int verify,
+                          void *userdata) {
+  struct pass_ctx *pc = userdata;
+  pc->asked = true;
+  if (pc->refused || len == 0) return -1;
+  if (!pc->have) {
+    if (!pc->fn) {
+      pc->refused = true;
+      return -1;
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "Enter passphrase for key '%s': ", pc->path);
+    memset(pc->pass, 0, sizeof pc->pass);
+    if (pc->fn(msg, pc->pass, sizeof pc->pass, pc->ud) < 0) {
+      OPENSSL_cleanse(pc->pass, sizeof pc->pass);
+      pc->refused = true;
+      return -1;
+    }
+    pc->pass[sizeof pc->pass - 1] = 0;
+    pc->have = true;
+  }
+  size_t n = strlen(pc->pass);
+  if (n >= len) return -1;
+  memcpy(buf, pc->pass, n + 1);
+  return 0;
+}
+
+/* OpenSSL's PEM reader would prompt on the terminal without a callback; the
+   text libssh exports is never encrypted, so any request is refused. */
+static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1; }
+
+static int pkey_from_pem(const char *pem, size_t len, EVP_PKEY **out) {
+  BIO *bio = BIO_new_mem_buf(pem, (int)len);
+  if (!bio) return EVSSH_ENOMEM;
+  EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL);
+  BIO_free(bio);
+  if (!pkey) return EVSSH_EINVAL;
+  *out = pkey;
+  return EVSSH_OK;
+}
+
+static int load_via_libssh(const char *path, const char *text, struct pass_ctx *pc,
+                           evssh_key **out, char *err, size_t errlen) {
+  ssh_key skey = NULL;
+  int src = ssh_pki_import_privkey_base64(text, NULL, libssh_auth_cb, pc, &skey);
+  if (src != SSH_OK || !skey) {
+    ssh_key_free(skey);
+    if (pc->asked && pc->refused && !pc->fn) {
+      set_err(err, errlen, "key %s is encrypted and no passphrase callback is set", path);
+      return EVSSH_EAUTH;
+    }
+    if (pc->asked && pc->refused) {
+      set_err(err, errlen, "passphrase for key %s not given", path);
+      return EVSSH_EAUTH;
+    }
+    if (pc->asked) {
+      set_err(err, errlen, "wrong passphrase for key %s", path);
+      return EVSSH_EAUTH;
+    }
+    set_err(err, errlen, "%s: unsupported or invalid private key format", path);
+    return EVSSH_EINVAL;
+  }
+  enum ssh_keytypes_e stype = ssh_key_type(skey);
+  char *exported = NULL;
+  int rc = ssh_pki_export_privkey_base64(skey, NULL, NULL, NULL, &exported) == SSH_OK && exported
+               ? EVSSH_OK
+               : EVSSH_EINVAL;
+  char *pub_b64 = NULL;
+  if (!rc && ssh_pki_export_pubkey_base64(skey, &pub_b64) != SSH_OK) rc = EVSSH_EINVAL;
+  ssh_key_free(skey);
+  if (rc) {
+    if (exported) {
+      OPENSSL_cleanse(exported, strlen(exported));
+      ssh_string_free_char(exported);
+    }
+    ssh_string_free_char(pub_b64);
+    if (stype == SSH_KEYTYPE_RSA)
+      set_err(err, errlen,
+              "%s: libssh 0.10 cannot hand over an RSA key stored in the encrypted openssh "
+              "format; convert it with: ssh-keygen -p -m PEM -f %s",
+              path, path);
+    else
+      set_err(err, errlen, "%s: cannot extract the private key", path);
+    return EVSSH_EINVAL;
+  }
+
+  size_t elen = strlen(exported);
+  evssh_key *k = NULL;
+  char sub[200] = "";
+  if (memmem(exported, elen, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN))) {
+    rc = evssh_key_parse_openssh_v1(exported, elen, &k, sub, sizeof sub);
+  } else {
+    EVP_PKEY *pkey = NULL;
+    rc = pkey_from_pem(exported, elen, &pkey);
+    if (!rc) {
+      const struct key_type_info *t = type_of_pkey(pkey);
+      if (!t) {
+        EVP_PKEY_free(pkey);
+        snprintf(sub, sizeof sub, "unsupported key type");
+        rc = EVSSH_EINVAL;
+      } else if (t->kind == KIND_RSA && EVP_PKEY_get_bits(pkey) < EVSSH_RSA_MIN_BITS) {
+        EVP_PKEY_free(pkey);
+        snprintf(sub, sizeof sub, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
+        rc = EVSSH_EINVAL;
+      } else {
+        rc = key_from_pkey(pkey, t, NULL, &k);
+      }
+    }
+  }
+  OPENSSL_cleanse(exported, elen);
+  ssh_string_free_char(exported);
+
+  /* the blob we derived must be the one libssh sees: catches any loss in
+     the export round trip */
+  if (!rc) {
+    unsigned char *pub = NULL;
+    size_t pub_len = 0, b64len = strlen(pub_b64);
+    pub = malloc(b64len / 4 * 3 + 3);
+    if (!pub) {
+      rc = EVSSH_ENOMEM;
+    } else if (evssh_base64_decode(pub_b64, b64len, pub, b64len / 4 * 3 + 3, &pub_len) ||
+               pub_len != k->blob_len || memcmp(pub, k->blob, pub_len) != 0) {
+      snprintf(sub, sizeof sub, "public key changed in the libssh round trip");
+      rc = EVSSH_EINVAL;
+    }
+    free(pub);
+    if (rc) evssh_key_free(k);
+  }
+  ssh_string_free_char(pub_b64);
+  if (rc) {
+    if (rc == EVSSH_EINVAL)
+      set_err(err, errlen, "%s: %s", path, sub[0] ? sub : "cannot decode private key");
+    return rc;
+  }
+  *out = k;
+  return EVSSH_OK;
+}
+
+int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
+                           evssh_key **out, char *err, size_t errlen) {
+  if (!path || !out) return EVSSH_EINVAL;
+  char *text = NULL;
+  size_t len = 0;
+  int rc = read_small_file(path, &text, &len, err, errlen);
+  if (rc) return rc;
+  if (len == 0 || memchr(text, 0, len)) {
+    set_err(err, errlen, "%s: unsupported or invalid private key format", path);
+    wipe_free(text, len + 1);
+    return EVSSH_EINVAL;
+  }
+  if (openssh_v1_plain(text, len)) {
+    char sub[200] = "";
+    rc = evssh_key_parse_openssh_v1(text, len, out, sub, sizeof sub);
+    if (rc == EVSSH_EINVAL) set_err(err, errlen, "%s: %s", path, sub);
+  } else {
+    struct pass_ctx *pc = calloc(1, sizeof *pc);
+    if (!pc) {
+      rc = EVSSH_ENOMEM;
+    } else {
+      pc->fn = fn;
+      pc->ud = ud;
+      pc->path = path;
+      rc = load_via_libssh(path, text, pc, out, err, errlen);
+      wipe_free(pc, sizeof *pc);
+    }
+  }
+  wipe_free(text, len + 1);
+  return rc;
+}
+
+/* --------------------------------------------------------------- accessors */
+
+int evssh_key_public_blob(const evssh_key *k, const unsigned char **blob, size_t *len) {
+  if (!k || !blob || !len) return EVSSH_EINVAL;
+  *blob = k->blob;
+  *len = k->blob_len;
+  return EVSSH_OK;
+}
+
+const char *evssh_key_type(const evssh_key *k) { return k ? k->type->name : NULL; }
+const char *evssh_key_comment(const evssh_key *k) { return k && k->comment ? k->comment : ""; }
+bool evssh_key_can_sign(const evssh_key *k) { return k && k->pkey; }
+
+/* --------------------------------------------------- signature algorithms */
+
+/* OpenSSH 9's PubkeyAcceptedAlgorithms default, plain keys only (no
+   certificates or security keys, which we do not load). */
+static const char default_accepted[] =
+    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
+    "rsa-sha2-512,rsa-sha2-256";
+
+static const char *const rsa_sig_algs[] = {"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"};
+
+const char *evssh_sig_alg_for_type(const char *key_type, const char *server_sig_algs,
+                                   const char *accepted) {
+  if (!key_type) return NULL;
+  if (!accepted) accepted = default_accepted;
+  const struct key_type_info *t = type_by_name(key_type, strlen(key_type));
+  if (!t) return NULL;
+  if (t->kind != KIND_RSA) return namelist_contains(accepted, t->name) ? t->name : NULL;
+
+  if (!server_sig_algs) {
+    if (namelist_contains(accepted, "ssh-rsa")) return "ssh-rsa";
+    return namelist_contains(accepted, "rsa-sha2-512") ? "rsa-sha2-512" : NULL;
+  }
+  /* first RSA algorithm in the client's order that the server lists */
+  const char *p = accepted;
+  while (*p) {
+    size_t n = strcspn(p, ",");
+    for (size_t i = 0; i < sizeof rsa_sig_algs / sizeof rsa_sig_algs[0]; i++)
+      if (str_is(p, n, rsa_sig_algs[i]) && namelist_contains(server_sig_algs, rsa_sig_algs[i]))
+        return rsa_sig_algs[i];
+    p += n;
+    if (*p == ',') p++;
+  }
+  return NULL;
+}
+
+const char *evssh_key_sig_alg(const evssh_key *k, const char *server_sig_algs,
+                              const char *accepted) {
+  return k ? evssh_sig_alg_for_type(k->type->name, server_sig_algs, accepted) : NULL;
+}
+
+/* ---------------------------------------------------------------- signing */
+
+static const EVP_MD *sign_md(const struct key_type_info *t, const char *alg) {
+  switch (t->kind) {
+  case KIND_ED25519: return NULL;
+  case KIND_ECDSA:
+    if (t->nid == NID_X9_62_prime256v1) return EVP_sha256();
+    if (t->nid == NID_secp384r1) return EVP_sha384();
+    return EVP_sha512();
+  default:
+    if (strcmp(alg, "rsa-sha2-512") == 0) return EVP_sha512();
+    if (strcmp(alg, "rsa-sha2-256") == 0) return EVP_sha256();
+    return EVP_sha1();
+  }
+}
+
+static bool alg_fits_key(const struct key_type_info *t, const char *alg) {
+  if (t->kind != KIND_RSA) return strcmp(alg, t->name) == 0;
+  for (size_t i = 0; i < sizeof rsa_sig_algs / sizeof rsa_sig_algs[0]; i++)
+    if (strcmp(alg, rsa_sig_algs[i]) == 0) return true;
+  return false;
+}
+
+/* DER ECDSA-Sig-Value -> SSH's string(mpint r || mpint s) */
+static int ecdsa_der_to_ssh(const unsigned char *der, size_t der_len, evssh_buf *out) {
+  const unsigned char *p = der;
+  ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+  if (!es) return EVSSH_EINVAL;
+  const BIGNUM *r, *s;
+  ECDSA_SIG_get0(es, &r, &s);
+  evssh_buf inner = EVSSH_BUF_INIT;
+  int rc = buf_put_bignum(&inner, r);
+  if (!rc) rc = buf_put_bignum(&inner, s);
+  if (!rc) rc = evssh_buf_put_string(out, buf_ptr(&inner), buf_avail(&inner));
+  buf_release(&inner);
+  ECDSA_SIG_free(es);
+  return rc;
+}
+
+int evssh_key_sign(const evssh_key *k, const char *alg, const unsigned char *data, size_t len,
+                   evssh_buf *sig_blob) {
+  if (!k || !k->pkey || !alg || !sig_blob || (!data && len)) return EVSSH_EINVAL;
+  if (!alg_fits_key(k->type, alg)) return EVSSH_EINVAL;
+  const EVP_MD *md = sign_md(k->type, alg);
+  EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+  if (!mctx) return EVSSH_ENOMEM;
+  unsigned char *sig = NULL;
+  size_t sig_len = 0;
+  int rc = EVSSH_EINVAL;
+  if (EVP_DigestSignInit(mctx, NULL, md, NULL, k->pkey) != 1 ||
+      EVP_DigestSign(mctx, NULL, &sig_len, data, len) != 1)
+    goto out;
+  sig = malloc(sig_len ? sig_len : 1);
+  if (!sig) {
+    rc = EVSSH_ENOMEM;
+    goto out;
+  }
+  if (EVP_DigestSign(mctx, sig, &sig_len, data, len) != 1) goto out;
+  size_t mark = sig_blob->len;
+  rc = evssh_buf_put_cstring(sig_blob, alg);
+  if (!rc) {
+    if (k->type->kind == KIND_ECDSA)
+      rc = ecdsa_der_to_ssh(sig, sig_len, sig_blob);
+    else if (k->type->kind == KIND_RSA && sig_len != (size_t)EVP_PKEY_get_size(k->pkey))
+      rc = EVSSH_EINVAL; /* SSH wants the full modulus length */
+    else
+      rc = evssh_buf_put_string(sig_blob, sig, sig_len);
+  }
+  if (rc) sig_blob->len = mark;
+out:
+  free(sig);
+  EVP_MD_CTX_free(mctx);
+  return rc;
+}

@@ -1,0 +1,117 @@
+/* User key material for publickey authentication: loading public halves
+ * (.pub files, OpenSSH public key lines), loading private key files in every
+ * format OpenSSH writes, choosing the signature algorithm for a key, and
+ * producing SSH signature blobs with OpenSSL.
+ *
+ * Private key files are decoded by libssh 0.10 (so encrypted openssh-key-v1
+ * with bcrypt-pbkdf, PEM PKCS#1/SEC1, PKCS#8 and encrypted PEM all work
+ * without evssh carrying a KDF), then the key material is moved into an
+ * OpenSSL EVP_PKEY and libssh's copy is dropped: every signature is made by
+ * OpenSSL. Known libssh 0.10 limit: an RSA key stored in the *encrypted*
+ * openssh-key-v1 format decrypts in libssh but cannot be re-exported from it
+ * (libssh builds the key without CRT exponents and OpenSSL refuses to encode
+ * it), so such a file fails with a message saying how to convert it.
+ * Unencrypted openssh-key-v1 files of every type are parsed by evssh
+ * directly. */
+#ifndef EVSSH_KEYS_H
+#define EVSSH_KEYS_H
+
+#include "evssh.h"
+#include <stddef.h>
+
+#define EVSSH_KEYTYPE_ED25519 "ssh-ed25519"
+#define EVSSH_KEYTYPE_ECDSA256 "ecdsa-sha2-nistp256"
+#define EVSSH_KEYTYPE_ECDSA384 "ecdsa-sha2-nistp384"
+#define EVSSH_KEYTYPE_ECDSA521 "ecdsa-sha2-nistp521"
+#define EVSSH_KEYTYPE_RSA "ssh-rsa"
+
+/* RSA keys smaller than this are refused, as OpenSSH does. */
+#define EVSSH_RSA_MIN_BITS 1024
+
+typedef struct evssh_key evssh_key;
+
+/* Asked for a key file's passphrase. prompt is "Enter passphrase for key
+   'FILE': ". Write a NUL-terminated passphrase into buf (bufsize bytes) and
+   return 0; return <0 to refuse (the load then fails with EVSSH_EAUTH).
+   Called at most once per load and only for an encrypted file. */
+typedef int (*evssh_passphrase_fn)(const char *prompt, char *buf, size_t bufsize, void *ud);
+
+/* Load a public key file (normally PRIVATE_PATH + ".pub"), holding one
+   OpenSSH public key line. The result can be offered to the server (blob,
+   type) but not sign. Lets auth ask the server whether it would accept a key
+   before any passphrase prompt.
+   Errors (message in err): EVSSH_EINVAL "FILE: No such file" (or the errno
+   text), "FILE: not an OpenSSH public key", unsupported key type. */
+int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t errlen);
+
+/* Load a private key file. fn may be NULL (then an encrypted file fails with
+   EVSSH_EAUTH). Errors:
+     EVSSH_EINVAL  "FILE: No such file or directory" (errno text), unreadable,
+                   "FILE: unsupported or invalid private key format",
+                   unsupported key type, RSA below EVSSH_RSA_MIN_BITS
+     EVSSH_EAUTH   "wrong passphrase for key FILE", passphrase refused or no
+                   passphrase callback for an encrypted key
+     EVSSH_ENOMEM
+   A single passphrase attempt: the caller retries (ssh allows three). */
+int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
+                           evssh_key **out, char *err, size_t errlen);
+
+/* Public key blob as sent in SSH_MSG_USERAUTH_REQUEST ("string type ...").
+   Points into k; valid until evssh_key_free. */
+int evssh_key_public_blob(const evssh_key *k, const unsigned char **blob, size_t *len);
+/* One of the EVSSH_KEYTYPE_* names. */
+const char *evssh_key_type(const evssh_key *k);
+/* Comment from the .pub line or the openssh-key-v1 file; "" if none. */
+const char *evssh_key_comment(const evssh_key *k);
+/* True when the key was loaded with its private half and can sign. */
+bool evssh_key_can_sign(const evssh_key *k);
+
+/* Signature algorithm for a key of type key_type (an EVSSH_KEYTYPE_* name or
+   the type carried in an agent's blob), as OpenSSH's client chooses it:
+   - accepted: the PubkeyAcceptedAlgorithms list (comma-separated, client
+     preference order) or NULL for OpenSSH's default, which has no "ssh-rsa".
+   - server_sig_algs: the server's server-sig-algs extension, NULL if the
+     server sent no EXT_INFO.
+   Non-RSA keys sign with their own type name if accepted.
+   RSA with server-sig-algs: the first of the accepted rsa-sha2-512,
+   rsa-sha2-256, ssh-rsa (in the accepted list's order) that the server
+   lists; NULL if none (OpenSSH skips the key: "no mutual signature
+   algorithm").
+   RSA without server-sig-algs: OpenSSH signs with "ssh-rsa" if accepted and
+   otherwise skips the key; we do the same for "ssh-rsa", but instead of
+   skipping we try rsa-sha2-512 (if accepted), which every RFC 8332 server
+   accepts even when it omits EXT_INFO; a server that does not simply rejects
+   that one key.
+   Returns a static string or NULL (key type not usable). */
+const char *evssh_sig_alg_for_type(const char *key_type, const char *server_sig_algs,
+                                   const char *accepted);
+const char *evssh_key_sig_alg(const evssh_key *k, const char *server_sig_algs,
+                              const char *accepted);
+
+/* Sign data with alg (ssh-ed25519, ecdsa-sha2-nistp*, rsa-sha2-256,
+   rsa-sha2-512, ssh-rsa; it must match the key). Appends the SSH signature
+   blob, i.e. string(alg) || string(signature), to sig_blob; the caller wraps
+   it in one more string for SSH_MSG_USERAUTH_REQUEST. Signature encodings:
+   ed25519 raw 64 bytes; ECDSA string(mpint r || mpint s); RSA PKCS#1 v1.5
+   of modulus length. EVSSH_EINVAL for a public-only key or wrong alg. */
+int evssh_key_sign(const evssh_key *k, const char *alg, const unsigned char *data, size_t len,
+                   evssh_buf *sig_blob);
+
+void evssh_key_free(evssh_key *k);
+
+/* Parse an OpenSSH public key line "TYPE BASE64 [COMMENT]" (leading blanks
+   allowed; no authorized_keys options). The blob's own type string must
+   equal TYPE. On success *blob (malloc'd, len *blob_len) and, if comment is
+   not NULL, *comment (malloc'd, "" if none) belong to the caller.
+   EVSSH_EINVAL for a malformed line. Any key type is accepted here. */
+int evssh_pubkey_blob_from_line(const char *line, unsigned char **blob, size_t *blob_len,
+                                char **comment);
+
+/* Parse an unencrypted openssh-key-v1 file body (the bytes between the
+   "-----BEGIN OPENSSH PRIVATE KEY-----" armour lines, or the whole armoured
+   text) into a key. Exposed for tests and for the libssh re-export path.
+   EVSSH_EINVAL with a message for anything malformed or encrypted. */
+int evssh_key_parse_openssh_v1(const char *text, size_t len, evssh_key **out,
+                               char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,753 @@
+/* Tests for keys.c and agent.c. Every key is made at test time by ssh-keygen
+ * (ed25519, ECDSA P-256/384/521, RSA 2048; openssh, PEM and PKCS#8 output;
+ * each also encrypted), so the expected public blobs come from OpenSSH's own
+ * .pub files and the signatures are checked by OpenSSL directly in this
+ * file, against public keys taken from the .pub files (ssh-keygen -e -m
+ * PKCS8 for RSA/ECDSA, the raw 32 bytes for Ed25519). The agent tests start
+ * a real `ssh-agent -D -a SOCK` and load keys with ssh-add; a scripted fake
+ * agent checks that malformed replies are refused. */
+#include "agent.h"
+#include "buf.h"
+#include "keys.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#define PASSPHRASE "correct horse battery"
+
+static char tmpdir[64];
+static pid_t agent_pid = -1;
+static char agent_sock[128];
+
+struct keyspec {
+  const char *name;    /* file name in tmpdir */
+  const char *keygen;  /* ssh-keygen -t/-b arguments */
+  const char *format;  /* -m value or NULL for the openssh default */
+  bool encrypted;
+  const char *type;    /* expected SSH key type */
+};
+
+#define KEYSET(base, args, type)                                              \
+  {base "_openssh", args, NULL, false, type}, {base "_openssh_enc", args, NULL, true, type}, \
+  {base "_pem", args, "PEM", false, type}, {base "_pem_enc", args, "PEM", true, type},       \
+  {base "_pkcs8", args, "PKCS8", false, type}, {base "_pkcs8_enc", args, "PKCS8", true, type}
+
+static const struct keyspec keys[] = {
+  KEYSET("ed25519", "-t ed25519", EVSSH_KEYTYPE_ED25519),
+  KEYSET("ecdsa256", "-t ecdsa -b 256", EVSSH_KEYTYPE_ECDSA256),
+  KEYSET("ecdsa384", "-t ecdsa -b 384", EVSSH_KEYTYPE_ECDSA384),
+  KEYSET("ecdsa521", "-t ecdsa -b 521", EVSSH_KEYTYPE_ECDSA521),
+  KEYSET("rsa", "-t rsa -b 2048", EVSSH_KEYTYPE_RSA),
+};
+#define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+
+static void path_of(char *out, size_t outlen, const char *name, const char *suffix) {
+  snprintf(out, outlen, "%s/%s%s", tmpdir, name, suffix);
+}
+
+static int run(const char *cmd) {
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ------------------------------------------------------- test-side helpers */
+
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = malloc(1 << 20);
+  size_t n = fread(buf, 1, (1 << 20) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  if (len) *len = n;
+  return buf;
+}
+
+/* .pub line -> blob, decoded with OpenSSL rather than our own base64 */
+static unsigned char *pub_blob_of(const char *name, size_t *len) {
+  char path[256];
+  path_of(path, sizeof path, name, ".pub");
+  char *text = slurp(path, NULL);
+  ck_assert_ptr_nonnull(text);
+  char *b64 = strchr(text, ' ');
+  ck_assert_ptr_nonnull(b64);
+  b64++;
+  size_t n = strcspn(b64, " \n");
+  unsigned char *out = malloc(n);
+  int outl = EVP_DecodeBlock(out, (unsigned char *)b64, (int)n);
+  ck_assert_int_gt(outl, 0);
+  while (n > 0 && b64[n - 1] == '=') { n--; outl--; }
+  free(text);
+  *len = (size_t)outl;
+  return out;
+}
+
+/* Public key for verification, from the .pub file through OpenSSH/OpenSSL. */
+static EVP_PKEY *verify_key_of(const struct keyspec *ks) {
+  if (strcmp(ks->type, EVSSH_KEYTYPE_ED25519) == 0) {
+    size_t len;
+    unsigned char *blob = pub_blob_of(ks->name, &len);
+    /* string "ssh-ed25519" (4+11) then string pub (4+32) */
+    ck_assert_uint_eq(len, 4 + 11 + 4 + 32);
+    EVP_PKEY *p = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, blob + 19, 32);
+    free(blob);
+    return p;
+  }
+  char pub[256], cmd[600];
+  path_of(pub, sizeof pub, ks->name, ".pub");
+  snprintf(cmd, sizeof cmd, "ssh-keygen -e -m PKCS8 -f '%s' > '%s.spki'", pub, pub);
+  ck_assert_int_eq(run(cmd), 0);
+  strcat(pub, ".spki");
+  FILE *f = fopen(pub, "r");
+  ck_assert_ptr_nonnull(f);
+  EVP_PKEY *p = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+  fclose(f);
+  return p;
+}
+
+static const EVP_MD *md_for(const char *alg) {
+  if (strcmp(alg, "ssh-ed25519") == 0) return NULL;
+  if (strcmp(alg, "ecdsa-sha2-nistp256") == 0 || strcmp(alg, "rsa-sha2-256") == 0)
+    return EVP_sha256();
+  if (strcmp(alg, "ecdsa-sha2-nistp384") == 0) return EVP_sha384();
+  if (strcmp(alg, "ssh-rsa") == 0) return EVP_sha1();
+  return EVP_sha512();
+}
+
+/* Checks an SSH signature blob (string alg, string sig) with OpenSSL. */
+static bool verify_sig(EVP_PKEY *pk, const char *alg, const unsigned char *sigblob,
+                       size_t siglen, const unsigned char *data, size_t len) {
+  evssh_reader r = {sigblob, siglen};
+  const char *name, *sig;
+  size_t name_len, sig_len;
+  if (evssh_read_string(&r, &name, &name_len) || evssh_read_string(&r, &sig, &sig_len) ||
+      r.left != 0)
+    return false;
+  if (name_len != strlen(alg) || memcmp(name, alg, name_len) != 0) return false;
+  unsigned char der[300];
+  const unsigned char *to_check = (const unsigned char *)sig;
+  size_t check_len = sig_len;
+  if (strncmp(alg, "ecdsa-", 6) == 0) {
+    /* SSH's mpint r, mpint s back to DER for OpenSSL */
+    evssh_reader er = {(const unsigned char *)sig, sig_len};
+    BIGNUM *br = NULL, *bs = NULL;
+    if (evssh_read_bignum(&er, &br) || evssh_read_bignum(&er, &bs) || er.left) return false;
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    ECDSA_SIG_set0(es, br, bs);
+    unsigned char *pd = der;
+    check_len = (size_t)i2d_ECDSA_SIG(es, &pd);
+    ECDSA_SIG_free(es);
+    to_check = der;
+  }
+  if (strstr(alg, "rsa") && sig_len != (size_t)EVP_PKEY_get_size(pk)) return false;
+  EVP_MD_CTX *m = EVP_MD_CTX_new();
+  bool ok = EVP_DigestVerifyInit(m, NULL, md_for(alg), NULL, pk) == 1 &&
+            EVP_DigestVerify(m, to_check, check_len, data, len) == 1;
+  EVP_MD_CTX_free(m);
+  return ok;
+}
+
+struct pass_state {
+  const char *answer; /* NULL: refuse */
+  int calls;
+  char last_prompt[300];
+};
+
+static int pass_cb(const char *prompt, char *buf, size_t bufsize, void *ud) {
+  struct pass_state *ps = ud;
+  ps->calls++;
+  snprintf(ps->last_prompt, sizeof ps->last_prompt, "%s", prompt);
+  if (!ps->answer) return -1;
+  snprintf(buf, bufsize, "%s", ps->answer);
+  return 0;
+}
+
+static const unsigned char message[] = "session identifier || USERAUTH_REQUEST payload";
+
+/* ------------------------------------------------------------------ tests */
+
+static bool is_libssh_rsa_gap(const struct keyspec *ks) {
+  return strcmp(ks->type, EVSSH_KEYTYPE_RSA) == 0 && ks->encrypted && !ks->format;
+}
+
+START_TEST(load_sign_verify) {
+  const struct keyspec *ks = &keys[_i];
+  char path[256], err[300] = "";
+  path_of(path, sizeof path, ks->name, "");
+  struct pass_state ps = {PASSPHRASE, 0, ""};
+  evssh_key *k = NULL;
+  int rc = evssh_key_load_private(path, pass_cb, &ps, &k, err, sizeof err);
+  ck_assert_int_eq(ps.calls, ks->encrypted ? 1 : 0);
+  if (ks->encrypted) {
+    char want[300];
+    snprintf(want, sizeof want, "Enter passphrase for key '%s': ", path);
+    ck_assert_str_eq(ps.last_prompt, want);
+  }
+  if (is_libssh_rsa_gap(ks)) {
+    /* libssh 0.10 decrypts but cannot re-export this one: a clear message
+       with the conversion command is the contract (see keys.h) */
+    ck_assert_int_eq(rc, EVSSH_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "ssh-keygen -p -m PEM"));
+    ck_assert_ptr_null(k);
+    return;
+  }
+  ck_assert_msg(rc == EVSSH_OK, "%s: rc %d: %s", ks->name, rc, err);
+  ck_assert(evssh_key_can_sign(k));
+  ck_assert_str_eq(evssh_key_type(k), ks->type);
+
+  size_t want_len;
+  unsigned char *want = pub_blob_of(ks->name, &want_len);
+  const unsigned char *blob;
+  size_t blob_len;
+  ck_assert_int_eq(evssh_key_public_blob(k, &blob, &blob_len), EVSSH_OK);
+  ck_assert_uint_eq(blob_len, want_len);
+  ck_assert_mem_eq(blob, want, want_len);
+
+  /* the .pub file on its own gives the same blob, without a passphrase */
+  char pub[256];
+  path_of(pub, sizeof pub, ks->name, ".pub");
+  evssh_key *pk = NULL;
+  ck_assert_int_eq(evssh_key_load_public(pub, &pk, err, sizeof err), EVSSH_OK);
+  ck_assert(!evssh_key_can_sign(pk));
+  ck_assert_str_eq(evssh_key_type(pk), ks->type);
+  ck_assert_int_eq(evssh_key_public_blob(pk, &blob, &blob_len), EVSSH_OK);
+  ck_assert_uint_eq(blob_len, want_len);
+  ck_assert_mem_eq(blob, want, want_len);
+  ck_assert_ptr_nonnull(strstr(evssh_key_comment(pk), "@")); /* user@host from ssh-keygen */
+  evssh_buf *sb = evssh_buf_new();
+  ck_assert_int_eq(evssh_key_sign(pk, ks->type[4] == 'r' ? "rsa-sha2-256" : ks->type,
+                                  message, sizeof message, sb), EVSSH_EINVAL);
+  ck_assert_uint_eq(evssh_buf_len(sb), 0);
+  evssh_key_free(pk);
+  free(want);
+
+  EVP_PKEY *vk = verify_key_of(ks);
+  ck_assert_ptr_nonnull(vk);
+  const char *rsa_algs[] = {"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", NULL};
+  const char *own[] = {ks->type, NULL};
+  const char **algs = strcmp(ks->type, EVSSH_KEYTYPE_RSA) == 0 ? rsa_algs : own;
+  for (int i = 0; algs[i]; i++) {
+    evssh_buf_free(sb);
+    sb = evssh_buf_new();
+    ck_assert_int_eq(evssh_buf_put_u32(sb, 0xdeadbeef), EVSSH_OK); /* sign appends */
+    ck_assert_int_eq(evssh_key_sign(k, algs[i], message, sizeof message, sb), EVSSH_OK);
+    const unsigned char *s = (const unsigned char *)evssh_buf_data(sb) + 4;
+    size_t slen = evssh_buf_len(sb) - 4;
+    ck_assert_msg(verify_sig(vk, algs[i], s, slen, message, sizeof message), "%s %s",
+                  ks->name, algs[i]);
+    /* and the verifier does reject a different message */
+    ck_assert(!verify_sig(vk, algs[i], s, slen, message, sizeof message - 1));
+  }
+  /* an algorithm of another key type is refused and appends nothing */
+  evssh_buf_free(sb);
+  sb = evssh_buf_new();
+  const char *wrong = strcmp(ks->type, EVSSH_KEYTYPE_ED25519) ? "ssh-ed25519" : "rsa-sha2-256";
+  ck_assert_int_eq(evssh_key_sign(k, wrong, message, sizeof message, sb), EVSSH_EINVAL);
+  ck_assert_uint_eq(evssh_buf_len(sb), 0);
+  evssh_buf_free(sb);
+  EVP_PKEY_free(vk);
+  evssh_key_free(k);
+}
+END_TEST
+
+static void expect_load_error(const char *path, struct pass_state *ps, int want_rc,
+                              const char *want_msg) {
+  char err[400] = "";
+  evssh_key *k = (evssh_key *)0x1;
+  int rc = evssh_key_load_private(path, ps ? pass_cb : NULL, ps, &k, err, sizeof err);
+  ck_assert_msg(rc == want_rc, "%s: rc %d (%s)", path, rc, err);
+  ck_assert_ptr_eq(k, (evssh_key *)0x1); /* nothing written on failure */
+  ck_assert_msg(strstr(err, want_msg) != NULL, "'%s' lacks '%s'", err, want_msg);
+}
+
+START_TEST(wrong_passphrase) {
+  const char *names[] = {"ed25519_openssh_enc", "ecdsa256_openssh_enc", "ecdsa384_pem_enc",
+                         "rsa_pem_enc", "rsa_pkcs8_enc", "ecdsa521_pkcs8_enc"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char path[256], msg[320];
+    path_of(path, sizeof path, names[i], "");
+    struct pass_state ps = {"not the passphrase", 0, ""};
+    snprintf(msg, sizeof msg, "wrong passphrase for key %s", path);
+    expect_load_error(path, &ps, EVSSH_EAUTH, msg);
+    ck_assert_int_eq(ps.calls, 1);
+    /* a refusing callback and no callback at all are EAUTH too */
+    struct pass_state refuse = {NULL, 0, ""};
+    expect_load_error(path, &refuse, EVSSH_EAUTH, path);
+    ck_assert_int_eq(refuse.calls, 1);
+    expect_load_error(path, NULL, EVSSH_EAUTH, "no passphrase callback");
+  }
+}
+END_TEST
+
+START_TEST(bad_files) {
+  char path[256], msg[320];
+  path_of(path, sizeof path, "does-not-exist", "");
+  snprintf(msg, sizeof msg, "%s: No such file", path);
+  expect_load_error(path, NULL, EVSSH_EINVAL, msg);
+  char err[300];
+  evssh_key *k = NULL;
+  ck_assert_int_eq(evssh_key_load_public(path, &k, err, sizeof err), EVSSH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, msg));
+
+  /* garbage, empty, a directory, a truncated openssh key, a public key */
+  const char *garbage = "this is not a key\n";
+  path_of(path, sizeof path, "garbage", "");
+  FILE *f = fopen(path, "w");
+  fputs(garbage, f);
+  fclose(f);
+  snprintf(msg, sizeof msg, "%s: unsupported or invalid private key format", path);
+  expect_load_error(path, NULL, EVSSH_EINVAL, msg);
+  ck_assert_int_eq(evssh_key_load_public(path, &k, err, sizeof err), EVSSH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, path));
+
+  path_of(path, sizeof path, "empty", "");
+  fclose(fopen(path, "w"));
+  expect_load_error(path, NULL, EVSSH_EINVAL, path);
+
+  expect_load_error(tmpdir, NULL, EVSSH_EINVAL, tmpdir);
+
+  char src[256];
+  path_of(src, sizeof src, "ed25519_openssh", "");
+  size_t len;
+  char *text = slurp(src, &len);
+  path_of(path, sizeof path, "truncated", "");
+  f = fopen(path, "w");
+  fwrite(text, 1, len / 2, f);
+  fputs("\n-----END OPENSSH PRIVATE KEY-----\n", f);
+  fclose(f);
+  free(text);
+  expect_load_error(path, NULL, EVSSH_EINVAL, path);
+
+  path_of(path, sizeof path, "ed25519_openssh", ".pub");
+  expect_load_error(path, NULL, EVSSH_EINVAL, path);
+}
+END_TEST
+
+/* Re-armours raw openssh-key-v1 bytes after flipping the low bit of the
+   byte at pos (none when pos is past the end). */
+static char *tampered_armour(const unsigned char *raw, size_t len, size_t pos) {
+  unsigned char *copy = malloc(len);
+  memcpy(copy, raw, len);
+  if (pos < len) copy[pos] ^= 0x01;
+  char *out = malloc(len * 2 + 200);
+  strcpy(out, "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+  EVP_EncodeBlock((unsigned char *)out + strlen(out), copy, (int)len);
+  strcat(out, "\n-----END OPENSSH PRIVATE KEY-----\n");
+  free(copy);
+  return out;
+}
+
+/* A flipped bit in the private section of an unencrypted openssh-key-v1
+   file must be noticed: in a checkint, and in the private scalar (the key
+   halves then disagree). */
+START_TEST(openssh_v1_tamper) {
+  char src[256], err[300];
+  path_of(src, sizeof src, "ecdsa256_openssh", "");
+  size_t len;
+  char *text = slurp(src, &len);
+  evssh_key *k = NULL;
+  ck_assert_int_eq(evssh_key_parse_openssh_v1(text, len, &k, err, sizeof err), EVSSH_OK);
+  ck_assert_str_eq(evssh_key_type(k), EVSSH_KEYTYPE_ECDSA256);
+  ck_assert_str_eq(evssh_key_comment(k), "test@ecdsa256_openssh");
+  evssh_key_free(k);
+
+  /* decode the armour independently (OpenSSL) */
+  char *b64 = strstr(text, "-----\n") + 6, *o = b64;
+  char *endp = strstr(b64, "-----END");
+  size_t c = 0;
+  for (char *q = b64; q < endp; q++)
+    if (*q != '\n') o[c++] = *q;
+  unsigned char *raw = malloc(c);
+  int rl = EVP_DecodeBlock(raw, (unsigned char *)b64, (int)c);
+  ck_assert_int_gt(rl, 0);
+  while (c > 0 && b64[c - 1] == '=') { c--; rl--; }
+  size_t raw_len = (size_t)rl;
+  /* the private section repeats the type string right after the checkints;
+     the scalar d ends just before the comment's length word */
+  const char *tname = "ecdsa-sha2-nistp256";
+  unsigned char *first = memmem(raw, raw_len, tname, strlen(tname));
+  ck_assert_ptr_nonnull(first);
+  unsigned char *second = memmem(first + 1, raw_len - (size_t)(first + 1 - raw), tname,
+                                 strlen(tname));
+  ck_assert_ptr_nonnull(second);
+  size_t check_pos = (size_t)(second - raw) - 4 - 8;
+  unsigned char *cm = memmem(raw, raw_len, "test@ecdsa256_openssh", 21);
+  ck_assert_ptr_nonnull(cm);
+  size_t d_last = (size_t)(cm - raw) - 4 - 1;
+
+  /* control: the untouched bytes, re-armoured, still load */
+  char *same = tampered_armour(raw, raw_len, SIZE_MAX);
+  ck_assert_int_eq(evssh_key_parse_openssh_v1(same, strlen(same), &k, err, sizeof err),
+                   EVSSH_OK);
+  evssh_key_free(k);
+  free(same);
+  size_t positions[] = {check_pos, d_last};
+  for (int i = 0; i < 2; i++) {
+    char *t = tampered_armour(raw, raw_len, positions[i]);
+    k = NULL;
+    ck_assert_int_eq(evssh_key_parse_openssh_v1(t, strlen(t), &k, err, sizeof err),
+                     EVSSH_EINVAL);
+    ck_assert_ptr_null(k);
+    free(t);
+  }
+  free(raw);
+  free(text);
+}
+END_TEST
+
+START_TEST(pubkey_lines) {
+  size_t len;
+  unsigned char *want = pub_blob_of("ed25519_openssh", &len);
+  char path[256];
+  path_of(path, sizeof path, "ed25519_openssh", ".pub");
+  char *line = slurp(path, NULL);
+  unsigned char *blob;
+  size_t blob_len;
+  char *comment;
+  ck_assert_int_eq(evssh_pubkey_blob_from_line(line, &blob, &blob_len, &comment), EVSSH_OK);
+  ck_assert_uint_eq(blob_len, len);
+  ck_assert_mem_eq(blob, want, len);
+  char *sp = strrchr(line, ' ');
+  sp[strcspn(sp, "\n")] = 0;
+  ck_assert_str_eq(comment, sp + 1);
+  free(blob);
+  free(comment);
+
+  /* a label that disagrees with the blob's own type */
+  char bad[600];
+  snprintf(bad, sizeof bad, "ssh-rsa %s", strchr(line, ' ') + 1);
+  ck_assert_int_eq(evssh_pubkey_blob_from_line(bad, &blob, &blob_len, NULL), EVSSH_EINVAL);
+  ck_assert_int_eq(evssh_pubkey_blob_from_line("ssh-ed25519 AAAA!!!!", &blob, &blob_len, NULL),
+                   EVSSH_EINVAL);
+  ck_assert_int_eq(evssh_pubkey_blob_from_line("ssh-ed25519", &blob, &blob_len, NULL),
+                   EVSSH_EINVAL);
+  ck_assert_int_eq(evssh_pubkey_blob_from_line("", &blob, &blob_len, NULL), EVSSH_EINVAL);
+  /* no comment, leading blanks, CRLF */
+  char *b64 = strchr(line, ' ') + 1;
+  *strchr(b64, ' ') = 0;
+  snprintf(bad, sizeof bad, "  ssh-ed25519 %s\r\n", b64);
+  ck_assert_int_eq(evssh_pubkey_blob_from_line(bad, &blob, &blob_len, &comment), EVSSH_OK);
+  ck_assert_str_eq(comment, "");
+  ck_assert_mem_eq(blob, want, len);
+  free(blob);
+  free(comment);
+  free(line);
+  free(want);
+}
+END_TEST
+
+START_TEST(sig_alg_choice) {
+  const char *rsa = EVSSH_KEYTYPE_RSA;
+  /* server-sig-algs present: client order, intersected with the server's */
+  ck_assert_str_eq(evssh_sig_alg_for_type(rsa, "ssh-ed25519,rsa-sha2-256,rsa-sha2-512", NULL),
+                   "rsa-sha2-512");
+  ck_assert_str_eq(evssh_sig_alg_for_type(rsa, "rsa-sha2-256,ssh-rsa", NULL), "rsa-sha2-256");
+  ck_assert_ptr_null(evssh_sig_alg_for_type(rsa, "ssh-rsa,ssh-ed25519", NULL));
+  ck_assert_str_eq(evssh_sig_alg_for_type(rsa, "ssh-rsa", "ssh-ed25519,ssh-rsa"), "ssh-rsa");
+  ck_assert_str_eq(evssh_sig_alg_for_type(rsa, "rsa-sha2-512,rsa-sha2-256",
+                                          "rsa-sha2-256,rsa-sha2-512"),
+                   "rsa-sha2-256");
+  /* no EXT_INFO */
+  ck_assert_str_eq(evssh_sig_alg_for_type(rsa, NULL, NULL), "rsa-sha2-512");
+  ck_assert_str_eq(evssh_sig_alg_for_type(rsa, NULL, "rsa-sha2-512,ssh-rsa"), "ssh-rsa");
+  ck_assert_ptr_null(evssh_sig_alg_for_type(rsa, NULL, "ssh-ed25519"));
+  /* other key types sign with their own name, if accepted */
+  ck_assert_str_eq(evssh_sig_alg_for_type("ssh-ed25519", "rsa-sha2-512", NULL), "ssh-ed25519");
+  ck_assert_str_eq(evssh_sig_alg_for_type("ecdsa-sha2-nistp384", NULL, NULL),
+                   "ecdsa-sha2-nistp384");
+  ck_assert_ptr_null(evssh_sig_alg_for_type("ecdsa-sha2-nistp384", NULL, "ssh-ed25519"));
+  ck_assert_ptr_null(evssh_sig_alg_for_type("ssh-dss", NULL, NULL));
+  ck_assert_ptr_null(evssh_sig_alg_for_type("ssh-ed25519-cert-v01@openssh.com", NULL, NULL));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ agent */
+
+static int agent_env_run(const char *args) {
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "SSH_AUTH_SOCK='%s' %s", agent_sock, args);
+  return run(cmd);
+}
+
+static const char *agent_keys[] = {"ed25519_openssh", "ecdsa256_pem", "ecdsa384_pkcs8",
+                                   "ecdsa521_openssh", "rsa_openssh"};
+#define NAGENT ((int)(sizeof agent_keys / sizeof agent_keys[0]))
+
+START_TEST(agent_list_and_sign) {
+  char err[300] = "";
+  evssh_agent *a = NULL;
+  ck_assert_msg(evssh_agent_open(agent_sock, &a, err, sizeof err) == EVSSH_OK, "%s", err);
+  evssh_agent_identity *ids = NULL;
+  size_t n = 0;
+  ck_assert_msg(evssh_agent_identities(a, &ids, &n, err, sizeof err) == EVSSH_OK, "%s", err);
+  ck_assert_uint_eq(n, NAGENT);
+  for (int i = 0; i < NAGENT; i++) {
+    size_t len;
+    unsigned char *want = pub_blob_of(agent_keys[i], &len);
+    size_t j;
+    for (j = 0; j < n; j++)
+      if (ids[j].blob_len == len && memcmp(ids[j].blob, want, len) == 0) break;
+    ck_assert_msg(j < n, "%s not listed by the agent", agent_keys[i]);
+    const struct keyspec *ks = NULL;
+    for (int q = 0; q < NKEYS; q++)
+      if (strcmp(keys[q].name, agent_keys[i]) == 0) ks = &keys[q];
+    EVP_PKEY *vk = verify_key_of(ks);
+    const char *rsa_algs[] = {"rsa-sha2-256", "rsa-sha2-512", "ssh-rsa", NULL};
+    const char *own[] = {ks->type, NULL};
+    const char **algs = strcmp(ks->type, EVSSH_KEYTYPE_RSA) == 0 ? rsa_algs : own;
+    for (int q = 0; algs[q]; q++) {
+      evssh_buf *sb = evssh_buf_new();
+      ck_assert_msg(evssh_agent_sign(a, ids[j].blob, ids[j].blob_len, algs[q], message,
+                                     sizeof message, sb, err, sizeof err) == EVSSH_OK,
+                    "%s", err);
+      ck_assert_msg(verify_sig(vk, algs[q], evssh_buf_data(sb), evssh_buf_len(sb), message,
+                               sizeof message),
+                    "agent %s %s", agent_keys[i], algs[q]);
+      evssh_buf_free(sb);
+    }
+    EVP_PKEY_free(vk);
+    free(want);
+  }
+  /* a key the agent does not hold */
+  size_t len;
+  unsigned char *other = pub_blob_of("ecdsa256_openssh", &len);
+  evssh_buf *sb = evssh_buf_new();
+  ck_assert_int_eq(evssh_agent_sign(a, other, len, "ecdsa-sha2-nistp256", message,
+                                    sizeof message, sb, err, sizeof err),
+                   EVSSH_EAUTH);
+  ck_assert_uint_eq(evssh_buf_len(sb), 0);
+  ck_assert_ptr_nonnull(strstr(err, "refused"));
+  /* the connection is still usable after a refusal */
+  evssh_agent_identities_free(ids, n);
+  ck_assert_int_eq(evssh_agent_identities(a, &ids, &n, err, sizeof err), EVSSH_OK);
+  ck_assert_uint_eq(n, NAGENT);
+  evssh_agent_identities_free(ids, n);
+  evssh_buf_free(sb);
+  free(other);
+  evssh_agent_close(a);
+
+  /* through $SSH_AUTH_SOCK */
+  setenv("SSH_AUTH_SOCK", agent_sock, 1);
+  ck_assert_int_eq(evssh_agent_open(NULL, &a, err, sizeof err), EVSSH_OK);
+  ck_assert_int_eq(evssh_agent_identities(a, &ids, &n, err, sizeof err), EVSSH_OK);
+  ck_assert_uint_eq(n, NAGENT);
+  evssh_agent_identities_free(ids, n);
+  evssh_agent_close(a);
+}
+END_TEST
+
+START_TEST(agent_not_running) {
+  char err[300] = "", path[256];
+  path_of(path, sizeof path, "no-agent.sock", "");
+  evssh_agent *a = (evssh_agent *)0x1;
+  ck_assert_int_eq(evssh_agent_open(path, &a, err, sizeof err), EVSSH_ECONNECT);
+  ck_assert_ptr_eq(a, (evssh_agent *)0x1);
+  ck_assert_ptr_nonnull(strstr(err, path));
+  ck_assert_ptr_nonnull(strstr(err, "No such file"));
+  unsetenv("SSH_AUTH_SOCK");
+  ck_assert_int_eq(evssh_agent_open(NULL, &a, err, sizeof err), EVSSH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "SSH_AUTH_SOCK is not set"));
+  ck_assert_int_eq(evssh_agent_open("none", &a, err, sizeof err), EVSSH_EINVAL);
+}
+END_TEST
+
+/* A fake agent: accepts one connection, reads one request, writes the given
+   reply bytes verbatim, closes its sending side and lingers until the
+   client hangs up. */
+static pid_t fake_agent(const char *path, const unsigned char *reply, size_t len) {
+  unlink(path);
+  int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(listen(ls, 1), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int c = accept(ls, NULL, NULL);
+    unsigned char hdr[4], body[4096];
+    if (read(c, hdr, 4) != 4) _exit(1);
+    size_t want = ((size_t)hdr[0] << 24) | (hdr[1] << 16) | (hdr[2] << 8) | hdr[3];
+    size_t got = 0;
+    while (got < want && got < sizeof body) {
+      ssize_t n = read(c, body + got, sizeof body - got);
+      if (n <= 0) _exit(1);
+      got += (size_t)n;
+    }
+    if (len && write(c, reply, len) != (ssize_t)len) _exit(1);
+    shutdown(c, SHUT_WR); /* a client waiting for more sees EOF, not a timeout */
+    char x;
+    while (read(c, &x, 1) > 0) {
+    }
+    _exit(0);
+  }
+  close(ls);
+  return pid;
+}
+
+static int fake_exchange(const unsigned char *reply, size_t len, bool sign, char *err,
+                         size_t errlen) {
+  char path[256];
+  path_of(path, sizeof path, "fake.sock", "");
+  pid_t pid = fake_agent(path, reply, len);
+  evssh_agent *a = NULL;
+  ck_assert_int_eq(evssh_agent_open(path, &a, err, errlen), EVSSH_OK);
+  int rc;
+  if (sign) {
+    evssh_buf *sb = evssh_buf_new();
+    const unsigned char blob[] = {0, 0, 0, 7, 's', 's', 'h', '-', 'r', 's', 'a'};
+    rc = evssh_agent_sign(a, blob, sizeof blob, "rsa-sha2-512", message, sizeof message, sb,
+                          err, errlen);
+    if (rc) ck_assert_uint_eq(evssh_buf_len(sb), 0);
+    evssh_buf_free(sb);
+  } else {
+    evssh_agent_identity *ids = NULL;
+    size_t n = 0;
+    rc = evssh_agent_identities(a, &ids, &n, err, errlen);
+    if (rc == EVSSH_OK) evssh_agent_identities_free(ids, n);
+  }
+  evssh_agent_close(a);
+  int st;
+  waitpid(pid, &st, 0);
+  return rc;
+}
+
+START_TEST(agent_malformed_replies) {
+  char err[300];
+  /* length word over the 256 KiB cap */
+  const unsigned char huge[] = {0x00, 0x04, 0x00, 0x01, 12};
+  ck_assert_int_eq(fake_exchange(huge, sizeof huge, false, err, sizeof err), EVSSH_EPROTO);
+  /* identity count larger than the bytes that follow */
+  const unsigned char count[] = {0, 0, 0, 5, 12, 0x7f, 0xff, 0xff, 0xff};
+  ck_assert_int_eq(fake_exchange(count, sizeof count, false, err, sizeof err), EVSSH_EPROTO);
+  /* one identity whose comment string runs past the message */
+  const unsigned char trunc[] = {0, 0, 0, 16, 12, 0, 0, 0, 1, 0, 0, 0, 1, 'x', 0, 0, 0, 9, 'a', 'b'};
+  ck_assert_int_eq(fake_exchange(trunc, sizeof trunc, false, err, sizeof err), EVSSH_EPROTO);
+  /* zero identities is fine */
+  const unsigned char none[] = {0, 0, 0, 5, 12, 0, 0, 0, 0};
+  ck_assert_int_eq(fake_exchange(none, sizeof none, false, err, sizeof err), EVSSH_OK);
+  /* agent closes mid-reply */
+  const unsigned char cut[] = {0, 0, 0, 50, 12, 0};
+  ck_assert_int_eq(fake_exchange(cut, sizeof cut, false, err, sizeof err), EVSSH_ECLOSED);
+  ck_assert_ptr_nonnull(strstr(err, "closed"));
+  /* FAILURE to a list request */
+  const unsigned char fail[] = {0, 0, 0, 1, 5};
+  ck_assert_int_eq(fake_exchange(fail, sizeof fail, false, err, sizeof err), EVSSH_EAUTH);
+  /* signature with a different algorithm than asked (old agent: ssh-rsa) */
+  const unsigned char oldrsa[] = {0, 0, 0, 24, 14, 0, 0, 0, 19, 0, 0, 0, 7, 's', 's', 'h', '-',
+                                  'r', 's', 'a', 0, 0, 0, 4, 1, 2, 3, 4};
+  ck_assert_int_eq(fake_exchange(oldrsa, sizeof oldrsa, true, err, sizeof err), EVSSH_EAUTH);
+  ck_assert_ptr_nonnull(strstr(err, "instead of rsa-sha2-512"));
+  /* well-formed sign response with the right algorithm */
+  const unsigned char good[] = {0, 0, 0, 29, 14, 0, 0, 0, 24, 0, 0, 0, 12, 'r', 's', 'a', '-',
+                                's', 'h', 'a', '2', '-', '5', '1', '2', 0, 0, 0, 4, 1, 2, 3, 4};
+  ck_assert_int_eq(fake_exchange(good, sizeof good, true, err, sizeof err), EVSSH_OK);
+  /* trailing garbage after the signature string */
+  const unsigned char trail[] = {0, 0, 0, 30, 14, 0, 0, 0, 24, 0, 0, 0, 12, 'r', 's', 'a', '-',
+                                 's', 'h', 'a', '2', '-', '5', '1', '2', 0, 0, 0, 4, 1, 2, 3, 4, 9};
+  ck_assert_int_eq(fake_exchange(trail, sizeof trail, true, err, sizeof err), EVSSH_EPROTO);
+  /* unexpected message type */
+  const unsigned char other[] = {0, 0, 0, 1, 6};
+  ck_assert_int_eq(fake_exchange(other, sizeof other, true, err, sizeof err), EVSSH_EPROTO);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ setup */
+
+static void generate_keys(void) {
+  for (int i = 0; i < NKEYS; i++) {
+    char path[256], cmd[800];
+    path_of(path, sizeof path, keys[i].name, "");
+    snprintf(cmd, sizeof cmd, "ssh-keygen -q %s %s%s -N '%s' -C 'test@%s' -f '%s' </dev/null",
+             keys[i].keygen, keys[i].format ? "-m " : "", keys[i].format ? keys[i].format : "",
+             keys[i].encrypted ? PASSPHRASE : "", keys[i].name, path);
+    if (run(cmd) != 0) {
+      fprintf(stderr, "failed: %s\n", cmd);
+      exit(1);
+    }
+  }
+}
+
+static void start_agent(void) {
+  snprintf(agent_sock, sizeof agent_sock, "%s/agent.sock", tmpdir);
+  agent_pid = fork();
+  if (agent_pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execlp("ssh-agent", "ssh-agent", "-D", "-a", agent_sock, (char *)NULL);
+    _exit(127);
+  }
+  struct stat st;
+  for (int i = 0; i < 100 && stat(agent_sock, &st) != 0; i++) usleep(50000);
+  if (stat(agent_sock, &st) != 0) {
+    fprintf(stderr, "ssh-agent did not start\n");
+    exit(1);
+  }
+  for (int i = 0; i < NAGENT; i++) {
+    char path[256], cmd[400];
+    path_of(path, sizeof path, agent_keys[i], "");
+    snprintf(cmd, sizeof cmd, "ssh-add -q '%s' </dev/null 2>/dev/null", path);
+    if (agent_env_run(cmd) != 0) {
+      fprintf(stderr, "ssh-add %s failed\n", path);
+      exit(1);
+    }
+  }
+}
+
+static Suite *keys_suite(void) {
+  Suite *s = suite_create("keys");
+  TCase *tc = tcase_create("files");
+  tcase_set_timeout(tc, 60);
+  tcase_add_loop_test(tc, load_sign_verify, 0, NKEYS);
+  tcase_add_test(tc, wrong_passphrase);
+  tcase_add_test(tc, bad_files);
+  tcase_add_test(tc, openssh_v1_tamper);
+  tcase_add_test(tc, pubkey_lines);
+  tcase_add_test(tc, sig_alg_choice);
+  suite_add_tcase(s, tc);
+  TCase *ta = tcase_create("agent");
+  tcase_set_timeout(ta, 60);
+  tcase_add_test(ta, agent_list_and_sign);
+  tcase_add_test(ta, agent_not_running);
+  tcase_add_test(ta, agent_malformed_replies);
+  suite_add_tcase(s, ta);
+  return s;
+}
+
+int main(void) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/evssh-keys-XXXXXX");
+  if (!mkdtemp(tmpdir)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  generate_keys();
+  start_agent();
+  SRunner *sr = srunner_create(keys_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  if (agent_pid > 0) {
+    kill(agent_pid, SIGTERM);
+    waitpid(agent_pid, NULL, 0);
+  }
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  run(cmd);
+  return failed ? 1 : 0;
+}
