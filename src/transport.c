@@ -828,6 +828,12 @@ int transport_dispatch(evssh_transport *t) {
   return rc;
 }
 
+static const char *closed_message(const evssh_transport *t) {
+  if (t->phase == PHASE_VERSION) return "connection closed by server during version exchange";
+  if (!t->first_kex_done) return "connection closed by server during key exchange";
+  return "connection closed by server";
+}
+
 int transport_flush(evssh_transport *t) {
   while (buf_avail(&t->pkt.out) > 0) {
     ssize_t n = send(t->fd, buf_ptr(&t->pkt.out), buf_avail(&t->pkt.out), MSG_NOSIGNAL);
@@ -838,13 +844,8 @@ int transport_flush(evssh_transport *t) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return EVSSH_OK;
     if (t->phase == PHASE_CLOSED) return t->error_code;
-    t->phase = PHASE_CLOSED;
-    if (t->error_code == 0) {
-      t->error_code = EVSSH_EDISCONNECT;
-      snprintf(t->error, sizeof t->error, "connection lost while writing: %s",
-               n < 0 ? strerror(errno) : "socket closed");
-    }
-    return t->error_code;
+    return transport_fail(t, EVSSH_EDISCONNECT, "%s (while writing: %s)", closed_message(t),
+                          n < 0 ? strerror(errno) : "socket closed");
   }
   return EVSSH_OK;
 }
@@ -865,12 +866,8 @@ static int read_input(evssh_transport *t) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    if (n == 0)
-      return transport_fail(t, EVSSH_EDISCONNECT, "%s",
-                            t->phase == PHASE_VERSION ? "connection closed by server during version exchange"
-                            : !t->first_kex_done      ? "connection closed by server during key exchange"
-                                                      : "connection closed by server");
-    return transport_fail(t, EVSSH_EDISCONNECT, "connection lost while reading: %s", strerror(errno));
+    if (n == 0) return transport_fail(t, EVSSH_EDISCONNECT, "%s", closed_message(t));
+    return transport_fail(t, EVSSH_EDISCONNECT, "%s (while reading: %s)", closed_message(t), strerror(errno));
   }
   return EVSSH_OK;
 }
