@@ -1,0 +1,1310 @@
+/* Unit tests of the connection layer (connection.c, loop.c, exec.c) against
+ * a fake transport: the transport_* and session_* functions the layer calls
+ * are defined here. Every packet the layer sends is captured and handed to a
+ * small scripted peer (a toy sshd: channel open, exec, cat, window
+ * accounting, global requests); what the peer answers is fed back through
+ * conn_handle_packet. Tests that need exact wire behaviour inject packets
+ * directly and inspect what was sent. Build:
+ *   gcc -std=c11 -D_GNU_SOURCE -Iinclude -Isrc src/buf.c src/connection.c \
+ *       src/loop.c src/exec.c test/test_connection.c \
+ *       $(pkg-config --cflags --libs libcrypto check) -o /tmp/tc && /tmp/tc */
+#include "connection.h"
+
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------ fake transport */
+
+typedef struct packet {
+  struct packet *next;
+  unsigned char *data; /* message byte first */
+  size_t len;
+} packet;
+
+typedef struct plist { packet *head, *tail; size_t count; } plist;
+
+struct evssh_transport {
+  evssh_buf cur;
+  bool open_packet;
+  plist sent;          /* what the layer sent, not yet seen by the peer */
+  size_t pending_out;  /* what transport_pending_out reports */
+  bool kex_running;
+  size_t max_payload;
+  int failed;
+};
+
+static void plist_push(plist *l, const void *data, size_t len) {
+  packet *p = calloc(1, sizeof *p);
+  ck_assert_ptr_nonnull(p);
+  p->data = malloc(len ? len : 1);
+  ck_assert_ptr_nonnull(p->data);
+  memcpy(p->data, data, len);
+  p->len = len;
+  if (l->tail) l->tail->next = p; else l->head = p;
+  l->tail = p;
+  l->count++;
+}
+
+static packet *plist_pop(plist *l) {
+  packet *p = l->head;
+  if (!p) return NULL;
+  l->head = p->next;
+  if (!l->head) l->tail = NULL;
+  l->count--;
+  return p;
+}
+
+static void packet_free(packet *p) {
+  if (p) { free(p->data); free(p); }
+}
+
+static void plist_clear(plist *l) {
+  packet *p;
+  while ((p = plist_pop(l))) packet_free(p);
+}
+
+evssh_buf *transport_begin(evssh_transport *t, uint8_t msg) {
+  ck_assert(!t->open_packet);
+  if (t->failed) return NULL;
+  buf_reset(&t->cur);
+  t->open_packet = true;
+  if (evssh_buf_put_u8(&t->cur, msg)) return NULL;
+  return &t->cur;
+}
+
+int transport_end(evssh_transport *t) {
+  ck_assert(t->open_packet);
+  t->open_packet = false;
+  ck_assert_uint_le(buf_avail(&t->cur) - 1, t->max_payload);
+  plist_push(&t->sent, buf_ptr(&t->cur), buf_avail(&t->cur));
+  return EVSSH_OK;
+}
+
+int transport_send(evssh_transport *t, uint8_t msg, const void *body, size_t len) {
+  evssh_buf *b = transport_begin(t, msg);
+  if (!b) return EVSSH_ENOMEM;
+  if (len) buf_append(b, body, len);
+  return transport_end(t);
+}
+
+size_t transport_pending_out(const evssh_transport *t) { return t->pending_out; }
+bool transport_kex_running(const evssh_transport *t) { return t->kex_running; }
+size_t transport_max_payload(const evssh_transport *t) { return t->max_payload; }
+
+/* ------------------------------------------------------- fake session */
+
+static evssh_transport fake_t;
+static evssh_session *S;
+static int64_t fake_now = 1000000;
+static char last_error[512];
+static plist inbound;          /* peer -> us, not yet dispatched */
+static int handle_events_calls;
+
+int session_fail(evssh_session *s, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_error, sizeof last_error, fmt, ap);
+  va_end(ap);
+  if (s->error_code == 0) s->error_code = code;
+  s->state = SESSION_CLOSED;
+  return s->error_code;
+}
+
+void session_log(evssh_session *s, int level, const char *fmt, ...) {
+  static int env_level = -1;
+  if (env_level < 0) env_level = getenv("EVSSH_DEBUG") ? atoi(getenv("EVSSH_DEBUG")) : 0;
+  if (level > env_level) return;
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "[log %d] ", level);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+int64_t session_now_ms(void) { return fake_now; }
+int session_fd(const evssh_session *s) { return -1; }
+int session_events(const evssh_session *s) { return 0; }
+
+static void peer_run(void);
+
+/* Hand every inbound packet to the layer, as the transport's dispatch would. */
+static int deliver_inbound(void) {
+  packet *p;
+  while (S->state != SESSION_CLOSED && (p = plist_pop(&inbound))) {
+    evssh_reader r = reader_of(p->data + 1, p->len - 1);
+    int rc = conn_handle_packet(S, p->data[0], &r);
+    packet_free(p);
+    if (rc < 0) return rc;
+  }
+  return EVSSH_OK;
+}
+
+int session_run_pending(evssh_session *s) {
+  int rc = deliver_inbound();
+  if (rc < 0) return rc;
+  return conn_process(s);
+}
+
+int session_timeout_ms(const evssh_session *s) {
+  if (inbound.count || fake_t.sent.count || conn_has_work(s)) return 0;
+  return loop_timeout_ms(s);
+}
+
+/* "I/O": the peer reads what we sent and answers; timers run. */
+int session_handle_events(evssh_session *s, int revents) {
+  handle_events_calls++;
+  peer_run();
+  int rc = deliver_inbound();
+  if (rc < 0) return rc;
+  rc = conn_flush(s);
+  if (rc < 0) return rc;
+  return loop_timers(s);
+}
+
+/* --------------------------------------------------------- the toy peer */
+
+typedef struct peer_channel {
+  bool used;
+  uint32_t client_id;        /* the client's number for it */
+  uint32_t window_to_client; /* how much we may still send to the client */
+  uint32_t window_from_client;
+  bool is_cat, eof_from_client, closed_sent, close_from_client;
+  evssh_buf backlog;         /* output waiting for client window */
+  bool finish_after_backlog; /* send eof, exit-status, close once drained */
+  uint32_t exit_status;
+} peer_channel;
+
+static struct {
+  peer_channel ch[256];
+  uint32_t initial_window;   /* the peer's window toward the client */
+  uint32_t max_packet;
+  bool auto_adjust;          /* grant window back as data arrives */
+  bool mute;                 /* a dead peer: reads nothing, answers nothing */
+  bool refuse_opens;
+  size_t received_total;
+  uint64_t received_sum;
+  plist seen;                /* every packet the peer read, for inspection */
+  bool keep_seen;
+} peer;
+
+static void peer_reset(void) {
+  for (size_t i = 0; i < 256; i++) buf_release(&peer.ch[i].backlog);
+  plist_clear(&peer.seen);
+  memset(&peer, 0, sizeof peer);
+  peer.initial_window = 2 * 1024 * 1024;
+  peer.max_packet = 32768;
+  peer.auto_adjust = true;
+}
+
+static void in_packet(uint8_t msg, const evssh_buf *body) {
+  unsigned char *tmp = malloc(1 + buf_avail(body));
+  ck_assert_ptr_nonnull(tmp);
+  tmp[0] = msg;
+  if (buf_avail(body)) memcpy(tmp + 1, buf_ptr(body), buf_avail(body));
+  plist_push(&inbound, tmp, 1 + buf_avail(body));
+  free(tmp);
+}
+
+static void in_u32(uint8_t msg, uint32_t a) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, a);
+  in_packet(msg, &b);
+  buf_release(&b);
+}
+
+static void peer_send_data(peer_channel *pc, uint32_t ext, const void *data, size_t len) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, pc->client_id);
+  if (ext) evssh_buf_put_u32(&b, ext);
+  evssh_buf_put_string(&b, data, len);
+  in_packet(ext ? SSH_MSG_CHANNEL_EXTENDED_DATA : SSH_MSG_CHANNEL_DATA, &b);
+  buf_release(&b);
+  pc->window_to_client -= (uint32_t)len;
+}
+
+static void peer_exit_status(peer_channel *pc, uint32_t status) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, pc->client_id);
+  evssh_buf_put_cstring(&b, "exit-status");
+  evssh_buf_put_bool(&b, false);
+  evssh_buf_put_u32(&b, status);
+  in_packet(SSH_MSG_CHANNEL_REQUEST, &b);
+  buf_release(&b);
+}
+
+static void peer_finish(peer_channel *pc) {
+  in_u32(SSH_MSG_CHANNEL_EOF, pc->client_id);
+  peer_exit_status(pc, pc->exit_status);
+  in_u32(SSH_MSG_CHANNEL_CLOSE, pc->client_id);
+  pc->closed_sent = true;
+}
+
+/* Output respects the client's window; what does not fit waits. */
+static void peer_pump(peer_channel *pc) {
+  while (buf_avail(&pc->backlog) && pc->window_to_client > 0 && !pc->closed_sent) {
+    size_t n = buf_avail(&pc->backlog);
+    if (n > pc->window_to_client) n = pc->window_to_client;
+    if (n > 32768) n = 32768;
+    peer_send_data(pc, 0, buf_ptr(&pc->backlog), n);
+    buf_consume(&pc->backlog, n);
+  }
+  if (!buf_avail(&pc->backlog) && pc->finish_after_backlog && !pc->closed_sent) peer_finish(pc);
+}
+
+static void peer_exec(peer_channel *pc, const char *cmd, size_t len) {
+  if (len == 3 && memcmp(cmd, "cat", 3) == 0) {
+    pc->is_cat = true;
+    return;
+  }
+  if (len >= 4 && memcmp(cmd, "big ", 4) == 0) {
+    /* "big N": N bytes of a pattern on stdout */
+    size_t n = strtoul(cmd + 4, NULL, 10);
+    for (size_t i = 0; i < n; i++) {
+      unsigned char c = (unsigned char)(i * 7 + 3);
+      buf_append(&pc->backlog, &c, 1);
+    }
+    pc->finish_after_backlog = true;
+    peer_pump(pc);
+    return;
+  }
+  if (len == 4 && memcmp(cmd, "kill", 4) == 0) {
+    evssh_buf b = EVSSH_BUF_INIT;
+    evssh_buf_put_u32(&b, pc->client_id);
+    evssh_buf_put_cstring(&b, "exit-signal");
+    evssh_buf_put_bool(&b, false);
+    evssh_buf_put_cstring(&b, "TERM");
+    evssh_buf_put_bool(&b, false);
+    evssh_buf_put_cstring(&b, "");
+    evssh_buf_put_cstring(&b, "");
+    in_u32(SSH_MSG_CHANNEL_EOF, pc->client_id);
+    in_packet(SSH_MSG_CHANNEL_REQUEST, &b);
+    in_u32(SSH_MSG_CHANNEL_CLOSE, pc->client_id);
+    pc->closed_sent = true;
+    buf_release(&b);
+    return;
+  }
+  if (len == 4 && memcmp(cmd, "hang", 4) == 0) return;
+  /* anything else: "out:<cmd>" on stdout, "err:<cmd>" on stderr, status len */
+  char out[300];
+  int n = snprintf(out, sizeof out, "out:%.*s", (int)len, cmd);
+  peer_send_data(pc, 0, out, (size_t)n);
+  n = snprintf(out, sizeof out, "err:%.*s", (int)len, cmd);
+  peer_send_data(pc, 1, out, (size_t)n);
+  pc->exit_status = (uint32_t)len;
+  peer_finish(pc);
+}
+
+static void peer_handle(const unsigned char *p, size_t len) {
+  evssh_reader r = reader_of(p + 1, len - 1);
+  uint8_t msg = p[0];
+  uint32_t id;
+  const char *str;
+  size_t slen;
+  bool want;
+  switch (msg) {
+  case SSH_MSG_CHANNEL_OPEN: {
+    uint32_t sender, window, maxp;
+    ck_assert_int_eq(evssh_read_string(&r, &str, &slen), 0);
+    ck_assert_int_eq(evssh_read_u32(&r, &sender), 0);
+    ck_assert_int_eq(evssh_read_u32(&r, &window), 0);
+    ck_assert_int_eq(evssh_read_u32(&r, &maxp), 0);
+    ck_assert_uint_ge(window, 2u * 1024 * 1024);
+    ck_assert_uint_eq(maxp, 32768);
+    evssh_buf b = EVSSH_BUF_INIT;
+    evssh_buf_put_u32(&b, sender);
+    if (peer.refuse_opens) {
+      evssh_buf_put_u32(&b, 1);
+      evssh_buf_put_cstring(&b, "administratively prohibited");
+      evssh_buf_put_cstring(&b, "");
+      in_packet(SSH_MSG_CHANNEL_OPEN_FAILURE, &b);
+    } else {
+      ck_assert_uint_lt(sender, 256);
+      peer_channel *pc = &peer.ch[sender];
+      ck_assert(!pc->used);
+      buf_release(&pc->backlog);
+      memset(pc, 0, sizeof *pc);
+      pc->used = true;
+      pc->client_id = sender;
+      pc->window_to_client = window;
+      pc->window_from_client = peer.initial_window;
+      evssh_buf_put_u32(&b, 1000 + sender);
+      evssh_buf_put_u32(&b, peer.initial_window);
+      evssh_buf_put_u32(&b, peer.max_packet);
+      in_packet(SSH_MSG_CHANNEL_OPEN_CONFIRMATION, &b);
+    }
+    buf_release(&b);
+    break;
+  }
+  case SSH_MSG_CHANNEL_REQUEST: {
+    ck_assert_int_eq(evssh_read_u32(&r, &id), 0);
+    ck_assert_uint_ge(id, 1000);
+    peer_channel *pc = &peer.ch[id - 1000];
+    ck_assert(pc->used);
+    ck_assert_int_eq(evssh_read_string(&r, &str, &slen), 0);
+    ck_assert_int_eq(evssh_read_bool(&r, &want), 0);
+    bool ok = false;
+    const char *cmd = NULL;
+    size_t cmdlen = 0;
+    if (slen == 4 && memcmp(str, "exec", 4) == 0) {
+      ck_assert_int_eq(evssh_read_string(&r, &cmd, &cmdlen), 0);
+      ok = !(cmdlen == 6 && memcmp(cmd, "refuse", 6) == 0);
+    }
+    if (want) in_u32(ok ? SSH_MSG_CHANNEL_SUCCESS : SSH_MSG_CHANNEL_FAILURE, pc->client_id);
+    if (ok && cmd) peer_exec(pc, cmd, cmdlen);
+    break;
+  }
+  case SSH_MSG_CHANNEL_DATA: {
+    ck_assert_int_eq(evssh_read_u32(&r, &id), 0);
+    peer_channel *pc = &peer.ch[id - 1000];
+    ck_assert(pc->used);
+    ck_assert(!pc->eof_from_client);
+    ck_assert_int_eq(evssh_read_string(&r, &str, &slen), 0);
+    ck_assert_uint_le(slen, peer.max_packet);
+    ck_assert_uint_le(slen, pc->window_from_client); /* the client kept to our window */
+    pc->window_from_client -= (uint32_t)slen;
+    peer.received_total += slen;
+    for (size_t i = 0; i < slen; i++) peer.received_sum = peer.received_sum * 31 + (unsigned char)str[i];
+    if (peer.auto_adjust && pc->window_from_client < peer.initial_window / 2) {
+      evssh_buf b = EVSSH_BUF_INIT;
+      evssh_buf_put_u32(&b, pc->client_id);
+      evssh_buf_put_u32(&b, peer.initial_window - pc->window_from_client);
+      pc->window_from_client = peer.initial_window;
+      in_packet(SSH_MSG_CHANNEL_WINDOW_ADJUST, &b);
+      buf_release(&b);
+    }
+    if (pc->is_cat) {
+      buf_append(&pc->backlog, str, slen);
+      peer_pump(pc);
+    }
+    break;
+  }
+  case SSH_MSG_CHANNEL_WINDOW_ADJUST: {
+    uint32_t add;
+    ck_assert_int_eq(evssh_read_u32(&r, &id), 0);
+    ck_assert_int_eq(evssh_read_u32(&r, &add), 0);
+    peer_channel *pc = &peer.ch[id - 1000];
+    ck_assert((uint64_t)pc->window_to_client + add <= UINT32_MAX);
+    pc->window_to_client += add;
+    peer_pump(pc);
+    break;
+  }
+  case SSH_MSG_CHANNEL_EOF: {
+    ck_assert_int_eq(evssh_read_u32(&r, &id), 0);
+    peer_channel *pc = &peer.ch[id - 1000];
+    ck_assert(!pc->eof_from_client);
+    pc->eof_from_client = true;
+    if (pc->is_cat) {
+      pc->finish_after_backlog = true;
+      peer_pump(pc);
+    }
+    break;
+  }
+  case SSH_MSG_CHANNEL_CLOSE: {
+    ck_assert_int_eq(evssh_read_u32(&r, &id), 0);
+    peer_channel *pc = &peer.ch[id - 1000];
+    ck_assert(!pc->close_from_client);
+    pc->close_from_client = true;
+    if (!pc->closed_sent) {
+      in_u32(SSH_MSG_CHANNEL_CLOSE, pc->client_id);
+      pc->closed_sent = true;
+    }
+    pc->used = false;
+    break;
+  }
+  case SSH_MSG_GLOBAL_REQUEST: {
+    ck_assert_int_eq(evssh_read_string(&r, &str, &slen), 0);
+    ck_assert_int_eq(evssh_read_bool(&r, &want), 0);
+    if (!want) break;
+    if (slen == 13 && memcmp(str, "tcpip-forward", 13) == 0) {
+      const char *addr;
+      size_t alen;
+      uint32_t port;
+      ck_assert_int_eq(evssh_read_string(&r, &addr, &alen), 0);
+      ck_assert_int_eq(evssh_read_u32(&r, &port), 0);
+      evssh_buf b = EVSSH_BUF_INIT;
+      if (port == 0) evssh_buf_put_u32(&b, 40123);
+      in_packet(SSH_MSG_REQUEST_SUCCESS, &b);
+      buf_release(&b);
+    } else {
+      evssh_buf b = EVSSH_BUF_INIT;
+      in_packet(SSH_MSG_REQUEST_FAILURE, &b);
+      buf_release(&b);
+    }
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+static void peer_run(void) {
+  if (peer.mute) return;
+  packet *p;
+  while ((p = plist_pop(&fake_t.sent))) {
+    peer_handle(p->data, p->len);
+    if (peer.keep_seen) plist_push(&peer.seen, p->data, p->len);
+    packet_free(p);
+  }
+}
+
+/* ------------------------------------------------------------ fixtures */
+
+static void setup(void) {
+  peer_reset();
+  memset(&fake_t, 0, sizeof fake_t);
+  fake_t.max_payload = 32768 + 256;
+  plist_clear(&inbound);
+  S = calloc(1, sizeof *S);
+  ck_assert_ptr_nonnull(S);
+  S->state = SESSION_READY;
+  S->transport = &fake_t;
+  S->fd = -1;
+  ck_assert_int_eq(conn_init(S), EVSSH_OK);
+  last_error[0] = 0;
+  handle_events_calls = 0;
+}
+
+static void teardown(void) {
+  conn_free(S);
+  loop_free(S);
+  free(S);
+  S = NULL;
+  buf_release(&fake_t.cur);
+  plist_clear(&fake_t.sent);
+  plist_clear(&inbound);
+  peer_reset();
+}
+
+/* Pop the next packet the layer sent (tests that play the peer by hand). */
+static packet *sent_pop(void) { return plist_pop(&fake_t.sent); }
+
+static evssh_reader sent_expect(packet *p, uint8_t msg) {
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(p->data[0], msg);
+  return reader_of(p->data + 1, p->len - 1);
+}
+
+static int feed(uint8_t msg, const evssh_buf *body) {
+  evssh_reader r = reader_of(buf_ptr(body), buf_avail(body));
+  return conn_handle_packet(S, msg, &r);
+}
+
+static int feed_u32(uint8_t msg, uint32_t v) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, v);
+  int rc = feed(msg, &b);
+  buf_release(&b);
+  return rc;
+}
+
+static int feed_confirm(uint32_t local, uint32_t remote, uint32_t window, uint32_t maxp) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, local);
+  evssh_buf_put_u32(&b, remote);
+  evssh_buf_put_u32(&b, window);
+  evssh_buf_put_u32(&b, maxp);
+  int rc = feed(SSH_MSG_CHANNEL_OPEN_CONFIRMATION, &b);
+  buf_release(&b);
+  return rc;
+}
+
+static int feed_data(uint32_t local, const void *data, size_t len) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, local);
+  evssh_buf_put_string(&b, data, len);
+  int rc = feed(SSH_MSG_CHANNEL_DATA, &b);
+  buf_release(&b);
+  return rc;
+}
+
+/* Open a channel by hand and confirm it; the CHANNEL_OPEN is consumed. */
+static evssh_channel *open_confirmed(uint32_t remote, uint32_t window, uint32_t maxp) {
+  evssh_channel *ch = evssh_session_open_channel(S, NULL, NULL);
+  ck_assert_ptr_nonnull(ch);
+  packet_free(sent_pop());
+  ck_assert_int_eq(feed_confirm(evssh_channel_id(ch), remote, window, maxp), 0);
+  return ch;
+}
+
+/* ---------------------------------------------- event-order recording */
+
+static char events[4096];
+
+static void ev(const char *fmt, ...) {
+  size_t n = strlen(events);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(events + n, sizeof events - n, fmt, ap);
+  va_end(ap);
+}
+
+static void rec_open(evssh_channel *ch, void *ud) { ev("open;"); }
+static void rec_data(evssh_channel *ch, const char *d, size_t n, void *ud) { ev("data:%.*s;", (int)n, d); }
+static void rec_ext(evssh_channel *ch, uint32_t t, const char *d, size_t n, void *ud) {
+  ev("ext%u:%.*s;", t, (int)n, d);
+}
+static void rec_eof(evssh_channel *ch, void *ud) { ev("eof;"); }
+static void rec_close(evssh_channel *ch, void *ud) { ev("close;"); }
+static int rec_exit(evssh_channel *ch, const char *type, evssh_reader *d, bool want, void *ud) {
+  uint32_t st = 99;
+  ck_assert_int_eq(evssh_read_u32(d, &st), 0);
+  ev("%s=%u;", type, st);
+  return EVSSH_REPLY_SUCCESS;
+}
+static void rec_failed(evssh_channel *ch, uint32_t reason, const char *desc, void *ud) {
+  ev("failed:%u:%s;", reason, desc);
+}
+static void rec_reply(evssh_channel *ch, bool ok, void *ud) { ev("reply%s:%s;", (const char *)ud, ok ? "ok" : "fail"); }
+
+/* ================================================================ tests */
+
+START_TEST(test_exec_callback_order) {
+  /* Net::SSH order: data..., eof, exit-status, close */
+  events[0] = 0;
+  evssh_channel *ch = evssh_session_open_channel(S, rec_open, NULL);
+  ck_assert_ptr_nonnull(ch);
+  evssh_channel_on_data(ch, rec_data, NULL);
+  evssh_channel_on_extended_data(ch, rec_ext, NULL);
+  evssh_channel_on_eof(ch, rec_eof, NULL);
+  evssh_channel_on_close(ch, rec_close, NULL);
+  evssh_channel_on_request(ch, "exit-status", rec_exit, NULL);
+  /* exec before confirmation is held and goes out right after it */
+  ck_assert_int_eq(evssh_channel_exec(ch, "hello", rec_reply, "X"), 0);
+  ck_assert_int_eq(evssh_session_loop(S, 1000, NULL, NULL), 0);
+  ck_assert_str_eq(events, "open;replyX:ok;data:out:hello;ext1:err:hello;eof;exit-status=5;close;");
+  ck_assert(!evssh_session_busy(S, true));
+}
+END_TEST
+
+START_TEST(test_exec_wait_result) {
+  evssh_result res;
+  ck_assert_int_eq(evssh_session_exec_wait(S, "uname -a", &res), 0);
+  ck_assert_str_eq(res.out, "out:uname -a");
+  ck_assert_uint_eq(res.out_len, 12);
+  ck_assert_str_eq(res.err, "err:uname -a");
+  ck_assert_int_eq(res.exit_status, 8);
+  ck_assert_ptr_null(res.exit_signal);
+  evssh_result_free(&res);
+
+  ck_assert_int_eq(evssh_session_exec_wait(S, "kill", &res), 0);
+  ck_assert_uint_eq(res.out_len, 0);
+  ck_assert_str_eq(res.out, "");
+  ck_assert_int_eq(res.exit_status, -1);
+  ck_assert_str_eq(res.exit_signal, "TERM");
+  evssh_result_free(&res);
+
+  ck_assert_int_eq(evssh_session_exec_wait(S, "refuse", &res), EVSSH_ECHANNEL);
+  ck_assert_ptr_null(res.out);
+
+  peer.refuse_opens = true;
+  ck_assert_int_eq(evssh_session_exec_wait(S, "x", &res), EVSSH_ECHANNEL);
+  ck_assert_ptr_null(res.out);
+  ck_assert(!evssh_session_busy(S, true));
+}
+END_TEST
+
+typedef struct exec_capture { char out[256], err[256]; } exec_capture;
+
+static void capture_exec(evssh_channel *ch, evssh_stream stream, const char *d, size_t n, void *ud) {
+  exec_capture *c = ud;
+  char *dst = stream == EVSSH_STDOUT ? c->out : c->err;
+  strncat(dst, d, n);
+}
+
+START_TEST(test_exec_async_many) {
+  /* 100 channels at once, each with its own output */
+  exec_capture caps[100];
+  memset(caps, 0, sizeof caps);
+  for (int i = 0; i < 100; i++) {
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "echo %d", i);
+    ck_assert_ptr_nonnull(evssh_session_exec(S, cmd, capture_exec, &caps[i]));
+  }
+  ck_assert(evssh_session_busy(S, false));
+  ck_assert_int_eq(evssh_session_loop(S, 1000, NULL, NULL), 0);
+  for (int i = 0; i < 100; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "out:echo %d", i);
+    ck_assert_str_eq(caps[i].out, want);
+    snprintf(want, sizeof want, "err:echo %d", i);
+    ck_assert_str_eq(caps[i].err, want);
+  }
+}
+END_TEST
+
+typedef struct cat_state {
+  uint64_t sum;
+  size_t received;
+  bool closed;
+  int status;
+} cat_state;
+
+static void cat_data(evssh_channel *ch, const char *d, size_t n, void *ud) {
+  cat_state *c = ud;
+  for (size_t i = 0; i < n; i++) c->sum = c->sum * 31 + (unsigned char)d[i];
+  c->received += n;
+}
+static void cat_close(evssh_channel *ch, void *ud) {
+  cat_state *c = ud;
+  c->closed = true;
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &c->status), 0);
+}
+
+START_TEST(test_cat_bulk_both_ways) {
+  /* 16 MiB through the toy cat: more than either window many times over,
+     sent in one call before the channel is even confirmed */
+  size_t total = 16u * 1024 * 1024;
+  unsigned char *data = malloc(total);
+  ck_assert_ptr_nonnull(data);
+  uint64_t want = 0;
+  for (size_t i = 0; i < total; i++) {
+    data[i] = (unsigned char)((i * 2654435761u) >> 13);
+    want = want * 31 + data[i];
+  }
+  cat_state c = {0};
+  evssh_channel *ch = evssh_session_open_channel(S, NULL, NULL);
+  ck_assert_ptr_nonnull(ch);
+  evssh_channel_on_data(ch, cat_data, &c);
+  evssh_channel_on_close(ch, cat_close, &c);
+  ck_assert_int_eq(evssh_channel_exec(ch, "cat", NULL, NULL), 0);
+  ck_assert_int_eq(evssh_channel_send_data(ch, data, total / 2), 0);
+  ck_assert_int_eq(evssh_channel_send_data(ch, data + total / 2, total - total / 2), 0);
+  ck_assert_int_eq(evssh_channel_eof(ch), 0);
+  ck_assert_int_eq(evssh_channel_send_data(ch, "x", 1), EVSSH_ECLOSED); /* after eof! */
+  free(data);
+  ck_assert_int_eq(evssh_session_loop(S, 1000, NULL, NULL), 0);
+  ck_assert(c.closed);
+  ck_assert_uint_eq(peer.received_total, total);
+  ck_assert(peer.received_sum == want);
+  ck_assert_uint_eq(c.received, total);
+  ck_assert(c.sum == want);
+  ck_assert_int_eq(c.status, 0);
+}
+END_TEST
+
+START_TEST(test_window_and_max_packet_respected) {
+  /* peer window 100 bytes, max packet 30: nothing beyond, order kept */
+  evssh_channel *ch = open_confirmed(7, 100, 30);
+  char buf[250];
+  for (int i = 0; i < 250; i++) buf[i] = (char)('a' + i % 26);
+  ck_assert_int_eq(evssh_channel_send_data(ch, buf, 120), 0);
+  ck_assert_int_eq(evssh_channel_send_extended_data(ch, 1, buf + 120, 50), 0);
+  ck_assert_int_eq(evssh_channel_send_data(ch, buf + 170, 80), 0);
+  ck_assert_int_eq(evssh_channel_eof(ch), 0);
+  size_t got = 0;
+  packet *p;
+  char seen[250];
+  while ((p = sent_pop())) {
+    evssh_reader r = sent_expect(p, SSH_MSG_CHANNEL_DATA);
+    uint32_t id;
+    const char *d;
+    size_t n;
+    ck_assert_int_eq(evssh_read_u32(&r, &id), 0);
+    ck_assert_uint_eq(id, 7);
+    ck_assert_int_eq(evssh_read_string(&r, &d, &n), 0);
+    ck_assert_uint_le(n, 30);
+    memcpy(seen + got, d, n);
+    got += n;
+    packet_free(p);
+  }
+  ck_assert_uint_eq(got, 100);
+  ck_assert(conn_has_work(S) == false);
+  /* more window: the rest flows, extended data in its place, then EOF */
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, evssh_channel_id(ch));
+  evssh_buf_put_u32(&b, 1000);
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_WINDOW_ADJUST, &b), 0);
+  buf_release(&b);
+  int phase = 0;
+  while ((p = sent_pop())) {
+    evssh_reader r = reader_of(p->data + 1, p->len - 1);
+    uint32_t id, type;
+    const char *d;
+    size_t n;
+    ck_assert_int_eq(evssh_read_u32(&r, &id), 0);
+    if (p->data[0] == SSH_MSG_CHANNEL_EOF) {
+      ck_assert_uint_eq(got, 250);
+      phase = 3;
+    } else if (p->data[0] == SSH_MSG_CHANNEL_EXTENDED_DATA) {
+      ck_assert_int_le(phase, 1);
+      phase = 1;
+      ck_assert_int_eq(evssh_read_u32(&r, &type), 0);
+      ck_assert_uint_eq(type, 1);
+      ck_assert_int_eq(evssh_read_string(&r, &d, &n), 0);
+      ck_assert_uint_ge(got, 120);
+      memcpy(seen + got, d, n);
+      got += n;
+    } else {
+      ck_assert_uint_eq(p->data[0], SSH_MSG_CHANNEL_DATA);
+      ck_assert_int_eq(evssh_read_string(&r, &d, &n), 0);
+      if (phase == 1) phase = 2;
+      ck_assert(got < 120 || got >= 170);
+      memcpy(seen + got, d, n);
+      got += n;
+    }
+    packet_free(p);
+  }
+  ck_assert_int_eq(phase, 3);
+  ck_assert(memcmp(seen, buf, 250) == 0);
+}
+END_TEST
+
+START_TEST(test_transport_backpressure) {
+  evssh_channel *ch = open_confirmed(7, 10u * 1024 * 1024, 32768);
+  static char big[3u * 1024 * 1024];
+  fake_t.pending_out = CONN_TRANSPORT_HIGH_WATER; /* transport backed up */
+  ck_assert_int_eq(evssh_channel_send_data(ch, big, sizeof big), 0);
+  ck_assert_ptr_null(fake_t.sent.head);
+  ck_assert(!conn_has_work(S));
+  fake_t.pending_out = 0;
+  fake_t.kex_running = true;                      /* re-keying: hold data */
+  ck_assert_int_eq(conn_flush(S), 0);
+  ck_assert_ptr_null(fake_t.sent.head);
+  fake_t.kex_running = false;
+  ck_assert(conn_has_work(S));
+  ck_assert_int_eq(conn_flush(S), 0);
+  ck_assert_uint_eq(fake_t.sent.count, (sizeof big + 32767) / 32768);
+  ck_assert_uint_eq(ch->out_bytes, 0);
+}
+END_TEST
+
+START_TEST(test_window_overrun_is_eproto) {
+  evssh_channel *ch = open_confirmed(9, 1000, 32768);
+  (void)ch;
+  static char blob[CONN_WINDOW_SIZE / 2 + 10];
+  uint32_t id = evssh_channel_id(ch);
+  ck_assert_int_eq(feed_data(id, blob, CONN_WINDOW_SIZE / 2 - 1), 0); /* just under half */
+  ck_assert_ptr_null(fake_t.sent.head);                               /* no adjust yet */
+  ck_assert_int_eq(feed_data(id, blob, 2), 0);                        /* now past half */
+  packet *p = sent_pop();
+  evssh_reader r = sent_expect(p, SSH_MSG_CHANNEL_WINDOW_ADJUST);
+  uint32_t rid, add;
+  ck_assert_int_eq(evssh_read_u32(&r, &rid), 0);
+  ck_assert_int_eq(evssh_read_u32(&r, &add), 0);
+  ck_assert_uint_eq(rid, 9);
+  ck_assert_uint_eq(add, CONN_WINDOW_SIZE / 2 + 1);
+  packet_free(p);
+  /* a peer that sends more than the window holds */
+  ch->local_window = 5;
+  ck_assert_int_eq(feed_data(id, blob, 6), EVSSH_EPROTO);
+  ck_assert_int_eq(S->error_code, EVSSH_EPROTO);
+  ck_assert_ptr_nonnull(strstr(last_error, "window"));
+}
+END_TEST
+
+START_TEST(test_open_failure_reason_text) {
+  events[0] = 0;
+  peer.refuse_opens = true;
+  evssh_channel *ch = evssh_session_open_channel_type(S, "direct-tcpip", "\0\0\0\0", 4, rec_open, NULL);
+  ck_assert_ptr_nonnull(ch);
+  evssh_channel_on_open_failed(ch, rec_failed, NULL);
+  evssh_channel_on_close(ch, rec_close, NULL);
+  /* the extra data went out after the standard fields */
+  packet *p = fake_t.sent.head;
+  ck_assert_uint_eq(p->data[0], SSH_MSG_CHANNEL_OPEN);
+  ck_assert_uint_eq(p->len, 1 + 4 + 12 + 12 + 4);
+  ck_assert_int_eq(evssh_session_loop(S, 1000, NULL, NULL), 0);
+  ck_assert_str_eq(events, "failed:1:administratively prohibited;");
+}
+END_TEST
+
+static int refuse_or_accept(evssh_session *s, evssh_channel *ch, evssh_reader *data, void *ud) {
+  uint32_t v;
+  ck_assert_int_eq(evssh_read_u32(data, &v), 0);
+  if (v == 0) return 1;
+  evssh_channel_on_data(ch, rec_data, NULL);
+  ck_assert_int_eq(evssh_channel_send_data(ch, "hi", 2), 0); /* held until confirmed */
+  return 0;
+}
+
+START_TEST(test_peer_opened_channels) {
+  events[0] = 0;
+  evssh_buf b = EVSSH_BUF_INIT;
+  /* unknown type: OPEN_FAILURE(3, "unknown channel type") */
+  evssh_buf_put_cstring(&b, "x11");
+  evssh_buf_put_u32(&b, 55);
+  evssh_buf_put_u32(&b, 1000);
+  evssh_buf_put_u32(&b, 1000);
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_OPEN, &b), 0);
+  packet *p = sent_pop();
+  evssh_reader r = sent_expect(p, SSH_MSG_CHANNEL_OPEN_FAILURE);
+  uint32_t v;
+  const char *d;
+  size_t n;
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_uint_eq(v, 55);
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_uint_eq(v, 3);
+  ck_assert_int_eq(evssh_read_string(&r, &d, &n), 0);
+  ck_assert_uint_eq(n, strlen("unknown channel type"));
+  ck_assert(memcmp(d, "unknown channel type", n) == 0);
+  packet_free(p);
+
+  evssh_session_on_open_channel(S, "forwarded-tcpip", refuse_or_accept, NULL);
+  buf_reset(&b);
+  evssh_buf_put_cstring(&b, "forwarded-tcpip");
+  evssh_buf_put_u32(&b, 56);
+  evssh_buf_put_u32(&b, 1000);
+  evssh_buf_put_u32(&b, 1000);
+  evssh_buf_put_u32(&b, 0); /* handler refuses */
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_OPEN, &b), 0);
+  p = sent_pop();
+  r = sent_expect(p, SSH_MSG_CHANNEL_OPEN_FAILURE);
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_uint_eq(v, 1);
+  packet_free(p);
+
+  buf_reset(&b);
+  evssh_buf_put_cstring(&b, "forwarded-tcpip");
+  evssh_buf_put_u32(&b, 57);
+  evssh_buf_put_u32(&b, 1000);
+  evssh_buf_put_u32(&b, 1000);
+  evssh_buf_put_u32(&b, 1); /* accepted */
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_OPEN, &b), 0);
+  buf_release(&b);
+  p = sent_pop();
+  r = sent_expect(p, SSH_MSG_CHANNEL_OPEN_CONFIRMATION);
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_uint_eq(v, 57);
+  uint32_t local;
+  ck_assert_int_eq(evssh_read_u32(&r, &local), 0);
+  packet_free(p);
+  p = sent_pop();
+  r = sent_expect(p, SSH_MSG_CHANNEL_DATA);
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_uint_eq(v, 57);
+  packet_free(p);
+  ck_assert_int_eq(feed_data(local, "yo", 2), 0);
+  ck_assert_str_eq(events, "data:yo;");
+  ck_assert(evssh_session_busy(S, false));
+}
+END_TEST
+
+static int answer_keepalive(evssh_channel *ch, const char *type, evssh_reader *d, bool want, void *ud) {
+  return EVSSH_REPLY_SUCCESS;
+}
+
+START_TEST(test_incoming_channel_requests) {
+  evssh_channel *ch = open_confirmed(3, 1000, 1000);
+  uint32_t id = evssh_channel_id(ch);
+  int st;
+  const char *sig;
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &st), EVSSH_EINVAL);
+  ck_assert_int_eq(evssh_channel_exit_signal(ch, &sig), EVSSH_EINVAL);
+  evssh_buf b = EVSSH_BUF_INIT;
+  /* no handler, reply wanted: CHANNEL_FAILURE */
+  evssh_buf_put_u32(&b, id);
+  evssh_buf_put_cstring(&b, "keepalive@openssh.com");
+  evssh_buf_put_bool(&b, true);
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_REQUEST, &b), 0);
+  packet *p = sent_pop();
+  evssh_reader r = sent_expect(p, SSH_MSG_CHANNEL_FAILURE);
+  uint32_t v;
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_uint_eq(v, 3);
+  packet_free(p);
+  /* with a handler: its answer */
+  evssh_channel_on_request(ch, "keepalive@openssh.com", answer_keepalive, NULL);
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_REQUEST, &b), 0);
+  p = sent_pop();
+  sent_expect(p, SSH_MSG_CHANNEL_SUCCESS);
+  packet_free(p);
+  /* exit-status and exit-signal recorded without handlers, no reply sent */
+  buf_reset(&b);
+  evssh_buf_put_u32(&b, id);
+  evssh_buf_put_cstring(&b, "exit-status");
+  evssh_buf_put_bool(&b, false);
+  evssh_buf_put_u32(&b, 42);
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_REQUEST, &b), 0);
+  buf_reset(&b);
+  evssh_buf_put_u32(&b, id);
+  evssh_buf_put_cstring(&b, "exit-signal");
+  evssh_buf_put_bool(&b, false);
+  evssh_buf_put_cstring(&b, "KILL");
+  evssh_buf_put_bool(&b, true);
+  evssh_buf_put_cstring(&b, "killed");
+  evssh_buf_put_cstring(&b, "");
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_REQUEST, &b), 0);
+  ck_assert_ptr_null(fake_t.sent.head);
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &st), 0);
+  ck_assert_int_eq(st, 42);
+  ck_assert_int_eq(evssh_channel_exit_signal(ch, &sig), 0);
+  ck_assert_str_eq(sig, "KILL");
+  /* malformed: truncated request is a protocol error */
+  buf_reset(&b);
+  evssh_buf_put_u32(&b, id);
+  evssh_buf_put_u32(&b, 100); /* string length beyond the packet */
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_REQUEST, &b), EVSSH_EPROTO);
+  buf_release(&b);
+}
+END_TEST
+
+START_TEST(test_channel_request_replies_in_order) {
+  events[0] = 0;
+  evssh_channel *ch = open_confirmed(3, 1000, 1000);
+  uint32_t id = evssh_channel_id(ch);
+  ck_assert_int_eq(evssh_channel_env(ch, "A", "1", rec_reply, "1"), 0);
+  ck_assert_int_eq(evssh_channel_signal(ch, "TERM"), 0); /* no reply wanted */
+  ck_assert_int_eq(evssh_channel_request_pty(ch, "vt100", 80, 24, rec_reply, "2"), 0);
+  ck_assert_int_eq(evssh_channel_send_request(ch, "x-unknown@example.com", "abc", 3, rec_reply, "3"), 0);
+  packet *p = sent_pop();
+  evssh_reader r = sent_expect(p, SSH_MSG_CHANNEL_REQUEST);
+  uint32_t v;
+  const char *d;
+  size_t n;
+  bool want;
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_int_eq(evssh_read_string(&r, &d, &n), 0);
+  ck_assert(n == 3 && memcmp(d, "env", 3) == 0);
+  packet_free(p);
+  p = sent_pop();
+  r = sent_expect(p, SSH_MSG_CHANNEL_REQUEST);
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_int_eq(evssh_read_string(&r, &d, &n), 0);
+  ck_assert(n == 6 && memcmp(d, "signal", 6) == 0);
+  ck_assert_int_eq(evssh_read_bool(&r, &want), 0);
+  ck_assert(!want);
+  packet_free(p);
+  p = sent_pop();
+  r = sent_expect(p, SSH_MSG_CHANNEL_REQUEST);
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_int_eq(evssh_read_string(&r, &d, &n), 0);
+  ck_assert(n == 7 && memcmp(d, "pty-req", 7) == 0);
+  packet_free(p);
+  p = sent_pop();
+  r = sent_expect(p, SSH_MSG_CHANNEL_REQUEST);
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_int_eq(evssh_read_string(&r, &d, &n), 0);
+  ck_assert_int_eq(evssh_read_bool(&r, &want), 0);
+  ck_assert(want);
+  ck_assert_uint_eq(r.left, 3);
+  ck_assert(memcmp(r.p, "abc", 3) == 0);
+  packet_free(p);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_SUCCESS, id), 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_FAILURE, id), 0);
+  /* a close with a reply outstanding: the callback hears failure */
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_CLOSE, id), 0);
+  ck_assert_str_eq(events, "reply1:ok;reply2:fail;reply3:fail;");
+  p = sent_pop();
+  sent_expect(p, SSH_MSG_CHANNEL_CLOSE);
+  packet_free(p);
+  ck_assert(!evssh_session_busy(S, true));
+}
+END_TEST
+
+static char global_log[512];
+static void global_reply(evssh_session *s, bool ok, evssh_reader *resp, void *ud) {
+  size_t n = strlen(global_log);
+  uint32_t port = 0;
+  if (ok && resp->left >= 4) evssh_read_u32(resp, &port);
+  snprintf(global_log + n, sizeof global_log - n, "%s:%s:%u;", (const char *)ud, ok ? "ok" : "fail", port);
+}
+
+START_TEST(test_global_requests_out) {
+  global_log[0] = 0;
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_cstring(&b, "127.0.0.1");
+  evssh_buf_put_u32(&b, 0);
+  ck_assert_int_eq(evssh_session_send_global_request(S, "keepalive@openssh.com", NULL, 0, global_reply, "ka"), 0);
+  ck_assert_int_eq(evssh_session_send_global_request(S, "no-reply@example.com", NULL, 0, NULL, NULL), 0);
+  ck_assert_int_eq(evssh_session_send_global_request(S, "tcpip-forward", buf_ptr(&b), buf_avail(&b),
+                                                     global_reply, "fwd"), 0);
+  buf_release(&b);
+  while (strlen(global_log) < 14) ck_assert_int_ge(evssh_session_process(S, 100, NULL, NULL), 0);
+  ck_assert_str_eq(global_log, "ka:fail:0;fwd:ok:40123;");
+}
+END_TEST
+
+static int later_handler(evssh_session *s, const char *type, evssh_reader *d, bool want, void *ud) {
+  return EVSSH_REPLY_SENT; /* answered later by the test */
+}
+static int now_handler(evssh_session *s, const char *type, evssh_reader *d, bool want, void *ud) {
+  const char *k;
+  size_t n;
+  ck_assert_int_eq(evssh_read_string(d, &k, &n), 0); /* reader starts at the request data */
+  ck_assert(n == 3 && memcmp(k, "key", 3) == 0);
+  return EVSSH_REPLY_SUCCESS;
+}
+
+static int feed_global(const char *type, bool want, const char *str) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_cstring(&b, type);
+  evssh_buf_put_bool(&b, want);
+  if (str) evssh_buf_put_cstring(&b, str);
+  int rc = feed(SSH_MSG_GLOBAL_REQUEST, &b);
+  buf_release(&b);
+  return rc;
+}
+
+START_TEST(test_global_requests_in) {
+  /* unknown with reply wanted: REQUEST_FAILURE; without: nothing */
+  ck_assert_int_eq(feed_global("x@example.com", true, NULL), 0);
+  packet *p = sent_pop();
+  sent_expect(p, SSH_MSG_REQUEST_FAILURE);
+  packet_free(p);
+  ck_assert_int_eq(feed_global("x@example.com", false, NULL), 0);
+  ck_assert_ptr_null(fake_t.sent.head);
+  /* a late answer holds back the replies to the requests after it */
+  evssh_session_on_global_request(S, "later@example.com", later_handler, NULL);
+  evssh_session_on_global_request(S, "hostkeys-00@openssh.com", now_handler, NULL);
+  ck_assert_int_eq(feed_global("later@example.com", true, NULL), 0);
+  ck_assert_int_eq(feed_global("hostkeys-00@openssh.com", true, "key"), 0);
+  ck_assert_ptr_null(fake_t.sent.head);
+  ck_assert_int_eq(evssh_session_send_global_reply(S, true, "\0\0\0\7", 4), 0);
+  p = sent_pop();
+  evssh_reader r = sent_expect(p, SSH_MSG_REQUEST_SUCCESS);
+  uint32_t v;
+  ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+  ck_assert_uint_eq(v, 7);
+  packet_free(p);
+  p = sent_pop();
+  r = sent_expect(p, SSH_MSG_REQUEST_SUCCESS);
+  ck_assert_uint_eq(r.left, 0);
+  packet_free(p);
+  ck_assert_int_eq(evssh_session_send_global_reply(S, true, NULL, 0), EVSSH_EINVAL); /* nothing owed */
+  /* handler removed: back to failure */
+  evssh_session_on_global_request(S, "hostkeys-00@openssh.com", NULL, NULL);
+  ck_assert_int_eq(feed_global("hostkeys-00@openssh.com", true, "key"), 0);
+  p = sent_pop();
+  sent_expect(p, SSH_MSG_REQUEST_FAILURE);
+  packet_free(p);
+}
+END_TEST
+
+static void sink_exec(evssh_channel *ch, evssh_stream stream, const char *d, size_t n, void *ud) {}
+
+/* callbacks that close, open and re-enter during dispatch */
+static int reentry_closes;
+static void close_in_data(evssh_channel *ch, const char *d, size_t n, void *ud) {
+  ck_assert_int_eq(evssh_channel_close(ch), 0);
+  ck_assert_int_eq(evssh_channel_close(ch), 0);                 /* twice is fine */
+  ck_assert_int_eq(evssh_channel_send_data(ch, "z", 1), EVSSH_ECLOSED);
+  evssh_result r;
+  ck_assert_int_eq(evssh_session_exec_wait(S, "x", &r), EVSSH_EBUSY);  /* blocking from a callback */
+  ck_assert_int_eq(evssh_session_process(S, 0, NULL, NULL), EVSSH_EBUSY);
+  ck_assert_int_eq(evssh_channel_wait(ch), EVSSH_EBUSY);
+}
+static void open_in_close(evssh_channel *ch, void *ud) {
+  reentry_closes++;
+  evssh_channel_set_property(ch, "k", &reentry_closes);
+  ck_assert_ptr_eq(evssh_channel_property(ch, "k"), &reentry_closes);
+  if (reentry_closes < 3) {
+    evssh_channel *next = evssh_session_exec(S, "big 100000", sink_exec, NULL);
+    (void)next;
+    evssh_channel *n2 = evssh_session_open_channel(S, NULL, NULL);
+    ck_assert_ptr_nonnull(n2);
+    evssh_channel_on_data(n2, close_in_data, NULL);
+    evssh_channel_on_close(n2, open_in_close, NULL);
+    ck_assert_int_eq(evssh_channel_exec(n2, "big 5000", NULL, NULL), 0);
+  }
+}
+
+START_TEST(test_reentrant_callbacks) {
+  reentry_closes = 0;
+  evssh_channel *ch = evssh_session_open_channel(S, NULL, NULL);
+  evssh_channel_on_data(ch, close_in_data, NULL);
+  evssh_channel_on_close(ch, open_in_close, NULL);
+  ck_assert_int_eq(evssh_channel_exec(ch, "big 70000", NULL, NULL), 0);
+  (void)sink_exec;
+  ck_assert_int_eq(evssh_session_loop(S, 100, NULL, NULL), 0);
+  ck_assert_int_eq(reentry_closes, 3);
+}
+END_TEST
+
+static void count_close(evssh_channel *ch, void *ud) { (*(int *)ud)++; }
+static void reply_count(evssh_session *s, bool ok, evssh_reader *resp, void *ud) {
+  ck_assert(!ok);
+  (*(int *)ud)++;
+}
+
+START_TEST(test_peer_dies_mid_transfer) {
+  int closes = 0, greplies = 0;
+  static char blob[1 << 20];
+  for (int i = 0; i < 5; i++) {
+    evssh_channel *ch = evssh_session_open_channel(S, NULL, NULL);
+    evssh_channel_on_close(ch, count_close, &closes);
+    evssh_channel_exec(ch, "cat", NULL, NULL);
+    evssh_channel_send_data(ch, blob, sizeof blob);
+  }
+  evssh_channel *opening = evssh_session_open_channel(S, NULL, NULL);
+  evssh_channel_on_close(opening, count_close, &closes);
+  ck_assert_int_eq(evssh_session_send_global_request(S, "a@b", NULL, 0, reply_count, &greplies), 0);
+  /* the peer dies: simulated as the transport failing the session */
+  peer.mute = true;
+  session_fail(S, EVSSH_EDISCONNECT, "connection reset by peer");
+  int rc = evssh_session_loop(S, 100, NULL, NULL);
+  ck_assert_int_eq(rc, EVSSH_EDISCONNECT);
+  ck_assert_int_eq(closes, 6);
+  ck_assert_int_eq(greplies, 1);
+  ck_assert(!evssh_session_busy(S, true));
+  /* afterwards everything reports the closed session */
+  ck_assert_ptr_null(evssh_session_open_channel(S, NULL, NULL));
+  ck_assert_int_eq(evssh_session_send_global_request(S, "x", NULL, 0, NULL, NULL), EVSSH_ECLOSED);
+  ck_assert_int_eq(evssh_session_process(S, 0, NULL, NULL), EVSSH_EDISCONNECT);
+}
+END_TEST
+
+START_TEST(test_keepalive_timeout) {
+  S->opt.alive_interval_s = 2;
+  S->opt.alive_count_max = 3;
+  peer.mute = true;                  /* a stopped server */
+  int probes = 0;
+  int rc = 1;
+  for (int i = 0; i < 100 && rc > 0; i++) {
+    int t = loop_timeout_ms(S);
+    ck_assert_int_ge(t, 0);
+    ck_assert_int_le(t, 2000);
+    fake_now += t;
+    rc = evssh_session_process(S, 0, NULL, NULL);
+    size_t n = 0;
+    for (packet *p = fake_t.sent.head; p; p = p->next) n++;
+    probes = (int)n;
+  }
+  ck_assert_int_eq(rc, EVSSH_ETIMEOUT);
+  ck_assert_int_eq(probes, 3);
+  packet *p = sent_pop();
+  evssh_reader r = sent_expect(p, SSH_MSG_GLOBAL_REQUEST);
+  const char *d;
+  size_t n;
+  ck_assert_int_eq(evssh_read_string(&r, &d, &n), 0);
+  ck_assert(n == 21 && memcmp(d, "keepalive@openssh.com", 21) == 0);
+  packet_free(p);
+}
+END_TEST
+
+START_TEST(test_keepalive_answered) {
+  S->opt.alive_interval_s = 1;
+  S->opt.alive_count_max = 2;
+  for (int i = 0; i < 20; i++) {
+    fake_now += 1000;
+    ck_assert_int_eq(evssh_session_process(S, 0, NULL, NULL), 1);
+  }
+  ck_assert_int_eq(S->error_code, 0);
+}
+END_TEST
+
+static int cond_calls;
+static bool cond_three(evssh_session *s, void *ud) { return ++cond_calls <= 3; }
+
+START_TEST(test_process_and_loop_cond) {
+  /* idle: process(0) returns at once with 1 */
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  ck_assert_int_eq(evssh_session_process(S, 0, NULL, NULL), 1);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  ck_assert_int_lt((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000, 50);
+  /* idle with a wait: the wait is honoured */
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  ck_assert_int_eq(evssh_session_process(S, 60, NULL, NULL), 1);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  ck_assert_int_ge((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000, 55);
+  /* cond asked before and after: false before means no iteration */
+  cond_calls = 3;
+  int before = handle_events_calls;
+  ck_assert_int_eq(evssh_session_process(S, 0, cond_three, NULL), 0);
+  ck_assert_int_eq(handle_events_calls, before);
+  /* loop stops when cond turns false: asked before and after each pass */
+  cond_calls = 0;
+  ck_assert_int_eq(evssh_session_loop(S, 0, cond_three, NULL), 0);
+  ck_assert_int_eq(cond_calls, 4);
+  /* loop with no cond and nothing busy returns 0 at once */
+  ck_assert_int_eq(evssh_session_loop(S, -1, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(test_busy_invisible) {
+  evssh_channel *ch = evssh_session_exec(S, "hang", sink_exec, NULL);
+  ck_assert(evssh_session_busy(S, false));
+  evssh_channel_set_property(ch, "invisible", (void *)1);
+  ck_assert(!evssh_session_busy(S, false));
+  ck_assert(evssh_session_busy(S, true));
+  evssh_channel_set_property(ch, "invisible", NULL);
+  ck_assert(evssh_session_busy(S, false));
+  ck_assert_int_eq(evssh_channel_close(ch), 0);
+  ck_assert_int_eq(evssh_channel_wait(ch), 0);
+  ck_assert(!evssh_session_busy(S, true));
+}
+END_TEST
+
+typedef struct pipe_state { int rfd; char got[64]; int calls; } pipe_state;
+static void pipe_ready(evssh_session *s, int fd, int ready, void *ud) {
+  pipe_state *ps = ud;
+  ck_assert(ready & EVSSH_READ);
+  ps->calls++;
+  ssize_t n = read(fd, ps->got + strlen(ps->got), 10);
+  if (n <= 0) evssh_session_stop_listening_to(s, fd);
+}
+static bool until_eof(evssh_session *s, void *ud) { return ((pipe_state *)ud)->calls < 3; }
+
+START_TEST(test_listen_to_pipe) {
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pipe_state ps = {fds[0], {0}, 0};
+  ck_assert_int_eq(evssh_session_listen_to(S, fds[0], EVSSH_READ, pipe_ready, &ps), 0);
+  ck_assert_int_eq(write(fds[1], "hello", 5), 5);
+  ck_assert_int_eq(evssh_session_process(S, 1000, NULL, NULL), 1);
+  ck_assert_str_eq(ps.got, "hello");
+  ck_assert_int_eq(write(fds[1], " world", 6), 6);
+  close(fds[1]);
+  ck_assert_int_eq(evssh_session_loop(S, 1000, until_eof, &ps), 0);
+  ck_assert_str_eq(ps.got, "hello world");
+  ck_assert_int_eq(evssh_session_stop_listening_to(S, fds[0]), EVSSH_EINVAL); /* already gone */
+  close(fds[0]);
+}
+END_TEST
+
+START_TEST(test_close_all_graceful) {
+  evssh_channel *a = evssh_session_exec(S, "hang", sink_exec, NULL);
+  evssh_channel *b = evssh_session_exec(S, "hang", sink_exec, NULL);
+  (void)a; (void)b;
+  ck_assert_int_eq(evssh_session_process(S, 0, NULL, NULL), 1);
+  ck_assert(!conn_close_all(S));
+  for (int i = 0; i < 5 && !conn_close_all(S); i++) evssh_session_process(S, 0, NULL, NULL);
+  ck_assert(conn_close_all(S));
+}
+END_TEST
+
+static Suite *connection_suite(void) {
+  Suite *s = suite_create("connection");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_exec_callback_order);
+  tcase_add_test(tc, test_exec_wait_result);
+  tcase_add_test(tc, test_exec_async_many);
+  tcase_add_test(tc, test_cat_bulk_both_ways);
+  tcase_add_test(tc, test_window_and_max_packet_respected);
+  tcase_add_test(tc, test_transport_backpressure);
+  tcase_add_test(tc, test_window_overrun_is_eproto);
+  tcase_add_test(tc, test_open_failure_reason_text);
+  tcase_add_test(tc, test_peer_opened_channels);
+  tcase_add_test(tc, test_incoming_channel_requests);
+  tcase_add_test(tc, test_channel_request_replies_in_order);
+  tcase_add_test(tc, test_global_requests_out);
+  tcase_add_test(tc, test_global_requests_in);
+  tcase_add_test(tc, test_reentrant_callbacks);
+  tcase_add_test(tc, test_peer_dies_mid_transfer);
+  tcase_add_test(tc, test_keepalive_timeout);
+  tcase_add_test(tc, test_keepalive_answered);
+  tcase_add_test(tc, test_process_and_loop_cond);
+  tcase_add_test(tc, test_busy_invisible);
+  tcase_add_test(tc, test_listen_to_pipe);
+  tcase_add_test(tc, test_close_all_graceful);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(connection_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
