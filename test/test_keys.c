@@ -3,11 +3,13 @@
  * each also encrypted), so the expected public blobs come from OpenSSH's own
  * .pub files and the signatures are checked by OpenSSL directly in this
  * file, against public keys taken from the .pub files (ssh-keygen -e -m
- * PKCS8 for RSA/ECDSA, the raw 32 bytes for Ed25519). The agent tests start
+ * PKCS8 for RSA/ECDSA, the raw 32 bytes for Ed25519), and once more with
+ * hostkey.c's evssh_hostkey_verify. The agent tests start
  * a real `ssh-agent -D -a SOCK` and load keys with ssh-add; a scripted fake
  * agent checks that malformed replies are refused. */
 #include "agent.h"
 #include "buf.h"
+#include "hostkey.h"
 #include "keys.h"
 
 #include <check.h>
@@ -250,6 +252,14 @@ START_TEST(load_sign_verify) {
     size_t slen = evssh_buf_len(sb) - 4;
     ck_assert_msg(verify_sig(vk, algs[i], s, slen, message, sizeof message), "%s %s",
                   ks->name, algs[i]);
+    /* the transport's verifier, which auth's peers mirror, agrees */
+    const unsigned char *kb;
+    size_t kb_len;
+    evssh_key_public_blob(k, &kb, &kb_len);
+    char verr[200] = "";
+    ck_assert_msg(evssh_hostkey_verify(kb, kb_len, algs[i], s, slen, message, sizeof message,
+                                       verr, sizeof verr) == EVSSH_OK,
+                  "%s %s: %s", ks->name, algs[i], verr);
     /* and the verifier does reject a different message */
     ck_assert(!verify_sig(vk, algs[i], s, slen, message, sizeof message - 1));
   }
