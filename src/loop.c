@@ -223,8 +223,9 @@ static int poll_once(evssh_session *s, struct evssh_loop *l, int wait_ms) {
     if (re & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) session_revents |= EVSSH_READ;
     if (re & (POLLOUT | POLLERR)) session_revents |= EVSSH_WRITE;
   }
-  /* always: the session runs its timers (keepalive, rekey, deadlines) */
-  int rc = session_handle_events(s, session_revents);
+  /* always, even with nothing ready: timers (keepalive, rekey, deadlines)
+     run here; the same entry a foreign event loop calls */
+  int rc = evssh_session_handle_events(s, session_revents);
   if (rc >= 0 && ready > 0) {
     for (size_t i = 0; i < used; i++) {
       if ((int)i == session_slot || !fds[i].revents) continue;

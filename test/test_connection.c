@@ -110,9 +110,11 @@ int session_fail(evssh_session *s, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(last_error, sizeof last_error, fmt, ap);
   va_end(ap);
-  if (s->error_code == 0) s->error_code = code;
+  if (s->error_code != 0) return s->error_code;
+  s->error_code = code;
   s->state = SESSION_CLOSED;
-  return s->error_code;
+  conn_abort(s, code); /* as session.c's teardown does */
+  return code;
 }
 
 void session_log(evssh_session *s, int level, const char *fmt, ...) {
@@ -162,9 +164,14 @@ int session_handle_events(evssh_session *s, int revents) {
   peer_run();
   int rc = deliver_inbound();
   if (rc < 0) return rc;
-  rc = conn_flush(s);
-  if (rc < 0) return rc;
-  return loop_timers(s);
+  return conn_process(s);
+}
+
+/* as session.c: the public entry adds the loop's timers */
+int evssh_session_handle_events(evssh_session *s, int revents) {
+  int rc = session_handle_events(s, revents);
+  if (rc == EVSSH_OK && s->state == SESSION_READY) rc = loop_timers(s);
+  return rc;
 }
 
 /* --------------------------------------------------------- the toy peer */
