@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "autoconf.h"
 #endif
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
