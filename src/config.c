@@ -1096,10 +1096,14 @@ static int eval_match(read_ctx *rc, const strlist *args, const char *where, bool
       attr++;
     bool r;
     if (strcasecmp(attr, "all") == 0) {
-      /* ssh allows "all" alone or after canonical/final only */
-      if (i < args->n) {
-        set_err(rc->err, rc->errlen, "%s: Match all: must appear alone or last", where);
-        return EVSSH_EINVAL;
+      /* ssh allows "all" alone or with canonical/final only */
+      for (size_t j = 0; j < args->n; j++) {
+        const char *o = args->v[j][0] == '!' ? args->v[j] + 1 : args->v[j];
+        if (strcasecmp(o, "all") != 0 && strcasecmp(o, "canonical") != 0 &&
+            strcasecmp(o, "final") != 0) {
+          set_err(rc->err, rc->errlen, "%s: Match all cannot be combined with %s", where, o);
+          return EVSSH_EINVAL;
+        }
       }
       r = true;
     } else if (strcasecmp(attr, "canonical") == 0 || strcasecmp(attr, "final") == 0) {
@@ -1588,9 +1592,16 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
       e = dst->set ? EVSSH_OK : EVSSH_ENOMEM;
     } else if ((k == K_PROXYCOMMAND || k == K_PROXYJUMP) && strcasecmp(src->val, "none") == 0) {
       continue;   /* "none" switches the proxy off */
-    } else if (k == K_IDENTITYAGENT &&
-               (strcasecmp(src->val, "none") == 0 || strcmp(src->val, "SSH_AUTH_SOCK") == 0)) {
+    } else if (k == K_IDENTITYAGENT && strcmp(src->val, "SSH_AUTH_SOCK") == 0) {
+      continue;   /* NULL: the caller reads $SSH_AUTH_SOCK, as it does by default */
+    } else if (k == K_IDENTITYAGENT && strcasecmp(src->val, "none") == 0) {
       e = copy_slot(dst, src);
+    } else if (k == K_IDENTITYAGENT && src->val[0] == '$' && src->val[1] != '{') {
+      /* "$NAME": the socket path is in that variable; unset means no agent */
+      const char *ev = getenv(src->val + 1);
+      dst->val = strdup(ev && *ev ? ev : "none");
+      dst->set = dst->val != NULL;
+      e = dst->set ? EVSSH_OK : EVSSH_ENOMEM;
     } else if (allowed == NULL) {
       e = copy_slot(dst, src);
     } else if (is_list_type(keywords[k].type)) {

@@ -50,8 +50,9 @@
  *                          unset: resolve it with evssh_config_algorithms
  *                          against the defaults of cipher.c / mac.c / kex.c /
  *                          hostkey.c.
- *   IdentityAgent          expanded path, "none", or "SSH_AUTH_SOCK"; NULL when
- *                          unset (use $SSH_AUTH_SOCK).
+ *   IdentityAgent          expanded path or "none"; NULL when unset or
+ *                          "SSH_AUTH_SOCK" (use $SSH_AUTH_SOCK); "$NAME" is
+ *                          replaced by that variable's value ("none" if unset).
  *   PreferredAuthentications  default "publickey,keyboard-interactive,password"
  *   StrictHostKeyChecking  default "yes" (BatchMode-like: unknown key fails)
  * Lists (evssh_config_get_list): IdentityFile (default, when none configured:

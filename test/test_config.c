@@ -135,10 +135,16 @@ static void make_config(void) {
              "  StrictHostKeyChecking no\n"
              "  GlobalKnownHostsFile /etc/kh_a /etc/kh_b\n"
              "  PreferredAuthentications password,publickey\n");
+  snprintf(incfile, sizeof(incfile), "%s/b.inc", tmpdir);
+  write_file(incfile, "User fromb\nHost *\n  User fromb2\n");
+  snprintf(incfile, sizeof(incfile), "%s/c.inc", tmpdir);
+  write_file(incfile, "HostKeyAlgorithms ssh-ed25519\nHost nothing\n  User nope\n");
   snprintf(cfgpath, sizeof(cfgpath), "%s/config", tmpdir);
   snprintf(text, sizeof(text),
            "# test config for evssh\n"
            "IgnoreUnknown UseKeychain,FooBar*\n"
+           "Host never.match\n"
+           "  Include %s/b.inc\n"
            "Host alias1 !blocked\n"
            "  HostName real.%%h.example\n"
            "  User bob\n"
@@ -157,6 +163,7 @@ static void make_config(void) {
            "  ForwardX11 no\n"
            "  FooBarBaz 1\n"
            "Host alias2\n"
+           "  Include %s/c.inc\n"
            "  HostName=10.1.2.3\n"
            "  Port = 2222\n"
            "  ProxyJump jumpuser@jump.example:2200,other\n"
@@ -202,7 +209,7 @@ static void make_config(void) {
            "  ForwardAgent yes\n"
            "  Ciphers aes256-gcm@openssh.com\n"
            "  RekeyLimit 512M\n",
-           local_user(), local_user(), incdir);
+           tmpdir, tmpdir, local_user(), local_user(), incdir);
   write_file(cfgpath, text);
 }
 
@@ -414,6 +421,29 @@ START_TEST(test_first_value_wins_and_explicit) {
   ck_assert_ptr_nonnull(strstr(ids[0], "/.ssh/id_ed25519"));
   ck_assert_ptr_null(evssh_config_get(c, "Ciphers"));
   ck_assert_ptr_null(evssh_config_get(c, "ProxyCommand"));
+  ck_assert_ptr_null(evssh_config_get(c, "IdentityAgent"));
+  evssh_config_free(c);
+
+  /* IdentityAgent forms that name the environment */
+  ck_assert_int_eq(evssh_config_new(&c), EVSSH_OK);
+  ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "SSH_AUTH_SOCK", err, sizeof(err)), EVSSH_OK);
+  ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_OK);
+  ck_assert_ptr_null(evssh_config_get(c, "IdentityAgent"));
+  setenv("EVSSH_TEST_SOCK", "/run/test/agent.sock", 1);
+  ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "$EVSSH_TEST_SOCK", err, sizeof(err)), EVSSH_OK);
+  ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_OK);
+  ck_assert_str_eq(evssh_config_get(c, "IdentityAgent"), "/run/test/agent.sock");
+  ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "${EVSSH_TEST_SOCK}.2", err, sizeof(err)), EVSSH_OK);
+  ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_OK);
+  ck_assert_str_eq(evssh_config_get(c, "IdentityAgent"), "/run/test/agent.sock.2");
+  ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "${EVSSH_UNSET_VAR_X}", err, sizeof(err)), EVSSH_OK);
+  ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "EVSSH_UNSET_VAR_X"));
+  /* an unknown token is an error, as in ssh */
+  ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "none", err, sizeof(err)), EVSSH_OK);
+  ck_assert_int_eq(evssh_config_set(c, "IdentityFile", "~/k_%z", err, sizeof(err)), EVSSH_OK);
+  ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "%z"));
   evssh_config_free(c);
 }
 END_TEST
@@ -469,6 +499,11 @@ START_TEST(test_bad_files) {
   expect_bad_file("# c\nMatch nosuch x\n", 2, "nosuch");
   expect_bad_file("Host h\n  IgnoreUnknown Foo\n  Ciphers aes128-ctr extra\n", 3, "Ciphers");
   expect_bad_file("Host h\n  User \"unterminated\n", 2, "quote");
+  expect_bad_file("Match all host h\n  User a\n", 1, "all");
+  expect_bad_file("Host h\nMatch\n  User a\n", 2, "Match");
+  expect_bad_file("Match host\n  User a\n", 1, "host");
+  expect_bad_file("Host\n  User a\n", 1, "Host");
+  expect_bad_file("Include\n", 1, "Include");
   char err[512];
   evssh_config *c = NULL;
   ck_assert_int_eq(evssh_config_new(&c), EVSSH_OK);
