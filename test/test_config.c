@@ -15,7 +15,7 @@
 #include <pwd.h>
 #include <sys/stat.h>
 
-#include "config.h"
+#include "../src/config.h"   /* not autoconf's top-level config.h */
 
 static char tmpdir[256];
 static char cfgpath[512];
