@@ -32,6 +32,7 @@ enum {
 struct evssh_agent {
   int fd;
   bool broken; /* a half-done exchange leaves the stream unframed */
+  int timeout_ms;
   char *path;
 };
 
@@ -76,6 +77,7 @@ int evssh_agent_open(const char *sock, evssh_agent **out, char *err, size_t errl
     free(a);
     return EVSSH_ENOMEM;
   }
+  a->timeout_ms = EVSSH_AGENT_TIMEOUT_MS;
   a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int rc;
   do rc = a->fd < 0 ? -1 : connect(a->fd, (struct sockaddr *)&sa, sizeof sa);
@@ -88,6 +90,10 @@ int evssh_agent_open(const char *sock, evssh_agent **out, char *err, size_t errl
   }
   *out = a;
   return EVSSH_OK;
+}
+
+void evssh_agent_set_timeout(evssh_agent *a, int ms) {
+  if (a && ms > 0) a->timeout_ms = ms;
 }
 
 void evssh_agent_close(evssh_agent *a) {
@@ -156,7 +162,7 @@ static int agent_call(evssh_agent *a, const evssh_buf *req, evssh_buf *reply, ch
     set_err(err, errlen, "ssh-agent connection at %s is no longer usable", a->path);
     return EVSSH_ECLOSED;
   }
-  long long deadline = now_ms() + EVSSH_AGENT_TIMEOUT_MS;
+  long long deadline = now_ms() + a->timeout_ms;
   unsigned char hdr[4];
   put_u32(hdr, (uint32_t)buf_avail(req));
   int rc = send_all(a->fd, hdr, 4, deadline);
@@ -174,8 +180,8 @@ static int agent_call(evssh_agent *a, const evssh_buf *req, evssh_buf *reply, ch
   if (rc) {
     a->broken = rc != EVSSH_ENOMEM;
     if (rc == EVSSH_ETIMEOUT)
-      set_err(err, errlen, "ssh-agent at %s did not answer within %d s", a->path,
-              EVSSH_AGENT_TIMEOUT_MS / 1000);
+      set_err(err, errlen, "ssh-agent at %s did not answer within %d ms", a->path,
+              a->timeout_ms);
     else if (rc == EVSSH_EPROTO)
       set_err(err, errlen, "ssh-agent at %s sent a reply of bad length %u", a->path,
               (unsigned)len);

@@ -1,7 +1,8 @@
 /* ssh-agent client (draft-miller-ssh-agent): list the agent's identities and
  * ask it to sign. The agent is a local UNIX socket, so each request is a
  * short, bounded, blocking exchange: the whole request/reply must complete
- * within EVSSH_AGENT_TIMEOUT_MS or the call fails with EVSSH_ETIMEOUT. A
+ * within EVSSH_AGENT_TIMEOUT_MS (10 s) or the call fails with
+ * EVSSH_ETIMEOUT, after which the connection is unusable (ECLOSED). A
  * caller running an event loop of many sessions pays at most that per
  * request, and normally well under a millisecond. */
 #ifndef EVSSH_AGENT_H
@@ -48,6 +49,9 @@ void evssh_agent_identities_free(evssh_agent_identity *ids, size_t n);
 int evssh_agent_sign(evssh_agent *a, const unsigned char *blob, size_t blob_len,
                      const char *alg, const unsigned char *data, size_t len,
                      evssh_buf *sig_blob, char *err, size_t errlen);
+
+/* Per-request deadline in milliseconds (default EVSSH_AGENT_TIMEOUT_MS). */
+void evssh_agent_set_timeout(evssh_agent *a, int ms);
 
 void evssh_agent_close(evssh_agent *a); /* NULL ok */
 

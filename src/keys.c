@@ -1,10 +1,10 @@
 /* keys.c owns the user's key material: it reads public key files and lines,
- * decodes private key files (through libssh for anything encrypted or in a
- * PEM/PKCS#8 container, directly for unencrypted openssh-key-v1), moves the
- * secret into an OpenSSL EVP_PKEY, picks the signature algorithm the way
- * OpenSSH's client does and produces SSH signature blobs. Every intermediate
- * copy of a secret (file text, decoded blobs, libssh exports, passphrases)
- * is wiped before it is freed. */
+ * decodes private key files (unencrypted openssh-key-v1 itself, encrypted
+ * openssh-key-v1 through libssh, PEM/PKCS#8 through OpenSSL's decoder),
+ * moves the secret into an OpenSSL EVP_PKEY, picks the signature algorithm
+ * the way OpenSSH's client does and produces SSH signature blobs. Every
+ * intermediate copy of a secret (file text, decoded blobs, libssh exports,
+ * passphrases) is wiped before it is freed. */
 #include "keys.h"
 
 #include "buf.h"
@@ -30,6 +30,15 @@
 #include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
+
+/* libssh 0.10 builds RSA keys from openssh-key-v1 without CRT parameters,
+   so OpenSSL cannot encode them and the export fails after decryption. */
+#define LIBSSH_CANNOT_EXPORT_OPENSSH_RSA (LIBSSH_VERSION_INT < SSH_VERSION_INT(0, 11, 0))
+#define LIBSSH_STR2(x) #x
+#define LIBSSH_STR(x) LIBSSH_STR2(x)
+#define LIBSSH_VERSION_STRING_OF                                                        \
+  LIBSSH_STR(LIBSSH_VERSION_MAJOR) "." LIBSSH_STR(LIBSSH_VERSION_MINOR) "." LIBSSH_STR( \
+      LIBSSH_VERSION_MICRO)
 
 /* Key files are small; anything larger is not a key and must not make us
    allocate without bound. */
@@ -615,24 +624,39 @@ int evssh_key_parse_openssh_v1(const char *text, size_t len, evssh_key **out, ch
   return rc;
 }
 
-/* Does armoured text hold an unencrypted openssh-key-v1 key? Only those skip
-   libssh. */
-static bool openssh_v1_plain(const char *text, size_t len) {
-  if (!memmem(text, len, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN))) return false;
+enum openssh_kind { NOT_OPENSSH, OPENSSH_PLAIN, OPENSSH_ENCRYPTED };
+
+/* Classifies armoured text by its openssh-key-v1 header, which is never
+   encrypted; *is_rsa tells whether the (public) key in it is RSA. */
+static enum openssh_kind openssh_v1_classify(const char *text, size_t len, bool *is_rsa) {
+  *is_rsa = false;
+  if (!memmem(text, len, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN))) return NOT_OPENSSH;
   unsigned char *raw = NULL;
   size_t raw_len = 0;
-  if (openssh_v1_decode(text, len, &raw, &raw_len)) return false;
+  /* a damaged armour is reported by the plain parser */
+  if (openssh_v1_decode(text, len, &raw, &raw_len)) return OPENSSH_PLAIN;
   evssh_reader r = reader_of(raw, raw_len);
   const unsigned char *magic;
-  const char *cipher, *kdf;
-  size_t cipher_len, kdf_len;
-  bool plain = !evssh_read_bytes(&r, sizeof OPENSSH_MAGIC, &magic) &&
-               memcmp(magic, OPENSSH_MAGIC, sizeof OPENSSH_MAGIC) == 0 &&
-               !evssh_read_string(&r, &cipher, &cipher_len) &&
-               !evssh_read_string(&r, &kdf, &kdf_len) && str_is(cipher, cipher_len, "none") &&
-               str_is(kdf, kdf_len, "none");
+  const char *cipher, *kdf, *opts, *pub;
+  size_t cipher_len, kdf_len, opts_len, pub_len;
+  uint32_t nkeys;
+  enum openssh_kind kind = OPENSSH_PLAIN;
+  if (!evssh_read_bytes(&r, sizeof OPENSSH_MAGIC, &magic) &&
+      memcmp(magic, OPENSSH_MAGIC, sizeof OPENSSH_MAGIC) == 0 &&
+      !evssh_read_string(&r, &cipher, &cipher_len) && !evssh_read_string(&r, &kdf, &kdf_len) &&
+      (!str_is(cipher, cipher_len, "none") || !str_is(kdf, kdf_len, "none"))) {
+    kind = OPENSSH_ENCRYPTED;
+    evssh_reader pr;
+    const char *tname;
+    size_t tlen;
+    if (!evssh_read_string(&r, &opts, &opts_len) && !evssh_read_u32(&r, &nkeys) &&
+        !evssh_read_string(&r, &pub, &pub_len)) {
+      pr = reader_of(pub, pub_len);
+      *is_rsa = !evssh_read_string(&pr, &tname, &tlen) && str_is(tname, tlen, EVSSH_KEYTYPE_RSA);
+    }
+  }
   wipe_free(raw, raw_len);
-  return plain;
+  return kind;
 }
 
 /* ------------------------------------------------------------ via libssh */
@@ -676,40 +700,79 @@ static int libssh_auth_cb(const char *prompt, char *buf, size_t len, int echo, i
   return 0;
 }
 
-/* OpenSSL's PEM reader would prompt on the terminal without a callback; the
-   text libssh exports is never encrypted, so any request is refused. */
-static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1; }
-
-static int pkey_from_pem(const char *pem, size_t len, EVP_PKEY **out) {
-  BIO *bio = BIO_new_mem_buf(pem, (int)len);
-  if (!bio) return EVSSH_ENOMEM;
-  EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL);
-  BIO_free(bio);
-  if (!pkey) return EVSSH_EINVAL;
-  *out = pkey;
-  return EVSSH_OK;
+/* OpenSSL's PEM password callback, on top of the same cached prompt. Without
+   a callback OpenSSL would prompt on the terminal itself. */
+static int pem_passphrase_cb(char *buf, int size, int rwflag, void *u) {
+  if (size <= 0) return -1;
+  if (libssh_auth_cb(NULL, buf, (size_t)size, 0, 0, u) != 0) return -1;
+  return (int)strlen(buf);
 }
 
+/* Checks a decoded OpenSSL key is one we sign with and wraps it. */
+static int key_from_decoded(EVP_PKEY *pkey, evssh_key **out, char *sub, size_t sublen) {
+  const struct key_type_info *t = type_of_pkey(pkey);
+  if (!t) {
+    EVP_PKEY_free(pkey);
+    snprintf(sub, sublen, "unsupported key type");
+    return EVSSH_EINVAL;
+  }
+  if (t->kind == KIND_RSA && EVP_PKEY_get_bits(pkey) < EVSSH_RSA_MIN_BITS) {
+    EVP_PKEY_free(pkey);
+    snprintf(sub, sublen, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
+    return EVSSH_EINVAL;
+  }
+  return key_from_pkey(pkey, t, NULL, out);
+}
+
+/* Why a decode failed, once the passphrase callback's part is known. */
+static int decode_failure(const char *path, const struct pass_ctx *pc, char *err,
+                          size_t errlen) {
+  if (pc->asked && pc->refused && !pc->fn) {
+    set_err(err, errlen, "key %s is encrypted and no passphrase callback is set", path);
+    return EVSSH_EAUTH;
+  }
+  if (pc->asked && pc->refused) {
+    set_err(err, errlen, "passphrase for key %s not given", path);
+    return EVSSH_EAUTH;
+  }
+  if (pc->asked) {
+    set_err(err, errlen, "wrong passphrase for key %s", path);
+    return EVSSH_EAUTH;
+  }
+  set_err(err, errlen, "%s: unsupported or invalid private key format", path);
+  return EVSSH_EINVAL;
+}
+
+/* PEM containers (PKCS#1, SEC1, PKCS#8, each possibly encrypted) are
+   OpenSSL's own formats: its decoder reads them directly, the same one
+   libssh would call, without a round trip through libssh. */
+static int load_pem(const char *path, const char *text, size_t len, struct pass_ctx *pc,
+                    evssh_key **out, char *err, size_t errlen) {
+  BIO *bio = BIO_new_mem_buf(text, (int)len);
+  if (!bio) return EVSSH_ENOMEM;
+  EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, pem_passphrase_cb, pc);
+  BIO_free(bio);
+  if (!pkey) return decode_failure(path, pc, err, errlen);
+  char sub[200] = "";
+  int rc = key_from_decoded(pkey, out, sub, sizeof sub);
+  if (rc == EVSSH_EINVAL) set_err(err, errlen, "%s: %s", path, sub);
+  return rc;
+}
+
+/* The export is never encrypted; refusing any password request keeps
+   OpenSSL from prompting on the terminal. */
+static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1; }
+
+/* Encrypted openssh-key-v1 (bcrypt-pbkdf): libssh decrypts, then exports
+   the key unencrypted in memory (openssh-key-v1 for Ed25519, PKCS#8 for
+   ECDSA in 0.10), which is parsed into an EVP_PKEY and wiped. */
 static int load_via_libssh(const char *path, const char *text, struct pass_ctx *pc,
                            evssh_key **out, char *err, size_t errlen) {
   ssh_key skey = NULL;
   int src = ssh_pki_import_privkey_base64(text, NULL, libssh_auth_cb, pc, &skey);
   if (src != SSH_OK || !skey) {
     ssh_key_free(skey);
-    if (pc->asked && pc->refused && !pc->fn) {
-      set_err(err, errlen, "key %s is encrypted and no passphrase callback is set", path);
-      return EVSSH_EAUTH;
-    }
-    if (pc->asked && pc->refused) {
-      set_err(err, errlen, "passphrase for key %s not given", path);
-      return EVSSH_EAUTH;
-    }
-    if (pc->asked) {
-      set_err(err, errlen, "wrong passphrase for key %s", path);
-      return EVSSH_EAUTH;
-    }
-    set_err(err, errlen, "%s: unsupported or invalid private key format", path);
-    return EVSSH_EINVAL;
+    return decode_failure(path, pc, err, errlen);
   }
   enum ssh_keytypes_e stype = ssh_key_type(skey);
   char *exported = NULL;
@@ -741,22 +804,11 @@ static int load_via_libssh(const char *path, const char *text, struct pass_ctx *
   if (memmem(exported, elen, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN))) {
     rc = evssh_key_parse_openssh_v1(exported, elen, &k, sub, sizeof sub);
   } else {
-    EVP_PKEY *pkey = NULL;
-    rc = pkey_from_pem(exported, elen, &pkey);
-    if (!rc) {
-      const struct key_type_info *t = type_of_pkey(pkey);
-      if (!t) {
-        EVP_PKEY_free(pkey);
-        snprintf(sub, sizeof sub, "unsupported key type");
-        rc = EVSSH_EINVAL;
-      } else if (t->kind == KIND_RSA && EVP_PKEY_get_bits(pkey) < EVSSH_RSA_MIN_BITS) {
-        EVP_PKEY_free(pkey);
-        snprintf(sub, sizeof sub, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
-        rc = EVSSH_EINVAL;
-      } else {
-        rc = key_from_pkey(pkey, t, NULL, &k);
-      }
-    }
+    /* libssh 0.10 hands ECDSA keys over as unencrypted PKCS#8 */
+    BIO *bio = BIO_new_mem_buf(exported, (int)elen);
+    EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL) : NULL;
+    BIO_free(bio);
+    rc = pkey ? key_from_decoded(pkey, &k, sub, sizeof sub) : EVSSH_EINVAL;
   }
   OPENSSL_cleanse(exported, elen);
   ssh_string_free_char(exported);
@@ -799,10 +851,19 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
     wipe_free(text, len + 1);
     return EVSSH_EINVAL;
   }
-  if (openssh_v1_plain(text, len)) {
+  bool is_rsa = false;
+  enum openssh_kind kind = openssh_v1_classify(text, len, &is_rsa);
+  if (kind == OPENSSH_PLAIN) {
     char sub[200] = "";
     rc = evssh_key_parse_openssh_v1(text, len, out, sub, sizeof sub);
     if (rc == EVSSH_EINVAL) set_err(err, errlen, "%s: %s", path, sub);
+  } else if (kind == OPENSSH_ENCRYPTED && is_rsa && LIBSSH_CANNOT_EXPORT_OPENSSH_RSA) {
+    /* refused before the passphrase prompt, which could not help */
+    set_err(err, errlen,
+            "%s: encrypted RSA keys in the openssh format cannot be decoded with libssh "
+            "%s; add the key to ssh-agent or convert it with: ssh-keygen -p -m PEM -f %s",
+            path, LIBSSH_VERSION_STRING_OF, path);
+    rc = EVSSH_EINVAL;
   } else {
     struct pass_ctx *pc = calloc(1, sizeof *pc);
     if (!pc) {
@@ -811,7 +872,8 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
       pc->fn = fn;
       pc->ud = ud;
       pc->path = path;
-      rc = load_via_libssh(path, text, pc, out, err, errlen);
+      rc = kind == OPENSSH_ENCRYPTED ? load_via_libssh(path, text, pc, out, err, errlen)
+                                     : load_pem(path, text, len, pc, out, err, errlen);
       wipe_free(pc, sizeof *pc);
     }
   }

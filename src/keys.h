@@ -3,16 +3,20 @@
  * format OpenSSH writes, choosing the signature algorithm for a key, and
  * producing SSH signature blobs with OpenSSL.
  *
- * Private key files are decoded by libssh 0.10 (so encrypted openssh-key-v1
- * with bcrypt-pbkdf, PEM PKCS#1/SEC1, PKCS#8 and encrypted PEM all work
- * without evssh carrying a KDF), then the key material is moved into an
- * OpenSSL EVP_PKEY and libssh's copy is dropped: every signature is made by
- * OpenSSL. Known libssh 0.10 limit: an RSA key stored in the *encrypted*
- * openssh-key-v1 format decrypts in libssh but cannot be re-exported from it
- * (libssh builds the key without CRT exponents and OpenSSL refuses to encode
- * it), so such a file fails with a message saying how to convert it.
- * Unencrypted openssh-key-v1 files of every type are parsed by evssh
- * directly. */
+ * Private key files are decoded without any hand-written KDF or cipher:
+ *  - unencrypted openssh-key-v1: parsed here (a simple, unencrypted format);
+ *  - encrypted openssh-key-v1 (bcrypt-pbkdf): libssh 0.10 decrypts it and
+ *    re-exports the key unencrypted in memory (openssh-key-v1 for Ed25519,
+ *    PKCS#8 for ECDSA), which we parse and wipe;
+ *  - PEM containers (PKCS#1, SEC1, PKCS#8, legacy-encrypted PEM, encrypted
+ *    PKCS#8): OpenSSL's decoder, the one libssh itself would call.
+ * Either way the key ends up in an OpenSSL EVP_PKEY and every signature is
+ * made by OpenSSL. Known libssh 0.10 limit: an RSA key in the *encrypted*
+ * openssh-key-v1 format (ssh-keygen's default with a passphrase) decrypts in
+ * libssh but cannot be exported from it (libssh builds the key without CRT
+ * parameters and OpenSSL refuses to encode it). Such a file is refused
+ * before any passphrase prompt, with a message naming the ways out
+ * (ssh-agent, or `ssh-keygen -p -m PEM -f FILE`). */
 #ifndef EVSSH_KEYS_H
 #define EVSSH_KEYS_H
 
@@ -52,7 +56,9 @@ int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t e
      EVSSH_EAUTH   "wrong passphrase for key FILE", passphrase refused or no
                    passphrase callback for an encrypted key
      EVSSH_ENOMEM
-   A single passphrase attempt: the caller retries (ssh allows three). */
+   A single passphrase attempt: the caller retries (ssh allows three).
+   The passphrase callback is asked only for encrypted files, and not for an
+   encrypted openssh-format RSA key (refused up front, EVSSH_EINVAL). */
 int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
                            evssh_key **out, char *err, size_t errlen);
 
