@@ -24,6 +24,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
@@ -621,6 +622,7 @@ int evssh_key_parse_openssh_v1(const char *text, size_t len, evssh_key **out, ch
   bool encrypted;
   rc = openssh_v1_parse_raw(raw, raw_len, &encrypted, out, err, errlen);
   wipe_free(raw, raw_len);
+  if (rc) ERR_clear_error();
   return rc;
 }
 
@@ -659,20 +661,20 @@ static enum openssh_kind openssh_v1_classify(const char *text, size_t len, bool 
   return kind;
 }
 
-/* ------------------------------------------------------------ via libssh */
+/* ---------------------------------------------------- decoding with a prompt */
 
 struct pass_ctx {
   evssh_passphrase_fn fn;
   void *ud;
   const char *path;
-  bool asked;   /* libssh wanted a passphrase */
+  bool asked;   /* the decoder wanted a passphrase */
   bool refused; /* no callback, or the callback said no */
   bool have;
   char pass[PASSPHRASE_MAX];
 };
 
-/* libssh's auth callback. The passphrase is cached so a decoder that asks
-   twice does not prompt the user twice. */
+/* libssh's auth callback, also behind OpenSSL's. The passphrase is cached
+   so a decoder that asks twice does not prompt the user twice. */
 static int libssh_auth_cb(const char *prompt, char *buf, size_t len, int echo, int verify,
                           void *userdata) {
   struct pass_ctx *pc = userdata;
@@ -790,8 +792,8 @@ static int load_via_libssh(const char *path, const char *text, struct pass_ctx *
     ssh_string_free_char(pub_b64);
     if (stype == SSH_KEYTYPE_RSA)
       set_err(err, errlen,
-              "%s: libssh 0.10 cannot hand over an RSA key stored in the encrypted openssh "
-              "format; convert it with: ssh-keygen -p -m PEM -f %s",
+              "%s: libssh could not hand over this RSA key; add it to ssh-agent or "
+              "convert it with: ssh-keygen -p -m PEM -f %s",
               path, path);
     else
       set_err(err, errlen, "%s: cannot extract the private key", path);
@@ -878,6 +880,8 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
     }
   }
   wipe_free(text, len + 1);
+  /* decoder failures must not linger for the next OpenSSL user to misread */
+  if (rc) ERR_clear_error();
   return rc;
 }
 
@@ -1004,6 +1008,7 @@ int evssh_key_sign(const evssh_key *k, const char *alg, const unsigned char *dat
   }
   if (rc) sig_blob->len = mark;
 out:
+  if (rc) ERR_clear_error();
   free(sig);
   EVP_MD_CTX_free(mctx);
   return rc;

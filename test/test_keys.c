@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -772,6 +773,7 @@ static void start_agent(void) {
   snprintf(agent_sock, sizeof agent_sock, "%s/agent.sock", tmpdir);
   agent_pid = fork();
   if (agent_pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a crashed test run */
     int devnull = open("/dev/null", O_RDWR);
     dup2(devnull, 1);
     dup2(devnull, 2);
