@@ -408,17 +408,20 @@ static char *tampered_armour(const unsigned char *raw, size_t len, size_t pos) {
 }
 
 /* A flipped bit in the private section of an unencrypted openssh-key-v1
-   file must be noticed: in a checkint, and in the private scalar (the key
-   halves then disagree). */
+   file must be noticed: in a checkint, and in the last private number (the
+   key halves then disagree: d*G != Q for ECDSA, p*q != n for RSA). */
 START_TEST(openssh_v1_tamper) {
-  char src[256], err[300];
-  path_of(src, sizeof src, "ecdsa256_openssh", "");
+  const char *name = _i ? "rsa_openssh" : "ecdsa256_openssh";
+  const char *tname = _i ? EVSSH_KEYTYPE_RSA : EVSSH_KEYTYPE_ECDSA256;
+  char src[256], err[300], comment[64];
+  path_of(src, sizeof src, name, "");
+  snprintf(comment, sizeof comment, "test@%s", name);
   size_t len;
   char *text = slurp(src, &len);
   evssh_key *k = NULL;
   ck_assert_int_eq(evssh_key_parse_openssh_v1(text, len, &k, err, sizeof err), EVSSH_OK);
-  ck_assert_str_eq(evssh_key_type(k), EVSSH_KEYTYPE_ECDSA256);
-  ck_assert_str_eq(evssh_key_comment(k), "test@ecdsa256_openssh");
+  ck_assert_str_eq(evssh_key_type(k), tname);
+  ck_assert_str_eq(evssh_key_comment(k), comment);
   evssh_key_free(k);
 
   /* decode the armour independently (OpenSSL) */
@@ -433,15 +436,15 @@ START_TEST(openssh_v1_tamper) {
   while (c > 0 && b64[c - 1] == '=') { c--; rl--; }
   size_t raw_len = (size_t)rl;
   /* the private section repeats the type string right after the checkints;
-     the scalar d ends just before the comment's length word */
-  const char *tname = "ecdsa-sha2-nistp256";
+     its last number (ECDSA d, RSA q) ends just before the comment's length
+     word */
   unsigned char *first = memmem(raw, raw_len, tname, strlen(tname));
   ck_assert_ptr_nonnull(first);
   unsigned char *second = memmem(first + 1, raw_len - (size_t)(first + 1 - raw), tname,
                                  strlen(tname));
   ck_assert_ptr_nonnull(second);
   size_t check_pos = (size_t)(second - raw) - 4 - 8;
-  unsigned char *cm = memmem(raw, raw_len, "test@ecdsa256_openssh", 21);
+  unsigned char *cm = memmem(raw, raw_len, comment, strlen(comment));
   ck_assert_ptr_nonnull(cm);
   size_t d_last = (size_t)(cm - raw) - 4 - 1;
 
@@ -805,7 +808,7 @@ static Suite *keys_suite(void) {
   tcase_add_test(tc, pkcs8_ed25519_from_openssl);
   tcase_add_test(tc, wrong_passphrase);
   tcase_add_test(tc, bad_files);
-  tcase_add_test(tc, openssh_v1_tamper);
+  tcase_add_loop_test(tc, openssh_v1_tamper, 0, 2);
   tcase_add_test(tc, pubkey_lines);
   tcase_add_test(tc, sig_alg_choice);
   suite_add_tcase(s, tc);
