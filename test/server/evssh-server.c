@@ -129,6 +129,7 @@ struct chan {
     uint32_t lib_pending; /* client bytes still held in libssh's buffer */
     bool peer_eof, in_done, out_eof, err_eof;
     bool peer_closed;
+    bool sent_eof;
     bool finished; /* we sent exit status / eof / close */
     bool dead;     /* tear down at the next reconcile */
     struct watch w[3];
@@ -159,8 +160,9 @@ struct conn {
     int id;
     ssh_session session;
     struct ssh_server_callbacks_struct scb;
-    bool kex_done;
+    ssh_event ev; /* this connection's session, child fds and listeners */
     bool in_event;
+    bool dispatch; /* has work in the current poll round */
     bool authed;
     bool dead;
     int failures;
@@ -171,7 +173,6 @@ struct conn {
     int next_chan_id;
 };
 
-static ssh_event g_event;
 static ssh_bind g_bind;
 static struct conn *g_conns;
 static int g_next_conn_id = 1;
@@ -1091,7 +1092,7 @@ static void handle_global(struct conn *cn, ssh_message msg)
         f->conn = cn;
         f->next = cn->fwds;
         cn->fwds = f;
-        if (ssh_event_add_fd(g_event, fd, POLLIN, fwd_accept_cb, f) == SSH_OK)
+        if (ssh_event_add_fd(cn->ev, fd, POLLIN, fwd_accept_cb, f) == SSH_OK)
             f->registered = true;
         LOG_INFO("conn %d: tcpip-forward %s:%d listening on 127.0.0.1:%d", cn->id,
                  f->addr, port, f->port);
@@ -1104,7 +1105,7 @@ static void handle_global(struct conn *cn, ssh_message msg)
             if (f->port == port) {
                 *pp = f->next;
                 if (f->registered)
-                    ssh_event_remove_fd(g_event, f->fd);
+                    ssh_event_remove_fd(cn->ev, f->fd);
                 close(f->fd);
                 LOG_INFO("conn %d: cancel-tcpip-forward %s:%d", cn->id, f->addr, port);
                 free(f->addr);
@@ -1244,7 +1245,7 @@ static void watch_clear(struct chan *c)
 {
     for (int i = 0; i < 3; i++) {
         if (c->w[i].fd >= 0 && c->w[i].reg)
-            ssh_event_remove_fd(g_event, c->w[i].fd);
+            ssh_event_remove_fd(c->conn->ev, c->w[i].fd);
         c->w[i].fd = -1;
         c->w[i].reg = 0;
     }
@@ -1284,13 +1285,14 @@ static void conn_free(struct conn *cn)
         struct fwd *f = cn->fwds;
         cn->fwds = f->next;
         if (f->registered)
-            ssh_event_remove_fd(g_event, f->fd);
+            ssh_event_remove_fd(cn->ev, f->fd);
         close(f->fd);
         free(f->addr);
         free(f);
     }
     if (cn->in_event)
-        ssh_event_remove_session(g_event, cn->session);
+        ssh_event_remove_session(cn->ev, cn->session);
+    ssh_event_free(cn->ev);
     ssh_disconnect(cn->session);
     ssh_free(cn->session);
     free(cn->user);
@@ -1352,9 +1354,18 @@ static int listen_cb(socket_t fd, int revents, void *userdata)
         free(cn);
         return 0;
     }
-    cn->kex_done = rc == SSH_OK;
-    if (ssh_event_add_session(g_event, cn->session) == SSH_OK)
-        cn->in_event = true;
+    /* From here on libssh's state machine is driven by the event; its
+     * completion shows up as authentication requests. */
+    cn->ev = ssh_event_new();
+    if (cn->ev == NULL || ssh_event_add_session(cn->ev, cn->session) != SSH_OK) {
+        LOG_ERR("conn %d: cannot create event", cn->id);
+        if (cn->ev != NULL)
+            ssh_event_free(cn->ev);
+        ssh_free(cn->session);
+        free(cn);
+        return 0;
+    }
+    cn->in_event = true;
     cn->next = g_conns;
     g_conns = cn;
     LOG_INFO("conn %d: connection from %s", cn->id, cn->peer);
@@ -1369,11 +1380,11 @@ static void chan_set_watch(struct chan *c, int slot, int fd, short want)
     struct watch *w = &c->w[slot];
     if (w->fd != fd || w->reg != want) {
         if (w->fd >= 0 && w->reg)
-            ssh_event_remove_fd(g_event, w->fd);
+            ssh_event_remove_fd(c->conn->ev, w->fd);
         w->fd = -1;
         w->reg = 0;
         if (fd >= 0 && want) {
-            if (ssh_event_add_fd(g_event, fd, want, chan_fd_cb, c) == SSH_OK) {
+            if (ssh_event_add_fd(c->conn->ev, fd, want, chan_fd_cb, c) == SSH_OK) {
                 w->fd = fd;
                 w->reg = want;
             }
@@ -1499,14 +1510,22 @@ static void chan_progress(struct chan *c)
     } else {
         if (!c->out_eof)
             return;
-        /* relays: close once the socket hit EOF and the peer's input is through */
+        /* relays are half-closable: pass the socket's EOF on right away, the
+         * peer may still be sending (and the far end waiting for our EOF) */
+        if (!c->sent_eof) {
+            c->sent_eof = true;
+            ssh_channel_send_eof(c->ch);
+        }
         if (!c->in_done && !(c->peer_eof && c->to_in.len == 0 && c->lib_pending == 0))
             return;
         LOG_DEBUG("conn %d chan %d: %s relay finished", c->conn->id, c->id,
                   chan_kind_name(c->kind));
     }
     c->finished = true;
-    ssh_channel_send_eof(c->ch);
+    if (!c->sent_eof) {
+        c->sent_eof = true;
+        ssh_channel_send_eof(c->ch);
+    }
     ssh_channel_close(c->ch);
 }
 
@@ -1542,17 +1561,6 @@ static void reconcile(void)
         if (!cn->dead && (status & (SSH_CLOSED | SSH_CLOSED_ERROR))) {
             LOG_INFO("conn %d: connection closed by peer", cn->id);
             cn->dead = true;
-        }
-        if (!cn->dead && !cn->kex_done) {
-            int rc = ssh_handle_key_exchange(cn->session);
-            if (rc == SSH_OK) {
-                cn->kex_done = true;
-                LOG_DEBUG("conn %d: key exchange done", cn->id);
-            } else if (rc == SSH_ERROR) {
-                LOG_INFO("conn %d: key exchange failed: %s", cn->id,
-                         ssh_get_error(cn->session));
-                cn->dead = true;
-            }
         }
         if (cn->dead) {
             *pp = cn->next;
@@ -1891,6 +1899,91 @@ static void parse_args(int argc, char **argv)
         LOG_ERR("warning: --kbdint-prompts needs --password; keyboard-interactive disabled");
 }
 
+struct pollset {
+    struct pollfd *fds;
+    struct conn **owner;
+    size_t n, cap;
+};
+
+static void pollset_add(struct pollset *ps, int fd, short events, struct conn *owner)
+{
+    if (ps->n == ps->cap) {
+        size_t ncap = ps->cap ? ps->cap * 2 : 64;
+        struct pollfd *nf = realloc(ps->fds, ncap * sizeof *nf);
+        if (nf != NULL)
+            ps->fds = nf;
+        struct conn **no = realloc(ps->owner, ncap * sizeof *no);
+        if (no != NULL)
+            ps->owner = no;
+        if (nf == NULL || no == NULL) {
+            LOG_ERR("out of memory");
+            exit(2);
+        }
+        ps->cap = ncap;
+    }
+    ps->fds[ps->n].fd = fd;
+    ps->fds[ps->n].events = events;
+    ps->fds[ps->n].revents = 0;
+    ps->owner[ps->n] = owner;
+    ps->n++;
+}
+
+/*
+ * Each connection has its own ssh_event. libssh flushes inside calls such as
+ * ssh_channel_write by polling the session's event context; with one shared
+ * context that nested poll would also dispatch *other* connections, and
+ * another client's disconnect (-2 from its socket callback) would be
+ * reported as an error of the writing session and drop its output. So this
+ * top-level poll() only finds out which connections have work, and
+ * ssh_event_dopoll(conn->ev, 0) dispatches each of them in isolation.
+ */
+static void serve(int lfd)
+{
+    struct pollset ps = {0};
+    while (!g_stop) {
+        ps.n = 0;
+        pollset_add(&ps, lfd, POLLIN, NULL);
+        pollset_add(&ps, g_sigfd, POLLIN, NULL);
+        int timeout = 1000; /* also re-checks windows reopened without an fd event */
+        for (struct conn *cn = g_conns; cn != NULL; cn = cn->next) {
+            int st = ssh_get_status(cn->session);
+            int sfd = ssh_get_fd(cn->session);
+            if (st & SSH_READ_PENDING)
+                timeout = 0;
+            if (sfd >= 0)
+                pollset_add(&ps, sfd, POLLIN | ((st & SSH_WRITE_PENDING) ? POLLOUT : 0), cn);
+            for (struct chan *c = cn->chans; c != NULL; c = c->next)
+                for (int i = 0; i < 3; i++)
+                    if (c->w[i].fd >= 0 && c->w[i].reg)
+                        pollset_add(&ps, c->w[i].fd, c->w[i].reg, cn);
+            for (struct fwd *f = cn->fwds; f != NULL; f = f->next)
+                if (f->registered)
+                    pollset_add(&ps, f->fd, POLLIN, cn);
+        }
+        if (poll(ps.fds, ps.n, timeout) < 0 && errno != EINTR) {
+            LOG_ERR("poll: %s", strerror(errno));
+            break;
+        }
+        if (ps.fds[1].revents)
+            sigfd_cb(g_sigfd, ps.fds[1].revents, NULL);
+        /* connections accepted now are not in ps.owner: no stale pointers */
+        struct conn *first_old = g_conns;
+        for (struct conn *cn = first_old; cn != NULL; cn = cn->next)
+            cn->dispatch = (ssh_get_status(cn->session) & SSH_READ_PENDING) != 0;
+        for (size_t i = 2; i < ps.n; i++)
+            if (ps.fds[i].revents)
+                ps.owner[i]->dispatch = true;
+        for (struct conn *cn = first_old; cn != NULL; cn = cn->next)
+            if (cn->dispatch)
+                ssh_event_dopoll(cn->ev, 0);
+        if (ps.fds[0].revents)
+            listen_cb(lfd, ps.fds[0].revents, NULL);
+        reconcile();
+    }
+    free(ps.fds);
+    free(ps.owner);
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
@@ -1898,8 +1991,7 @@ int main(int argc, char **argv)
     ssh_init();
 
     g_bind = ssh_bind_new();
-    g_event = ssh_event_new();
-    if (g_bind == NULL || g_event == NULL) {
+    if (g_bind == NULL) {
         LOG_ERR("libssh initialisation failed");
         return 1;
     }
@@ -1911,11 +2003,6 @@ int main(int argc, char **argv)
         return 1;
     if (cfg.gen_client_key != NULL && setup_client_key() < 0)
         return 1;
-    if (ssh_event_add_fd(g_event, lfd, POLLIN, listen_cb, NULL) != SSH_OK ||
-        ssh_event_add_fd(g_event, g_sigfd, POLLIN, sigfd_cb, NULL) != SSH_OK) {
-        LOG_ERR("cannot register listener");
-        return 1;
-    }
     if (cfg.pid_file != NULL)
         write_small_file(cfg.pid_file, (long)getpid());
     if (cfg.port_file != NULL)
@@ -1924,17 +2011,11 @@ int main(int argc, char **argv)
     printf("PORT %d\n", port);
     fflush(stdout);
 
-    while (!g_stop) {
-        /* a finite timeout also catches window adjusts that raised no fd */
-        ssh_event_dopoll(g_event, 1000);
-        reconcile();
-    }
+    serve(lfd);
+
     LOG_INFO("SIG%s received, shutting down", signal_name(g_stop));
-    ssh_event_remove_fd(g_event, lfd);
-    ssh_event_remove_fd(g_event, g_sigfd);
     close(lfd);
     shutdown_all();
-    ssh_event_free(g_event);
     ssh_bind_free(g_bind);
     ssh_finalize();
     close(g_sigfd);

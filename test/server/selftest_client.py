@@ -128,6 +128,29 @@ ch.exec_command("exit 42")
 check(ch.recv_exit_status() == 42, "exit-status 42")
 t.close()
 
+# pty shell with a window-change: the child sees the new size
+t = key_session()
+ch = t.open_session()
+ch.get_pty(term="xterm", width=80, height=24)
+ch.invoke_shell()
+time.sleep(0.3)
+ch.resize_pty(width=123, height=45)
+time.sleep(0.3)
+ch.send(b"stty size; echo TERM=$TERM; exit 7\n")
+out = b""
+deadline = time.time() + 10
+while not ch.exit_status_ready() and time.time() < deadline:
+    if ch.recv_ready():
+        out += ch.recv(4096)
+    else:
+        time.sleep(0.02)
+while ch.recv_ready():
+    out += ch.recv(4096)
+check(b"45 123" in out, "window-change reaches the pty (stty size)")
+check(b"TERM=xterm" in out, "pty-req TERM reaches the shell")
+check(ch.recv_exit_status() == 7, "pty shell exit status 7")
+t.close()
+
 # keyboard-interactive: N prompts; first echo-off "Password: ", then "Question k: "
 if n_prompts > 0:
     seen = []
