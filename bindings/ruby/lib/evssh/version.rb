@@ -1,0 +1,3 @@
+module EvSSH
+  VERSION = "0.1.0"
+end

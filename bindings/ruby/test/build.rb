@@ -1,0 +1,35 @@
+# Builds ext/evssh into tmp/ext (out of the source directory) with mkmf and
+# make, rebuilding when a source or the library changed. Returns the build
+# directory; `ruby test/build.rb` just builds.
+require "fileutils"
+require "rbconfig"
+
+module EvSSHBuild
+  ROOT = File.expand_path("..", __dir__)
+  EXT = File.join(ROOT, "ext", "evssh")
+  OUT = File.join(ROOT, "tmp", "ext")
+
+  def self.build!(quiet: true)
+    FileUtils.mkdir_p(OUT)
+    so = File.join(OUT, "evssh_ext.#{RbConfig::CONFIG['DLEXT']}")
+    inputs = Dir[File.join(EXT, "*")] + Dir[File.expand_path("../../.libs/libevssh.so*", ROOT)] +
+             Dir[File.expand_path("../../include/evssh.h", ROOT)]
+    fresh = File.exist?(so) && inputs.all? { |f| File.mtime(f) <= File.mtime(so) }
+    return OUT if fresh
+    log = File.join(OUT, "build.log")
+    Dir.chdir(OUT) do
+      ok = system(RbConfig.ruby, File.join(EXT, "extconf.rb"), out: log, err: [:child, :out]) &&
+           system("make", "-s", "V=0", out: [log, "a"], err: [:child, :out])
+      unless ok
+        warn File.read(log)
+        abort "building the evssh extension failed (log: #{log})"
+      end
+      warn File.read(log) unless quiet
+    end
+    OUT
+  end
+end
+
+if $PROGRAM_NAME == __FILE__
+  puts EvSSHBuild.build!(quiet: false)
+end
