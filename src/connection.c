@@ -693,7 +693,9 @@ int evssh_session_send_global_request(evssh_session *s, const char *type, const 
 
 void evssh_session_on_global_request(evssh_session *s, const char *type,
                                      evssh_global_request_cb cb, void *ud) {
-  if (!s || !type || !s->conn) return;
+  /* handlers may be registered before connect: OpenSSH sends
+     hostkeys-00@openssh.com right after authentication */
+  if (!s || !type || conn_init(s) != EVSSH_OK) return;
   global_handler **pp = &s->conn->global_handlers;
   for (; *pp; pp = &(*pp)->next) {
     if (strcmp((*pp)->type, type) == 0) break;
@@ -718,7 +720,7 @@ void evssh_session_on_global_request(evssh_session *s, const char *type,
 
 void evssh_session_on_open_channel(evssh_session *s, const char *type,
                                    evssh_open_channel_cb cb, void *ud) {
-  if (!s || !type || !s->conn) return;
+  if (!s || !type || conn_init(s) != EVSSH_OK) return;
   open_handler **pp = &s->conn->open_handlers;
   for (; *pp; pp = &(*pp)->next) {
     if (strcmp((*pp)->type, type) == 0) break;
