@@ -204,8 +204,11 @@ sshd_start() {
     done
     gen_client_keys "$DIR" || die "client key generation failed"
 
-    local allow=$MY_USER
-    if ensure_password_user; then allow="$allow $PASSWORD_USER"; fi
+    # As root, clients log in as evssh-test (shell /bin/sh) rather than root:
+    # root's shell start-up files are the machine's, not ours, and may be slow
+    # or broken (a stale pyenv lock makes every bash wait 60 s).
+    local allow=$MY_USER login_user=$MY_USER
+    if ensure_password_user; then allow="$allow $PASSWORD_USER"; login_user=$PASSWORD_USER; fi
     if [ "$MY_UID" = 0 ]; then mkdir -p /run/sshd && chmod 755 /run/sshd; fi
 
     local kex ciphers macs hka pka
@@ -288,7 +291,7 @@ sshd_start() {
         echo "[127.0.0.1]:$port $ktype $kb64" >> "$DIR/known_hosts"
     done
     echo "$port" > "$DIR/port"
-    write_env "$DIR" sshd "$port" "$pid" "$MY_USER"
+    write_env "$DIR" sshd "$port" "$pid" "$login_user"
     start_watchdog
     echo "$port"
 }
