@@ -37,7 +37,7 @@ typedef struct resolve_req {
   atomic_int state;
 } resolve_req;
 
-typedef enum { C_RESOLVING, C_CONNECTING, C_DONE, C_FAILED } conn_phase;
+typedef enum { C_RESOLVING, C_CONNECTING, C_DONE, C_FAILED, C_PIPE } conn_phase;
 
 struct evssh_connector {
   conn_phase phase;
@@ -49,6 +49,9 @@ struct evssh_connector {
   int sock;
   char last_error[160];
   pid_t child;
+  const io_pipe_ops *pipe;   /* C_PIPE: a pipe from above (ProxyJump) */
+  void *pipe_ctx;
+  bool pipe_handed;          /* its transport end went to the caller */
 };
 
 int io_set_nonblocking(int fd) {
@@ -189,19 +192,51 @@ int connector_start(const char *host, int port, const char *proxy_command,
   return EVSSH_OK;
 }
 
+int connector_start_pipe(const io_pipe_ops *ops, void *ctx, evssh_connector **out) {
+  evssh_connector *c = calloc(1, sizeof *c);
+  if (!c) {
+    ops->free(ctx);
+    return EVSSH_ENOMEM;
+  }
+  c->sock = -1;
+  c->wake_fd = -1;
+  c->child = -1;
+  c->phase = C_PIPE;
+  c->pipe = ops;
+  c->pipe_ctx = ctx;
+  *out = c;
+  return EVSSH_OK;
+}
+
+bool connector_has_pipe(const evssh_connector *c) { return c && c->pipe; }
+
+int connector_pipe_handle(evssh_connector *c, int *transport_revents, char *err, size_t errlen) {
+  int tfd = -1;
+  *transport_revents = 0;
+  if (!c->pipe) return EVSSH_EINVAL;
+  return c->pipe->handle(c->pipe_ctx, &tfd, transport_revents, err, errlen);
+}
+
+void connector_pipe_want(evssh_connector *c, int transport_events) {
+  if (c->pipe) c->pipe->want(c->pipe_ctx, transport_events);
+}
+
 int connector_fd(const evssh_connector *c) {
+  if (c->pipe) return c->pipe->poll_fd(c->pipe_ctx);
   if (c->phase == C_RESOLVING) return c->wake_fd;
   if (c->phase == C_CONNECTING) return c->sock;
   return -1;
 }
 
 int connector_events(const evssh_connector *c) {
+  if (c->pipe) return EVSSH_READ;   /* an epoll fd is readable when anything inside is ready */
   if (c->phase == C_RESOLVING) return EVSSH_READ;
   if (c->phase == C_CONNECTING && c->sock >= 0) return EVSSH_WRITE;
   return 0;
 }
 
 int connector_timeout_ms(const evssh_connector *c) {
+  if (c->pipe) return c->pipe->timeout_ms(c->pipe_ctx);
   /* a connecting phase with no socket yet has work to do right away */
   if (c->phase == C_CONNECTING && c->sock < 0) return 0;
   if (c->phase == C_DONE) return 0;
@@ -251,6 +286,15 @@ static int try_next_address(evssh_connector *c) {
 int connector_step(evssh_connector *c, int *fd, char *err, size_t errlen) {
   for (;;) {
     switch (c->phase) {
+    case C_PIPE: {
+      int tfd = -1, trev = 0;
+      int rc = c->pipe->handle(c->pipe_ctx, &tfd, &trev, err, errlen);
+      if (rc < 0) return rc;
+      if (tfd < 0 || c->pipe_handed) return EVSSH_EAGAIN;
+      c->pipe_handed = true;
+      *fd = tfd;
+      return EVSSH_OK;
+    }
     case C_RESOLVING: {
       char drain[16];
       while (read(c->wake_fd, drain, sizeof drain) > 0) {}
@@ -315,6 +359,7 @@ void connector_free(evssh_connector *c) {
   if (c->wake_fd >= 0) close(c->wake_fd);
   if (c->sock >= 0) close(c->sock);
   if (c->addrs) freeaddrinfo(c->addrs);
+  if (c->pipe) c->pipe->free(c->pipe_ctx);
   free(c);
 }
 

@@ -8,14 +8,41 @@
 #define EVSSH_IO_H
 
 #include "evssh.h"
+#include <stdbool.h>
 #include <sys/types.h>
 
 typedef struct evssh_connector evssh_connector;
+
+/* A pipe built by a layer above io.c (ProxyJump: a channel of another
+   session). io.c never calls up: the builder hands these hooks down and the
+   connector drives them. The pipe stays alive for the whole session, so the
+   connector of a session that has one is kept after the connect. */
+typedef struct io_pipe_ops {
+  /* one pollable fd standing for every fd the pipe needs (an epoll fd) */
+  int  (*poll_fd)(void *ctx);
+  int  (*timeout_ms)(void *ctx);          /* -1 none, 0 work to do now */
+  /* Advance the pipe. *transport_fd: the end the transport runs on, -1
+     until the pipe is up. *transport_revents: readiness of that end.
+     EVSSH_OK, or <0 with err filled: the pipe is broken. */
+  int  (*handle)(void *ctx, int *transport_fd, int *transport_revents, char *err, size_t errlen);
+  /* the transport now wants these events on its end */
+  void (*want)(void *ctx, int transport_events);
+  void (*free)(void *ctx);
+} io_pipe_ops;
 
 /* Start connecting to host:port, or start proxy_command (already
    token-expanded; run with /bin/sh -c) when it is not NULL. */
 int  connector_start(const char *host, int port, const char *proxy_command,
                      evssh_connector **out, char *err, size_t errlen);
+/* A connector over a pipe from above; takes ownership of ctx (ops->free). */
+int  connector_start_pipe(const io_pipe_ops *ops, void *ctx, evssh_connector **out);
+/* true when the connector carries a pipe and must live as long as the session */
+bool connector_has_pipe(const evssh_connector *c);
+/* after the connect: the pipe's poll fd, timeout, and one step that reports
+   the transport end's readiness (pipe connectors only) */
+int  connector_pipe_handle(evssh_connector *c, int *transport_revents, char *err, size_t errlen);
+void connector_pipe_want(evssh_connector *c, int transport_events);
+
 /* fd to poll and the events wanted, -1 when only a timer is pending */
 int  connector_fd(const evssh_connector *c);
 int  connector_events(const evssh_connector *c);

@@ -1,0 +1,429 @@
+/* jump.c owns ProxyJump: the byte pipe of a session carried by a
+ * direct-tcpip channel of another evssh session, the jump host. The inner
+ * session's transport runs on one end of a socketpair; the other end is
+ * bridged to the channel (channel data is written to it, what the transport
+ * writes is read from it and sent on the channel, EOF and close cross both
+ * ways). The jump session is owned by the pipe and driven with the inner
+ * session: the pipe's epoll fd holds the jump session's fd, the bridge end
+ * and the transport end, so whoever polls the inner session (its own loop, a
+ * multi, a foreign event loop) drives both. A chain "a,b" is a jump session
+ * to b that itself has ProxyJump a. The pipe reaches io.c only through the
+ * io_pipe_ops hooks, so no lower layer calls up. */
+#include "jump.h"
+
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BRIDGE_CHUNK 32768
+/* read no more from the bridge while this much waits in the jump channel */
+#define BRIDGE_HIGH_WATER (1024u * 1024u)
+
+typedef enum { J_CONNECTING, J_OPENING, J_OPEN, J_CLOSED } jump_phase;
+
+typedef struct jump_pipe {
+  evssh_session *outer;          /* the jump session, owned */
+  evssh_channel *ch;             /* direct-tcpip to the target, NULL once closed */
+  char target[256];
+  int target_port;
+  jump_phase phase;
+  int epfd;
+  int transport_end;             /* goes to the inner transport (then the session closes it) */
+  int bridge_end;
+  bool handed;                   /* transport_end belongs to the session now */
+  int outer_fd, outer_events;    /* as registered in epfd (-1: none) */
+  int bridge_events, transport_events;
+  evssh_buf to_bridge;           /* channel data the bridge end did not take yet */
+  bool eof_from_channel;         /* shut the bridge's write side once to_bridge drains */
+  bool bridge_shut;
+  bool eof_to_channel;           /* the transport closed its end: channel EOF sent */
+  int fail_code;
+  char fail[300];
+} jump_pipe;
+
+static void jump_failed(jump_pipe *jp, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void jump_failed(jump_pipe *jp, int code, const char *fmt, ...) {
+  if (jp->fail_code) return;
+  jp->fail_code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(jp->fail, sizeof jp->fail, fmt, ap);
+  va_end(ap);
+}
+
+static int to_epoll(int events) {
+  return ((events & EVSSH_READ) ? EPOLLIN : 0) | ((events & EVSSH_WRITE) ? EPOLLOUT : 0);
+}
+
+/* Level-triggered registration, robust against an fd closed and its number
+   reused behind our back (closing drops it from the set). */
+static void ep_set(int epfd, int fd, int events) {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = (uint32_t)to_epoll(events);
+  ev.data.fd = fd;
+  if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT) epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void ep_del(int epfd, int fd) {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);
+}
+
+/* ------------------------------------------------------------- the bridge */
+
+static void shut_bridge_if_drained(jump_pipe *jp) {
+  if (jp->eof_from_channel && !jp->bridge_shut && buf_avail(&jp->to_bridge) == 0) {
+    shutdown(jp->bridge_end, SHUT_WR);
+    jp->bridge_shut = true;
+  }
+}
+
+static void flush_to_bridge(jump_pipe *jp) {
+  while (buf_avail(&jp->to_bridge) > 0) {
+    ssize_t n = send(jp->bridge_end, buf_ptr(&jp->to_bridge), buf_avail(&jp->to_bridge), MSG_NOSIGNAL);
+    if (n > 0) {
+      buf_consume(&jp->to_bridge, (size_t)n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    buf_reset(&jp->to_bridge);   /* the transport end is gone: nobody reads it */
+    break;
+  }
+  if (buf_avail(&jp->to_bridge) == 0) buf_compact(&jp->to_bridge);
+  shut_bridge_if_drained(jp);
+}
+
+static void on_channel_data(evssh_channel *ch, const char *data, size_t len, void *ud) {
+  jump_pipe *jp = ud;
+  if (jp->bridge_shut) return;
+  size_t done = 0;
+  if (buf_avail(&jp->to_bridge) == 0) {
+    while (done < len) {
+      ssize_t n = send(jp->bridge_end, data + done, len - done, MSG_NOSIGNAL);
+      if (n > 0) { done += (size_t)n; continue; }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      return;   /* transport end closed */
+    }
+  }
+  if (done < len && buf_append(&jp->to_bridge, data + done, len - done) != EVSSH_OK)
+    jump_failed(jp, EVSSH_ENOMEM, "ProxyJump via %s: out of memory", evssh_session_host(jp->outer));
+}
+
+static void on_channel_eof(evssh_channel *ch, void *ud) {
+  jump_pipe *jp = ud;
+  jp->eof_from_channel = true;
+  shut_bridge_if_drained(jp);
+}
+
+static void on_channel_close(evssh_channel *ch, void *ud) {
+  jump_pipe *jp = ud;
+  jp->ch = NULL;
+  if (jp->phase != J_OPEN)
+    jump_failed(jp, EVSSH_ECONNECT, "ProxyJump via %s: channel to %s port %d closed before it opened",
+                evssh_session_host(jp->outer), jp->target, jp->target_port);
+  jp->phase = J_CLOSED;
+  jp->eof_from_channel = true;
+  shut_bridge_if_drained(jp);
+}
+
+static void on_channel_open_failed(evssh_channel *ch, uint32_t reason, const char *description, void *ud) {
+  jump_pipe *jp = ud;
+  jump_failed(jp, EVSSH_ECONNECT, "ProxyJump via %s: connect to %s port %d refused (reason %u: %s)",
+              evssh_session_host(jp->outer), jp->target, jp->target_port, reason,
+              description ? description : "");
+}
+
+static void on_channel_open(evssh_channel *ch, void *ud) {
+  jump_pipe *jp = ud;
+  jp->phase = J_OPEN;
+}
+
+/* The transport wrote into its end: carry it to the channel. */
+static void pump_from_bridge(jump_pipe *jp) {
+  if (jp->phase != J_OPEN || !jp->ch || jp->eof_to_channel) return;
+  unsigned char chunk[BRIDGE_CHUNK];
+  for (int i = 0; i < 8; i++) {
+    ssize_t n = recv(jp->bridge_end, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n > 0) {
+      if (evssh_channel_send_data(jp->ch, chunk, (size_t)n) != EVSSH_OK) break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    /* EOF or error: the inner transport is gone */
+    jp->eof_to_channel = true;
+    evssh_channel_eof(jp->ch);
+    evssh_channel_close(jp->ch);
+    break;
+  }
+}
+
+static void on_outer_ready(evssh_session *outer, int status, void *ud) {
+  jump_pipe *jp = ud;
+  if (status != EVSSH_OK) {
+    jump_failed(jp, status, "ProxyJump via %s: %s", evssh_session_host(outer), evssh_session_error(outer));
+    return;
+  }
+  evssh_buf *extra = evssh_buf_new();
+  int rc = extra ? EVSSH_OK : EVSSH_ENOMEM;
+  if (!rc) rc = evssh_buf_put_cstring(extra, jp->target);
+  if (!rc) rc = evssh_buf_put_u32(extra, (uint32_t)jp->target_port);
+  if (!rc) rc = evssh_buf_put_cstring(extra, "127.0.0.1");
+  if (!rc) rc = evssh_buf_put_u32(extra, 0);
+  if (!rc) {
+    jp->ch = evssh_session_open_channel_type(outer, "direct-tcpip", evssh_buf_data(extra), evssh_buf_len(extra),
+                                             on_channel_open, jp);
+    if (!jp->ch) rc = EVSSH_ECHANNEL;
+  }
+  evssh_buf_free(extra);
+  if (rc) {
+    jump_failed(jp, EVSSH_ECONNECT, "ProxyJump via %s: cannot open a channel to %s port %d: %s",
+                evssh_session_host(outer), jp->target, jp->target_port, evssh_strerror(rc));
+    return;
+  }
+  jp->phase = J_OPENING;
+  evssh_channel_on_data(jp->ch, on_channel_data, jp);
+  evssh_channel_on_eof(jp->ch, on_channel_eof, jp);
+  evssh_channel_on_close(jp->ch, on_channel_close, jp);
+  evssh_channel_on_open_failed(jp->ch, on_channel_open_failed, jp);
+}
+
+/* ------------------------------------------------------------- pipe hooks */
+
+static size_t outer_backlog(const jump_pipe *jp) {
+  return jp->outer->transport ? transport_pending_out(jp->outer->transport) : 0;
+}
+
+static void sync_registrations(jump_pipe *jp) {
+  int fd = evssh_session_fd(jp->outer);
+  int ev = fd >= 0 ? evssh_session_events(jp->outer) : 0;
+  if (fd != jp->outer_fd && jp->outer_fd >= 0) ep_del(jp->epfd, jp->outer_fd);
+  /* re-registered every time: the jump session may have closed its fd and
+     got the same number back for the next address it tries */
+  if (fd >= 0) ep_set(jp->epfd, fd, ev);
+  jp->outer_fd = fd;
+  jp->outer_events = ev;
+
+  int bev = 0;
+  if (jp->phase == J_OPEN && jp->ch && !jp->eof_to_channel &&
+      outer_backlog(jp) < BRIDGE_HIGH_WATER)
+    bev |= EVSSH_READ;
+  if (buf_avail(&jp->to_bridge) > 0) bev |= EVSSH_WRITE;
+  if (bev != jp->bridge_events) {
+    ep_set(jp->epfd, jp->bridge_end, bev);
+    jp->bridge_events = bev;
+  }
+}
+
+static int pipe_poll_fd(void *ctx) { return ((jump_pipe *)ctx)->epfd; }
+
+static int pipe_timeout_ms(void *ctx) {
+  jump_pipe *jp = ctx;
+  if (jp->fail_code) return 0;
+  if (jp->phase == J_OPEN && !jp->handed) return 0;
+  if (evssh_session_closed(jp->outer)) return jp->handed ? -1 : 0;
+  return evssh_session_timeout(jp->outer);
+}
+
+static int pipe_handle(void *ctx, int *transport_fd, int *transport_revents, char *err, size_t errlen) {
+  jump_pipe *jp = ctx;
+  struct epoll_event evs[8];
+  int n = epoll_wait(jp->epfd, evs, 8, 0);
+  int outer_rev = 0, bridge_rev = 0;
+  for (int i = 0; i < n; i++) {
+    int rev = 0;
+    if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) rev |= EVSSH_READ;
+    if (evs[i].events & (EPOLLOUT | EPOLLERR)) rev |= EVSSH_WRITE;
+    if (evs[i].data.fd == jp->bridge_end) bridge_rev |= rev;
+    else if (evs[i].data.fd == jp->transport_end) *transport_revents |= rev;
+    else if (evs[i].data.fd == jp->outer_fd) outer_rev |= rev;
+  }
+  if (!evssh_session_closed(jp->outer)) evssh_session_handle_events(jp->outer, outer_rev);
+  if (buf_avail(&jp->to_bridge) > 0) flush_to_bridge(jp);
+  if (bridge_rev & EVSSH_READ) {
+    pump_from_bridge(jp);
+    /* hand what was queued to the jump socket now rather than next round */
+    if (!evssh_session_closed(jp->outer)) evssh_session_handle_events(jp->outer, EVSSH_WRITE);
+  }
+  if (evssh_session_closed(jp->outer))
+    jump_failed(jp, jp->handed ? EVSSH_EDISCONNECT : EVSSH_ECONNECT, "ProxyJump via %s: %s",
+                evssh_session_host(jp->outer), evssh_session_error(jp->outer));
+  if (jp->fail_code && !(jp->handed && jp->phase == J_OPEN && !evssh_session_closed(jp->outer))) {
+    snprintf(err, errlen, "%s", jp->fail);
+    return jp->fail_code;
+  }
+  sync_registrations(jp);
+  if (jp->phase == J_OPEN) {
+    *transport_fd = jp->transport_end;
+    if (!jp->handed) {
+      jp->handed = true;
+      ep_set(jp->epfd, jp->transport_end, EVSSH_READ);
+      jp->transport_events = EVSSH_READ;
+    }
+  }
+  return EVSSH_OK;
+}
+
+static void pipe_want(void *ctx, int events) {
+  jump_pipe *jp = ctx;
+  if (!jp->handed) return;
+  events |= EVSSH_READ;
+  if (events != jp->transport_events) {
+    ep_set(jp->epfd, jp->transport_end, events);
+    jp->transport_events = events;
+  }
+}
+
+static void pipe_free(void *ctx) {
+  jump_pipe *jp = ctx;
+  if (!jp) return;
+  if (jp->outer) {
+    /* best effort, never blocking: what the inner transport wrote last (its
+       DISCONNECT) goes out, then the jump session ends */
+    if (jp->phase == J_OPEN && jp->ch) {
+      pump_from_bridge(jp);
+      if (jp->ch) evssh_channel_close(jp->ch);
+      evssh_session_handle_events(jp->outer, EVSSH_WRITE);
+    }
+    evssh_session_free(jp->outer);
+  }
+  if (jp->epfd >= 0) close(jp->epfd);
+  if (jp->bridge_end >= 0) close(jp->bridge_end);
+  if (!jp->handed && jp->transport_end >= 0) close(jp->transport_end);
+  buf_release(&jp->to_bridge);
+  free(jp);
+}
+
+static const io_pipe_ops jump_ops = {pipe_poll_fd, pipe_timeout_ms, pipe_handle, pipe_want, pipe_free};
+
+/* ------------------------------------------------------------- set up */
+
+/* "[ssh://][user@]host[:port]" or "[user@][v6addr]:port" */
+static int parse_hop(const char *hop, char *user, size_t ulen, char *host, size_t hlen, int *port) {
+  *user = 0;
+  *port = 0;
+  if (strncmp(hop, "ssh://", 6) == 0) hop += 6;
+  const char *at = strrchr(hop, '@');
+  if (at) {
+    if ((size_t)(at - hop) >= ulen || at == hop) return EVSSH_EINVAL;
+    memcpy(user, hop, (size_t)(at - hop));
+    user[at - hop] = 0;
+    hop = at + 1;
+  }
+  const char *end, *colon;
+  if (*hop == '[') {
+    end = strchr(hop, ']');
+    if (!end) return EVSSH_EINVAL;
+    hop++;
+    colon = end[1] == ':' ? end + 1 : NULL;
+    if (end[1] && !colon) return EVSSH_EINVAL;
+  } else {
+    colon = strchr(hop, ':');
+    end = colon ? colon : hop + strlen(hop);
+  }
+  if (end == hop || (size_t)(end - hop) >= hlen) return EVSSH_EINVAL;
+  memcpy(host, hop, (size_t)(end - hop));
+  host[end - hop] = 0;
+  if (colon) {
+    char *e;
+    long p = strtol(colon + 1, &e, 10);
+    if (*e || p <= 0 || p > 65535) return EVSSH_EINVAL;
+    *port = (int)p;
+  }
+  return EVSSH_OK;
+}
+
+/* Settings a jump host shares with the session it carries: who we are and
+   whom we trust. Host-specific ones (User, Port, HostName, algorithms) are
+   the hop's own. */
+static const char *const inherited_lists[] = {"IdentityFile", "UserKnownHostsFile", "GlobalKnownHostsFile"};
+static const char *const inherited_values[] = {
+    "IdentitiesOnly", "IdentityAgent", "StrictHostKeyChecking", "BatchMode", "PreferredAuthentications",
+    "PasswordAuthentication", "KbdInteractiveAuthentication", "PubkeyAuthentication", "ServerAliveInterval",
+    "ServerAliveCountMax", "ConnectTimeout", "AddressFamily", "HashKnownHosts"};
+
+static int inherit_options(evssh_session *inner, evssh_session *outer) {
+  int rc = EVSSH_OK;
+  for (size_t i = 0; i < sizeof inherited_lists / sizeof *inherited_lists && !rc; i++) {
+    if (!evssh_config_is_set(inner->config, inherited_lists[i])) continue;
+    const char *const *vals = NULL;
+    size_t n = evssh_config_get_list_raw(inner->config, inherited_lists[i], &vals);
+    for (size_t k = 0; k < n && !rc; k++) rc = evssh_session_option(outer, inherited_lists[i], vals[k]);
+  }
+  for (size_t i = 0; i < sizeof inherited_values / sizeof *inherited_values && !rc; i++) {
+    if (!evssh_config_is_set(inner->config, inherited_values[i])) continue;
+    const char *v = evssh_config_get(inner->config, inherited_values[i]);
+    if (v) rc = evssh_session_option(outer, inherited_values[i], v);
+  }
+  return rc;
+}
+
+int jump_start(evssh_session *inner, const char *spec, evssh_connector **out, char *err, size_t errlen) {
+  /* the hop nearest the target is the last one; the rest is its own jump */
+  const char *last = strrchr(spec, ',');
+  const char *hop = last ? last + 1 : spec;
+  char user[128], host[256];
+  int port;
+  if (parse_hop(hop, user, sizeof user, host, sizeof host, &port) != EVSSH_OK) {
+    snprintf(err, errlen, "ProxyJump: bad jump host \"%s\"", hop);
+    return EVSSH_EINVAL;
+  }
+  jump_pipe *jp = calloc(1, sizeof *jp);
+  if (!jp) return EVSSH_ENOMEM;
+  jp->epfd = jp->transport_end = jp->bridge_end = jp->outer_fd = -1;
+  buf_init(&jp->to_bridge);
+  snprintf(jp->target, sizeof jp->target, "%s", inner->opt.hostname);
+  jp->target_port = inner->opt.port;
+  int sv[2];
+  jp->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (jp->epfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+    snprintf(err, errlen, "ProxyJump: %s", strerror(errno));
+    pipe_free(jp);
+    return EVSSH_ECONNECT;
+  }
+  jp->transport_end = sv[0];
+  jp->bridge_end = sv[1];
+
+  int rc = EVSSH_OK;
+  jp->outer = evssh_session_new(host);
+  if (!jp->outer) rc = EVSSH_ENOMEM;
+  if (!rc && user[0]) rc = evssh_session_option(jp->outer, "User", user);
+  if (!rc && port) {
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    rc = evssh_session_option(jp->outer, "Port", p);
+  }
+  if (!rc && last) {
+    char rest[1024];
+    snprintf(rest, sizeof rest, "%.*s", (int)(last - spec), spec);
+    rc = evssh_session_option(jp->outer, "ProxyJump", rest);
+  }
+  if (!rc && inner->config_mode != CONFIG_DEFAULT) rc = evssh_session_read_config(jp->outer, "none");
+  if (!rc) rc = inherit_options(inner, jp->outer);
+  if (rc) {
+    snprintf(err, errlen, "ProxyJump %s: %s", hop, jp->outer ? evssh_session_error(jp->outer) : "out of memory");
+    pipe_free(jp);
+    return rc;
+  }
+  evssh_session_set_log(jp->outer, inner->log_level, inner->log_cb, inner->log_ud);
+  evssh_session_set_prompt(jp->outer, inner->prompt, inner->prompt_ud);
+  evssh_session_set_hostkey_check(jp->outer, inner->hostkey_check, inner->hostkey_check_ud);
+  /* a failure here reaches on_outer_ready, which records it for the first
+     pipe_handle: the inner session then fails from its loop like any other */
+  evssh_session_connect_async(jp->outer, on_outer_ready, jp);
+  if (evssh_session_closed(jp->outer))
+    jump_failed(jp, EVSSH_ECONNECT, "ProxyJump via %s: %s", host, evssh_session_error(jp->outer));
+  sync_registrations(jp);
+  return connector_start_pipe(&jump_ops, jp, out);
+}
