@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define DEFAULT_PHASE_TIMEOUT_MS 60000
@@ -331,6 +332,28 @@ static int adopt_transport_error(evssh_session *s) {
   int code = transport_error_code(s->transport);
   if (code == 0) code = EVSSH_ECLOSED;
   const char *msg = transport_error(s->transport);
+  /* a proxy that gives up before the server said a word failed to connect
+     us; its exit status says more than the closed pipe does */
+  if (s->proxy_pid > 0 && s->state == SESSION_KEX && !transport_server_version(s->transport)[0] &&
+      (code == EVSSH_EDISCONNECT || code == EVSSH_ECLOSED)) {
+    int status = 0;
+    pid_t r = waitpid(s->proxy_pid, &status, WNOHANG);
+    for (int i = 0; r == 0 && i < 20; i++) {   /* it closed its end: its exit is near */
+      struct timespec ts = {0, 5 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+      r = waitpid(s->proxy_pid, &status, WNOHANG);
+    }
+    if (r == s->proxy_pid) {
+      s->proxy_pid = 0;
+      if (WIFEXITED(status))
+        return session_fail(s, EVSSH_ECONNECT, "ProxyCommand for %s port %d exited with status %d before the server spoke",
+                            s->opt.hostname, s->opt.port, WEXITSTATUS(status));
+      return session_fail(s, EVSSH_ECONNECT, "ProxyCommand for %s port %d killed by signal %d before the server spoke",
+                          s->opt.hostname, s->opt.port, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    }
+    return session_fail(s, EVSSH_ECONNECT, "ProxyCommand for %s port %d closed the connection before the server spoke",
+                        s->opt.hostname, s->opt.port);
+  }
   if (s->state < SESSION_READY)
     return session_fail(s, code, "%s port %d: %s", s->opt.hostname, s->opt.port, msg);
   return session_fail(s, code, "%s", msg);

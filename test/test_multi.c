@@ -464,8 +464,8 @@ START_TEST(test_proxycommand_socat) {
   evssh_session *s = new_session(bad);
   int rc = evssh_session_connect(s);
   fprintf(stderr, "dead proxy: %d %s\n", rc, evssh_session_error(s));
-  ck_assert_int_ne(rc, 0);
-  ck_assert_int_ne(rc, EVSSH_ETIMEOUT);
+  ck_assert_int_eq(rc, EVSSH_ECONNECT);
+  ck_assert_ptr_nonnull(strstr(evssh_session_error(s), "exited with status 3"));
   evssh_session_free(s);
 }
 END_TEST
