@@ -13,6 +13,7 @@
 #include "hostkey.h"
 #include "keys.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ typedef struct auth_key {
   char type[64];
   char *path;                /* NULL for an agent key */
   char *label;               /* for messages: path or agent comment */
-  const char *outcome;       /* what happened to it, for the failure message */
+  char outcome[320];         /* what happened to it, for the failure message */
 } auth_key;
 
 typedef enum {
@@ -47,15 +48,27 @@ struct evssh_auth {
   char *server_methods;
   char *preferred;
   bool batch;
-  bool password_tried, kbdint_tried;
+  bool kbdint_tried;
+  bool pubkey_noted;         /* "publickey" is in tried */
+  int password_tries;        /* password requests sent */
+  int max_prompts;           /* NumberOfPasswordPrompts */
   int kbdint_rounds;
-  char tried[600];
+  const char *method;        /* last method sent, for the success log */
+  char tried[300];           /* methods, in order, with their results */
+  char skipped[300];         /* identity files that could not be used */
 };
 
-static void note_tried(struct evssh_auth *a, const char *what) {
-  size_t n = strlen(a->tried);
-  snprintf(a->tried + n, sizeof a->tried - n, "%s%s", n ? "; " : "", what);
+/* Append to a comma-separated list for the failure message; cut, never
+   overflowed, when it is full. */
+static void note(char *list, size_t size, const char *what) {
+  size_t n = strlen(list);
+  const char *parts[2] = {n ? ", " : "", what};
+  for (int i = 0; i < 2; i++)
+    for (const char *c = parts[i]; *c && n + 1 < size; c++) list[n++] = *c;
+  list[n] = 0;
 }
+
+static void note_tried(struct evssh_auth *a, const char *what) { note(a->tried, sizeof a->tried, what); }
 
 static void free_keys(struct evssh_auth *a) {
   for (size_t i = 0; i < a->nkeys; i++) {
@@ -121,10 +134,56 @@ static int add_key(struct evssh_auth *a, const unsigned char *blob, size_t len, 
   return EVSSH_OK;
 }
 
+/* One private key load: whether the passphrase was asked for, and whether
+   the application (or BatchMode) declined to give one. */
+typedef struct passphrase_ctx {
+  evssh_session *s;
+  bool asked, declined, batch_blocked;
+} passphrase_ctx;
+
 static int passphrase_cb(const char *prompt, char *buf, size_t bufsize, void *ud) {
-  evssh_session *s = ud;
-  if (!s->prompt || flag_yes(s, "BatchMode", false)) return -1;
-  return s->prompt(s, prompt, false, buf, bufsize, s->prompt_ud);
+  passphrase_ctx *pc = ud;
+  evssh_session *s = pc->s;
+  pc->asked = true;
+  if (s->auth && s->auth->batch) {
+    pc->batch_blocked = pc->declined = true;
+    return -1;
+  }
+  if (!s->prompt || s->prompt(s, prompt, false, buf, bufsize, s->prompt_ud) != 0) {
+    pc->declined = true;
+    return -1;
+  }
+  return 0;
+}
+
+/* Load a private key, asking for its passphrase up to NumberOfPasswordPrompts
+   times as ssh does. On failure why says what went wrong, for the failure
+   message. */
+static int load_private(evssh_session *s, const char *path, evssh_key **out, char *why, size_t whylen) {
+  struct evssh_auth *a = s->auth;
+  int tries = a->max_prompts > 0 ? a->max_prompts : 1;
+  int rc = EVSSH_EAUTH;
+  char err[300] = "";
+  for (int i = 0; i < tries; i++) {
+    passphrase_ctx pc = {s, false, false, false};
+    err[0] = 0;
+    rc = evssh_key_load_private(path, passphrase_cb, &pc, out, err, sizeof err);
+    if (rc == EVSSH_OK) return EVSSH_OK;
+    if (pc.batch_blocked) {
+      snprintf(why, whylen, "encrypted, and BatchMode forbids the passphrase prompt");
+      return rc;
+    }
+    if (pc.declined) {
+      snprintf(why, whylen, "encrypted, and %s", s->prompt ? "no passphrase was given" : "no prompt callback is set");
+      return rc;
+    }
+    /* only a wrong passphrase is worth asking again */
+    if (rc != EVSSH_EAUTH || !pc.asked) break;
+    session_log(s, EVSSH_LOG_INFO, "%s", err);
+  }
+  session_log(s, EVSSH_LOG_INFO, "%s", err[0] ? err : evssh_strerror(rc));
+  snprintf(why, whylen, "%s", err[0] ? err : evssh_strerror(rc));
+  return rc;
 }
 
 /* Agent keys first, then files, as ssh orders them. */
@@ -138,6 +197,7 @@ static int collect_keys(evssh_session *s, struct evssh_auth *a) {
   if (!file_keys) return EVSSH_ENOMEM;
   for (size_t i = 0; i < nfiles; i++) {
     char pub[1024], err[300];
+    if (strcmp(files[i], "none") == 0) continue;
     snprintf(pub, sizeof pub, "%s.pub", files[i]);
     if (evssh_key_load_public(pub, &file_keys[i], err, sizeof err) != EVSSH_OK) file_keys[i] = NULL;
   }
@@ -173,9 +233,19 @@ static int collect_keys(evssh_session *s, struct evssh_auth *a) {
   }
   for (size_t i = 0; i < nfiles; i++) {
     struct stat st;
+    if (strcmp(files[i], "none") == 0) continue;
     if (stat(files[i], &st) != 0) {
-      if (explicit_files) session_log(s, EVSSH_LOG_INFO, "identity file %s not accessible", files[i]);
+      /* the defaults are tried quietly, as ssh does; a configured file
+         that is missing belongs in the failure message. A .pub whose
+         private half is only in the agent is fine: the agent signs. */
+      if (explicit_files && !file_keys[i]) {
+        char what[400];
+        snprintf(what, sizeof what, "%s (%s)", files[i], strerror(errno));
+        session_log(s, EVSSH_LOG_INFO, "identity file %s", what);
+        note(a->skipped, sizeof a->skipped, what);
+      }
       evssh_key_free(file_keys[i]);
+      file_keys[i] = NULL;
       continue;
     }
     evssh_key *k = file_keys[i];
@@ -183,12 +253,11 @@ static int collect_keys(evssh_session *s, struct evssh_auth *a) {
     if (!k) {
       /* no .pub beside it: the private file itself must be read (it may
          ask for a passphrase before the server has seen the key) */
-      char err[300] = "";
-      if (evssh_key_load_private(files[i], passphrase_cb, s, &k, err, sizeof err) != EVSSH_OK) {
-        session_log(s, EVSSH_LOG_INFO, "%s", err);
-        char note[400];
-        snprintf(note, sizeof note, "key %s not usable: %s", files[i], err);
-        note_tried(a, note);
+      char why[300] = "";
+      if (load_private(s, files[i], &k, why, sizeof why) != EVSSH_OK) {
+        char what[400];
+        snprintf(what, sizeof what, "%s (%s)", files[i], why);
+        note(a->skipped, sizeof a->skipped, what);
         continue;
       }
     }
@@ -214,6 +283,8 @@ int auth_start(evssh_session *s) {
   a->preferred = strdup(pref ? pref : "publickey,keyboard-interactive,password");
   if (!a->preferred) return EVSSH_ENOMEM;
   a->batch = flag_yes(s, "BatchMode", false);
+  const char *prompts = evssh_config_get(s->config, "NumberOfPasswordPrompts");
+  a->max_prompts = prompts ? atoi(prompts) : 3;
   if (flag_yes(s, "PubkeyAuthentication", true)) {
     int rc = collect_keys(s, a);
     if (rc) return rc;
@@ -293,10 +364,15 @@ static bool try_next_key(evssh_session *s, int *rc) {
     const char *alg = evssh_sig_alg_for_type(k->type, transport_server_sig_algs(s->transport),
                                              s->opt.pubkey_algs);
     if (!alg) {
-      k->outcome = "no mutual signature algorithm";
+      snprintf(k->outcome, sizeof k->outcome, "no mutual signature algorithm");
       a->key_idx++;
       continue;
     }
+    if (!a->pubkey_noted) {
+      note_tried(a, "publickey");
+      a->pubkey_noted = true;
+    }
+    a->method = "publickey";
     session_log(s, EVSSH_LOG_DEBUG, "offering %s key %s (%s)", k->type, k->label, alg);
     *rc = send_pubkey(s, k, alg, false);
     return true;
@@ -309,17 +385,30 @@ static int ask(evssh_session *s, const char *prompt, bool echo, char *answer, si
   return s->prompt(s, prompt, echo, answer, size, s->prompt_ud);
 }
 
+/* A set password is sent once; one typed at the prompt may be asked for
+   again, up to NumberOfPasswordPrompts, as ssh does. */
+static bool password_left(const struct evssh_auth *a, const evssh_session *s) {
+  if (s->password) return a->password_tries == 0;
+  return s->prompt && !a->batch && a->password_tries < (a->max_prompts > 0 ? a->max_prompts : 1);
+}
+
 static int send_password(evssh_session *s) {
   struct evssh_auth *a = s->auth;
-  a->password_tried = true;
+  a->password_tries++;
   char answer[512] = "";
   const char *pw = s->password;
   if (!pw) {
     char prompt[300];
     snprintf(prompt, sizeof prompt, "%s@%s's password: ", s->opt.user, s->opt.hostname);
-    if (ask(s, prompt, false, answer, sizeof answer) != 0) return EVSSH_EAGAIN;
+    if (ask(s, prompt, false, answer, sizeof answer) != 0) {
+      note_tried(a, "password (no answer at the prompt)");
+      a->password_tries = a->max_prompts > 0 ? a->max_prompts : 1;
+      return EVSSH_EAGAIN;
+    }
     pw = answer;
   }
+  a->method = "password";
+  session_log(s, EVSSH_LOG_DEBUG, "trying method password");
   evssh_buf *b = begin_request(s, "password");
   int rc = b ? EVSSH_OK : EVSSH_ENOMEM;
   if (b) rc = evssh_buf_put_bool(b, false);
@@ -337,6 +426,8 @@ static int send_kbdint(evssh_session *s) {
   struct evssh_auth *a = s->auth;
   a->kbdint_tried = true;
   a->kbdint_rounds = 0;
+  a->method = "keyboard-interactive";
+  session_log(s, EVSSH_LOG_DEBUG, "trying method keyboard-interactive");
   evssh_buf *b = begin_request(s, "keyboard-interactive");
   if (!b) return EVSSH_ENOMEM;
   int rc = evssh_buf_put_cstring(b, "");
@@ -348,18 +439,31 @@ static int send_kbdint(evssh_session *s) {
 
 static int fail_auth(evssh_session *s) {
   struct evssh_auth *a = s->auth;
-  char keys[400] = "";
+  const char *methods = a->server_methods ? a->server_methods : "";
+  char keys[600] = "", why[200] = "";
   for (size_t i = 0; i < a->nkeys; i++) {
-    size_t n = strlen(keys);
-    snprintf(keys + n, sizeof keys - n, "%s%s (%s)", n ? ", " : "", a->keys[i].label,
-             a->keys[i].outcome ? a->keys[i].outcome : "not offered");
+    char what[400];
+    snprintf(what, sizeof what, "%s (%s)", a->keys[i].label, a->keys[i].outcome[0] ? a->keys[i].outcome : "not offered");
+    note(keys, sizeof keys, what);
   }
+  /* why nothing (more) could be tried */
+  bool any_preferred = false;
+  char *pref = strdup(a->preferred);
+  for (char *save = NULL, *m = pref ? strtok_r(pref, ",", &save) : NULL; m; m = strtok_r(NULL, ",", &save))
+    any_preferred = any_preferred || namelist_contains(methods, m);
+  free(pref);
+  if (!any_preferred)
+    snprintf(why, sizeof why, "; none of PreferredAuthentications (%s) is allowed", a->preferred);
+  else if (a->batch && (namelist_contains(methods, "password") || namelist_contains(methods, "keyboard-interactive")))
+    snprintf(why, sizeof why, "; BatchMode=yes: nothing was prompted for");
+  else if (!s->password && !s->prompt &&
+           (namelist_contains(methods, "password") || namelist_contains(methods, "keyboard-interactive")))
+    snprintf(why, sizeof why, "; no password or prompt callback set");
   a->state = A_DONE;
-  transport_fail(s->transport, EVSSH_EAUTH,
-                 "Permission denied for %s@%s: server allows %s; tried %s%s%s%s", s->opt.user,
-                 s->opt.hostname, a->server_methods ? a->server_methods : "(unknown)",
-                 a->tried[0] ? a->tried : "nothing", a->nkeys ? "; keys: " : "; no keys",
-                 keys, s->password || s->prompt ? "" : "; no password or prompt callback set");
+  transport_fail(s->transport, EVSSH_EAUTH, "Permission denied for %s@%s: server allows %s; tried %s; keys: %s%s%s%s",
+                 s->opt.user, s->opt.hostname, methods[0] ? methods : "(nothing)",
+                 a->tried[0] ? a->tried : "nothing", keys[0] ? keys : "none", a->skipped[0] ? "; not usable: " : "",
+                 a->skipped, why);
   return EVSSH_EAUTH;
 }
 
@@ -380,8 +484,7 @@ static int next_method(evssh_session *s) {
     } else if (strcmp(m, "keyboard-interactive") == 0 && !a->kbdint_tried &&
                flag_yes(s, "KbdInteractiveAuthentication", true) && (s->password || (s->prompt && !a->batch))) {
       rc = send_kbdint(s);
-    } else if (strcmp(m, "password") == 0 && !a->password_tried &&
-               flag_yes(s, "PasswordAuthentication", true) && (s->password || (s->prompt && !a->batch))) {
+    } else if (strcmp(m, "password") == 0 && password_left(a, s) && flag_yes(s, "PasswordAuthentication", true)) {
       rc = send_password(s);
     }
   }
@@ -444,11 +547,10 @@ static int handle_pk_ok(evssh_session *s) {
   /* agent keys carry no evssh_key; a file key may so far be its .pub */
   if (k->key && !evssh_key_can_sign(k->key)) {
     evssh_key *priv = NULL;
-    char err[300] = "";
-    int rc = evssh_key_load_private(k->path, passphrase_cb, s, &priv, err, sizeof err);
+    char why[300] = "";
+    int rc = load_private(s, k->path, &priv, why, sizeof why);
     if (rc) {
-      session_log(s, EVSSH_LOG_INFO, "%s", err);
-      k->outcome = "accepted by server, but private key not loaded";
+      snprintf(k->outcome, sizeof k->outcome, "server would accept it, but: %s", why);
       a->key_idx++;
       return next_method(s);
     }
@@ -458,7 +560,7 @@ static int handle_pk_ok(evssh_session *s) {
   const char *alg = evssh_sig_alg_for_type(k->type, transport_server_sig_algs(s->transport), s->opt.pubkey_algs);
   int rc = send_pubkey(s, k, alg, true);
   if (rc == EVSSH_EAUTH || rc == EVSSH_EINVAL) {
-    k->outcome = "signing failed";
+    snprintf(k->outcome, sizeof k->outcome, "signing failed");
     a->key_idx++;
     return next_method(s);
   }
@@ -487,7 +589,10 @@ int auth_handle_packet(evssh_session *s, uint8_t msg, evssh_reader *body) {
   case SSH_MSG_USERAUTH_SUCCESS:
     if (a->state == A_SERVICE || a->state == A_DONE)
       return transport_fail(s->transport, EVSSH_EPROTO, "unexpected USERAUTH_SUCCESS");
-    if (a->state == A_PUBKEY_SIGNED) a->keys[a->key_idx].outcome = "accepted";
+    if (a->state == A_PUBKEY_SIGNED)
+      session_log(s, EVSSH_LOG_INFO, "authenticated with publickey %s", a->keys[a->key_idx].label);
+    else
+      session_log(s, EVSSH_LOG_INFO, "authenticated with %s", a->state == A_NONE ? "none" : a->method);
     a->state = A_DONE;
     free_keys(a);
     evssh_agent_close(a->agent);
@@ -504,11 +609,12 @@ int auth_handle_packet(evssh_session *s, uint8_t msg, evssh_reader *body) {
     if (!a->server_methods) return EVSSH_ENOMEM;
     switch (a->state) {
     case A_PUBKEY_QUERY:
-      a->keys[a->key_idx].outcome = "refused";
+      snprintf(a->keys[a->key_idx].outcome, sizeof a->keys[0].outcome, "refused");
       a->key_idx++;
       break;
     case A_PUBKEY_SIGNED:
-      a->keys[a->key_idx].outcome = partial ? "accepted, more methods required" : "signature refused";
+      snprintf(a->keys[a->key_idx].outcome, sizeof a->keys[0].outcome, "%s",
+               partial ? "accepted, more methods required" : "signature refused");
       a->key_idx++;
       if (partial) note_tried(a, "publickey (partial success)");
       break;
