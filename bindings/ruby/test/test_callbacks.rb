@@ -1,0 +1,129 @@
+require_relative "helper"
+
+class TestCallbacks < Minitest::Test
+  class Boom < StandardError; end
+
+  def setup
+    @ssh = SSHD.start
+  end
+
+  def teardown
+    @ssh&.close
+  end
+
+  def test_exception_in_callback_leaves_loop_with_state_intact
+    data = +""
+    ch = @ssh.open_channel do |c|
+      c.exec("printf first; sleep 0.3; printf second") do |c2, _|
+        c2.on_data do |_c, d|
+          data << d
+          raise Boom, "from on_data" if d.include?("first")
+        end
+      end
+    end
+    e = assert_raises(Boom) { @ssh.loop }
+    assert_equal "from on_data", e.message
+    # the channel and the session carry on where they were
+    assert ch.active? || !ch.closed?
+    ch.wait
+    assert_equal "firstsecond", data
+    assert_equal "ok\n", @ssh.exec!("echo ok")
+  end
+
+  def test_exception_in_exec_block_reaches_exec_bang_caller
+    assert_raises(Boom) { @ssh.exec!("echo x") { raise Boom } }
+    @ssh.loop
+    assert_equal "y\n", @ssh.exec!("echo y")
+  end
+
+  def test_exception_in_open_and_close_callbacks
+    ch = @ssh.open_channel { raise Boom, "open" }
+    assert_raises(Boom) { @ssh.loop }
+    ch.on_close { raise Boom, "close" }
+    ch.close
+    assert_raises(Boom) { @ssh.loop }
+    assert ch.closed?
+    refute @ssh.busy?
+  end
+
+  def test_throw_out_of_a_callback
+    result = catch(:found) do
+      @ssh.exec("echo needle") { |_c, _s, d| throw :found, d.chomp if d.include?("needle") }
+      @ssh.loop
+      :not_found
+    end
+    assert_equal "needle", result
+    @ssh.loop
+    assert_equal "z\n", @ssh.exec!("echo z")
+  end
+
+  def test_nested_loop_from_callback_is_busy
+    err = nil
+    @ssh.exec("echo a") { |_c, _s, _d| begin; @ssh.exec!("echo b"); rescue EvSSH::Busy => e; err = e; end }
+    @ssh.loop
+    assert_kind_of EvSSH::Busy, err
+  end
+
+  def test_blocks_survive_gc_stress
+    outputs = []
+    GC.stress = true
+    begin
+      2.times do |i|
+        ch = @ssh.open_channel do |c|
+          c.exec("echo #{i}") do |c2, ok|
+            c2.on_data { |_c, d| outputs << d.dup }
+            c2.on_request("exit-status") { |_c, buf| outputs << buf.read_long }
+            c2.on_close { outputs << :closed }
+          end
+        end
+        ch = nil
+      end
+      @ssh.loop
+    ensure
+      GC.stress = false
+    end
+    assert_equal ["0\n", "1\n"], outputs.grep(String).sort
+    assert_equal 2, outputs.count(:closed)
+    assert_equal [0, 0], outputs.grep(Integer)
+  end
+
+  def test_blocks_released_after_close
+    refs = ObjectSpace::WeakMap.new
+    count = 0
+    5.times do
+      blk = proc { |_c, _s, d| count += d.size }
+      refs[blk] = true
+      @ssh.exec("echo hi", &blk)
+    end
+    @ssh.loop
+    assert_equal 15, count
+    assert_empty @ssh.channels
+    GC.start(full_mark: true, immediate_sweep: true)
+    GC.start
+    alive = 0
+    refs.each_key { alive += 1 }
+    # conservative stack scanning may pin one; the session must not hold them
+    assert_operator alive, :<=, 1
+  end
+
+  def test_gvl_released_while_waiting
+    ticks = 0
+    t = Thread.new { loop { ticks += 1; sleep 0.001 } }
+    @ssh.exec!("sleep 0.5")
+    t.kill
+    assert_operator ticks, :>, 100
+  end
+
+  def test_thread_raise_interrupts_a_waiting_loop
+    @ssh.exec("sleep 30")
+    waiter = Thread.new do
+      @ssh.loop
+      :finished
+    rescue Boom
+      :interrupted
+    end
+    sleep 0.3
+    waiter.raise(Boom)
+    assert_equal :interrupted, waiter.value
+  end
+end
