@@ -96,6 +96,13 @@ static void free_channel(evssh_channel *ch) {
     free(r->extra);
     free(r);
   }
+  while (ch->held_head) {
+    chan_held_request *r = ch->held_head;
+    ch->held_head = r->next;
+    free(r->type);
+    free(r->data);
+    free(r);
+  }
   while (ch->handlers) {
     chan_handler *h = ch->handlers;
     ch->handlers = h->next;
@@ -1058,6 +1065,8 @@ static int on_extended_data(evssh_session *s, evssh_reader *r) {
   return deliver_data(s, ch, true, type, data, len);
 }
 
+static void run_held_requests(evssh_channel *ch);
+
 static int on_eof(evssh_session *s, evssh_reader *r) {
   evssh_channel *ch;
   int rc = read_recipient(s, r, "CHANNEL_EOF", &ch);
@@ -1065,6 +1074,7 @@ static int on_eof(evssh_session *s, evssh_reader *r) {
   ch->eof_received = true;
   session_log(s, EVSSH_LOG_DEBUG, "channel %u: eof from peer", ch->local_id);
   if (ch->on_eof) ch->on_eof(ch, ch->on_eof_ud);
+  run_held_requests(ch);
   return EVSSH_OK;
 }
 
@@ -1080,6 +1090,7 @@ static int on_close(evssh_session *s, evssh_reader *r) {
     rc = send_simple(s, SSH_MSG_CHANNEL_CLOSE, ch->remote_id);
     ch->close_sent = true;
   }
+  run_held_requests(ch);
   channel_retire(s, ch, EVSSH_OK, true);
   return rc;
 }
@@ -1104,6 +1115,47 @@ static void record_request(evssh_channel *ch, const char *type, size_t type_len,
   }
 }
 
+/* Run the on_request handler for type, if any; returns its answer. */
+static int run_request_handler(evssh_channel *ch, const char *type, size_t type_len, evssh_reader data,
+                               bool want_reply) {
+  chan_handler *h = ch->handlers;
+  while (h && !string_is(type, type_len, h->type)) h = h->next;
+  if (!h) return EVSSH_REPLY_FAILURE;
+  return h->cb(ch, h->type, &data, want_reply, h->ud);
+}
+
+static int hold_request(evssh_channel *ch, const char *type, size_t type_len, evssh_reader data) {
+  chan_held_request *h = calloc(1, sizeof *h);
+  if (!h) return EVSSH_ENOMEM;
+  h->type = malloc(type_len + 1);
+  h->data = malloc(data.left ? data.left : 1);
+  if (!h->type || !h->data) {
+    free(h->type); free(h->data); free(h);
+    return EVSSH_ENOMEM;
+  }
+  memcpy(h->type, type, type_len);
+  h->type[type_len] = 0;
+  if (data.left) memcpy(h->data, data.p, data.left);
+  h->len = data.left;
+  if (ch->held_tail) ch->held_tail->next = h; else ch->held_head = h;
+  ch->held_tail = h;
+  return EVSSH_OK;
+}
+
+/* Deliver held exit-status / exit-signal requests (after EOF, or before
+   close when the peer never sent EOF). */
+static void run_held_requests(evssh_channel *ch) {
+  while (ch->held_head && ch->state != CHAN_DONE) {
+    chan_held_request *h = ch->held_head;
+    ch->held_head = h->next;
+    if (!ch->held_head) ch->held_tail = NULL;
+    run_request_handler(ch, h->type, strlen(h->type), reader_of(h->data, h->len), false);
+    free(h->type);
+    free(h->data);
+    free(h);
+  }
+}
+
 static int on_channel_request(evssh_session *s, evssh_reader *r) {
   evssh_channel *ch;
   int rc = read_recipient(s, r, "CHANNEL_REQUEST", &ch);
@@ -1118,13 +1170,10 @@ static int on_channel_request(evssh_session *s, evssh_reader *r) {
   session_log(s, EVSSH_LOG_DEBUG, "channel %u: peer request %s%s", ch->local_id, name,
               want_reply ? " (reply wanted)" : "");
   record_request(ch, type, type_len, *r);
-  chan_handler *h = ch->handlers;
-  while (h && !string_is(type, type_len, h->type)) h = h->next;
-  int answer = EVSSH_REPLY_FAILURE;
-  if (h) {
-    evssh_reader data = *r;
-    answer = h->cb(ch, h->type, &data, want_reply, h->ud);
-  }
+  bool exit_report = string_is(type, type_len, "exit-status") || string_is(type, type_len, "exit-signal");
+  if (exit_report && !want_reply && (!ch->eof_received || ch->held_head))
+    return hold_request(ch, type, type_len, *r);
+  int answer = run_request_handler(ch, type, type_len, *r, want_reply);
   if (!want_reply || answer == EVSSH_REPLY_SENT) return EVSSH_OK;
   if (ch->state == CHAN_DONE || ch->close_sent || !conn_usable(s)) return EVSSH_OK;
   return send_simple(s, answer == EVSSH_REPLY_SUCCESS ? SSH_MSG_CHANNEL_SUCCESS : SSH_MSG_CHANNEL_FAILURE,

@@ -56,6 +56,16 @@ typedef struct chan_early_request {
   void *ud;
 } chan_early_request;
 
+/* An exit-status / exit-signal that arrived before the peer's EOF (sshd
+   sends them as soon as the command exits, often ahead of the last output):
+   held so callbacks keep Net::SSH's documented order data, eof, exit, close. */
+typedef struct chan_held_request {
+  struct chan_held_request *next;
+  char *type;
+  unsigned char *data;
+  size_t len;
+} chan_held_request;
+
 typedef struct reply_slot {
   union { evssh_reply_cb channel; evssh_global_reply_cb global; } cb;
   void *ud;
@@ -94,6 +104,7 @@ struct evssh_channel {
   chan_segment *out_head, *out_tail;
   size_t out_bytes;
   chan_early_request *early_head, *early_tail;
+  chan_held_request *held_head, *held_tail;
   reply_fifo replies;
 
   evssh_channel_cb on_open; void *on_open_ud;

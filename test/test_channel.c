@@ -277,6 +277,11 @@ END_TEST
 
 /* ------------------------------------------------------------ the loop */
 
+static void count_bytes(evssh_channel *ch, evssh_stream st, const char *d, size_t n, void *ud) {
+  *(size_t *)ud += n;
+}
+static bool until_started(evssh_session *s, void *ud) { return *(size_t *)ud == 0; }
+
 static int cond_count;
 static bool stop_after_three(evssh_session *s, void *ud) { return ++cond_count < 3; }
 
@@ -290,7 +295,8 @@ START_TEST(test_process_idle_and_cond) {
   ck_assert_int_lt(t1 - t0, 100);
   ck_assert(!evssh_session_busy(s, true));
   /* loop(cond) ends when cond turns false, even with a busy channel */
-  evssh_channel *ch = evssh_session_exec(s, "sleep 5", NULL, NULL);
+  size_t started = 0;
+  evssh_channel *ch = evssh_session_exec(s, "echo up; exec sleep 5", count_bytes, &started);
   ck_assert_ptr_nonnull(ch);
   cond_count = 0;
   t0 = now_ms();
@@ -298,7 +304,10 @@ START_TEST(test_process_idle_and_cond) {
   ck_assert_int_eq(cond_count, 3);
   ck_assert_int_lt(now_ms() - t0, 1000);
   ck_assert(evssh_session_busy(s, false));
-  /* sshd answers our CLOSE only once the command has exited: end it */
+  /* sshd answers our CLOSE only once the command has exited: end it, once
+     it runs (a signal that comes before the command's process group
+     exists is lost inside sshd) */
+  ck_assert_int_ge(evssh_session_loop(s, -1, until_started, &started), 0);
   ck_assert_int_eq(evssh_channel_signal(ch, "KILL"), 0);
   ck_assert_int_eq(evssh_channel_close(ch), 0);
   t0 = now_ms();
@@ -567,10 +576,6 @@ START_TEST(test_server_alive_timeout) {
 END_TEST
 
 /* --------------------------------------------- exec_wait keeps serving */
-
-static void count_bytes(evssh_channel *ch, evssh_stream st, const char *d, size_t n, void *ud) {
-  *(size_t *)ud += n;
-}
 
 START_TEST(test_exec_wait_serves_others) {
   evssh_session *s = connect_shared();

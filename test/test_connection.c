@@ -297,6 +297,21 @@ static void peer_exec(peer_channel *pc, const char *cmd, size_t len) {
     return;
   }
   if (len == 4 && memcmp(cmd, "hang", 4) == 0) return;
+  if (len == 5 && memcmp(cmd, "early", 5) == 0) {
+    /* as sshd often does: the exit status ahead of the last output */
+    peer_exit_status(pc, 4);
+    peer_send_data(pc, 0, "late", 4);
+    in_u32(SSH_MSG_CHANNEL_EOF, pc->client_id);
+    in_u32(SSH_MSG_CHANNEL_CLOSE, pc->client_id);
+    pc->closed_sent = true;
+    return;
+  }
+  if (len == 5 && memcmp(cmd, "noeof", 5) == 0) {
+    peer_exit_status(pc, 5);
+    in_u32(SSH_MSG_CHANNEL_CLOSE, pc->client_id);
+    pc->closed_sent = true;
+    return;
+  }
   /* anything else: "out:<cmd>" on stdout, "err:<cmd>" on stderr, status len */
   char out[300];
   int n = snprintf(out, sizeof out, "out:%.*s", (int)len, cmd);
@@ -586,6 +601,23 @@ START_TEST(test_exec_callback_order) {
   ck_assert_int_eq(evssh_session_loop(S, 1000, NULL, NULL), 0);
   ck_assert_str_eq(events, "open;replyX:ok;data:out:hello;ext1:err:hello;eof;exit-status=5;close;");
   ck_assert(!evssh_session_busy(S, true));
+}
+END_TEST
+
+START_TEST(test_exit_status_held_until_eof) {
+  const char *cmds[] = {"early", "noeof"};
+  const char *want[] = {"data:late;eof;exit-status=4;close;", "exit-status=5;close;"};
+  for (int i = 0; i < 2; i++) {
+    events[0] = 0;
+    evssh_channel *ch = evssh_session_open_channel(S, NULL, NULL);
+    evssh_channel_on_data(ch, rec_data, NULL);
+    evssh_channel_on_eof(ch, rec_eof, NULL);
+    evssh_channel_on_close(ch, rec_close, NULL);
+    evssh_channel_on_request(ch, "exit-status", rec_exit, NULL);
+    ck_assert_int_eq(evssh_channel_exec(ch, cmds[i], NULL, NULL), 0);
+    ck_assert_int_eq(evssh_session_loop(S, 1000, NULL, NULL), 0);
+    ck_assert_str_eq(events, want[i]);
+  }
 }
 END_TEST
 
@@ -1284,6 +1316,7 @@ static Suite *connection_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_exec_callback_order);
+  tcase_add_test(tc, test_exit_status_held_until_eof);
   tcase_add_test(tc, test_exec_wait_result);
   tcase_add_test(tc, test_exec_async_many);
   tcase_add_test(tc, test_cat_bulk_both_ways);
