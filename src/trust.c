@@ -102,9 +102,17 @@ int trust_check_hostkey(evssh_session *s, const char *alg, const unsigned char *
       snprintf(err, errlen,
                "host key for %s is a %s key (%s), but known_hosts knows it by another type: %s line %d has %s %s",
                name, res.got_type, res.got_fp, res.file, res.line, res.expected_type, res.expected_fp);
-    else
-      snprintf(err, errlen, "host key for %s does not match %s line %d%s: expected %s, got %s", name, res.file,
-               res.line, res.by_address ? " (entry for its address)" : "", res.expected_fp, res.got_fp);
+    else {
+      char stale[300];
+      if (!(res.by_address && have_addr &&
+            evssh_knownhosts_name(addr, s->opt.port, stale, sizeof stale) == EVSSH_OK))
+        snprintf(stale, sizeof stale, "%s", name);
+      snprintf(err, errlen,
+               "host key for %s does not match %s line %d%s: expected %s, got %s; if the key really changed, "
+               "remove the old one with ssh-keygen -R '%s'",
+               name, res.file, res.line, res.by_address ? " (entry for its address)" : "", res.expected_fp,
+               res.got_fp, stale);
+    }
     return EVSSH_EHOSTKEY;
   case EVSSH_KH_UNKNOWN:
   default:
@@ -129,9 +137,20 @@ int trust_check_hostkey(evssh_session *s, const char *alg, const unsigned char *
                   files[0]);
       break;
     }
-    snprintf(err, errlen,
-             "host key for %s is not known (%s %s): add it to known_hosts or set StrictHostKeyChecking=accept-new",
-             name, res.got_type, res.got_fp);
+    {
+      /* name the files looked in: a typo in UserKnownHostsFile shows here */
+      char where[200] = "";
+      size_t used = 0;
+      for (size_t i = 0; i < nfiles && used + 1 < sizeof where; i++) {
+        int n = snprintf(where + used, sizeof where - used, "%s%s", i ? ", " : "", files[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+      }
+      snprintf(err, errlen,
+               "host key for %s is not known (%s %s) in %s: add it to known_hosts or set "
+               "StrictHostKeyChecking=accept-new",
+               name, res.got_type, res.got_fp, nfiles ? where : "any file (no known_hosts files configured)");
+    }
     return EVSSH_EHOSTKEY;
   }
   if (s->hostkey_check && s->hostkey_check(s, res.got_type, res.got_fp, s->hostkey_check_ud) != 0) {
