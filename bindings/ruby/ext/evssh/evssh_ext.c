@@ -827,6 +827,11 @@ static int from_poll(short re) {
 static int refresh_one(VALUE fd, VALUE entry, VALUE arg) {
   rsess *rs = (rsess *)arg;
   VALUE io = RARRAY_AREF(entry, 0);
+  /* an IO closed behind our back: its fd number may already be reused */
+  if (rb_respond_to(io, id_closed_p) && RTEST(rb_funcall(io, id_closed_p, 0))) {
+    evssh_session_stop_listening_to(rs->s, FIX2INT(fd));
+    return ST_DELETE;
+  }
   int want = EVSSH_READ;
   if (rb_respond_to(io, id_pending_write) && RTEST(rb_funcall(io, id_pending_write, 0))) want |= EVSSH_WRITE;
   if (FIX2INT(RARRAY_AREF(entry, 2)) != want) {
