@@ -754,8 +754,9 @@ uint32_t transport_last_seq(const evssh_transport *t) { return t->last_rx_seq; }
 static int parse_version(evssh_transport *t) {
   evssh_buf *in = &t->pkt.in;
   for (;;) {
-    const unsigned char *p = buf_ptr(in);
     size_t avail = buf_avail(in);
+    if (avail == 0) return EVSSH_EAGAIN;
+    const unsigned char *p = buf_ptr(in);
     const unsigned char *nl = memchr(p, '\n', avail);
     if (!nl) {
       if (avail > PRE_BANNER_LINE_MAX)
