@@ -1,0 +1,126 @@
+/* interactive.c: a minimal interactive ssh: request a pty sized like our
+ * terminal, start the login shell, put the local terminal in raw mode, and
+ * shuttle bytes both ways — our stdin goes to the channel through
+ * listen_to, the channel's output goes straight to our stdout. The terminal
+ * is restored when the shell exits. Without a local tty it still works,
+ * just without raw mode (handy for piping a script into a remote shell).
+ *
+ *   interactive [-o Keyword=value]... [user@]host */
+#include <evssh.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+static struct termios saved;
+static bool raw_mode;
+static int exit_code = 255;
+
+static void restore_terminal(void) {
+  if (raw_mode) tcsetattr(STDIN_FILENO, TCSADRAIN, &saved);
+  raw_mode = false;
+}
+
+static void enter_raw_mode(void) {
+  if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved) != 0) return;
+  struct termios raw = saved;
+  cfmakeraw(&raw);
+  if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) == 0) raw_mode = true;
+  atexit(restore_terminal);
+}
+
+static void on_stdin(evssh_session *s, int fd, int events, void *ud) {
+  evssh_channel *ch = ud;
+  char buf[4096];
+  ssize_t n = read(fd, buf, sizeof buf);
+  if (n > 0) {
+    evssh_channel_send_data(ch, buf, (size_t)n);
+    return;
+  }
+  evssh_session_stop_listening_to(s, fd);
+  evssh_channel_eof(ch);
+}
+
+static void on_output(evssh_channel *ch, const char *data, size_t len, void *ud) {
+  while (len > 0) {
+    ssize_t n = write(STDOUT_FILENO, data, len);
+    if (n <= 0) break;
+    data += n;
+    len -= (size_t)n;
+  }
+}
+
+static void on_stderr(evssh_channel *ch, uint32_t type, const char *data, size_t len, void *ud) {
+  fwrite(data, 1, len, stderr);
+}
+
+static void on_shell(evssh_channel *ch, bool success, void *ud) {
+  if (!success) {
+    fprintf(stderr, "the server refused to start a shell\r\n");
+    evssh_channel_close(ch);
+    return;
+  }
+  enter_raw_mode();
+  evssh_session_listen_to(evssh_channel_session(ch), STDIN_FILENO, EVSSH_READ, on_stdin, ch);
+}
+
+static void on_pty(evssh_channel *ch, bool success, void *ud) {
+  if (!success) fprintf(stderr, "no pty; continuing without one\n");
+}
+
+static void on_open(evssh_channel *ch, void *ud) {
+  struct winsize ws = {.ws_col = 80, .ws_row = 24};
+  if (isatty(STDOUT_FILENO)) ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws);
+  const char *term = getenv("TERM");
+  evssh_channel_on_data(ch, on_output, NULL);
+  evssh_channel_on_extended_data(ch, on_stderr, NULL);
+  if (isatty(STDIN_FILENO)) evssh_channel_request_pty(ch, term ? term : "xterm", ws.ws_col, ws.ws_row, on_pty, NULL);
+  evssh_channel_shell(ch, on_shell, NULL);
+}
+
+static void on_close(evssh_channel *ch, void *ud) {
+  int status;
+  const char *sig;
+  restore_terminal();
+  if (evssh_channel_exit_status(ch, &status) == EVSSH_OK) exit_code = status;
+  else if (evssh_channel_exit_signal(ch, &sig) == EVSSH_OK) fprintf(stderr, "shell killed by SIG%s\n", sig);
+  evssh_session_stop_listening_to(evssh_channel_session(ch), STDIN_FILENO);
+}
+
+int main(int argc, char **argv) {
+  const char *options[64];
+  size_t n_options = 0;
+  int i = 1;
+  for (; i + 1 < argc && strcmp(argv[i], "-o") == 0 && n_options < 63; i += 2) options[n_options++] = argv[i + 1];
+  options[n_options] = NULL;
+  if (argc - i != 1) {
+    fprintf(stderr, "usage: %s [-o Keyword=value]... [user@]host\n", argv[0]);
+    return 2;
+  }
+  char *dest = argv[i], *at = strchr(dest, '@');
+  const char *user = NULL;
+  if (at) { *at = 0; user = dest; dest = at + 1; }
+
+  evssh_error err;
+  evssh_session *s = evssh_start(dest, user, options, &err);
+  if (!s) {
+    fprintf(stderr, "%s: %s\n", dest, err.message);
+    return 255;
+  }
+  evssh_channel *ch = evssh_session_open_channel(s, on_open, NULL);
+  if (!ch) {
+    fprintf(stderr, "cannot open a channel: %s\n", evssh_session_error(s));
+    evssh_session_free(s);
+    return 255;
+  }
+  evssh_channel_on_close(ch, on_close, NULL);
+  int rc = evssh_session_loop(s, -1, NULL, NULL);
+  restore_terminal();
+  if (rc < 0) fprintf(stderr, "connection lost: %s\n", evssh_session_error(s));
+  evssh_session_close(s);
+  evssh_session_free(s);
+  return exit_code;
+}
