@@ -1,0 +1,329 @@
+/* bench_multi: N sessions (default 200) to one harness sshd on 127.0.0.1,
+ * each connecting, authenticating with an ed25519 key, running `echo ok` and
+ * closing, by evssh (one evssh_multi in one thread) and, in the same run
+ * against the same sshd, by Net::SSH::Multi (Debian ruby-net-ssh-multi),
+ * AsyncSSH with asyncio.gather (python3-asyncssh) and pssh (parallel-ssh,
+ * one ssh process per host). Each client runs as a child process; reported
+ * per client: wall time, the client's CPU time (user+sys of the process and
+ * every descendant it waited for, from wait4), its peak RSS, the sshd's CPU
+ * time over the same interval (listener plus every per-connection process
+ * and shell it reaped, from /proc/<pid>/stat utime+stime+cutime+cstime; on
+ * a 2-core machine that is the floor for wall time), and how many "ok"
+ * lines came back. Then the RSS growth per idle connected evssh session.
+ *
+ *   bench_multi [N] [clients...]   clients: evssh netssh asyncssh pssh idle
+ *
+ * Not a test: it prints figures and fails only when a client is wrong. */
+#include "evssh.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static harness_peer peer;
+static int nsessions = 200;
+static char script_dir[600];
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* utime+stime+cutime+cstime of pid, seconds */
+static double proc_cpu(pid_t pid) {
+  char path[64], buf[2048];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p) return -1;
+  unsigned long long v[20] = {0};
+  /* fields after ")": state ppid pgrp session tty tpgid flags minflt cminflt
+     majflt cmajflt utime stime cutime cstime */
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+             &v[3]) != 4)
+    return -1;
+  return (double)(v[0] + v[1] + v[2] + v[3]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* number of live (non-zombie) children of pid */
+static int live_children(pid_t pid) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "ps -o stat= --ppid %d 2>/dev/null | grep -vc '^Z'", (int)pid);
+  FILE *f = popen(cmd, "r");
+  if (!f) return 0;
+  int n = 0;
+  if (fscanf(f, "%d", &n) != 1) n = 0;
+  pclose(f);
+  return n;
+}
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld", &kib) == 1) break;
+  if (f) fclose(f);
+  return kib;
+}
+
+/* ------------------------------------------------------------ evssh client */
+
+typedef struct ev_job {
+  evssh_session *s;
+  int status;
+  bool done;
+  int oks;
+} ev_job;
+
+static void ev_out(evssh_channel *ch, evssh_stream st, const char *d, size_t n, void *ud) {
+  ev_job *j = ud;
+  if (st == EVSSH_STDOUT && n == 3 && memcmp(d, "ok\n", 3) == 0) j->oks++;
+}
+static void ev_closed(evssh_channel *ch, void *ud) { ((ev_job *)ud)->done = true; }
+static void ev_ready(evssh_session *s, int status, void *ud) {
+  ev_job *j = ud;
+  j->status = status;
+  if (status) {
+    fprintf(stderr, "evssh: %s\n", evssh_session_error(s));
+    j->done = true;
+    return;
+  }
+  evssh_channel *ch = evssh_session_exec(s, "echo ok", ev_out, j);
+  if (ch) evssh_channel_on_close(ch, ev_closed, j);
+  else j->done = true;
+}
+
+static evssh_session *ev_session(void) {
+  evssh_session *s = evssh_session_new("127.0.0.1");
+  char port[16];
+  snprintf(port, sizeof port, "%d", peer.port);
+  evssh_session_read_config(s, "none");
+  evssh_session_option(s, "User", peer.user);
+  evssh_session_option(s, "Port", port);
+  evssh_session_option(s, "IdentityFile", peer.key_ed25519);
+  evssh_session_option(s, "IdentitiesOnly", "yes");
+  evssh_session_option(s, "UserKnownHostsFile", peer.known_hosts);
+  evssh_session_option(s, "GlobalKnownHostsFile", "/dev/null");
+  evssh_session_option(s, "PreferredAuthentications", "publickey");
+  return s;
+}
+
+static int run_evssh(void) {
+  ev_job *jobs = calloc((size_t)nsessions, sizeof *jobs);
+  evssh_multi *m = evssh_multi_new();
+  for (int i = 0; i < nsessions; i++) {
+    jobs[i].s = ev_session();
+    evssh_session_connect_async(jobs[i].s, ev_ready, &jobs[i]);
+    evssh_multi_add(m, jobs[i].s);
+  }
+  evssh_multi_loop(m, -1, NULL, NULL);
+  int oks = 0;
+  for (int i = 0; i < nsessions; i++) {
+    oks += jobs[i].oks;
+    evssh_multi_remove(m, jobs[i].s);
+    evssh_session_close(jobs[i].s);
+    evssh_session_free(jobs[i].s);
+  }
+  evssh_multi_free(m);
+  free(jobs);
+  printf("ok-lines %d\n", oks);
+  return 0;
+}
+
+/* RSS growth per idle, connected (authenticated) session */
+static bool all_ready(evssh_multi *m, void *ud) {
+  ev_job *jobs = ud;
+  for (int i = 0; i < nsessions; i++)
+    if (jobs[i].status == 1) return true;
+  return false;
+}
+static void idle_ready(evssh_session *s, int status, void *ud) {
+  ((ev_job *)ud)->status = status;
+  if (status) fprintf(stderr, "idle: %s\n", evssh_session_error(s));
+}
+
+static int run_idle(void) {
+  /* one session first, so library and OpenSSL set-up is in the baseline */
+  evssh_session *first = ev_session();
+  if (evssh_session_connect(first) != EVSSH_OK) return 1;
+  long before = rss_kib();
+  ev_job *jobs = calloc((size_t)nsessions, sizeof *jobs);
+  evssh_multi *m = evssh_multi_new();
+  for (int i = 0; i < nsessions; i++) {
+    jobs[i].status = 1;
+    jobs[i].s = ev_session();
+    evssh_session_connect_async(jobs[i].s, idle_ready, &jobs[i]);
+    evssh_multi_add(m, jobs[i].s);
+  }
+  evssh_multi_loop(m, -1, all_ready, jobs);
+  int connected = 0;
+  for (int i = 0; i < nsessions; i++) connected += jobs[i].status == 0;
+  /* settle: let every session finish what the server sent after auth */
+  for (int k = 0; k < 5; k++) evssh_multi_process(m, 20, NULL, NULL);
+  long after = rss_kib();
+  printf("idle %d connected sessions: RSS %ld KiB -> %ld KiB, %.1f KiB per session\n", connected, before, after,
+         connected ? (double)(after - before) / connected : 0.0);
+  for (int i = 0; i < nsessions; i++) {
+    evssh_multi_remove(m, jobs[i].s);
+    evssh_session_free(jobs[i].s);
+  }
+  evssh_session_free(first);
+  evssh_multi_free(m);
+  free(jobs);
+  return connected == nsessions ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------ peers */
+
+static char hostfile[700];
+
+static void exec_peer(const char *name) {
+  char port[16], n[16];
+  snprintf(port, sizeof port, "%d", peer.port);
+  snprintf(n, sizeof n, "%d", nsessions);
+  char script[700];
+  if (strcmp(name, "netssh") == 0) {
+    snprintf(script, sizeof script, "%s/bench_multi.rb", script_dir);
+    execl("/usr/bin/ruby", "ruby", script, "127.0.0.1", port, peer.user, peer.key_ed25519, peer.known_hosts, n,
+          (char *)NULL);
+  } else if (strcmp(name, "asyncssh") == 0) {
+    snprintf(script, sizeof script, "%s/bench_multi.py", script_dir);
+    execl("/usr/bin/python3", "python3", script, "127.0.0.1", port, peer.user, peer.key_ed25519,
+          peer.known_hosts, n, (char *)NULL);
+  } else if (strcmp(name, "pssh") == 0) {
+    char kh[700], id[700];
+    snprintf(kh, sizeof kh, "UserKnownHostsFile=%s", peer.known_hosts);
+    snprintf(id, sizeof id, "IdentityFile=%s", peer.key_ed25519);
+    execl("/usr/bin/parallel-ssh", "parallel-ssh", "-i", "-h", hostfile, "-p", n, "-t", "120", "-l", peer.user,
+          "-x", "-F /dev/null", "-O", kh, "-O", id, "-O", "IdentitiesOnly=yes", "-O",
+          "GlobalKnownHostsFile=/dev/null", "-O", "BatchMode=yes", "echo ok", (char *)NULL);
+  }
+  _exit(127);
+}
+
+typedef struct result {
+  const char *name;
+  double wall, cpu, sshd_cpu;
+  long rss_kib;
+  int oks;
+  bool ran;
+} result;
+
+static void wait_sshd_idle(void) {
+  for (int i = 0; i < 100 && live_children(peer.pid) > 0; i++) usleep(50000);
+}
+
+static result run_client(const char *name) {
+  result r = {name, 0, 0, 0, 0, 0, false};
+  wait_sshd_idle();
+  int pfd[2];
+  if (pipe(pfd) != 0) return r;
+  double sshd0 = proc_cpu(peer.pid);
+  double t0 = now_s();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pfd[1], 1);
+    close(pfd[0]);
+    close(pfd[1]);
+    if (strcmp(name, "evssh") == 0) {
+      int rc = run_evssh();
+      fflush(stdout);
+      _exit(rc);
+    }
+    if (strcmp(name, "idle") == 0) {
+      int rc = run_idle();
+      fflush(stdout);
+      _exit(rc);
+    }
+    exec_peer(name);
+  }
+  close(pfd[1]);
+  char buf[65536];
+  size_t got = 0;
+  ssize_t n;
+  while ((n = read(pfd[0], buf + got, sizeof buf - 1 - got)) > 0) {
+    got += (size_t)n;
+    if (got == sizeof buf - 1) got = 0;   /* only the tail matters */
+  }
+  buf[got] = 0;
+  close(pfd[0]);
+  int st;
+  struct rusage ru;
+  wait4(pid, &st, 0, &ru);
+  r.wall = now_s() - t0;
+  wait_sshd_idle();
+  r.sshd_cpu = proc_cpu(peer.pid) - sshd0;
+  r.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+          (double)ru.ru_stime.tv_usec / 1e6;
+  r.rss_kib = ru.ru_maxrss;
+  r.ran = true;
+  if (strcmp(name, "idle") == 0) {
+    printf("%s", buf);
+    return r;
+  }
+  const char *ok = strstr(buf, "ok-lines ");
+  if (ok) {
+    r.oks = atoi(ok + 9);
+  } else {   /* pssh -i: one "ok" line per host */
+    for (char *p = buf; (p = strstr(p, "\nok\n")) != NULL; p += 3) r.oks++;
+    if (strncmp(buf, "ok\n", 3) == 0) r.oks++;
+  }
+  return r;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) nsessions = atoi(argv[1]);
+  if (nsessions <= 0) nsessions = 200;
+  const char *srcdir = getenv("EVSSH_SRCDIR");
+  if (srcdir) {
+    snprintf(script_dir, sizeof script_dir, "%s/test/bench", srcdir);
+  } else {
+    snprintf(script_dir, sizeof script_dir, "%s", argv[0]);
+    char *slash = strrchr(script_dir, '/');
+    if (slash) *slash = 0; else snprintf(script_dir, sizeof script_dir, ".");
+  }
+  harness_require_sshd();
+  char extra[128];
+  snprintf(extra, sizeof extra, "MaxStartups %d\nMaxSessions 200\n", nsessions + 50);
+  if (harness_sshd_start(&peer, extra) != 0) return 1;
+  harness_dir_path(&peer, "pssh_hosts", hostfile, sizeof hostfile);
+  FILE *hf = fopen(hostfile, "w");
+  for (int i = 0; i < nsessions && hf; i++) fprintf(hf, "127.0.0.1:%d\n", peer.port);
+  if (hf) fclose(hf);
+
+  const char *all[] = {"evssh", "netssh", "asyncssh", "pssh", "idle"};
+  const char *const *clients = all;
+  int nclients = 5;
+  if (argc > 2) {
+    clients = (const char *const *)argv + 2;
+    nclients = argc - 2;
+  }
+  printf("%d sessions to one OpenSSH sshd on 127.0.0.1 (%ld cores), user %s, ed25519 key\n", nsessions,
+         sysconf(_SC_NPROCESSORS_ONLN), peer.user);
+  printf("%-10s %8s %10s %10s %10s %8s\n", "client", "wall s", "client CPU", "peak RSS", "sshd CPU", "ok");
+  int bad = 0;
+  for (int i = 0; i < nclients; i++) {
+    result r = run_client(clients[i]);
+    if (strcmp(clients[i], "idle") == 0) continue;
+    printf("%-10s %8.2f %9.2fs %7.1fMiB %9.2fs %5d/%d\n", r.name, r.wall, r.cpu, (double)r.rss_kib / 1024.0,
+           r.sshd_cpu, r.oks, nsessions);
+    fflush(stdout);
+    if (r.oks != nsessions) bad++;
+  }
+  harness_sshd_stop(&peer);
+  return bad ? 1 : 0;
+}
