@@ -1,0 +1,30 @@
+# AsyncSSH peer for test/bench/bench_multi: N sessions to one sshd with
+# asyncio.gather, each connects, runs `echo ok` and closes; prints the number
+# of "ok" lines received. Args: host port user key known_hosts N
+import asyncio
+import sys
+import warnings
+
+warnings.simplefilter("ignore")
+import asyncssh  # noqa: E402
+
+
+async def one(host, port, user, key, known_hosts):
+    async with asyncssh.connect(host, port=port, username=user, client_keys=[key],
+                                known_hosts=known_hosts, config=None) as conn:
+        result = await conn.run("echo ok")
+        return result.stdout
+
+
+async def main():
+    host, port, user, key, known_hosts, n = sys.argv[1:7]
+    results = await asyncio.gather(*[one(host, int(port), user, key, known_hosts) for _ in range(int(n))],
+                                   return_exceptions=True)
+    oks = sum(r.count("ok\n") for r in results if isinstance(r, str))
+    errors = [r for r in results if not isinstance(r, str)]
+    for e in errors[:3]:
+        print("error:", repr(e), file=sys.stderr)
+    print("ok-lines", oks)
+
+
+asyncio.run(main())
