@@ -354,9 +354,9 @@ static int adopt_transport_error(evssh_session *s) {
     return session_fail(s, EVSSH_ECONNECT, "ProxyCommand for %s port %d closed the connection before the server spoke",
                         s->opt.hostname, s->opt.port);
   }
-  if (s->state < SESSION_READY)
-    return session_fail(s, code, "%s port %d: %s", s->opt.hostname, s->opt.port, msg);
-  return session_fail(s, code, "%s", msg);
+  /* many sessions report into one place (a multi, a pssh-like summary):
+     say which one */
+  return session_fail(s, code, "%s port %d: %s", s->opt.hostname, s->opt.port, msg);
 }
 
 static int start_transport(evssh_session *s, int fd) {

@@ -335,6 +335,51 @@ START_TEST(test_connect_timeout_beside_healthy_sessions) {
 }
 END_TEST
 
+/* ------------------------------------------- a session dying mid-run */
+
+START_TEST(test_session_dying_leaves_others_alone) {
+  evssh_multi *m = evssh_multi_new();
+  job j[6];
+  for (int i = 0; i < 6; i++) {
+    char cmd[128];
+    if (i == 2)   /* the server side of this one connection dies */
+      snprintf(cmd, sizeof cmd, "echo about-to-die; sleep 0.2; kill -KILL $PPID");
+    else
+      snprintf(cmd, sizeof cmd, "sleep 0.5; echo survivor-%d", i);
+    job_init(&j[i], i, cmd);
+    /* a name, not an address: resolution goes through getaddrinfo_a */
+    const char *extra[] = {i == 4 ? "HostName=localhost" : NULL, "StrictHostKeyChecking=no", NULL};
+    job_start(&j[i], m, new_session(i == 4 ? extra : NULL));
+  }
+  ck_assert_int_eq(evssh_multi_loop(m, -1, NULL, NULL), 0);
+  for (int i = 0; i < 6; i++) {
+    ck_assert_int_eq(j[i].ready_status, 0);
+    ck_assert(j[i].closed);
+    if (i == 2) {
+      ck_assert_str_eq(j[i].out, "about-to-die\n");
+      ck_assert_int_eq(j[i].exit_status, -1);
+      ck_assert(evssh_session_closed(j[i].s));
+      fprintf(stderr, "dead session: %s\n", evssh_session_error(j[i].s));
+      ck_assert_int_ne((int)strlen(evssh_session_error(j[i].s)), 0);
+    } else {
+      char want[32];
+      snprintf(want, sizeof want, "survivor-%d\n", i);
+      ck_assert_str_eq(j[i].out, want);
+      ck_assert_int_eq(j[i].exit_status, 0);
+      ck_assert(!evssh_session_closed(j[i].s));
+    }
+  }
+  /* the multi dropped the dead one: removing it again is refused */
+  ck_assert_int_eq(evssh_multi_remove(m, j[2].s), EVSSH_EINVAL);
+  ck_assert_int_eq(evssh_multi_remove(m, j[0].s), EVSSH_OK);
+  for (int i = 0; i < 6; i++) {
+    evssh_session_close(j[i].s);
+    evssh_session_free(j[i].s);
+  }
+  evssh_multi_free(m);
+}
+END_TEST
+
 /* ----------------------------------------------------------- ProxyJump */
 
 static void jump_spec(char *out, size_t outlen, int hops) {
@@ -558,6 +603,7 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_fifty_sessions_three_failures);
   tcase_add_test(tc, test_add_while_others_transfer);
   tcase_add_test(tc, test_connect_timeout_beside_healthy_sessions);
+  tcase_add_test(tc, test_session_dying_leaves_others_alone);
   tcase_add_test(tc, test_proxyjump_one_hop_blocking);
   tcase_add_test(tc, test_proxyjump_chains_in_a_multi);
   tcase_add_test(tc, test_proxyjump_failures);
