@@ -185,5 +185,7 @@ void loop_note_received(evssh_session *s);
 /* loop.c: blocking helper shared by channel_wait and exec_wait: run the
    loop until *done or the session fails. Returns EVSSH_OK or <0. */
 int  loop_until(evssh_session *s, const bool *done);
+/* loop.c: true while evssh_session_process runs for this session */
+bool loop_in_process(const evssh_session *s);
 
 #endif

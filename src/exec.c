@@ -143,7 +143,9 @@ int evssh_session_exec_wait(evssh_session *s, const char *command, evssh_result 
   memset(result, 0, sizeof *result);
   result->exit_status = -1;
   if (!s || !command) return EVSSH_EINVAL;
-  if (conn_in_callback(s)) return EVSSH_EBUSY;
+  if (conn_in_callback(s) || (s->transport && transport_dispatching(s->transport)) ||
+      (s->loop && loop_in_process(s)))
+    return EVSSH_EBUSY;
   if (!conn_usable(s)) return EVSSH_ECLOSED;
 
   exec_wait_ctx w;

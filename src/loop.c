@@ -243,7 +243,11 @@ int evssh_session_process(evssh_session *s, int wait_ms, evssh_cond_cb cond, voi
   if (!s) return EVSSH_EINVAL;
   struct evssh_loop *l = loop_get(s);
   if (!l) return EVSSH_ENOMEM;
-  if (l->in_process || conn_in_callback(s)) return EVSSH_EBUSY;
+  /* called from inside a callback (ours, or one the transport runs while
+     dispatching, such as on_ready): a nested loop would re-enter the
+     dispatch below us, so refuse instead */
+  if (l->in_process || conn_in_callback(s) || (s->transport && transport_dispatching(s->transport)))
+    return EVSSH_EBUSY;
   if (s->state == SESSION_NEW) return EVSSH_EINVAL;
   if (s->state == SESSION_CLOSED) {
     conn_abort(s, session_result(s));
@@ -281,11 +285,13 @@ bool evssh_session_busy(const evssh_session *s, bool include_invisible) {
   return s && conn_busy(s, include_invisible);
 }
 
+bool loop_in_process(const evssh_session *s) { return s->loop && s->loop->in_process; }
+
 static bool until_done(evssh_session *s, void *ud) { return !*(const bool *)ud; }
 
 int loop_until(evssh_session *s, const bool *done) {
   if (s->loop && s->loop->in_process) return EVSSH_EBUSY;
-  if (conn_in_callback(s)) return EVSSH_EBUSY;
+  if (conn_in_callback(s) || (s->transport && transport_dispatching(s->transport))) return EVSSH_EBUSY;
   int rc = 1;
   while (!*done && rc > 0) rc = evssh_session_process(s, -1, until_done, (void *)done);
   return rc < 0 ? rc : EVSSH_OK;

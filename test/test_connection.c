@@ -95,6 +95,7 @@ int transport_send(evssh_transport *t, uint8_t msg, const void *body, size_t len
 size_t transport_pending_out(const evssh_transport *t) { return t->pending_out; }
 bool transport_kex_running(const evssh_transport *t) { return t->kex_running; }
 size_t transport_max_payload(const evssh_transport *t) { return t->max_payload; }
+bool transport_dispatching(const evssh_transport *t) { return false; }
 
 /* ------------------------------------------------------- fake session */
 
@@ -1277,6 +1278,9 @@ static void pipe_ready(evssh_session *s, int fd, int ready, void *ud) {
   pipe_state *ps = ud;
   ck_assert(ready & EVSSH_READ);
   ps->calls++;
+  evssh_result r;
+  ck_assert_int_eq(evssh_session_exec_wait(s, "x", &r), EVSSH_EBUSY); /* blocking, from a callback */
+  ck_assert_int_eq(evssh_session_loop(s, 0, NULL, NULL), EVSSH_EBUSY);
   ssize_t n = read(fd, ps->got + strlen(ps->got), 10);
   if (n <= 0) evssh_session_stop_listening_to(s, fd);
 }
