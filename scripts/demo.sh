@@ -46,7 +46,12 @@ printf 'echo "shell says hi from a $(tty >/dev/null && echo pty || echo pipe)"\n
   run ./examples/interactive "${O[@]}" "$dest"
 
 heading "parallel: one command on many hosts from one thread (pssh-like), one host failing"
-run ./examples/parallel "${O[@]}" 'echo "up $(date +%s)"' "$dest" "$dest" "$dest" "$EVSSH_SERVER_USER@127.0.0.1:1"
+# ports go in the destinations here: an explicit -o Port would apply to all
+P=(-o "UserKnownHostsFile=$EVSSH_SERVER_KNOWN_HOSTS" -o "IdentityFile=$EVSSH_SERVER_CLIENT_KEY"
+   -o "IdentitiesOnly=yes" -o "GlobalKnownHostsFile=none")
+hp="$EVSSH_SERVER_USER@127.0.0.1:$EVSSH_SERVER_PORT"
+run ./examples/parallel "${P[@]}" 'echo "up since $(cut -d" " -f1 /proc/uptime) s"' "$hp" "$hp" "$hp" \
+  "$EVSSH_SERVER_USER@127.0.0.1:1"
 
 if [ -x ./examples/libuv ]; then
   heading "libuv: the same session driven from libuv's loop through evssh_session_fd/events/timeout"
