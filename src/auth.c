@@ -437,6 +437,12 @@ static int send_kbdint(evssh_session *s) {
   return rc ? rc : rc2;
 }
 
+/* "; reason" appended to the tail of the failure message */
+static void note_reason(char *why, size_t size, const char *reason) {
+  size_t n = strlen(why);
+  if (n < size) snprintf(why + n, size - n, "; %s", reason);
+}
+
 static int fail_auth(evssh_session *s) {
   struct evssh_auth *a = s->auth;
   const char *methods = a->server_methods ? a->server_methods : "";
@@ -452,13 +458,18 @@ static int fail_auth(evssh_session *s) {
   for (char *save = NULL, *m = pref ? strtok_r(pref, ",", &save) : NULL; m; m = strtok_r(NULL, ",", &save))
     any_preferred = any_preferred || namelist_contains(methods, m);
   free(pref);
-  if (!any_preferred)
+  bool typed = namelist_contains(methods, "password") || namelist_contains(methods, "keyboard-interactive");
+  if (!any_preferred) {
     snprintf(why, sizeof why, "; none of PreferredAuthentications (%s) is allowed", a->preferred);
-  else if (a->batch && (namelist_contains(methods, "password") || namelist_contains(methods, "keyboard-interactive")))
-    snprintf(why, sizeof why, "; BatchMode=yes: nothing was prompted for");
-  else if (!s->password && !s->prompt &&
-           (namelist_contains(methods, "password") || namelist_contains(methods, "keyboard-interactive")))
-    snprintf(why, sizeof why, "; no password or prompt callback set");
+  } else {
+    if (namelist_contains(methods, "publickey") && a->nkeys == 0)
+      note_reason(why, sizeof why, flag_yes(s, "PubkeyAuthentication", true) ? "no keys found (IdentityFile, agent)"
+                                                                              : "PubkeyAuthentication=no");
+    if (typed && a->batch)
+      note_reason(why, sizeof why, "BatchMode=yes: nothing was prompted for");
+    else if (typed && !s->password && !s->prompt)
+      note_reason(why, sizeof why, "no password or prompt callback set");
+  }
   a->state = A_DONE;
   transport_fail(s->transport, EVSSH_EAUTH, "Permission denied for %s@%s: server allows %s; tried %s; keys: %s%s%s%s",
                  s->opt.user, s->opt.hostname, methods[0] ? methods : "(nothing)",
@@ -616,7 +627,14 @@ int auth_handle_packet(evssh_session *s, uint8_t msg, evssh_reader *body) {
       snprintf(a->keys[a->key_idx].outcome, sizeof a->keys[0].outcome, "%s",
                partial ? "accepted, more methods required" : "signature refused");
       a->key_idx++;
-      if (partial) note_tried(a, "publickey (partial success)");
+      if (partial) {
+        /* "publickey" was noted when the first key went out: qualify it */
+        size_t n = strlen(a->tried), w = strlen("publickey");
+        if (n >= w && strcmp(a->tried + n - w, "publickey") == 0)
+          snprintf(a->tried + n, sizeof a->tried - n, " (partial success)");
+        else
+          note_tried(a, "publickey (partial success)");
+      }
       break;
     case A_PASSWORD:
       note_tried(a, partial ? "password (partial success)" : "password (rejected)");

@@ -100,7 +100,8 @@ int trust_check_hostkey(evssh_session *s, const char *alg, const unsigned char *
   case EVSSH_KH_MISMATCH:
     if (res.other_type)
       snprintf(err, errlen,
-               "host key for %s is a %s key (%s), but known_hosts knows it by another type: %s line %d has %s %s",
+               "host key for %s (%s %s) is of a type known_hosts does not have for it, only another type: "
+               "%s line %d has %s %s",
                name, res.got_type, res.got_fp, res.file, res.line, res.expected_type, res.expected_fp);
     else {
       char stale[300];
