@@ -623,6 +623,54 @@ START_TEST(test_exec_wait_serves_others) {
 }
 END_TEST
 
+/* The same channel basics against dropbear, a second server implementation
+   with its own window and ordering habits. */
+START_TEST(test_dropbear_basics) {
+  const char *why = harness_dropbear_skip_reason();
+  if (why) {
+    fprintf(stderr, "dropbear test skipped: %s\n", why);
+    return;
+  }
+  harness_peer p;
+  ck_assert_int_eq(harness_dropbear_start(&p), 0);
+  evssh_session *s = connect_to(&p, NULL, NULL);
+  evssh_result r;
+  ck_assert_int_eq(evssh_session_exec_wait(s, "echo out; echo err >&2; exit 5", &r), 0);
+  ck_assert_str_eq(r.out, "out\n");
+  ck_assert_str_eq(r.err, "err\n");
+  ck_assert_int_eq(r.exit_status, 5);
+  evssh_result_free(&r);
+  ck_assert_int_eq(evssh_session_exec_wait(s, "kill -TERM $$", &r), 0);
+  ck_assert_ptr_nonnull(r.exit_signal);
+  ck_assert_str_eq(r.exit_signal, "TERM");
+  evssh_result_free(&r);
+  size_t total = 16u * 1024 * 1024;
+  unsigned char *data = malloc(total);
+  ck_assert_ptr_nonnull(data);
+  for (size_t i = 0; i < total; i++) data[i] = (unsigned char)(i * 7 + (i >> 9));
+  unsigned char want[32], got[32];
+  unsigned int wl;
+  EVP_Digest(data, total, want, &wl, EVP_sha256(), NULL);
+  bulk echo = {EVP_MD_CTX_new(), 0, "", 0, false, -1};
+  EVP_DigestInit_ex(echo.md, EVP_sha256(), NULL);
+  evssh_channel *cat = evssh_session_open_channel(s, NULL, NULL);
+  evssh_channel_on_data(cat, bulk_data, &echo);
+  evssh_channel_on_close(cat, bulk_close, &echo);
+  ck_assert_int_eq(evssh_channel_exec(cat, "cat", NULL, NULL), 0);
+  ck_assert_int_eq(evssh_channel_send_data(cat, data, total), 0);
+  ck_assert_int_eq(evssh_channel_eof(cat), 0);
+  free(data);
+  ck_assert_int_eq(evssh_channel_wait(cat), 0);
+  ck_assert_uint_eq(echo.received, total);
+  EVP_DigestFinal_ex(echo.md, got, &wl);
+  EVP_MD_CTX_free(echo.md);
+  ck_assert(memcmp(got, want, 32) == 0);
+  ck_assert_int_eq(evssh_session_close(s), 0);
+  evssh_session_free(s);
+  harness_dropbear_stop(&p);
+}
+END_TEST
+
 static Suite *channel_suite(void) {
   Suite *s = suite_create("channel");
   TCase *tc = tcase_create("sshd");
@@ -644,6 +692,7 @@ static Suite *channel_suite(void) {
   tcase_add_test(tc, test_exec_wait_serves_others);
   tcase_add_test(tc, test_sshd_killed_mid_transfer);
   tcase_add_test(tc, test_server_alive_timeout);
+  tcase_add_test(tc, test_dropbear_basics);
   suite_add_tcase(s, tc);
   return s;
 }
