@@ -537,3 +537,58 @@ int harness_sshd_signal(const harness_peer *p, int sig) {
   free(all);
   return count;
 }
+
+/* ------------------------------------------------ the embedded server */
+
+static int embedded_script(char *out, size_t outlen) {
+  const char *script = harness_script_path();   /* .../test/sshd-harness.sh */
+  if (!script) return -1;
+  const char *slash = strrchr(script, '/');
+  int dirlen = slash ? (int)(slash - script) : 1;
+  snprintf(out, outlen, "%.*s/server/run-server.sh", dirlen, slash ? script : ".");
+  return access(out, R_OK) == 0 ? 0 : -1;
+}
+
+int harness_embedded_start(harness_peer *p) {
+  memset(p, 0, sizeof *p);
+  char script[600], cmd[800];
+  if (embedded_script(script, sizeof script) != 0) {
+    fprintf(stderr, "harness: test/server/run-server.sh not found\n");
+    return -1;
+  }
+  snprintf(cmd, sizeof cmd, "sh '%s'", script);
+  FILE *f = popen(cmd, "r");
+  if (!f) return -1;
+  char line[1024];
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    char *eq = strchr(line, '=');
+    if (!eq) continue;
+    *eq = 0;
+    const char *v = eq + 1;
+    if (strcmp(line, "EVSSH_SERVER_PORT") == 0) p->port = atoi(v);
+    else if (strcmp(line, "EVSSH_SERVER_DIR") == 0) snprintf(p->dir, sizeof p->dir, "%s", v);
+    else if (strcmp(line, "EVSSH_SERVER_KNOWN_HOSTS") == 0) snprintf(p->known_hosts, sizeof p->known_hosts, "%s", v);
+    else if (strcmp(line, "EVSSH_SERVER_CLIENT_KEY") == 0) snprintf(p->key_ed25519, sizeof p->key_ed25519, "%s", v);
+    else if (strcmp(line, "EVSSH_SERVER_USER") == 0) snprintf(p->user, sizeof p->user, "%s", v);
+    else if (strcmp(line, "EVSSH_SERVER_PASSWORD") == 0) snprintf(p->password, sizeof p->password, "%s", v);
+    else if (strcmp(line, "EVSSH_SERVER_PID") == 0) p->pid = (pid_t)atoi(v);
+  }
+  int st = pclose(f);
+  if (st != 0 || p->port <= 0 || !p->dir[0]) {
+    fprintf(stderr, "harness: embedded server did not start (status %d)\n", st);
+    return -1;
+  }
+  p->kind = 3;
+  return 0;
+}
+
+int harness_embedded_stop(harness_peer *p) {
+  if (p->kind != 3 || !p->dir[0]) return 0;
+  char script[600], cmd[1400];
+  if (embedded_script(script, sizeof script) != 0) return -1;
+  snprintf(cmd, sizeof cmd, "sh '%s' stop '%s' >/dev/null 2>&1", script, p->dir);
+  int rc = system(cmd);
+  p->kind = 0;
+  return rc == 0 ? 0 : -1;
+}

@@ -40,6 +40,13 @@ int harness_sshd_stop(harness_peer *p);
 int harness_dropbear_start(harness_peer *p);
 int harness_dropbear_stop(harness_peer *p);
 
+/* Starts the embedded libssh server (test/server/evssh-server, found via
+ * EVSSH_SERVER_BIN or next to run-server.sh) with fresh keys: p->port,
+ * p->known_hosts, p->user, p->key_ed25519 (its authorized client key),
+ * p->password. */
+int harness_embedded_start(harness_peer *p);
+int harness_embedded_stop(harness_peer *p);
+
 /* Sends sig to the listener and all its descendants (per-connection
  * children included).  SIGSTOP/SIGKILL hit the listener first so it cannot
  * fork while we walk the tree; SIGCONT hits the children first.  Returns the
