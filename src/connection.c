@@ -1321,6 +1321,7 @@ void conn_abort(evssh_session *s, int code) {
     if (!ch || ch->state == CHAN_DONE) continue;
     if (ch->state == CHAN_OPENING && ch->on_open_failed)
       ch->on_open_failed(ch, 2, "session closed", ch->on_open_failed_ud);
+    run_held_requests(ch);
     channel_retire(s, ch, c->abort_code, true);
   }
   for (size_t i = 0; i < c->owed_count; i++) free(c->owed[(c->owed_head + i) % c->owed_cap].data);

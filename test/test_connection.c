@@ -622,6 +622,27 @@ START_TEST(test_exit_status_held_until_eof) {
 }
 END_TEST
 
+START_TEST(test_held_exit_status_on_abort) {
+  events[0] = 0;
+  evssh_channel *ch = open_confirmed(4, 1000, 1000);
+  evssh_channel_on_request(ch, "exit-status", rec_exit, NULL);
+  evssh_channel_on_close(ch, rec_close, NULL);
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, evssh_channel_id(ch));
+  evssh_buf_put_cstring(&b, "exit-status");
+  evssh_buf_put_bool(&b, false);
+  evssh_buf_put_u32(&b, 7);
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_REQUEST, &b), 0);
+  buf_release(&b);
+  ck_assert_str_eq(events, ""); /* held: no EOF yet */
+  int st;
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &st), 0); /* but recorded at once */
+  ck_assert_int_eq(st, 7);
+  session_fail(S, EVSSH_EDISCONNECT, "gone");
+  ck_assert_str_eq(events, "exit-status=7;close;");
+}
+END_TEST
+
 START_TEST(test_exec_wait_result) {
   evssh_result res;
   ck_assert_int_eq(evssh_session_exec_wait(S, "uname -a", &res), 0);
@@ -1389,6 +1410,7 @@ static Suite *connection_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_exec_callback_order);
   tcase_add_test(tc, test_exit_status_held_until_eof);
+  tcase_add_test(tc, test_held_exit_status_on_abort);
   tcase_add_test(tc, test_exec_wait_result);
   tcase_add_test(tc, test_exec_async_many);
   tcase_add_test(tc, test_cat_bulk_both_ways);
