@@ -242,6 +242,16 @@ static void channel_retire(evssh_session *s, evssh_channel *ch, int code, bool r
   while (fifo_pop(&ch->replies, &slot)) {
     if (slot.cb.channel) slot.cb.channel(ch, false, slot.ud);
   }
+  /* requests that never went out (the open was refused) fail the same way */
+  while (ch->early_head) {
+    chan_early_request *e = ch->early_head;
+    ch->early_head = e->next;
+    if (!ch->early_head) ch->early_tail = NULL;
+    if (e->cb) e->cb(ch, false, e->ud);
+    free(e->type);
+    free(e->extra);
+    free(e);
+  }
   if (run_on_close && ch->on_close) ch->on_close(ch, ch->on_close_ud);
   if (ch->retire) {
     chan_retire_fn fn = ch->retire;

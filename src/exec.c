@@ -38,7 +38,8 @@ static void exec_on_ext_data(evssh_channel *ch, uint32_t type, const char *data,
 }
 
 static void exec_on_reply(evssh_channel *ch, bool success, void *ud) {
-  if (success) return;
+  /* a channel already over (open refused, session gone) was reported there */
+  if (success || !evssh_channel_active(ch)) return;
   evssh_session *s = evssh_channel_session(ch);
   session_log(s, EVSSH_LOG_ERROR, "channel %u: the server refused to execute the command",
               evssh_channel_id(ch));

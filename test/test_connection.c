@@ -866,12 +866,13 @@ START_TEST(test_open_failure_reason_text) {
   ck_assert_ptr_nonnull(ch);
   evssh_channel_on_open_failed(ch, rec_failed, NULL);
   evssh_channel_on_close(ch, rec_close, NULL);
+  ck_assert_int_eq(evssh_channel_send_request(ch, "never-sent", NULL, 0, rec_reply, "E"), 0);
   /* the extra data went out after the standard fields */
   packet *p = fake_t.sent.head;
   ck_assert_uint_eq(p->data[0], SSH_MSG_CHANNEL_OPEN);
   ck_assert_uint_eq(p->len, 1 + 4 + 12 + 12 + 4);
   ck_assert_int_eq(evssh_session_loop(S, 1000, NULL, NULL), 0);
-  ck_assert_str_eq(events, "failed:1:administratively prohibited;");
+  ck_assert_str_eq(events, "failed:1:administratively prohibited;replyE:fail;");
 }
 END_TEST
 
