@@ -1,99 +1,229 @@
-/* multi.c owns evssh_multi: many sessions driven by one poll() in one
- * thread, each through the same session_fd / session_events /
- * session_timeout_ms / handle_events seam a foreign event loop uses, so a
- * session connecting, exchanging keys, authenticating or running channels
- * inside a multi behaves exactly as it does alone. A session that fails
- * (its on_ready or its channels have been told by session.c) simply leaves
- * the set; nothing it does touches the others.
+/* multi.c owns evssh_multi: many sessions driven by one poll in one thread,
+ * each through the same session_fd / session_events / session_timeout_ms /
+ * handle_events seam a foreign event loop uses, so a session connecting,
+ * exchanging keys, authenticating or running channels inside a multi
+ * behaves exactly as it does alone. A session that fails (its on_ready or
+ * its channels have been told by session.c) simply leaves the set; nothing
+ * it does touches the others.
  *
- * Cost per iteration. The pollfd array is kept from one iteration to the
- * next: slot i belongs to member i and is rewritten only when that session's
- * fd or interest changed; the listen_to region is rebuilt only when some
- * session's listener set changed. The expensive work (reads, decryption,
- * callbacks, channel flushing, timers, the clock) is done only for the
- * sessions poll() reported ready, whose cached deadline has come, that have
- * work queued, or that have a channel with on_process. Each member's next
- * deadline is computed when it is handled and cached, so an idle session
- * costs neither a clock read nor a call into its layers. What remains linear
+ * Cost per iteration. The poll is a level-triggered epoll set that holds
+ * every session fd and every listen_to fd; a registration changes only when
+ * that session's fd or interest changed, so the kernel's share is
+ * proportional to the ready fds, not to the sessions. The expensive work
+ * (reads, decryption, callbacks, channel flushing, timers, the clock) is
+ * done only for sessions that epoll reported, whose cached deadline has
+ * come, that have data queued, or that have a channel with on_process. Each
+ * member's next deadline is computed when it is handled and cached, so an
+ * idle session costs neither a clock read nor a syscall. What remains linear
  * in idle sessions is one pass of a few loads each (has its fd or interest
- * changed, has the application queued data on it since) and the kernel's
- * own poll() scan; that pass is what lets an application call into any
- * session between iterations without telling the multi. */
+ * changed, has the application queued data on it or changed its listen_to
+ * set since): the application may call into any session between iterations
+ * without telling the multi, and this pass is how the multi notices. */
 #include "connection.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #define NO_DEADLINE INT64_MAX
 #define MAX_LISTENERS_PER_SESSION 256
+#define EVENTS_PER_WAIT 256
+
+typedef enum { FD_NONE = 0, FD_SESSION, FD_LISTENER } fd_kind;
+
+/* who an fd registered in the epoll set belongs to */
+typedef struct fd_owner {
+  unsigned kind;
+  size_t member;
+} fd_owner;
 
 typedef struct member {
   evssh_session *s;
   int64_t due_ms;          /* cached absolute deadline; 0: handle at once */
-  int revents;             /* from the last poll */
+  int revents;             /* from the last wait */
   unsigned stamp;          /* queued for handling in iteration `stamp` */
   bool removed;
-  int *lfds, *levents;     /* listener set as last put into the poll array */
+  int reg_fd;              /* session fd as registered, -1 none */
+  uint32_t reg_events;
+  int *lfds, *levents;     /* listen_to set as registered */
   size_t nlisteners, lcap;
 } member;
+
+typedef struct listener_hit {
+  size_t member;
+  int fd;
+  int revents;
+} listener_hit;
 
 struct evssh_multi {
   member *members;
   size_t count, cap;
-  struct pollfd *pfds;     /* [0, count): sessions; [count, count + nl): listeners */
-  size_t pfd_cap;
-  size_t *listener_owner;  /* listener slot → member index */
-  size_t nl, lowner_cap;
-  bool listeners_dirty;
+  int epfd;
+  fd_owner *owners;        /* indexed by fd */
+  size_t owners_cap;
   size_t *work;            /* member indices to handle this iteration */
   size_t nwork, work_cap;
+  listener_hit *hits;
+  size_t nhits, hits_cap;
   unsigned stamp;
   int depth;               /* inside process */
   bool need_compact;
 };
 
-static short poll_events(int ev) {
-  return (short)(((ev & EVSSH_READ) ? POLLIN : 0) | ((ev & EVSSH_WRITE) ? POLLOUT : 0));
+static uint32_t to_epoll(int ev) {
+  return ((ev & EVSSH_READ) ? EPOLLIN : 0u) | ((ev & EVSSH_WRITE) ? EPOLLOUT : 0u);
 }
 
-static int from_revents(short re) {
+static int from_epoll(uint32_t re) {
   int ev = 0;
-  if (re & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ev |= EVSSH_READ;
-  if (re & (POLLOUT | POLLERR)) ev |= EVSSH_WRITE;
+  if (re & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) ev |= EVSSH_READ;
+  if (re & (EPOLLOUT | EPOLLERR)) ev |= EVSSH_WRITE;
   return ev;
 }
 
-evssh_multi *evssh_multi_new(void) { return calloc(1, sizeof(evssh_multi)); }
+evssh_multi *evssh_multi_new(void) {
+  evssh_multi *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (m->epfd < 0) {
+    free(m);
+    return NULL;
+  }
+  return m;
+}
 
 static void member_release(member *mb) {
   free(mb->lfds);
   free(mb->levents);
   memset(mb, 0, sizeof *mb);
+  mb->reg_fd = -1;
 }
 
 void evssh_multi_free(evssh_multi *m) {
   if (!m) return;
   for (size_t i = 0; i < m->count; i++) member_release(&m->members[i]);
   free(m->members);
-  free(m->pfds);
-  free(m->listener_owner);
+  free(m->owners);
   free(m->work);
+  free(m->hits);
+  close(m->epfd);
   free(m);
 }
 
-static int grow_pfds(evssh_multi *m, size_t need) {
-  if (need <= m->pfd_cap) return EVSSH_OK;
-  size_t cap = m->pfd_cap ? m->pfd_cap : 16;
-  while (cap < need) cap *= 2;
-  struct pollfd *v = realloc(m->pfds, cap * sizeof *v);
-  if (!v) return EVSSH_ENOMEM;
-  m->pfds = v;
-  m->pfd_cap = cap;
+/* ---------------------------------------------------------- registrations */
+
+static fd_owner *owner_slot(evssh_multi *m, int fd) {
+  if (fd < 0) return NULL;
+  if ((size_t)fd >= m->owners_cap) {
+    size_t cap = m->owners_cap ? m->owners_cap : 64;
+    while (cap <= (size_t)fd) cap *= 2;
+    fd_owner *v = realloc(m->owners, cap * sizeof *v);
+    if (!v) return NULL;
+    memset(v + m->owners_cap, 0, (cap - m->owners_cap) * sizeof *v);
+    m->owners = v;
+    m->owners_cap = cap;
+  }
+  return &m->owners[fd];
+}
+
+static bool owned_by(const evssh_multi *m, int fd, unsigned kind, size_t index) {
+  return fd >= 0 && (size_t)fd < m->owners_cap && m->owners[fd].kind == kind && m->owners[fd].member == index;
+}
+
+/* Add or change a registration. MOD first; ENOENT means the fd was closed
+   and its number reused since, which dropped the old registration. */
+static int ep_set(evssh_multi *m, int fd, uint32_t events, unsigned kind, size_t index) {
+  fd_owner *o = owner_slot(m, fd);
+  if (!o) return EVSSH_ENOMEM;
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = events;
+  ev.data.fd = fd;
+  int rc = epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev);
+  if (rc < 0 && errno == ENOENT) rc = epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
+  if (rc < 0) return EVSSH_EINVAL;   /* closed fd: the session will fail on it itself */
+  o->kind = kind;
+  o->member = index;
   return EVSSH_OK;
 }
+
+static void ep_del(evssh_multi *m, int fd, unsigned kind, size_t index) {
+  if (!owned_by(m, fd, kind, index)) return;   /* the number went to someone else */
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  epoll_ctl(m->epfd, EPOLL_CTL_DEL, fd, &ev);
+  m->owners[fd].kind = FD_NONE;
+}
+
+/* Make the session's registration match its fd and interest. force: the
+   fd may have been closed and reopened under the same number (connect
+   tries one socket per address), so re-register even if nothing differs. */
+static void sync_session(evssh_multi *m, size_t i, bool force) {
+  member *mb = &m->members[i];
+  int fd = session_fd(mb->s);
+  uint32_t ev = fd >= 0 ? to_epoll(session_events(mb->s)) : 0;
+  if (!force && fd == mb->reg_fd && ev == mb->reg_events) return;
+  if (mb->reg_fd >= 0 && mb->reg_fd != fd) ep_del(m, mb->reg_fd, FD_SESSION, i);
+  mb->reg_fd = -1;
+  mb->reg_events = 0;
+  if (fd >= 0 && ep_set(m, fd, ev, FD_SESSION, i) == EVSSH_OK) {
+    mb->reg_fd = fd;
+    mb->reg_events = ev;
+  }
+}
+
+static bool listener_in(const int *fds, size_t n, int fd) {
+  for (size_t k = 0; k < n; k++)
+    if (fds[k] == fd) return true;
+  return false;
+}
+
+/* Make the registered listen_to set match the session's. */
+static int sync_listeners(evssh_multi *m, size_t i) {
+  member *mb = &m->members[i];
+  int fds[MAX_LISTENERS_PER_SESSION], evs[MAX_LISTENERS_PER_SESSION];
+  size_t n = mb->s->loop ? loop_listeners(mb->s, fds, evs, MAX_LISTENERS_PER_SESSION) : 0;
+  if (n == mb->nlisteners && (n == 0 || (memcmp(fds, mb->lfds, n * sizeof *fds) == 0 &&
+                                         memcmp(evs, mb->levents, n * sizeof *evs) == 0)))
+    return EVSSH_OK;
+  for (size_t k = 0; k < mb->nlisteners; k++)
+    if (!listener_in(fds, n, mb->lfds[k])) ep_del(m, mb->lfds[k], FD_LISTENER, i);
+  if (n > mb->lcap) {
+    int *a = realloc(mb->lfds, n * sizeof *a);
+    if (!a) return EVSSH_ENOMEM;
+    mb->lfds = a;
+    int *b = realloc(mb->levents, n * sizeof *b);
+    if (!b) return EVSSH_ENOMEM;
+    mb->levents = b;
+    mb->lcap = n;
+  }
+  size_t kept = 0;
+  for (size_t k = 0; k < n; k++) {
+    /* an fd another member already watches stays theirs */
+    const fd_owner *o = (size_t)fds[k] < m->owners_cap ? &m->owners[fds[k]] : NULL;
+    if (o && o->kind != FD_NONE && !(o->kind == FD_LISTENER && o->member == i)) continue;
+    if (ep_set(m, fds[k], to_epoll(evs[k]), FD_LISTENER, i) != EVSSH_OK) continue;
+    mb->lfds[kept] = fds[k];
+    mb->levents[kept] = evs[k];
+    kept++;
+  }
+  /* when something was skipped the sets differ and the next pass tries again */
+  mb->nlisteners = kept;
+  return EVSSH_OK;
+}
+
+static void unregister_member(evssh_multi *m, size_t i) {
+  member *mb = &m->members[i];
+  if (mb->reg_fd >= 0) ep_del(m, mb->reg_fd, FD_SESSION, i);
+  mb->reg_fd = -1;
+  for (size_t k = 0; k < mb->nlisteners; k++) ep_del(m, mb->lfds[k], FD_LISTENER, i);
+  mb->nlisteners = 0;
+}
+
+/* ---------------------------------------------------------------- members */
 
 int evssh_multi_add(evssh_multi *m, evssh_session *s) {
   if (!m || !s) return EVSSH_EINVAL;
@@ -107,39 +237,43 @@ int evssh_multi_add(evssh_multi *m, evssh_session *s) {
     m->members = v;
     m->cap = cap;
   }
-  if (grow_pfds(m, m->count + 1 + m->nl) != EVSSH_OK) return EVSSH_ENOMEM;
   member *mb = &m->members[m->count];
   memset(mb, 0, sizeof *mb);
   mb->s = s;
+  mb->reg_fd = -1;
   mb->due_ms = 0;          /* first turn at once: it may have work already */
   m->count++;
-  m->listeners_dirty = true;   /* the listener region starts after the session slots */
   return EVSSH_OK;
 }
 
-/* Drop removed members, keeping order; listener slots are renumbered. */
+/* Drop removed members, keeping order; moved members' fds are re-owned. */
 static void compact(evssh_multi *m) {
   if (!m->need_compact || m->depth) return;
   size_t j = 0;
   for (size_t i = 0; i < m->count; i++) {
-    if (m->members[i].removed) {
-      member_release(&m->members[i]);
+    member *mb = &m->members[i];
+    if (mb->removed) {
+      member_release(mb);
       continue;
     }
-    if (i != j) m->members[j] = m->members[i];
+    if (i != j) {
+      m->members[j] = *mb;
+      member *moved = &m->members[j];
+      if (owned_by(m, moved->reg_fd, FD_SESSION, i)) m->owners[moved->reg_fd].member = j;
+      for (size_t k = 0; k < moved->nlisteners; k++)
+        if (owned_by(m, moved->lfds[k], FD_LISTENER, i)) m->owners[moved->lfds[k]].member = j;
+    }
     j++;
   }
   m->count = j;
   m->need_compact = false;
-  m->listeners_dirty = true;
 }
 
 static void drop_member(evssh_multi *m, size_t i) {
   member *mb = &m->members[i];
   if (mb->removed) return;
+  unregister_member(m, i);
   mb->removed = true;
-  if (mb->nlisteners) m->listeners_dirty = true;
-  mb->nlisteners = 0;
   m->need_compact = true;
 }
 
@@ -155,58 +289,7 @@ int evssh_multi_remove(evssh_multi *m, evssh_session *s) {
   return EVSSH_EINVAL;
 }
 
-/* Compare the session's listen_to set with what the poll array holds. */
-static int refresh_listeners(evssh_multi *m, member *mb) {
-  int fds[MAX_LISTENERS_PER_SESSION], evs[MAX_LISTENERS_PER_SESSION];
-  size_t n = mb->s->loop ? loop_listeners(mb->s, fds, evs, MAX_LISTENERS_PER_SESSION) : 0;
-  if (n == mb->nlisteners && (n == 0 || (memcmp(fds, mb->lfds, n * sizeof *fds) == 0 &&
-                                         memcmp(evs, mb->levents, n * sizeof *evs) == 0)))
-    return EVSSH_OK;
-  if (n > mb->lcap) {
-    int *a = realloc(mb->lfds, n * sizeof *a);
-    if (!a) return EVSSH_ENOMEM;
-    mb->lfds = a;
-    int *b = realloc(mb->levents, n * sizeof *b);
-    if (!b) return EVSSH_ENOMEM;
-    mb->levents = b;
-    mb->lcap = n;
-  }
-  if (n) {
-    memcpy(mb->lfds, fds, n * sizeof *fds);
-    memcpy(mb->levents, evs, n * sizeof *evs);
-  }
-  mb->nlisteners = n;
-  m->listeners_dirty = true;
-  return EVSSH_OK;
-}
-
-static int rebuild_listener_region(evssh_multi *m) {
-  size_t total = 0;
-  for (size_t i = 0; i < m->count; i++)
-    if (!m->members[i].removed) total += m->members[i].nlisteners;
-  if (grow_pfds(m, m->count + total) != EVSSH_OK) return EVSSH_ENOMEM;
-  if (total > m->lowner_cap) {
-    size_t *v = realloc(m->listener_owner, total * sizeof *v);
-    if (!v) return EVSSH_ENOMEM;
-    m->listener_owner = v;
-    m->lowner_cap = total;
-  }
-  size_t k = 0;
-  for (size_t i = 0; i < m->count; i++) {
-    const member *mb = &m->members[i];
-    if (mb->removed) continue;
-    for (size_t j = 0; j < mb->nlisteners; j++, k++) {
-      struct pollfd *p = &m->pfds[m->count + k];
-      p->fd = mb->lfds[j];
-      p->events = poll_events(mb->levents[j]);
-      p->revents = 0;
-      m->listener_owner[k] = i;
-    }
-  }
-  m->nl = total;
-  m->listeners_dirty = false;
-  return EVSSH_OK;
-}
+/* --------------------------------------------------------------- the loop */
 
 static int queue_work(evssh_multi *m, size_t i) {
   member *mb = &m->members[i];
@@ -220,6 +303,18 @@ static int queue_work(evssh_multi *m, size_t i) {
   }
   mb->stamp = m->stamp;
   m->work[m->nwork++] = i;
+  return EVSSH_OK;
+}
+
+static int queue_hit(evssh_multi *m, size_t i, int fd, int revents) {
+  if (m->nhits == m->hits_cap) {
+    size_t cap = m->hits_cap ? m->hits_cap * 2 : 16;
+    listener_hit *v = realloc(m->hits, cap * sizeof *v);
+    if (!v) return EVSSH_ENOMEM;
+    m->hits = v;
+    m->hits_cap = cap;
+  }
+  m->hits[m->nhits++] = (listener_hit){i, fd, revents};
   return EVSSH_OK;
 }
 
@@ -240,6 +335,7 @@ static void handle_member(evssh_multi *m, size_t i) {
   int rev = mb->revents;
   mb->revents = 0;
   if (mb->removed) return;
+  bool was_connecting = s->state == SESSION_CONNECTING;
   if (s->state != SESSION_CLOSED) evssh_session_handle_events(s, rev);
   /* a callback may have added members: the array may have moved */
   mb = &m->members[i];
@@ -248,6 +344,7 @@ static void handle_member(evssh_multi *m, size_t i) {
     drop_member(m, i);
     return;
   }
+  sync_session(m, i, was_connecting || s->state == SESSION_CONNECTING);
   int t = session_timeout_ms(s);
   mb->due_ms = t < 0 ? NO_DEADLINE : session_now_ms() + t;
 }
@@ -270,46 +367,38 @@ int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, v
   m->depth++;
   m->stamp++;
   m->nwork = 0;
+  m->nhits = 0;
   int rc = EVSSH_OK;
   int64_t now = session_now_ms();
   int64_t next_due = NO_DEADLINE;
+  bool due_now = false;
 
-  /* the one linear pass: cheap checks only, see the file comment */
+  /* the one linear pass: loads only, see the file comment */
   for (size_t i = 0; i < m->count && rc == EVSSH_OK; i++) {
     member *mb = &m->members[i];
-    struct pollfd *p = &m->pfds[i];
-    p->revents = 0;
-    if (mb->removed || mb->s->state == SESSION_CLOSED) {
+    if (mb->removed) continue;
+    evssh_session *s = mb->s;
+    if (s->state == SESSION_CLOSED) {
       drop_member(m, i);
-      p->fd = -1;
       continue;
     }
-    evssh_session *s = mb->s;
-    int fd = session_fd(s);
-    short ev = fd >= 0 ? poll_events(session_events(s)) : 0;
-    if (p->fd != fd || p->events != ev) {
-      p->fd = fd;
-      p->events = ev;
-    }
-    if (s->loop || mb->nlisteners) rc = refresh_listeners(m, mb);
+    sync_session(m, i, false);
+    if (s->loop || mb->nlisteners) rc = sync_listeners(m, i);
     if (s->state == SESSION_READY && conn_has_work(s)) mb->due_ms = 0;
     if (mb->due_ms <= now) {
-      rc = rc ? rc : queue_work(m, i);
+      due_now = true;
+      if (!rc) rc = queue_work(m, i);
     } else {
       if (mb->due_ms < next_due) next_due = mb->due_ms;
-      if (has_on_process(s)) rc = rc ? rc : queue_work(m, i);
+      if (!rc && has_on_process(s)) rc = queue_work(m, i);
     }
   }
-  if (rc == EVSSH_OK && m->listeners_dirty) rc = rebuild_listener_region(m);
   if (rc != EVSSH_OK) {
     m->depth--;
     return rc;
   }
 
   int timeout = wait_ms;
-  bool due_now = false;
-  for (size_t k = 0; k < m->nwork; k++)
-    if (m->members[m->work[k]].due_ms <= now) due_now = true;
   if (due_now) {
     timeout = 0;
   } else if (next_due != NO_DEADLINE) {
@@ -318,45 +407,38 @@ int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, v
     if (timeout < 0 || left < timeout) timeout = left > INT_MAX ? INT_MAX : (int)left;
   }
 
-  size_t nfds = m->count + m->nl;
-  int ready = nfds ? poll(m->pfds, (nfds_t)nfds, timeout) : 0;
-  if (!nfds && timeout > 0) poll(NULL, 0, timeout);
+  struct epoll_event evs[EVENTS_PER_WAIT];
+  int ready = epoll_wait(m->epfd, evs, EVENTS_PER_WAIT, timeout);
   if (ready < 0) {
     m->depth--;
     return errno == EINTR ? 1 : EVSSH_ECONNECT;
   }
-
-  /* session slots that poll reported join the work list */
-  size_t listener_hits = 0;
-  int seen = 0;
-  for (size_t i = 0; i < nfds && seen < ready; i++) {
-    if (!m->pfds[i].revents) continue;
-    seen++;
-    if (i < m->count) {
-      m->members[i].revents = from_revents(m->pfds[i].revents);
-      if (queue_work(m, i) != EVSSH_OK) rc = EVSSH_ENOMEM;
+  for (int k = 0; k < ready && rc == EVSSH_OK; k++) {
+    int fd = evs[k].data.fd;
+    if (fd < 0 || (size_t)fd >= m->owners_cap) continue;
+    const fd_owner *o = &m->owners[fd];
+    if (o->kind == FD_NONE || o->member >= m->count) continue;
+    member *mb = &m->members[o->member];
+    if (mb->removed) continue;
+    if (o->kind == FD_SESSION) {
+      if (mb->reg_fd != fd) continue;
+      mb->revents |= from_epoll(evs[k].events);
+      rc = queue_work(m, o->member);
     } else {
-      listener_hits++;
+      rc = queue_hit(m, o->member, fd, from_epoll(evs[k].events));
     }
   }
-  /* session I/O first, then the listen_to callbacks of live sessions; the
-     count is fixed now: members added by callbacks wait for the next turn */
+  /* session I/O first, then the listen_to callbacks of live sessions;
+     members added by callbacks wait for the next turn */
   size_t count = m->count;
   for (size_t k = 0; k < m->nwork; k++)
     if (m->work[k] < count) handle_member(m, m->work[k]);
-  if (listener_hits) {
-    for (size_t k = 0; k < m->nl; k++) {
-      struct pollfd *p = &m->pfds[count + k];
-      if (!p->revents) continue;
-      size_t owner = m->listener_owner[k];
-      member *mb = &m->members[owner];
-      short re = p->revents;
-      p->revents = 0;
-      if (mb->removed || mb->s->state == SESSION_CLOSED) continue;
-      /* what the callback queues shows in the next pass (interest or
-         queued channel data) */
-      loop_dispatch_listener(mb->s, p->fd, from_revents(re));
-    }
+  for (size_t k = 0; k < m->nhits; k++) {
+    listener_hit *h = &m->hits[k];
+    member *mb = &m->members[h->member];
+    if (mb->removed || mb->s->state == SESSION_CLOSED) continue;
+    /* what the callback queues shows in the next pass */
+    loop_dispatch_listener(mb->s, h->fd, h->revents);
   }
   m->depth--;
   compact(m);

@@ -11,7 +11,9 @@
  * a 2-core machine that is the floor for wall time), and how many "ok"
  * lines came back. Then the RSS growth per idle connected evssh session.
  *
- *   bench_multi [N] [clients...]   clients: evssh netssh asyncssh pssh idle
+ *   bench_multi [N] [clients...]
+ *   clients: evssh netssh asyncssh pssh evssh-paced[W] idle
+ *   (evssh-paced: at most W, default 32, handshakes in flight at a time)
  *
  * Not a test: it prints figures and fails only when a client is wrong. */
 #include "evssh.h"
@@ -122,15 +124,31 @@ static evssh_session *ev_session(void) {
   return s;
 }
 
-static int run_evssh(void) {
+/* window 0: every session starts at once. Else at most `window` sessions
+   are in their handshake at a time, which keeps sshd's listen queue (128)
+   and MaxStartups from dropping SYNs (each drop costs a 1 s retransmit). */
+static int run_evssh(int window) {
   ev_job *jobs = calloc((size_t)nsessions, sizeof *jobs);
   evssh_multi *m = evssh_multi_new();
-  for (int i = 0; i < nsessions; i++) {
-    jobs[i].s = ev_session();
-    evssh_session_connect_async(jobs[i].s, ev_ready, &jobs[i]);
-    evssh_multi_add(m, jobs[i].s);
+  int started = 0, finished = 0;
+  while (finished < nsessions) {
+    int handshaking = 0;
+    finished = 0;
+    for (int i = 0; i < started; i++) {
+      if (jobs[i].status == 1) handshaking++;
+      if (jobs[i].done) finished++;
+    }
+    while (started < nsessions && (window == 0 || handshaking < window)) {
+      ev_job *j = &jobs[started++];
+      j->status = 1;
+      j->s = ev_session();
+      evssh_session_connect_async(j->s, ev_ready, j);
+      evssh_multi_add(m, j->s);
+      handshaking++;
+    }
+    if (finished == nsessions) break;
+    if (evssh_multi_process(m, -1, NULL, NULL) < 0) break;
   }
-  evssh_multi_loop(m, -1, NULL, NULL);
   int oks = 0;
   for (int i = 0; i < nsessions; i++) {
     oks += jobs[i].oks;
@@ -156,6 +174,46 @@ static void idle_ready(evssh_session *s, int status, void *ud) {
   if (status) fprintf(stderr, "idle: %s\n", evssh_session_error(s));
 }
 
+/* Ping-pong of one byte through `cat` on one session of a multi: the cost
+   of an iteration, first alone, then beside the idle sessions. */
+typedef struct pingpong {
+  evssh_channel *ch;
+  int left;
+  bool open;
+} pingpong;
+
+static void pp_data(evssh_channel *ch, const char *d, size_t n, void *ud) {
+  pingpong *p = ud;
+  if (--p->left > 0) evssh_channel_send_data(ch, "x", 1);
+}
+static void pp_open(evssh_channel *ch, void *ud) {
+  pingpong *p = ud;
+  p->open = true;
+  evssh_channel_on_data(ch, pp_data, p);
+  evssh_channel_exec(ch, "cat", NULL, NULL);
+  evssh_channel_send_data(ch, "x", 1);
+}
+static bool pp_running(evssh_multi *m, void *ud) { return ((pingpong *)ud)->left > 0; }
+
+static double cpu_self(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+         (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void pingpong_run(evssh_multi *m, evssh_session *s, const char *label, int rounds) {
+  pingpong p = {NULL, rounds, false};
+  p.ch = evssh_session_open_channel(s, pp_open, &p);
+  double c0 = cpu_self(), t0 = now_s();
+  evssh_multi_loop(m, -1, pp_running, &p);
+  double c1 = cpu_self(), t1 = now_s();
+  printf("ping-pong %s: %.1f us wall, %.1f us client CPU per round trip\n", label, (t1 - t0) * 1e6 / rounds,
+         (c1 - c0) * 1e6 / rounds);
+  evssh_channel_close(p.ch);
+  evssh_multi_loop(m, 100, NULL, NULL);
+}
+
 static int run_idle(void) {
   /* one session first, so library and OpenSSL set-up is in the baseline */
   evssh_session *first = ev_session();
@@ -177,6 +235,16 @@ static int run_idle(void) {
   long after = rss_kib();
   printf("idle %d connected sessions: RSS %ld KiB -> %ld KiB, %.1f KiB per session\n", connected, before, after,
          connected ? (double)(after - before) / connected : 0.0);
+  evssh_multi *alone = evssh_multi_new();
+  evssh_multi_add(alone, first);
+  pingpong_run(alone, first, "in a multi of 1 session", 2000);
+  evssh_multi_remove(alone, first);
+  evssh_multi_free(alone);
+  evssh_multi_add(m, first);
+  char label[64];
+  snprintf(label, sizeof label, "beside %d idle sessions", connected);
+  pingpong_run(m, first, label, 2000);
+  evssh_multi_remove(m, first);
   for (int i = 0; i < nsessions; i++) {
     evssh_multi_remove(m, jobs[i].s);
     evssh_session_free(jobs[i].s);
@@ -239,8 +307,8 @@ static result run_client(const char *name) {
     dup2(pfd[1], 1);
     close(pfd[0]);
     close(pfd[1]);
-    if (strcmp(name, "evssh") == 0) {
-      int rc = run_evssh();
+    if (strncmp(name, "evssh", 5) == 0) {
+      int rc = run_evssh(strncmp(name, "evssh-paced", 11) == 0 ? atoi(name + 11) ? atoi(name + 11) : 32 : 0);
       fflush(stdout);
       _exit(rc);
     }
@@ -305,21 +373,21 @@ int main(int argc, char **argv) {
   for (int i = 0; i < nsessions && hf; i++) fprintf(hf, "127.0.0.1:%d\n", peer.port);
   if (hf) fclose(hf);
 
-  const char *all[] = {"evssh", "netssh", "asyncssh", "pssh", "idle"};
+  const char *all[] = {"evssh", "netssh", "asyncssh", "pssh", "evssh-paced", "idle"};
   const char *const *clients = all;
-  int nclients = 5;
+  int nclients = 6;
   if (argc > 2) {
     clients = (const char *const *)argv + 2;
     nclients = argc - 2;
   }
   printf("%d sessions to one OpenSSH sshd on 127.0.0.1 (%ld cores), user %s, ed25519 key\n", nsessions,
          sysconf(_SC_NPROCESSORS_ONLN), peer.user);
-  printf("%-10s %8s %10s %10s %10s %8s\n", "client", "wall s", "client CPU", "peak RSS", "sshd CPU", "ok");
+  printf("%-12s %8s %10s %10s %10s %8s\n", "client", "wall s", "client CPU", "peak RSS", "sshd CPU", "ok");
   int bad = 0;
   for (int i = 0; i < nclients; i++) {
     result r = run_client(clients[i]);
     if (strcmp(clients[i], "idle") == 0) continue;
-    printf("%-10s %8.2f %9.2fs %7.1fMiB %9.2fs %5d/%d\n", r.name, r.wall, r.cpu, (double)r.rss_kib / 1024.0,
+    printf("%-12s %8.2f %9.2fs %7.1fMiB %9.2fs %5d/%d\n", r.name, r.wall, r.cpu, (double)r.rss_kib / 1024.0,
            r.sshd_cpu, r.oks, nsessions);
     fflush(stdout);
     if (r.oks != nsessions) bad++;
