@@ -1,9 +1,10 @@
 /* trust.c owns the host-key policy of a session: the server's key is looked
  * up in UserKnownHostsFile and GlobalKnownHostsFile by name and address;
  * StrictHostKeyChecking decides what an unknown key means (yes: refuse,
- * accept-new: record it, no: accept it unrecorded); a key that differs from
- * a known one, or one marked @revoked, is refused in every mode; then the
- * application's own check runs. It also orders HostKeyAlgorithms so the
+ * accept-new: record it in the first UserKnownHostsFile, no: accept it
+ * unrecorded); a key that differs from a known one, or one marked @revoked,
+ * is refused in every mode; then the application's own check runs, and
+ * accept-new records the key only once that check agreed too. It also orders HostKeyAlgorithms so the
  * server is asked for a key type we already know, as ssh does. */
 #include "trust.h"
 
@@ -16,13 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* user files first, then the global ones: accept-new writes the first */
-static size_t known_files(evssh_session *s, const char **files, size_t max) {
+/* user files first, then the global ones; *nuser of them are the user's.
+   accept-new writes the first user file only, as ssh does: the global
+   files are the administrator's. */
+static size_t known_files(evssh_session *s, const char **files, size_t max, size_t *nuser) {
   size_t n = 0;
   const char *const *list = NULL;
   size_t k = evssh_config_get_list(s->config, "UserKnownHostsFile", &list);
   for (size_t i = 0; i < k && n < max; i++)
     if (strcmp(list[i], "none") != 0) files[n++] = list[i];
+  if (nuser) *nuser = n;
   k = evssh_config_get_list(s->config, "GlobalKnownHostsFile", &list);
   for (size_t i = 0; i < k && n < max; i++)
     if (strcmp(list[i], "none") != 0) files[n++] = list[i];
@@ -32,7 +36,7 @@ static size_t known_files(evssh_session *s, const char **files, size_t max) {
 int trust_order_hostkey_algs(evssh_session *s, const char *algs, char **out) {
   *out = NULL;
   const char *files[16];
-  size_t n = known_files(s, files, 16);
+  size_t n = known_files(s, files, 16, NULL);
   char *types = NULL, err[256];
   if (evssh_knownhosts_types(files, n, s->opt.hostname, s->opt.port, &types, err, sizeof err) != EVSSH_OK ||
       !types)
@@ -71,7 +75,9 @@ int trust_order_hostkey_algs(evssh_session *s, const char *algs, char **out) {
 int trust_check_hostkey(evssh_session *s, const char *alg, const unsigned char *blob, size_t len,
                         char *err, size_t errlen) {
   const char *files[16];
-  size_t nfiles = known_files(s, files, 16);
+  size_t nuser = 0;
+  size_t nfiles = known_files(s, files, 16, &nuser);
+  bool record = false;
   char addr[64] = "";
   bool have_addr = s->fd >= 0 && io_peer_address(s->fd, addr, sizeof addr) == EVSSH_OK &&
                    strcmp(addr, s->opt.hostname) != 0;
@@ -123,19 +129,14 @@ int trust_check_hostkey(evssh_session *s, const char *alg, const unsigned char *
       break;
     }
     if (strcmp(strict, "accept-new") == 0) {
-      if (nfiles == 0) {
-        snprintf(err, errlen, "host key for %s is unknown and there is no known_hosts file to add it to", name);
+      if (nuser == 0) {
+        snprintf(err, errlen,
+                 "host key for %s (%s %s) is unknown and there is no UserKnownHostsFile to add it to "
+                 "(StrictHostKeyChecking=accept-new)",
+                 name, res.got_type, res.got_fp);
         return EVSSH_EHOSTKEY;
       }
-      const char *hashed = evssh_config_get(s->config, "HashKnownHosts");
-      char aerr[256] = "";
-      if (evssh_knownhosts_add(files[0], s->opt.hostname, s->opt.port, blob, len,
-                               hashed && strcmp(hashed, "yes") == 0, aerr, sizeof aerr) != EVSSH_OK) {
-        snprintf(err, errlen, "cannot record host key for %s in %s: %s", name, files[0], aerr);
-        return EVSSH_EHOSTKEY;
-      }
-      session_log(s, EVSSH_LOG_INFO, "permanently added %s (%s %s) to %s", name, res.got_type, res.got_fp,
-                  files[0]);
+      record = true;   /* once the application agrees too */
       break;
     }
     {
@@ -158,6 +159,16 @@ int trust_check_hostkey(evssh_session *s, const char *alg, const unsigned char *
     snprintf(err, errlen, "host key for %s (%s %s) refused by the application's check", name, res.got_type,
              res.got_fp);
     return EVSSH_EHOSTKEY;
+  }
+  if (record) {
+    const char *hashed = evssh_config_get(s->config, "HashKnownHosts");
+    char aerr[256] = "";
+    if (evssh_knownhosts_add(files[0], s->opt.hostname, s->opt.port, blob, len, hashed && strcmp(hashed, "yes") == 0,
+                             aerr, sizeof aerr) != EVSSH_OK) {
+      snprintf(err, errlen, "cannot record host key for %s in %s: %s", name, files[0], aerr);
+      return EVSSH_EHOSTKEY;
+    }
+    session_log(s, EVSSH_LOG_INFO, "permanently added %s (%s %s) to %s", name, res.got_type, res.got_fp, files[0]);
   }
   (void)alg;
   return EVSSH_OK;

@@ -365,6 +365,30 @@ START_TEST(publickey_each_type_and_format) {
 }
 END_TEST
 
+/* The RSA signature algorithm is the first of PubkeyAcceptedAlgorithms that
+   the server lists in server-sig-algs (OpenSSH 9.2's sshd lists every
+   algorithm it knows, so the client's list decides here); a key whose type
+   has no accepted algorithm is skipped with a message saying so. */
+START_TEST(rsa_signature_algorithm_choice) {
+  char id[700];
+  snprintf(id, sizeof id, "IdentityFile=%s", peer.key_rsa);
+  attempt a = {.opts = {id, "IdentitiesOnly=yes", "PasswordAuthentication=no",
+                        "PubkeyAcceptedAlgorithms=rsa-sha2-256,ssh-ed25519"}};
+  int before = accepted_count(&peer, "publickey", peer.user);
+  run_attempt(&a, false);
+  assert_ok(&a);
+  ck_assert(wait_accepted(&peer, "publickey", peer.user, before));
+  ck_assert_msg(strstr(logged(&a), "(rsa-sha2-256)"), "rsa-sha2-256 not chosen:\n%s", logged(&a));
+  attempt_done(&a);
+
+  attempt b = {.opts = {id, "IdentitiesOnly=yes", "PasswordAuthentication=no", "PubkeyAcceptedAlgorithms=ssh-ed25519"}};
+  run_attempt(&b, false);
+  ck_assert_int_eq(b.rc, EVSSH_EAUTH);
+  assert_err_has(&b, "no mutual signature algorithm");
+  attempt_done(&b);
+}
+END_TEST
+
 /* Without a .pub beside it the private file must be opened (and its
    passphrase asked) before the server can be queried. */
 START_TEST(encrypted_key_without_pub) {
@@ -854,6 +878,7 @@ static Suite *auth_suite(void) {
   TCase *pk = tcase_create("publickey");
   tcase_set_timeout(pk, 60);
   tcase_add_loop_test(pk, publickey_each_type_and_format, 0, (int)(sizeof keycases / sizeof keycases[0]));
+  tcase_add_test(pk, rsa_signature_algorithm_choice);
   tcase_add_test(pk, encrypted_key_without_pub);
   tcase_add_test(pk, wrong_passphrase_then_right);
   tcase_add_test(pk, wrong_passphrase_every_time);

@@ -387,6 +387,16 @@ START_TEST(hostkey_check_runs_after_policy) {
   run_attempt(&b);
   assert_ok(&b);
   ck_assert_int_eq(b.checks, 1);
+
+  /* accept-new and an application that refuses: nothing is recorded */
+  char kh[700];
+  new_path(kh, sizeof kh, "known_hosts");
+  attempt c = {.known_hosts = kh, .set_check = true, .check_answer = -1,
+               .opts = {"StrictHostKeyChecking=accept-new"}};
+  run_attempt(&c);
+  ck_assert_int_eq(c.rc, EVSSH_EHOSTKEY);
+  ck_assert_int_eq(c.checks, 1);
+  ck_assert_msg(access(kh, F_OK) != 0, "a key the application refused was recorded");
 }
 END_TEST
 
@@ -436,7 +446,14 @@ END_TEST
 
 /* ----------------------------------------------------- several files */
 
+static const char *global_empty_opt(const char *file) {
+  static char opt[800];
+  snprintf(opt, sizeof opt, "GlobalKnownHostsFile=%s", file);
+  return opt;
+}
+
 START_TEST(several_known_hosts_files) {
+  char *text;
   char empty[700], missing[700], list[2200];
   make_known_hosts(empty, sizeof empty, "");
   new_path(missing, sizeof missing, "missing");
@@ -450,6 +467,14 @@ START_TEST(several_known_hosts_files) {
   attempt b = {.known_hosts = empty, .opts = {global}};
   run_attempt(&b);
   assert_ok(&b);
+  /* accept-new never writes a global file: with no user file it fails */
+  attempt d = {.known_hosts = "none", .opts = {global_empty_opt(empty), "StrictHostKeyChecking=accept-new"}};
+  run_attempt(&d);
+  ck_assert_int_eq(d.rc, EVSSH_EHOSTKEY);
+  assert_err_has(&d, "no UserKnownHostsFile");
+  text = read_file(empty);
+  ck_assert_str_eq(text, "");
+  free(text);
   /* accept-new writes to the first user file, not the global one */
   char fresh[700];
   new_path(fresh, sizeof fresh, "fresh");
@@ -458,7 +483,7 @@ START_TEST(several_known_hosts_files) {
   run_attempt(&c);
   assert_ok(&c);
   ck_assert_int_eq(access(fresh, R_OK), 0);
-  char *text = read_file(empty);
+  text = read_file(empty);
   ck_assert_str_eq(text, "");
   free(text);
 }
