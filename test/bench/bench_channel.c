@@ -177,12 +177,12 @@ static void ssh_cmd(char *out, size_t outlen, const char *extra, const char *cip
 }
 
 static double openssh_read(const char *cipher, size_t mib) {
-  char remote[64], cmd[2048], full[2200];
+  char remote[64], cmd[4096], full[4200];
   snprintf(remote, sizeof remote, "head -c %zuM /dev/zero", mib);
   ssh_cmd(cmd, sizeof cmd, "", cipher, remote);
   snprintf(full, sizeof full, "%s > /dev/null", cmd);
   /* the connect is in this time too: measure it alone and take it off */
-  char conn[2048];
+  char conn[4096];
   ssh_cmd(conn, sizeof conn, "", cipher, "true");
   double c0 = now_s();
   if (system(conn) != 0) fprintf(stderr, "ssh connect failed\n");
@@ -193,7 +193,7 @@ static double openssh_read(const char *cipher, size_t mib) {
 }
 
 static double openssh_exec(int calls, double *connect_ms) {
-  char ctl[700], extra[900], cmd[2048];
+  char ctl[700], extra[900], cmd[4096];
   snprintf(ctl, sizeof ctl, "%s/bench-ctl", sshd.dir);
   snprintf(extra, sizeof extra, "-o ControlMaster=auto -o ControlPath=%s -o ControlPersist=60", ctl);
   ssh_cmd(cmd, sizeof cmd, extra, "aes128-gcm@openssh.com", "true");
