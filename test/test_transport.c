@@ -247,16 +247,31 @@ static void add_packet(script *sc, const void *payload, size_t n) {
   add_bytes(sc, zeros, pad);
 }
 
-static void add_kexinit(script *sc, const char *kex, const char *ciphers_list) {
+static void add_kexinit_full(script *sc, const char *kex, const char *hostkey, const char *ciphers_list,
+                             bool follows) {
   evssh_buf b = EVSSH_BUF_INIT;
   unsigned char cookie[16] = {1, 2, 3};
   evssh_buf_put_u8(&b, SSH_MSG_KEXINIT);
   buf_append(&b, cookie, 16);
-  const char *lists[10] = {kex, "ssh-ed25519", ciphers_list, ciphers_list, "hmac-sha2-256", "hmac-sha2-256",
+  const char *lists[10] = {kex, hostkey, ciphers_list, ciphers_list, "hmac-sha2-256", "hmac-sha2-256",
                            "none", "none", "", ""};
   for (int i = 0; i < 10; i++) evssh_buf_put_cstring(&b, lists[i]);
-  evssh_buf_put_bool(&b, false);
+  evssh_buf_put_bool(&b, follows);
   evssh_buf_put_u32(&b, 0);
+  add_packet(sc, buf_ptr(&b), buf_avail(&b));
+  buf_release(&b);
+}
+
+static void add_kexinit(script *sc, const char *kex, const char *ciphers_list) {
+  add_kexinit_full(sc, kex, "ssh-ed25519", ciphers_list, false);
+}
+
+static void add_disconnect(script *sc, uint32_t reason, const char *text) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u8(&b, SSH_MSG_DISCONNECT);
+  evssh_buf_put_u32(&b, reason);
+  evssh_buf_put_cstring(&b, text);
+  evssh_buf_put_cstring(&b, "");
   add_packet(sc, buf_ptr(&b), buf_avail(&b));
   buf_release(&b);
 }
@@ -392,17 +407,42 @@ END_TEST
 START_TEST(disconnect_reason_reaches_the_error) {
   script sc = {0};
   add_bytes(&sc, BANNER, strlen(BANNER));
-  evssh_buf b = EVSSH_BUF_INIT;
-  evssh_buf_put_u8(&b, SSH_MSG_DISCONNECT);
-  evssh_buf_put_u32(&b, 12);
-  evssh_buf_put_cstring(&b, "go away, too busy");
-  evssh_buf_put_cstring(&b, "");
-  add_packet(&sc, buf_ptr(&b), buf_avail(&b));
-  buf_release(&b);
+  add_disconnect(&sc, 12, "go away, too busy");
   char err[512];
   int rc = run_script(&sc, err, sizeof err);
   ck_assert_int_eq(rc, EVSSH_EDISCONNECT);
   ck_assert_msg(strstr(err, "go away, too busy") && strstr(err, "too many connections"), "message: %s", err);
+}
+END_TEST
+
+/* RFC 4253 7: a guessed first kex packet is ignored when the guess was
+   wrong and processed when it was right. The guess here is garbage, so
+   processing it fails; ignoring it lets the script's DISCONNECT through. */
+static const unsigned char bogus_kex[] = {30, 0, 0, 0, 3, 'b', 'a', 'd'};
+
+START_TEST(wrong_guess_is_ignored) {
+  script sc = {0};
+  add_bytes(&sc, BANNER, strlen(BANNER));
+  /* the server's first kex and host key differ from ours: a wrong guess */
+  add_kexinit_full(&sc, "ecdh-sha2-nistp256,curve25519-sha256", "ecdsa-sha2-nistp256,ssh-ed25519",
+                   "aes128-ctr", true);
+  add_packet(&sc, bogus_kex, sizeof bogus_kex);
+  add_disconnect(&sc, 11, "guessed packet was skipped");
+  char err[512];
+  int rc = run_script(&sc, err, sizeof err);
+  ck_assert_msg(rc == EVSSH_EDISCONNECT && strstr(err, "guessed packet was skipped"), "rc %d: %s", rc, err);
+}
+END_TEST
+
+START_TEST(right_guess_is_processed) {
+  script sc = {0};
+  add_bytes(&sc, BANNER, strlen(BANNER));
+  add_kexinit_full(&sc, "curve25519-sha256", "ssh-ed25519", "aes128-ctr", true);
+  add_packet(&sc, bogus_kex, sizeof bogus_kex);
+  add_disconnect(&sc, 11, "should not get here");
+  char err[512];
+  int rc = run_script(&sc, err, sizeof err);
+  ck_assert_msg(rc == EVSSH_EPROTO && strstr(err, "key exchange"), "rc %d: %s", rc, err);
 }
 END_TEST
 
@@ -521,6 +561,8 @@ int main(void) {
   tcase_add_test(bad, non_strict_tolerates_ignore_but_not_service_messages);
   tcase_add_test(bad, disconnect_reason_reaches_the_error);
   tcase_add_test(bad, flipped_bit_is_bad_mac);
+  tcase_add_test(bad, wrong_guess_is_ignored);
+  tcase_add_test(bad, right_guess_is_processed);
   suite_add_tcase(s, bad);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
