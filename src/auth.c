@@ -653,6 +653,16 @@ int auth_handle_packet(evssh_session *s, uint8_t msg, evssh_reader *body) {
   case 60:
     if (a->state == A_PUBKEY_QUERY) return handle_pk_ok(s);
     if (a->state == A_KBDINT) return handle_info_request(s, body);
+    if (a->state == A_PASSWORD) {
+      /* PASSWD_CHANGEREQ: changing it is for an interactive ssh; count the
+         password as failed and go on with whatever else the server takes */
+      const char *text;
+      size_t len;
+      if (evssh_read_string(body, &text, &len) == EVSSH_OK)
+        session_log(s, EVSSH_LOG_INFO, "server wants a new password: %.*s", (int)(len > 200 ? 200 : len), text);
+      note_tried(a, "password (expired: the server wants it changed)");
+      return next_method(s);
+    }
     return transport_fail(s->transport, EVSSH_EPROTO, "unexpected message 60 during authentication");
   default:
     if (msg >= 50 && msg <= 79) {
