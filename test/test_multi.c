@@ -13,6 +13,7 @@
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -477,6 +478,44 @@ START_TEST(test_proxyjump_failures) {
 }
 END_TEST
 
+/* A foreign loop in its simplest form: poll() on evssh_session_fd with
+   evssh_session_events, for at most evssh_session_timeout, then
+   evssh_session_handle_events. Through two jump hosts, so the pipe's one fd
+   is shown to carry the jump sessions too. */
+START_TEST(test_foreign_poll_loop_through_jumps) {
+  char spec[300], opt[320];
+  jump_spec(spec, sizeof spec, 2);
+  snprintf(opt, sizeof opt, "ProxyJump=%s", spec);
+  const char *extra[] = {opt, "ConnectTimeout=20", NULL};
+  job j;
+  job_init(&j, 0, "echo foreign-$((40+2))");
+  j.s = new_session(extra);
+  ck_assert_int_eq(evssh_session_connect_async(j.s, job_ready, &j), 0);
+  int iterations = 0;
+  while (job_running(&j) && iterations < 100000) {
+    iterations++;
+    int fd = evssh_session_fd(j.s);
+    int ev = evssh_session_events(j.s);
+    int timeout = evssh_session_timeout(j.s);
+    ck_assert_int_ge(fd, 0);
+    struct pollfd p = {fd, (short)(((ev & EVSSH_READ) ? POLLIN : 0) | ((ev & EVSSH_WRITE) ? POLLOUT : 0)), 0};
+    int n = poll(&p, 1, timeout < 0 || timeout > 1000 ? 1000 : timeout);
+    ck_assert_int_ge(n, 0);
+    int rev = 0;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) rev |= EVSSH_READ;
+    if (p.revents & (POLLOUT | POLLERR)) rev |= EVSSH_WRITE;
+    evssh_session_handle_events(j.s, rev);
+  }
+  if (j.ready_status) fprintf(stderr, "foreign loop: %s\n", j.ready_error);
+  ck_assert_int_eq(j.ready_status, 0);
+  ck_assert_str_eq(j.out, "foreign-42\n");
+  ck_assert_int_eq(j.exit_status, 0);
+  fprintf(stderr, "foreign poll loop through 2 jumps: %d iterations\n", iterations);
+  ck_assert_int_eq(evssh_session_close(j.s), 0);
+  evssh_session_free(j.s);
+}
+END_TEST
+
 /* -------------------------------------------------------- ProxyCommand */
 
 START_TEST(test_proxycommand_socat) {
@@ -607,6 +646,7 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_proxyjump_one_hop_blocking);
   tcase_add_test(tc, test_proxyjump_chains_in_a_multi);
   tcase_add_test(tc, test_proxyjump_failures);
+  tcase_add_test(tc, test_foreign_poll_loop_through_jumps);
   tcase_add_test(tc, test_proxycommand_socat);
   tcase_add_test(tc, test_libuv_example);
   suite_add_tcase(s, tc);

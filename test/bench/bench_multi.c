@@ -368,6 +368,16 @@ int main(int argc, char **argv) {
   char extra[128];
   snprintf(extra, sizeof extra, "MaxStartups %d\nMaxSessions 200\n", nsessions + 50);
   if (harness_sshd_start(&peer, extra) != 0) return 1;
+  /* BENCH_KNOWN_HOSTS=ed25519: every client gets a known_hosts with only
+     the ed25519 line, as ssh itself would have written it */
+  const char *kh = getenv("BENCH_KNOWN_HOSTS");
+  if (kh && strcmp(kh, "ed25519") == 0) {
+    char path[600], cmd[1400];
+    harness_dir_path(&peer, "known_hosts_ed25519", path, sizeof path);
+    snprintf(cmd, sizeof cmd, "grep ' ssh-ed25519 ' '%s' > '%s'", peer.known_hosts, path);
+    if (system(cmd) != 0) return 1;
+    snprintf(peer.known_hosts, sizeof peer.known_hosts, "%s", path);
+  }
   harness_dir_path(&peer, "pssh_hosts", hostfile, sizeof hostfile);
   FILE *hf = fopen(hostfile, "w");
   for (int i = 0; i < nsessions && hf; i++) fprintf(hf, "127.0.0.1:%d\n", peer.port);
@@ -380,8 +390,8 @@ int main(int argc, char **argv) {
     clients = (const char *const *)argv + 2;
     nclients = argc - 2;
   }
-  printf("%d sessions to one OpenSSH sshd on 127.0.0.1 (%ld cores), user %s, ed25519 key\n", nsessions,
-         sysconf(_SC_NPROCESSORS_ONLN), peer.user);
+  printf("%d sessions to one OpenSSH sshd on 127.0.0.1 (%ld cores), user %s, ed25519 key, known_hosts %s\n",
+         nsessions, sysconf(_SC_NPROCESSORS_ONLN), peer.user, peer.known_hosts);
   printf("%-12s %8s %10s %10s %10s %8s\n", "client", "wall s", "client CPU", "peak RSS", "sshd CPU", "ok");
   int bad = 0;
   for (int i = 0; i < nclients; i++) {
