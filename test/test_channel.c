@@ -623,6 +623,35 @@ START_TEST(test_exec_wait_serves_others) {
 }
 END_TEST
 
+START_TEST(test_close_is_graceful) {
+  /* close with 8 MiB still queued: every byte reaches the command first */
+  evssh_session *s = connect_shared();
+  char path[64], cmd[200];
+  snprintf(path, sizeof path, "/tmp/evssh-close-test-%d", (int)getpid());
+  size_t n = 8u * 1024 * 1024;
+  char *blob = calloc(1, n);
+  ck_assert_ptr_nonnull(blob);
+  evssh_channel *ch = evssh_session_open_channel(s, NULL, NULL);
+  snprintf(cmd, sizeof cmd, "cat > %s", path);
+  ck_assert_int_eq(evssh_channel_exec(ch, cmd, NULL, NULL), 0);
+  ck_assert_int_eq(evssh_channel_send_data(ch, blob, n), 0);
+  ck_assert_int_eq(evssh_channel_eof(ch), 0);
+  free(blob);
+  int64_t t0 = now_ms();
+  ck_assert_int_eq(evssh_session_close(s), 0);
+  ck_assert_int_lt(now_ms() - t0, 5000);
+  ck_assert(evssh_session_closed(s));
+  evssh_session_free(s);
+  s = connect_shared();
+  evssh_result r;
+  snprintf(cmd, sizeof cmd, "wc -c < %s; rm -f %s", path, path);
+  ck_assert_int_eq(evssh_session_exec_wait(s, cmd, &r), 0);
+  ck_assert_int_eq(atol(r.out), (long)n);
+  evssh_result_free(&r);
+  evssh_session_free(s);
+}
+END_TEST
+
 /* The same channel basics against dropbear, a second server implementation
    with its own window and ordering habits. */
 START_TEST(test_dropbear_basics) {
@@ -692,6 +721,7 @@ static Suite *channel_suite(void) {
   tcase_add_test(tc, test_exec_wait_serves_others);
   tcase_add_test(tc, test_sshd_killed_mid_transfer);
   tcase_add_test(tc, test_server_alive_timeout);
+  tcase_add_test(tc, test_close_is_graceful);
   tcase_add_test(tc, test_dropbear_basics);
   suite_add_tcase(s, tc);
   return s;
