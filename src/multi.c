@@ -46,6 +46,8 @@ typedef struct member {
   int revents;             /* from the last wait */
   unsigned stamp;          /* queued for handling in iteration `stamp` */
   bool removed;
+  session_state seen;      /* state when last handled: a change made from
+                              outside (connect_async, close) earns a turn */
   int reg_fd;              /* session fd as registered, -1 none */
   uint32_t reg_events;
   int *lfds, *levents;     /* listen_to set as registered */
@@ -345,6 +347,7 @@ static void handle_member(evssh_multi *m, size_t i) {
     return;
   }
   sync_session(m, i, was_connecting || s->state == SESSION_CONNECTING);
+  mb->seen = s->state;
   int t = session_timeout_ms(s);
   mb->due_ms = t < 0 ? NO_DEADLINE : session_now_ms() + t;
 }
@@ -384,7 +387,7 @@ int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, v
     }
     sync_session(m, i, false);
     if (s->loop || mb->nlisteners) rc = sync_listeners(m, i);
-    if (s->state == SESSION_READY && conn_has_work(s)) mb->due_ms = 0;
+    if (s->state != mb->seen || (s->state == SESSION_READY && conn_has_work(s))) mb->due_ms = 0;
     if (mb->due_ms <= now) {
       due_now = true;
       if (!rc) rc = queue_work(m, i);

@@ -381,6 +381,28 @@ START_TEST(test_session_dying_leaves_others_alone) {
 }
 END_TEST
 
+/* Added before it connects, started between iterations: the multi notices
+   the session's new state by itself. */
+START_TEST(test_connect_started_after_add) {
+  evssh_multi *m = evssh_multi_new();
+  job j;
+  job_init(&j, 0, "echo started-late");
+  j.s = new_session(NULL);
+  ck_assert_int_eq(evssh_multi_add(m, j.s), 0);
+  ck_assert_int_eq(evssh_multi_add(m, j.s), EVSSH_EINVAL);   /* once only */
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(evssh_multi_process(m, 10, NULL, NULL), 1);
+  ck_assert_int_eq(evssh_session_connect_async(j.s, job_ready, &j), 0);
+  int64_t t0 = now_ms();
+  while (job_running(&j) && now_ms() - t0 < 20000) ck_assert_int_ge(evssh_multi_process(m, 1000, NULL, NULL), 0);
+  ck_assert_int_eq(j.ready_status, 0);
+  ck_assert_str_eq(j.out, "started-late\n");
+  evssh_multi_free(m);   /* does not free the session */
+  ck_assert(!evssh_session_closed(j.s));
+  evssh_session_close(j.s);
+  evssh_session_free(j.s);
+}
+END_TEST
+
 /* ----------------------------------------------------------- ProxyJump */
 
 static void jump_spec(char *out, size_t outlen, int hops) {
@@ -643,6 +665,7 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_add_while_others_transfer);
   tcase_add_test(tc, test_connect_timeout_beside_healthy_sessions);
   tcase_add_test(tc, test_session_dying_leaves_others_alone);
+  tcase_add_test(tc, test_connect_started_after_add);
   tcase_add_test(tc, test_proxyjump_one_hop_blocking);
   tcase_add_test(tc, test_proxyjump_chains_in_a_multi);
   tcase_add_test(tc, test_proxyjump_failures);
