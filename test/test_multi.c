@@ -657,6 +657,39 @@ START_TEST(test_libuv_example) {
 }
 END_TEST
 
+START_TEST(test_parallel_example) {
+  char path[700];
+  if (find_example("parallel", path, sizeof path) != 0) {
+    fprintf(stderr, "SKIP test_parallel_example: examples/parallel not built\n");
+    return;
+  }
+  char kh[700], id[700], good[128], good2[128], refused[128];
+  snprintf(kh, sizeof kh, "UserKnownHostsFile=%s", peer.known_hosts);
+  snprintf(id, sizeof id, "IdentityFile=%s", peer.key_ed25519);
+  snprintf(good, sizeof good, "%s@127.0.0.1:%d", login_user, peer.port);
+  snprintf(good2, sizeof good2, "127.0.0.1:%d", peer.port);
+  snprintf(refused, sizeof refused, "%s@127.0.0.1:%d", login_user, harness_free_port());
+  char user_opt[100];
+  snprintf(user_opt, sizeof user_opt, "User=%s", login_user);
+  char *argv[] = {path, "-o", kh, "-o", id, "-o", "GlobalKnownHostsFile=/dev/null", "-o", user_opt,
+                  "printf 'one\\ntwo\\n'; exit 4", good, refused, good2, NULL};
+  char out[8192];
+  int st = run_capture(argv, out, sizeof out);
+  fprintf(stderr, "parallel said:\n%s", out);
+  ck_assert_int_eq(st, 1);
+  char want[300];
+  snprintf(want, sizeof want, "%s: one\n%s: two\n", good, good);
+  ck_assert_ptr_nonnull(strstr(out, want));
+  snprintf(want, sizeof want, "%s: one\n%s: two\n", good2, good2);
+  ck_assert_ptr_nonnull(strstr(out, want));
+  snprintf(want, sizeof want, "[%s] exit 4\n", good);
+  ck_assert_ptr_nonnull(strstr(out, want));
+  snprintf(want, sizeof want, "[%s] FAILED (", refused);
+  ck_assert_ptr_nonnull(strstr(out, want));
+  ck_assert_ptr_nonnull(strstr(out, "3 hosts: 0 exit 0, 2 other exit status, 1 failed"));
+}
+END_TEST
+
 static Suite *multi_suite(void) {
   Suite *s = suite_create("multi");
   TCase *tc = tcase_create("multi");
@@ -672,6 +705,7 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_foreign_poll_loop_through_jumps);
   tcase_add_test(tc, test_proxycommand_socat);
   tcase_add_test(tc, test_libuv_example);
+  tcase_add_test(tc, test_parallel_example);
   suite_add_tcase(s, tc);
   return s;
 }
