@@ -4,6 +4,7 @@
  * bounded by a deadline, and every reply is parsed through evssh_reader with
  * a size cap, because the agent socket is still input from outside. */
 #include "agent.h"
+#include "errors.h"
 
 #include "buf.h"
 
@@ -36,28 +37,18 @@ struct evssh_agent {
   char *path;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 int evssh_agent_open(const char *sock, evssh_agent **out, char *err, size_t errlen) {
   if (!out) return EVSSH_EINVAL;
   const char *path = sock;
   if (sock && strcmp(sock, "none") == 0) {
-    set_err(err, errlen, "ssh-agent disabled (IdentityAgent none)");
+    evssh_errorf(err, errlen, "ssh-agent disabled (IdentityAgent none)");
     return EVSSH_EINVAL;
   }
   if (!sock || strcmp(sock, "SSH_AUTH_SOCK") == 0 || sock[0] == '$') {
     const char *var = !sock || sock[0] != '$' ? "SSH_AUTH_SOCK" : sock + 1;
     path = getenv(var);
     if (!path || !*path) {
-      set_err(err, errlen, "no ssh-agent: %s is not set", var);
+      evssh_errorf(err, errlen, "no ssh-agent: %s is not set", var);
       return EVSSH_EINVAL;
     }
   }
@@ -65,7 +56,7 @@ int evssh_agent_open(const char *sock, evssh_agent **out, char *err, size_t errl
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   if (strlen(path) >= sizeof sa.sun_path) {
-    set_err(err, errlen, "ssh-agent socket path too long: %s", path);
+    evssh_errorf(err, errlen, "ssh-agent socket path too long: %s", path);
     return EVSSH_EINVAL;
   }
   memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -84,7 +75,7 @@ int evssh_agent_open(const char *sock, evssh_agent **out, char *err, size_t errl
   while (rc < 0 && errno == EINTR);
   /* non-blocking from here on: every wait goes through poll with a deadline */
   if (rc < 0 || fcntl(a->fd, F_SETFL, fcntl(a->fd, F_GETFL) | O_NONBLOCK) < 0) {
-    set_err(err, errlen, "cannot connect to ssh-agent at %s: %s", path, strerror(errno));
+    evssh_errorf(err, errlen, "cannot connect to ssh-agent at %s: %s", path, strerror(errno));
     evssh_agent_close(a);
     return EVSSH_ECONNECT;
   }
@@ -159,7 +150,7 @@ static int recv_all(int fd, unsigned char *p, size_t len, long long deadline) {
 static int agent_call(evssh_agent *a, const evssh_buf *req, evssh_buf *reply, char *err,
                       size_t errlen) {
   if (a->broken) {
-    set_err(err, errlen, "ssh-agent connection at %s is no longer usable", a->path);
+    evssh_errorf(err, errlen, "ssh-agent connection at %s is no longer usable", a->path);
     return EVSSH_ECLOSED;
   }
   long long deadline = now_ms() + a->timeout_ms;
@@ -180,13 +171,13 @@ static int agent_call(evssh_agent *a, const evssh_buf *req, evssh_buf *reply, ch
   if (rc) {
     a->broken = rc != EVSSH_ENOMEM;
     if (rc == EVSSH_ETIMEOUT)
-      set_err(err, errlen, "ssh-agent at %s did not answer within %d ms", a->path,
+      evssh_errorf(err, errlen, "ssh-agent at %s did not answer within %d ms", a->path,
               a->timeout_ms);
     else if (rc == EVSSH_EPROTO)
-      set_err(err, errlen, "ssh-agent at %s sent a reply of bad length %u", a->path,
+      evssh_errorf(err, errlen, "ssh-agent at %s sent a reply of bad length %u", a->path,
               (unsigned)len);
     else if (rc == EVSSH_ECLOSED)
-      set_err(err, errlen, "ssh-agent at %s closed the connection", a->path);
+      evssh_errorf(err, errlen, "ssh-agent at %s closed the connection", a->path);
   }
   return rc;
 }
@@ -219,7 +210,7 @@ int evssh_agent_identities(evssh_agent *a, evssh_agent_identity **ids, size_t *n
   rc = EVSSH_EPROTO;
   if (evssh_read_u8(&r, &type)) goto out;
   if (type == AGENT_FAILURE) {
-    set_err(err, errlen, "ssh-agent at %s refused to list keys", a->path);
+    evssh_errorf(err, errlen, "ssh-agent at %s refused to list keys", a->path);
     rc = EVSSH_EAUTH;
     goto out;
   }
@@ -256,7 +247,7 @@ out:
   buf_release(&reply);
   if (rc) {
     if (rc == EVSSH_EPROTO)
-      set_err(err, errlen, "ssh-agent at %s sent a malformed identity list", a->path);
+      evssh_errorf(err, errlen, "ssh-agent at %s sent a malformed identity list", a->path);
     evssh_agent_identities_free(list, got);
     return rc;
   }
@@ -291,7 +282,7 @@ int evssh_agent_sign(evssh_agent *a, const unsigned char *blob, size_t blob_len,
   rc = EVSSH_EPROTO;
   if (evssh_read_u8(&r, &type)) goto out;
   if (type == AGENT_FAILURE) {
-    set_err(err, errlen, "ssh-agent at %s refused to sign with the key (%s)", a->path, alg);
+    evssh_errorf(err, errlen, "ssh-agent at %s refused to sign with the key (%s)", a->path, alg);
     rc = EVSSH_EAUTH;
     goto out;
   }
@@ -304,7 +295,7 @@ int evssh_agent_sign(evssh_agent *a, const unsigned char *blob, size_t blob_len,
   /* an old agent may ignore the SHA-2 flags and answer with ssh-rsa; the
      server would reject that signature for the algorithm we announced */
   if (sig_alg_len != strlen(alg) || memcmp(sig_alg, alg, sig_alg_len) != 0) {
-    set_err(err, errlen, "ssh-agent at %s signed with %.*s instead of %s", a->path,
+    evssh_errorf(err, errlen, "ssh-agent at %s signed with %.*s instead of %s", a->path,
             (int)(sig_alg_len > 64 ? 64 : sig_alg_len), sig_alg, alg);
     rc = EVSSH_EAUTH;
     goto out;
@@ -312,7 +303,7 @@ int evssh_agent_sign(evssh_agent *a, const unsigned char *blob, size_t blob_len,
   rc = buf_append(sig_blob, sig, sig_len);
 out:
   if (rc == EVSSH_EPROTO)
-    set_err(err, errlen, "ssh-agent at %s sent a malformed signature reply", a->path);
+    evssh_errorf(err, errlen, "ssh-agent at %s sent a malformed signature reply", a->path);
   buf_release(&reply);
   return rc;
 }

@@ -7,6 +7,7 @@
  * +/-/^ algorithm-list grammar. It knows nothing about the transport: the
  * session layer reads values out with evssh_config_get*. */
 #include "config.h"
+#include "errors.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -158,17 +159,6 @@ struct evssh_config {
 };
 
 /* ---------------------------------------------------------------- helpers */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-  __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (err == NULL || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 static void strlist_free(strlist *l) {
   for (size_t i = 0; i < l->n; i++)
@@ -370,7 +360,7 @@ static int split_args(const char *s, strlist *out, char *err, size_t errlen) {
       arg[j++] = ch;
     }
     if (quote != 0) {
-      set_err(err, errlen, "unterminated quote");
+      evssh_errorf(err, errlen, "unterminated quote");
       rc = EVSSH_EINVAL;
       break;
     }
@@ -520,14 +510,14 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
   *canon = NULL;
   if (kw->type == T_COMMAND) {
     if (rest == NULL || *rest == '\0') {
-      set_err(err, errlen, "%s: missing argument", name);
+      evssh_errorf(err, errlen, "%s: missing argument", name);
       return EVSSH_EINVAL;
     }
     *canon = strdup(rest);
     return *canon ? EVSSH_OK : EVSSH_ENOMEM;
   }
   if (args->n == 0) {
-    set_err(err, errlen, "%s: missing argument", name);
+    evssh_errorf(err, errlen, "%s: missing argument", name);
     return EVSSH_EINVAL;
   }
   size_t max_args = 1;
@@ -536,7 +526,7 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
   else if (kw->type == T_REKEY)
     max_args = 2;
   if (args->n > max_args) {
-    set_err(err, errlen, "%s: garbage at end of line: \"%s\"", name, args->v[max_args]);
+    evssh_errorf(err, errlen, "%s: garbage at end of line: \"%s\"", name, args->v[max_args]);
     return EVSSH_EINVAL;
   }
   const char *v = args->v[0];
@@ -544,11 +534,11 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
   switch (kw->type) {
   case T_STR:
     if (*v == '\0') {
-      set_err(err, errlen, "%s: empty value", name);
+      evssh_errorf(err, errlen, "%s: empty value", name);
       return EVSSH_EINVAL;
     }
     if (k == K_PREFAUTH && !valid_algo_spec(v)) {
-      set_err(err, errlen, "%s: bad method list \"%s\"", name, v);
+      evssh_errorf(err, errlen, "%s: bad method list \"%s\"", name, v);
       return EVSSH_EINVAL;
     }
     *canon = strdup(v);
@@ -556,7 +546,7 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
   case T_FLAG: {
     int f = parse_flag_word(v);
     if (f < 0) {
-      set_err(err, errlen, "%s: bad value \"%s\" (expected yes or no)", name, v);
+      evssh_errorf(err, errlen, "%s: bad value \"%s\" (expected yes or no)", name, v);
       return EVSSH_EINVAL;
     }
     *canon = strdup(f ? "yes" : "no");
@@ -567,7 +557,7 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
     if (f < 0 && (strcasecmp(v, "unbound") == 0 || strcasecmp(v, "host-bound") == 0))
       f = 1;
     if (f < 0) {
-      set_err(err, errlen, "%s: bad value \"%s\"", name, v);
+      evssh_errorf(err, errlen, "%s: bad value \"%s\"", name, v);
       return EVSSH_EINVAL;
     }
     *canon = strdup(f ? "yes" : "no");
@@ -581,27 +571,27 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
     else if (strcasecmp(v, "off") == 0 || parse_flag_word(v) == 0)
       *canon = strdup("no");
     else {
-      set_err(err, errlen, "%s: bad value \"%s\" (expected yes, accept-new or no)", name, v);
+      evssh_errorf(err, errlen, "%s: bad value \"%s\" (expected yes, accept-new or no)", name, v);
       return EVSSH_EINVAL;
     }
     break;
   case T_PORT:
     if (!parse_uint(v, 65535, &n) || n == 0) {
-      set_err(err, errlen, "%s: bad port number \"%s\"", name, v);
+      evssh_errorf(err, errlen, "%s: bad port number \"%s\"", name, v);
       return EVSSH_EINVAL;
     }
     *canon = dup_printf("%lld", n);
     break;
   case T_UINT:
     if (!parse_uint(v, INT_MAX, &n)) {
-      set_err(err, errlen, "%s: bad number \"%s\"", name, v);
+      evssh_errorf(err, errlen, "%s: bad number \"%s\"", name, v);
       return EVSSH_EINVAL;
     }
     *canon = dup_printf("%lld", n);
     break;
   case T_TIME:
     if (!parse_time(v, &n)) {
-      set_err(err, errlen, "%s: bad time value \"%s\"", name, v);
+      evssh_errorf(err, errlen, "%s: bad time value \"%s\"", name, v);
       return EVSSH_EINVAL;
     }
     *canon = dup_printf("%lld", n);
@@ -612,7 +602,7 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
       break;
     }
     if (!parse_time(v, &n)) {
-      set_err(err, errlen, "%s: bad time value \"%s\"", name, v);
+      evssh_errorf(err, errlen, "%s: bad time value \"%s\"", name, v);
       return EVSSH_EINVAL;
     }
     *canon = n == 0 ? strdup("none") : dup_printf("%lld", n);
@@ -627,7 +617,7 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
       if (strcasecmp(v, levels[i]) == 0)
         found = levels[i];
     if (found == NULL) {
-      set_err(err, errlen, "%s: unknown log level \"%s\"", name, v);
+      evssh_errorf(err, errlen, "%s: unknown log level \"%s\"", name, v);
       return EVSSH_EINVAL;
     }
     *canon = strdup(found);
@@ -640,13 +630,13 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
         for (char *p = *canon; *p; p++)
           *p = (char)tolower((unsigned char)*p);
     } else {
-      set_err(err, errlen, "%s: bad address family \"%s\"", name, v);
+      evssh_errorf(err, errlen, "%s: bad address family \"%s\"", name, v);
       return EVSSH_EINVAL;
     }
     break;
   case T_ALGOS:
     if (!valid_algo_spec(v)) {
-      set_err(err, errlen, "%s: bad algorithm list \"%s\"", name, v);
+      evssh_errorf(err, errlen, "%s: bad algorithm list \"%s\"", name, v);
       return EVSSH_EINVAL;
     }
     *canon = strdup(v);
@@ -656,14 +646,14 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
     long long secs = 0;
     if (strcasecmp(v, "default") != 0) {
       if (!parse_size(v, &bytes) || (bytes != 0 && bytes < 16)) {
-        set_err(err, errlen, "%s: bad size \"%s\"", name, v);
+        evssh_errorf(err, errlen, "%s: bad size \"%s\"", name, v);
         return EVSSH_EINVAL;
       }
     }
     if (args->n == 2) {
       const char *t = args->v[1];
       if (strcasecmp(t, "default") != 0 && strcasecmp(t, "none") != 0 && !parse_time(t, &secs)) {
-        set_err(err, errlen, "%s: bad time value \"%s\"", name, t);
+        evssh_errorf(err, errlen, "%s: bad time value \"%s\"", name, t);
         return EVSSH_EINVAL;
       }
     }
@@ -686,7 +676,7 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
         }
       }
       if (*p != '\0' || empty) {
-        set_err(err, errlen, "%s: bad jump host list \"%s\"", name, v);
+        evssh_errorf(err, errlen, "%s: bad jump host list \"%s\"", name, v);
         return EVSSH_EINVAL;
       }
     }
@@ -703,12 +693,12 @@ static int parse_value(int k, const strlist *args, const char *rest, char **cano
   case T_ACCUM_MULTI:
     for (size_t i = 0; i < args->n; i++) {
       if (args->v[i][0] == '\0') {
-        set_err(err, errlen, "%s: empty value", name);
+        evssh_errorf(err, errlen, "%s: empty value", name);
         strlist_free(items);
         return EVSSH_EINVAL;
       }
       if (k == K_SETENV && strchr(args->v[i], '=') == NULL) {
-        set_err(err, errlen, "%s: \"%s\" is not NAME=VALUE", name, args->v[i]);
+        evssh_errorf(err, errlen, "%s: \"%s\" is not NAME=VALUE", name, args->v[i]);
         strlist_free(items);
         return EVSSH_EINVAL;
       }
@@ -791,7 +781,7 @@ void evssh_config_free(evssh_config *c) {
 int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
                      char *err, size_t errlen) {
   if (c == NULL || keyword == NULL || value == NULL) {
-    set_err(err, errlen, "missing keyword or value");
+    evssh_errorf(err, errlen, "missing keyword or value");
     return EVSSH_EINVAL;
   }
   int k = keyword_index(keyword);
@@ -799,9 +789,9 @@ int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
     if (openssh_keyword(keyword) || strcasecmp(keyword, "Host") == 0 ||
         strcasecmp(keyword, "Match") == 0 || strcasecmp(keyword, "Include") == 0 ||
         strcasecmp(keyword, "IgnoreUnknown") == 0)
-      set_err(err, errlen, "option %s is not supported by evssh", keyword);
+      evssh_errorf(err, errlen, "option %s is not supported by evssh", keyword);
     else
-      set_err(err, errlen, "unknown option %s", keyword);
+      evssh_errorf(err, errlen, "unknown option %s", keyword);
     return EVSSH_EINVAL;
   }
   strlist args = {0}, items = {0};
@@ -813,13 +803,13 @@ int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
   if (rc == EVSSH_OK)
     rc = parse_value(k, &args, value, &canon, &items, sub, sizeof(sub));
   else if (rc == EVSSH_EINVAL)
-    set_err(sub, sizeof(sub), "%s: %.200s", keywords[k].name, value);
+    evssh_errorf(sub, sizeof(sub), "%s: %.200s", keywords[k].name, value);
   strlist_free(&args);
   if (rc != EVSSH_OK) {
     if (rc == EVSSH_EINVAL)
-      set_err(err, errlen, "bad option %s=%s: %s", keywords[k].name, value, sub);
+      evssh_errorf(err, errlen, "bad option %s=%s: %s", keywords[k].name, value, sub);
     else
-      set_err(err, errlen, "out of memory");
+      evssh_errorf(err, errlen, "out of memory");
     return rc;
   }
   if (k == K_PROXYCOMMAND)
@@ -848,7 +838,7 @@ static int local_info_get(local_info *li, char *err, size_t errlen) {
   struct passwd pwbuf, *pw = NULL;
   char buf[4096];
   if (getpwuid_r(getuid(), &pwbuf, buf, sizeof(buf), &pw) != 0 || pw == NULL) {
-    set_err(err, errlen, "cannot find the local user (uid %lu) in the password database", li->uid);
+    evssh_errorf(err, errlen, "cannot find the local user (uid %lu) in the password database", li->uid);
     return EVSSH_EINVAL;
   }
   snprintf(li->user, sizeof(li->user), "%s", pw->pw_name);
@@ -905,7 +895,7 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
       if (ulen >= sizeof(uname) ||
           (memcpy(uname, p + 1, ulen), uname[ulen] = '\0',
            getpwnam_r(uname, &pwbuf, buf, sizeof(buf), &pw) != 0) || pw == NULL) {
-        set_err(err, errlen, "%s: unknown user in \"%s\"", what, in);
+        evssh_errorf(err, errlen, "%s: unknown user in \"%s\"", what, in);
         free(s);
         return EVSSH_EINVAL;
       }
@@ -936,7 +926,7 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
         }
       }
       if (val == NULL) {
-        set_err(err, errlen, "%s: unknown token %%%c in \"%s\"", what, tk ? tk : ' ', in);
+        evssh_errorf(err, errlen, "%s: unknown token %%%c in \"%s\"", what, tk ? tk : ' ', in);
         free(s);
         return EVSSH_EINVAL;
       }
@@ -947,7 +937,7 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
       char var[256];
       size_t vl = end ? (size_t)(end - p - 2) : 0;
       if (end == NULL || vl == 0 || vl >= sizeof(var)) {
-        set_err(err, errlen, "%s: bad environment reference in \"%s\"", what, in);
+        evssh_errorf(err, errlen, "%s: bad environment reference in \"%s\"", what, in);
         free(s);
         return EVSSH_EINVAL;
       }
@@ -955,7 +945,7 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
       var[vl] = '\0';
       const char *ev = getenv(var);
       if (ev == NULL) {
-        set_err(err, errlen, "%s: environment variable ${%s} is not set", what, var);
+        evssh_errorf(err, errlen, "%s: environment variable ${%s} is not set", what, var);
         free(s);
         return EVSSH_EINVAL;
       }
@@ -968,7 +958,7 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
   }
   if (rc != EVSSH_OK) {
     free(s);
-    set_err(err, errlen, "out of memory");
+    evssh_errorf(err, errlen, "out of memory");
     return rc;
   }
   *out = s;
@@ -1050,12 +1040,12 @@ static int run_match_exec(read_ctx *rc, const char *cmdtmpl, const char *where, 
   r = expand(cmdtmpl, false, false, &t, "CdhikLlnpru", "Match exec", &cmd, sub, sizeof(sub));
   free(host);
   if (r != EVSSH_OK) {
-    set_err(rc->err, rc->errlen, "%s: %s", where, sub);
+    evssh_errorf(rc->err, rc->errlen, "%s: %s", where, sub);
     return r;
   }
   pid_t pid = fork();
   if (pid < 0) {
-    set_err(rc->err, rc->errlen, "%s: Match exec: fork: %s", where, strerror(errno));
+    evssh_errorf(rc->err, rc->errlen, "%s: Match exec: fork: %s", where, strerror(errno));
     free(cmd);
     return EVSSH_EINVAL;
   }
@@ -1074,7 +1064,7 @@ static int run_match_exec(read_ctx *rc, const char *cmdtmpl, const char *where, 
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) {
-      set_err(rc->err, rc->errlen, "%s: Match exec: waitpid: %s", where, strerror(errno));
+      evssh_errorf(rc->err, rc->errlen, "%s: Match exec: waitpid: %s", where, strerror(errno));
       return EVSSH_EINVAL;
     }
   }
@@ -1086,7 +1076,7 @@ static int eval_match(read_ctx *rc, const strlist *args, const char *where, bool
   bool result = true;
   size_t i = 0;
   if (args->n == 0) {
-    set_err(rc->err, rc->errlen, "%s: Match: missing criteria", where);
+    evssh_errorf(rc->err, rc->errlen, "%s: Match: missing criteria", where);
     return EVSSH_EINVAL;
   }
   while (i < args->n) {
@@ -1101,7 +1091,7 @@ static int eval_match(read_ctx *rc, const strlist *args, const char *where, bool
         const char *o = args->v[j][0] == '!' ? args->v[j] + 1 : args->v[j];
         if (strcasecmp(o, "all") != 0 && strcasecmp(o, "canonical") != 0 &&
             strcasecmp(o, "final") != 0) {
-          set_err(rc->err, rc->errlen, "%s: Match all cannot be combined with %s", where, o);
+          evssh_errorf(rc->err, rc->errlen, "%s: Match all cannot be combined with %s", where, o);
           return EVSSH_EINVAL;
         }
       }
@@ -1116,11 +1106,11 @@ static int eval_match(read_ctx *rc, const strlist *args, const char *where, bool
       for (size_t j = 0; j < sizeof(with_arg) / sizeof(with_arg[0]); j++)
         known |= strcasecmp(attr, with_arg[j]) == 0;
       if (!known) {
-        set_err(rc->err, rc->errlen, "%s: unsupported Match attribute %s", where, attr);
+        evssh_errorf(rc->err, rc->errlen, "%s: unsupported Match attribute %s", where, attr);
         return EVSSH_EINVAL;
       }
       if (i >= args->n || args->v[i][0] == '\0') {
-        set_err(rc->err, rc->errlen, "%s: Match %s: missing argument", where, attr);
+        evssh_errorf(rc->err, rc->errlen, "%s: Match %s: missing argument", where, attr);
         return EVSSH_EINVAL;
       }
       const char *arg = args->v[i++];
@@ -1179,11 +1169,11 @@ static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch
 static int do_include(read_ctx *rc, const strlist *args, const char *where, bool active,
                       bool nevermatch, int depth) {
   if (args->n == 0) {
-    set_err(rc->err, rc->errlen, "%s: Include: missing argument", where);
+    evssh_errorf(rc->err, rc->errlen, "%s: Include: missing argument", where);
     return EVSSH_EINVAL;
   }
   if (depth + 1 > MAX_INCLUDE_DEPTH) {
-    set_err(rc->err, rc->errlen, "%s: Include: too deeply nested", where);
+    evssh_errorf(rc->err, rc->errlen, "%s: Include: too deeply nested", where);
     return EVSSH_EINVAL;
   }
   for (size_t i = 0; i < args->n; i++) {
@@ -1213,7 +1203,7 @@ static int do_include(read_ctx *rc, const strlist *args, const char *where, bool
     }
     if (gr != 0) {
       globfree(&g);
-      set_err(rc->err, rc->errlen, "%s: Include: glob of \"%s\" failed", where, a);
+      evssh_errorf(rc->err, rc->errlen, "%s: Include: glob of \"%s\" failed", where, a);
       return EVSSH_EINVAL;
     }
     for (size_t j = 0; j < g.gl_pathc; j++) {
@@ -1245,7 +1235,7 @@ static int process_line(read_ctx *rc, char *line, const char *where, bool *activ
   char kwbuf[128];
   size_t kwlen = (size_t)(p - kwstart);
   if (kwlen == 0 || kwlen >= sizeof(kwbuf)) {
-    set_err(rc->err, rc->errlen, "%s: bad keyword", where);
+    evssh_errorf(rc->err, rc->errlen, "%s: bad keyword", where);
     return EVSSH_EINVAL;
   }
   memcpy(kwbuf, kwstart, kwlen);
@@ -1267,13 +1257,13 @@ static int process_line(read_ctx *rc, char *line, const char *where, bool *activ
     e = split_args(rest, &args, sub, sizeof(sub));
     if (e != EVSSH_OK) {
       if (e == EVSSH_EINVAL)
-        set_err(rc->err, rc->errlen, "%s: %s: %s", where, kwbuf, sub);
+        evssh_errorf(rc->err, rc->errlen, "%s: %s: %s", where, kwbuf, sub);
       return e;
     }
   }
   if (strcasecmp(kwbuf, "Host") == 0) {
     if (args.n == 0) {
-      set_err(rc->err, rc->errlen, "%s: Host: missing argument", where);
+      evssh_errorf(rc->err, rc->errlen, "%s: Host: missing argument", where);
       e = EVSSH_EINVAL;
     } else {
       *active = !nevermatch && eval_host_line(rc->host_for_host, &args);
@@ -1289,7 +1279,7 @@ static int process_line(read_ctx *rc, char *line, const char *where, bool *activ
   } else if (strcasecmp(kwbuf, "IgnoreUnknown") == 0) {
     e = EVSSH_OK;
     if (args.n != 1) {
-      set_err(rc->err, rc->errlen, "%s: IgnoreUnknown: expected one pattern list", where);
+      evssh_errorf(rc->err, rc->errlen, "%s: IgnoreUnknown: expected one pattern list", where);
       e = EVSSH_EINVAL;
     } else if (*active && rc->c->ignore_unknown == NULL) {
       rc->c->ignore_unknown = strdup(args.v[0]);
@@ -1300,7 +1290,7 @@ static int process_line(read_ctx *rc, char *line, const char *where, bool *activ
     e = EVSSH_OK;
     if (!openssh_keyword(kwbuf) &&
         !(rc->c->ignore_unknown && evssh_config_match_list(kwbuf, rc->c->ignore_unknown, true) == 1)) {
-      set_err(rc->err, rc->errlen, "%s: Bad configuration option: %s", where, kwbuf);
+      evssh_errorf(rc->err, rc->errlen, "%s: Bad configuration option: %s", where, kwbuf);
       e = EVSSH_EINVAL;
     }
   } else {
@@ -1308,7 +1298,7 @@ static int process_line(read_ctx *rc, char *line, const char *where, bool *activ
     strlist items = {0};
     e = parse_value(k, &args, rest, &canon, &items, sub, sizeof(sub));
     if (e == EVSSH_EINVAL)
-      set_err(rc->err, rc->errlen, "%s: %s", where, sub);
+      evssh_errorf(rc->err, rc->errlen, "%s: %s", where, sub);
     if (e == EVSSH_OK) {
       bool proxy_taken = (k == K_PROXYCOMMAND || k == K_PROXYJUMP) &&
                          (rc->c->file[K_PROXYCOMMAND].set || rc->c->file[K_PROXYJUMP].set);
@@ -1330,7 +1320,7 @@ static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch
   if (f == NULL) {
     if (!must_exist && errno == ENOENT)
       return EVSSH_OK;
-    set_err(rc->err, rc->errlen, "cannot open config file %s: %s", path, strerror(errno));
+    evssh_errorf(rc->err, rc->errlen, "cannot open config file %s: %s", path, strerror(errno));
     return EVSSH_EINVAL;
   }
   if (checkperm) {
@@ -1338,7 +1328,7 @@ static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch
     if (fstat(fileno(f), &st) != 0 ||
         (st.st_uid != 0 && st.st_uid != (uid_t)rc->li.uid) || (st.st_mode & 022) != 0) {
       fclose(f);
-      set_err(rc->err, rc->errlen, "bad owner or permissions on %s", path);
+      evssh_errorf(rc->err, rc->errlen, "bad owner or permissions on %s", path);
       return EVSSH_EINVAL;
     }
   }
@@ -1352,7 +1342,7 @@ static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch
     lineno++;
     size_t l = strlen(line);
     if (l == MAX_LINE - 1 && line[l - 1] != '\n' && !feof(f)) {
-      set_err(rc->err, rc->errlen, "%s:%d: line too long", path, lineno);
+      evssh_errorf(rc->err, rc->errlen, "%s:%d: line too long", path, lineno);
       e = EVSSH_EINVAL;
       break;
     }
@@ -1370,7 +1360,7 @@ static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch
 int evssh_config_read_file(evssh_config *c, const char *path, const char *host,
                            char *err, size_t errlen) {
   if (c == NULL || host == NULL || *host == '\0') {
-    set_err(err, errlen, "config: missing host");
+    evssh_errorf(err, errlen, "config: missing host");
     return EVSSH_EINVAL;
   }
   read_ctx rc;
@@ -1504,7 +1494,7 @@ static int set_default_list(evssh_config *c, int k, const char *const *items, si
 
 int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t errlen) {
   if (c == NULL || host == NULL || *host == '\0') {
-    set_err(err, errlen, "config: missing host");
+    evssh_errorf(err, errlen, "config: missing host");
     return EVSSH_EINVAL;
   }
   clear_derived(c);
@@ -1628,7 +1618,7 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
   return EVSSH_OK;
 fail:
   if (e == EVSSH_ENOMEM)
-    set_err(err, errlen, "out of memory");
+    evssh_errorf(err, errlen, "out of memory");
   clear_derived(c);
   return e;
 }
@@ -1706,7 +1696,7 @@ static bool has_wildcard(const char *s) {
 int evssh_config_algorithms(const char *spec, const char *defaults, const char *supported,
                             char **out, char *err, size_t errlen) {
   if (out == NULL || defaults == NULL || supported == NULL) {
-    set_err(err, errlen, "algorithms: missing argument");
+    evssh_errorf(err, errlen, "algorithms: missing argument");
     return EVSSH_EINVAL;
   }
   *out = NULL;
@@ -1726,7 +1716,7 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
     goto done;
   for (size_t i = 0; i < pats.n; i++) {
     if (pats.v[i][0] == '!') {
-      set_err(err, errlen, "negated algorithm pattern \"%s\" is not allowed", pats.v[i]);
+      evssh_errorf(err, errlen, "negated algorithm pattern \"%s\" is not allowed", pats.v[i]);
       e = EVSSH_EINVAL;
       goto done;
     }
@@ -1774,14 +1764,14 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
             e = strlist_push(&result, name);
         }
         if (e == EVSSH_OK && !any) {
-          set_err(err, errlen, "unsupported algorithm \"%s\"", name);
+          evssh_errorf(err, errlen, "unsupported algorithm \"%s\"", name);
           e = EVSSH_EINVAL;
         }
       }
     }
   }
   if (e == EVSSH_OK && result.n == 0) {
-    set_err(err, errlen, "algorithm list \"%s\" leaves nothing to offer", spec);
+    evssh_errorf(err, errlen, "algorithm list \"%s\" leaves nothing to offer", spec);
     e = EVSSH_EINVAL;
   }
   if (e == EVSSH_OK) {
@@ -1791,7 +1781,7 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
   }
 done:
   if (e == EVSSH_ENOMEM)
-    set_err(err, errlen, "out of memory");
+    evssh_errorf(err, errlen, "out of memory");
   strlist_free(&def);
   strlist_free(&sup);
   strlist_free(&pats);

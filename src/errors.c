@@ -1,5 +1,18 @@
-/* errors.c owns the names of the library's error codes. */
+/* errors.c owns the names of the library's error codes and the helper that
+ * fills the (err, errlen) message buffers the layers pass around. */
 #include "evssh.h"
+#include "errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+void evssh_errorf(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
 
 const char *evssh_strerror(int code) {
   switch (code) {

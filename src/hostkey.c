@@ -5,6 +5,7 @@
  * and prints SHA256 fingerprints and base64 the way OpenSSH does. Whether a
  * key is trusted is decided elsewhere (knownhosts.c, transport.c). */
 #include "hostkey.h"
+#include "errors.h"
 
 #include "buf.h"
 
@@ -42,14 +43,6 @@ static const ec_curve curves[] = {
 
 const char *evssh_hostkey_default_list(void) { return HOSTKEY_DEFAULT; }
 const char *evssh_hostkey_supported_list(void) { return HOSTKEY_DEFAULT ",ssh-rsa"; }
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 static bool str_is(const char *s, size_t n, const char *lit) {
   return strlen(lit) == n && memcmp(s, lit, n) == 0;
@@ -221,28 +214,28 @@ int evssh_hostkey_verify(const unsigned char *blob, size_t blob_len, const char 
   char type[64];
   int rc = evssh_hostkey_blob_type(blob, blob_len, type, sizeof type);
   if (rc) {
-    set_err(err, errlen, "malformed host key blob");
+    evssh_errorf(err, errlen, "malformed host key blob");
     return EVSSH_EPROTO;
   }
   if (!evssh_hostkey_alg_matches(expected_alg, type)) {
-    set_err(err, errlen, "host key type %s cannot make %s signatures", type, expected_alg);
+    evssh_errorf(err, errlen, "host key type %s cannot make %s signatures", type, expected_alg);
     return EVSSH_EPROTO;
   }
   evssh_reader r = reader_of(sig_blob, sig_len);
   const char *salg, *sig;
   size_t salen, slen;
   if (evssh_read_string(&r, &salg, &salen) || evssh_read_string(&r, &sig, &slen) || r.left != 0) {
-    set_err(err, errlen, "malformed %s signature blob", expected_alg);
+    evssh_errorf(err, errlen, "malformed %s signature blob", expected_alg);
     return EVSSH_EPROTO;
   }
   if (!str_is(salg, salen, expected_alg)) {
-    set_err(err, errlen, "signature algorithm %.*s is not the negotiated %s",
+    evssh_errorf(err, errlen, "signature algorithm %.*s is not the negotiated %s",
             (int)(salen > 64 ? 64 : salen), salg, expected_alg);
     return EVSSH_EPROTO;
   }
   EVP_PKEY *pk = NULL;
   if ((rc = evssh_pubkey_from_blob(blob, blob_len, &pk))) {
-    set_err(err, errlen, "cannot use %s host key: %s", type,
+    evssh_errorf(err, errlen, "cannot use %s host key: %s", type,
             rc == EVSSH_ENOMEM ? "out of memory" : "malformed or unsupported");
     return rc;
   }
@@ -277,8 +270,8 @@ int evssh_hostkey_verify(const unsigned char *blob, size_t blob_len, const char 
     }
   }
   EVP_PKEY_free(pk);
-  if (rc == EVSSH_EPROTO) set_err(err, errlen, "%s signature on the exchange hash is invalid", expected_alg);
-  else if (rc == EVSSH_ENOMEM) set_err(err, errlen, "out of memory verifying the signature");
+  if (rc == EVSSH_EPROTO) evssh_errorf(err, errlen, "%s signature on the exchange hash is invalid", expected_alg);
+  else if (rc == EVSSH_ENOMEM) evssh_errorf(err, errlen, "out of memory verifying the signature");
   return rc;
 }
 

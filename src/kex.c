@@ -6,6 +6,7 @@
  * extends keys per RFC 4253 s7.2. All arithmetic goes through OpenSSL EVP;
  * host key signatures on H are checked elsewhere (hostkey.c). */
 #include "kex.h"
+#include "errors.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -96,14 +97,6 @@ static const kex_method *method_of(const evssh_kex_alg *alg) {
     if (alg == &methods[i].alg || (alg && alg->name && strcmp(alg->name, methods[i].alg.name) == 0))
       return &methods[i];
   return NULL;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
 }
 
 static unsigned char *memdup(const void *p, size_t n) {
@@ -491,7 +484,7 @@ static int handle_ecdh_reply(evssh_kex *k, evssh_reader *body, char *err, size_t
   size_t kslen, qslen, siglen;
   if (evssh_read_string(body, &ks, &kslen) || evssh_read_string(body, &qs, &qslen) ||
       evssh_read_string(body, &sig, &siglen) || body->left != 0) {
-    set_err(err, errlen, "malformed KEX_ECDH_REPLY");
+    evssh_errorf(err, errlen, "malformed KEX_ECDH_REPLY");
     return EVSSH_EPROTO;
   }
   const unsigned char *q = (const unsigned char *)qs;
@@ -499,14 +492,14 @@ static int handle_ecdh_reply(evssh_kex *k, evssh_reader *body, char *err, size_t
   int rc;
   if (k->m->family == FAM_X25519) {
     if (qslen != 32) {
-      set_err(err, errlen, "server X25519 public value has %zu bytes, not 32", qslen);
+      evssh_errorf(err, errlen, "server X25519 public value has %zu bytes, not 32", qslen);
       return EVSSH_EPROTO;
     }
     peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, q, qslen);
     if (!peer) return EVSSH_ENOMEM;
   } else if ((rc = ec_peer(k, q, qslen, &peer))) {
     if (rc == EVSSH_EPROTO)
-      set_err(err, errlen, "server ECDH public point is not a valid point of %s", k->m->group);
+      evssh_errorf(err, errlen, "server ECDH public point is not a valid point of %s", k->m->group);
     return rc;
   }
   unsigned char *sec = NULL;
@@ -516,7 +509,7 @@ static int handle_ecdh_reply(evssh_kex *k, evssh_reader *body, char *err, size_t
   if (rc == EVSSH_OK && all_zero(sec, seclen)) rc = EVSSH_EPROTO;
   if (rc) {
     free_secret(sec, seclen);
-    if (rc == EVSSH_EPROTO) set_err(err, errlen, "server key exchange value gives an invalid shared secret");
+    if (rc == EVSSH_EPROTO) evssh_errorf(err, errlen, "server key exchange value gives an invalid shared secret");
     return rc;
   }
   rc = store_k(k, sec, seclen);
@@ -549,12 +542,12 @@ static int handle_dh_reply(evssh_kex *k, evssh_reader *body, char *err, size_t e
   if (!rc && body->left != 0) rc = EVSSH_EPROTO;
   if (rc) {
     BN_free(f);
-    if (rc == EVSSH_EPROTO) set_err(err, errlen, "malformed KEXDH_REPLY");
+    if (rc == EVSSH_EPROTO) evssh_errorf(err, errlen, "malformed KEXDH_REPLY");
     return rc;
   }
   if (!dh_value_ok(f, k->p)) {
     BN_free(f);
-    set_err(err, errlen, "server DH value f is out of range (need 1 < f < p-1)");
+    evssh_errorf(err, errlen, "server DH value f is out of range (need 1 < f < p-1)");
     return EVSSH_EPROTO;
   }
   EVP_PKEY *peer = NULL;
@@ -565,7 +558,7 @@ static int handle_dh_reply(evssh_kex *k, evssh_reader *body, char *err, size_t e
   EVP_PKEY_free(peer);
   if (rc) {
     BN_free(f);
-    if (rc == EVSSH_EPROTO) set_err(err, errlen, "server DH value f rejected");
+    if (rc == EVSSH_EPROTO) evssh_errorf(err, errlen, "server DH value f rejected");
     return rc;
   }
   rc = store_k(k, sec, seclen);
@@ -596,19 +589,19 @@ static int handle_gex_group(evssh_kex *k, evssh_reader *body, evssh_buf *out, ch
   if (rc) {
     BN_free(p);
     BN_free(g);
-    if (rc == EVSSH_EPROTO) set_err(err, errlen, "malformed KEX_DH_GEX_GROUP");
+    if (rc == EVSSH_EPROTO) evssh_errorf(err, errlen, "malformed KEX_DH_GEX_GROUP");
     return rc;
   }
   int bits = BN_num_bits(p);
   if ((uint32_t)bits < k->gex_min || (uint32_t)bits > k->gex_max) {
-    set_err(err, errlen, "server DH group has %d bits, outside the requested %u..%u", bits,
+    evssh_errorf(err, errlen, "server DH group has %d bits, outside the requested %u..%u", bits,
             (unsigned)k->gex_min, (unsigned)k->gex_max);
     rc = EVSSH_EPROTO;
   } else if (!BN_is_odd(p)) {
-    set_err(err, errlen, "server DH group modulus is even");
+    evssh_errorf(err, errlen, "server DH group modulus is even");
     rc = EVSSH_EPROTO;
   } else if (!dh_value_ok(g, p)) {
-    set_err(err, errlen, "server DH group generator is out of range (need 1 < g < p-1)");
+    evssh_errorf(err, errlen, "server DH group generator is out of range (need 1 < g < p-1)");
     rc = EVSSH_EPROTO;
   }
   if (rc) {
@@ -620,7 +613,7 @@ static int handle_gex_group(evssh_kex *k, evssh_reader *body, evssh_buf *out, ch
   k->g = g;
   if ((rc = dh_keygen(k))) {
     if (rc == EVSSH_EPROTO || rc == EVSSH_EINVAL) {
-      set_err(err, errlen, "server DH group rejected");
+      evssh_errorf(err, errlen, "server DH group rejected");
       rc = EVSSH_EPROTO;
     }
     return rc;
@@ -644,12 +637,12 @@ int evssh_kex_handle(evssh_kex *k, uint8_t msg, evssh_reader *body, evssh_buf *o
   }
   if (k->state == ST_DONE) {
     /* keep the finished result; the caller broke the sequence, not the peer's values */
-    set_err(err, errlen, "unexpected message %u after %s key exchange", (unsigned)msg, k->m->alg.name);
+    evssh_errorf(err, errlen, "unexpected message %u after %s key exchange", (unsigned)msg, k->m->alg.name);
     return EVSSH_EPROTO;
   }
   uint8_t want = k->m->family == FAM_GEX ? SSH2_MSG_KEX_DH_GEX_REPLY : SSH2_MSG_KEXDH_REPLY;
   if (k->state != ST_WAIT_REPLY || msg != want) {
-    set_err(err, errlen, "unexpected message %u during %s key exchange", (unsigned)msg, k->m->alg.name);
+    evssh_errorf(err, errlen, "unexpected message %u during %s key exchange", (unsigned)msg, k->m->alg.name);
     k->state = ST_FAILED;
     return EVSSH_EPROTO;
   }

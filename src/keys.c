@@ -6,6 +6,7 @@
  * intermediate copy of a secret (file text, decoded blobs, libssh exports,
  * passphrases) is wiped before it is freed. */
 #include "keys.h"
+#include "errors.h"
 
 #include "buf.h"
 #include "hostkey.h"
@@ -72,16 +73,6 @@ struct evssh_key {
   EVP_PKEY *pkey; /* NULL: public half only */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 static const struct key_type_info *type_by_name(const char *name, size_t len) {
   for (size_t i = 0; i < sizeof key_types / sizeof key_types[0]; i++)
     if (strlen(key_types[i].name) == len && memcmp(key_types[i].name, name, len) == 0)
@@ -115,17 +106,17 @@ static int read_small_file(const char *path, char **out, size_t *out_len, char *
                            size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    set_err(err, errlen, "%s: %s", path, strerror(errno));
+    evssh_errorf(err, errlen, "%s: %s", path, strerror(errno));
     return EVSSH_EINVAL;
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    set_err(err, errlen, "%s: not a regular file", path);
+    evssh_errorf(err, errlen, "%s: not a regular file", path);
     close(fd);
     return EVSSH_EINVAL;
   }
   if ((unsigned long long)st.st_size > KEYFILE_MAX) {
-    set_err(err, errlen, "%s: too large for a key file", path);
+    evssh_errorf(err, errlen, "%s: too large for a key file", path);
     close(fd);
     return EVSSH_EINVAL;
   }
@@ -141,7 +132,7 @@ static int read_small_file(const char *path, char **out, size_t *out_len, char *
     ssize_t n = read(fd, data + len, cap - 1 - len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      set_err(err, errlen, "%s: %s", path, strerror(errno));
+      evssh_errorf(err, errlen, "%s: %s", path, strerror(errno));
       close(fd);
       wipe_free(data, cap);
       return EVSSH_EINVAL;
@@ -303,7 +294,7 @@ int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t e
   int rc = read_small_file(path, &text, &len, err, errlen);
   if (rc) return rc;
   if (memchr(text, 0, len)) {
-    set_err(err, errlen, "%s: not an OpenSSH public key", path);
+    evssh_errorf(err, errlen, "%s: not an OpenSSH public key", path);
     free(text);
     return EVSSH_EINVAL;
   }
@@ -327,7 +318,7 @@ int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t e
   char *comment = NULL;
   rc = evssh_pubkey_blob_from_line(line, &blob, &blob_len, &comment);
   free(text);
-  if (rc == EVSSH_EINVAL) set_err(err, errlen, "%s: not an OpenSSH public key", path);
+  if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "%s: not an OpenSSH public key", path);
   if (rc) return rc;
 
   evssh_reader r = reader_of(blob, blob_len);
@@ -336,7 +327,7 @@ int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t e
   evssh_read_string(&r, &tname, &tlen); /* checked by the line parser */
   const struct key_type_info *t = type_by_name(tname, tlen);
   if (!t) {
-    set_err(err, errlen, "%s: unsupported key type %.*s", path, (int)(tlen > 64 ? 64 : tlen),
+    evssh_errorf(err, errlen, "%s: unsupported key type %.*s", path, (int)(tlen > 64 ? 64 : tlen),
             tname);
     free(blob);
     free(comment);
@@ -550,17 +541,17 @@ static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, bool *
       memcmp(magic, OPENSSH_MAGIC, sizeof OPENSSH_MAGIC) != 0 ||
       evssh_read_string(&r, &cipher, &cipher_len) || evssh_read_string(&r, &kdf, &kdf_len) ||
       evssh_read_string(&r, &kdfopts, &kdfopts_len) || evssh_read_u32(&r, &nkeys)) {
-    set_err(err, errlen, "malformed openssh-key-v1 header");
+    evssh_errorf(err, errlen, "malformed openssh-key-v1 header");
     return EVSSH_EINVAL;
   }
   if (!str_is(cipher, cipher_len, "none") || !str_is(kdf, kdf_len, "none")) {
     *encrypted = true;
-    set_err(err, errlen, "openssh-key-v1 key is encrypted");
+    evssh_errorf(err, errlen, "openssh-key-v1 key is encrypted");
     return EVSSH_EINVAL;
   }
   if (nkeys != 1 || evssh_read_string(&r, &pubblob, &pub_len) ||
       evssh_read_string(&r, &priv, &priv_len) || r.left != 0) {
-    set_err(err, errlen, "malformed openssh-key-v1 key list");
+    evssh_errorf(err, errlen, "malformed openssh-key-v1 key list");
     return EVSSH_EINVAL;
   }
   evssh_reader pr = reader_of(priv, priv_len);
@@ -569,12 +560,12 @@ static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, bool *
   size_t tlen;
   if (evssh_read_u32(&pr, &check1) || evssh_read_u32(&pr, &check2) || check1 != check2 ||
       evssh_read_string(&pr, &tname, &tlen)) {
-    set_err(err, errlen, "malformed openssh-key-v1 private section");
+    evssh_errorf(err, errlen, "malformed openssh-key-v1 private section");
     return EVSSH_EINVAL;
   }
   const struct key_type_info *t = type_by_name(tname, tlen);
   if (!t) {
-    set_err(err, errlen, "unsupported key type %.*s", (int)(tlen > 64 ? 64 : tlen), tname);
+    evssh_errorf(err, errlen, "unsupported key type %.*s", (int)(tlen > 64 ? 64 : tlen), tname);
     return EVSSH_EINVAL;
   }
   EVP_PKEY *pkey = NULL;
@@ -585,17 +576,17 @@ static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, bool *
   default: rc = openssh_rsa(&pr, &pkey); break;
   }
   if (rc == EVSSH_ENOALGO) {
-    set_err(err, errlen, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
+    evssh_errorf(err, errlen, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
     return EVSSH_EINVAL;
   }
   if (rc) {
-    if (rc == EVSSH_EINVAL) set_err(err, errlen, "invalid %s private key", t->name);
+    if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "invalid %s private key", t->name);
     return rc;
   }
   char *comment = NULL;
   if (evssh_read_cstring(&pr, &comment)) {
     EVP_PKEY_free(pkey);
-    set_err(err, errlen, "malformed openssh-key-v1 comment");
+    evssh_errorf(err, errlen, "malformed openssh-key-v1 comment");
     return EVSSH_EINVAL;
   }
   /* padding is 1, 2, 3, ... up to the cipher block size */
@@ -603,7 +594,7 @@ static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, bool *
     if (pr.p[i] != (unsigned char)(i + 1) || pr.left >= 256) {
       EVP_PKEY_free(pkey);
       free(comment);
-      set_err(err, errlen, "malformed openssh-key-v1 padding");
+      evssh_errorf(err, errlen, "malformed openssh-key-v1 padding");
       return EVSSH_EINVAL;
     }
   }
@@ -612,7 +603,7 @@ static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, bool *
   if (rc) return rc;
   if (k->blob_len != pub_len || memcmp(k->blob, pubblob, pub_len) != 0) {
     evssh_key_free(k);
-    set_err(err, errlen, "public key does not match the private key");
+    evssh_errorf(err, errlen, "public key does not match the private key");
     return EVSSH_EINVAL;
   }
   *out = k;
@@ -625,7 +616,7 @@ int evssh_key_parse_openssh_v1(const char *text, size_t len, evssh_key **out, ch
   size_t raw_len = 0;
   int rc = openssh_v1_decode(text, len, &raw, &raw_len);
   if (rc) {
-    if (rc == EVSSH_EINVAL) set_err(err, errlen, "malformed openssh-key-v1 armour");
+    if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "malformed openssh-key-v1 armour");
     return rc;
   }
   bool encrypted;
@@ -739,18 +730,18 @@ static int key_from_decoded(EVP_PKEY *pkey, evssh_key **out, char *sub, size_t s
 static int decode_failure(const char *path, const struct pass_ctx *pc, char *err,
                           size_t errlen) {
   if (pc->asked && pc->refused && !pc->fn) {
-    set_err(err, errlen, "key %s is encrypted and no passphrase callback is set", path);
+    evssh_errorf(err, errlen, "key %s is encrypted and no passphrase callback is set", path);
     return EVSSH_EAUTH;
   }
   if (pc->asked && pc->refused) {
-    set_err(err, errlen, "passphrase for key %s not given", path);
+    evssh_errorf(err, errlen, "passphrase for key %s not given", path);
     return EVSSH_EAUTH;
   }
   if (pc->asked) {
-    set_err(err, errlen, "wrong passphrase for key %s", path);
+    evssh_errorf(err, errlen, "wrong passphrase for key %s", path);
     return EVSSH_EAUTH;
   }
-  set_err(err, errlen, "%s: unsupported or invalid private key format", path);
+  evssh_errorf(err, errlen, "%s: unsupported or invalid private key format", path);
   return EVSSH_EINVAL;
 }
 
@@ -766,7 +757,7 @@ static int load_pem(const char *path, const char *text, size_t len, struct pass_
   if (!pkey) return decode_failure(path, pc, err, errlen);
   char sub[200] = "";
   int rc = key_from_decoded(pkey, out, sub, sizeof sub);
-  if (rc == EVSSH_EINVAL) set_err(err, errlen, "%s: %s", path, sub);
+  if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "%s: %s", path, sub);
   return rc;
 }
 
@@ -800,12 +791,12 @@ static int load_via_libssh(const char *path, const char *text, struct pass_ctx *
     }
     ssh_string_free_char(pub_b64);
     if (stype == SSH_KEYTYPE_RSA)
-      set_err(err, errlen,
+      evssh_errorf(err, errlen,
               "%s: libssh could not hand over this RSA key; add it to ssh-agent or "
               "convert it with: ssh-keygen -p -m PEM -f %s",
               path, path);
     else
-      set_err(err, errlen, "%s: cannot extract the private key", path);
+      evssh_errorf(err, errlen, "%s: cannot extract the private key", path);
     return EVSSH_EINVAL;
   }
 
@@ -843,7 +834,7 @@ static int load_via_libssh(const char *path, const char *text, struct pass_ctx *
   ssh_string_free_char(pub_b64);
   if (rc) {
     if (rc == EVSSH_EINVAL)
-      set_err(err, errlen, "%s: %s", path, sub[0] ? sub : "cannot decode private key");
+      evssh_errorf(err, errlen, "%s: %s", path, sub[0] ? sub : "cannot decode private key");
     return rc;
   }
   *out = k;
@@ -858,7 +849,7 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
   int rc = read_small_file(path, &text, &len, err, errlen);
   if (rc) return rc;
   if (len == 0 || memchr(text, 0, len)) {
-    set_err(err, errlen, "%s: unsupported or invalid private key format", path);
+    evssh_errorf(err, errlen, "%s: unsupported or invalid private key format", path);
     wipe_free(text, len + 1);
     return EVSSH_EINVAL;
   }
@@ -867,10 +858,10 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
   if (kind == OPENSSH_PLAIN) {
     char sub[200] = "";
     rc = evssh_key_parse_openssh_v1(text, len, out, sub, sizeof sub);
-    if (rc == EVSSH_EINVAL) set_err(err, errlen, "%s: %s", path, sub);
+    if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "%s: %s", path, sub);
   } else if (kind == OPENSSH_ENCRYPTED && is_rsa && LIBSSH_CANNOT_EXPORT_OPENSSH_RSA) {
     /* refused before the passphrase prompt, which could not help */
-    set_err(err, errlen,
+    evssh_errorf(err, errlen,
             "%s: encrypted RSA keys in the openssh format cannot be decoded with libssh "
             "%s; add the key to ssh-agent or convert it with: ssh-keygen -p -m PEM -f %s",
             path, LIBSSH_VERSION_STRING_OF, path);

@@ -5,6 +5,7 @@
  * appends new entries (plain or hashed). Malformed lines are skipped the way
  * ssh skips them; nothing here decides policy. */
 #include "knownhosts.h"
+#include "errors.h"
 #include "config.h"
 #include "hostkey.h"
 
@@ -25,17 +26,6 @@
 
 #define HASH_MAGIC "|1|"
 #define SHA1_LEN 20
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-  __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (err == NULL || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 int evssh_knownhosts_name(const char *host, int port, char *out, size_t outlen) {
   if (host == NULL || *host == '\0' || out == NULL || port <= 0 || port > 65535)
@@ -255,14 +245,14 @@ int evssh_knownhosts_check(const char *const *files, size_t nfiles, const char *
                            const char *addr, const unsigned char *blob, size_t blob_len,
                            evssh_kh_result *res, char *err, size_t errlen) {
   if (res == NULL || blob == NULL || (files == NULL && nfiles)) {
-    set_err(err, errlen, "known_hosts: missing argument");
+    evssh_errorf(err, errlen, "known_hosts: missing argument");
     return EVSSH_EINVAL;
   }
   memset(res, 0, sizeof(*res));
   char name[1100], addrname[300];
   if (evssh_knownhosts_name(host, port, name, sizeof(name)) != EVSSH_OK ||
       (addr && evssh_knownhosts_name(addr, port, addrname, sizeof(addrname)) != EVSSH_OK)) {
-    set_err(err, errlen, "known_hosts: bad host name or port");
+    evssh_errorf(err, errlen, "known_hosts: bad host name or port");
     return EVSSH_EINVAL;
   }
   check_state st;
@@ -274,13 +264,13 @@ int evssh_knownhosts_check(const char *const *files, size_t nfiles, const char *
   st.blob_len = blob_len;
   if (evssh_hostkey_blob_type(blob, blob_len, res->got_type, sizeof(res->got_type)) != EVSSH_OK ||
       evssh_fingerprint_sha256(blob, blob_len, res->got_fp, sizeof(res->got_fp)) != EVSSH_OK) {
-    set_err(err, errlen, "known_hosts: cannot parse the server's host key");
+    evssh_errorf(err, errlen, "known_hosts: cannot parse the server's host key");
     return EVSSH_EINVAL;
   }
   st.type = res->got_type;
   int rc = scan_files(files, nfiles, check_visit, &st);
   if (rc != EVSSH_OK) {
-    set_err(err, errlen, "out of memory reading known_hosts");
+    evssh_errorf(err, errlen, "out of memory reading known_hosts");
     return rc;
   }
   if (st.revoked.found) {
@@ -340,20 +330,20 @@ static int types_visit(const char *file, int lineno, const kh_line *kl, void *ud
 int evssh_knownhosts_types(const char *const *files, size_t nfiles, const char *host, int port,
                            char **types, char *err, size_t errlen) {
   if (types == NULL || (files == NULL && nfiles)) {
-    set_err(err, errlen, "known_hosts: missing argument");
+    evssh_errorf(err, errlen, "known_hosts: missing argument");
     return EVSSH_EINVAL;
   }
   *types = NULL;
   char name[1100];
   if (evssh_knownhosts_name(host, port, name, sizeof(name)) != EVSSH_OK) {
-    set_err(err, errlen, "known_hosts: bad host name or port");
+    evssh_errorf(err, errlen, "known_hosts: bad host name or port");
     return EVSSH_EINVAL;
   }
   types_state st = {name, NULL, 0};
   int rc = scan_files(files, nfiles, types_visit, &st);
   if (rc != EVSSH_OK) {
     free(st.list);
-    set_err(err, errlen, "out of memory reading known_hosts");
+    evssh_errorf(err, errlen, "out of memory reading known_hosts");
     return rc;
   }
   *types = st.list;
@@ -369,11 +359,11 @@ static int ensure_dir_of(const char *file, char *err, size_t errlen) {
   int rc = EVSSH_OK;
   if (stat(dir, &st) != 0) {
     if (errno != ENOENT || mkdir(dir, 0700) != 0) {
-      set_err(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
+      evssh_errorf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
       rc = EVSSH_EINVAL;
     }
   } else if (!S_ISDIR(st.st_mode)) {
-    set_err(err, errlen, "%s is not a directory", dir);
+    evssh_errorf(err, errlen, "%s is not a directory", dir);
     rc = EVSSH_EINVAL;
   }
   free(copy);
@@ -398,19 +388,19 @@ int evssh_knownhosts_add(const char *file, const char *host, int port,
                          const unsigned char *blob, size_t blob_len, bool hashed,
                          char *err, size_t errlen) {
   if (file == NULL || host == NULL || blob == NULL || blob_len == 0) {
-    set_err(err, errlen, "known_hosts: missing argument");
+    evssh_errorf(err, errlen, "known_hosts: missing argument");
     return EVSSH_EINVAL;
   }
   for (const char *p = host; *p; p++) {
     if ((unsigned char)*p <= ' ' || *p == ',' || *p == '#' || *p == 0x7f) {
-      set_err(err, errlen, "known_hosts: host name \"%s\" cannot be written", host);
+      evssh_errorf(err, errlen, "known_hosts: host name \"%s\" cannot be written", host);
       return EVSSH_EINVAL;
     }
   }
   char name[1100], type[64];
   if (evssh_knownhosts_name(host, port, name, sizeof(name)) != EVSSH_OK ||
       evssh_hostkey_blob_type(blob, blob_len, type, sizeof(type)) != EVSSH_OK) {
-    set_err(err, errlen, "known_hosts: bad host, port or key");
+    evssh_errorf(err, errlen, "known_hosts: bad host, port or key");
     return EVSSH_EINVAL;
   }
   char hostfield[160];
@@ -421,7 +411,7 @@ int evssh_knownhosts_add(const char *file, const char *host, int port,
     if (RAND_bytes(salt, sizeof(salt)) != 1 || hmac_sha1(salt, sizeof(salt), name, mac) != EVSSH_OK ||
         evssh_base64_encode(salt, sizeof(salt), true, salt_b64, sizeof(salt_b64)) != EVSSH_OK ||
         evssh_base64_encode(mac, sizeof(mac), true, mac_b64, sizeof(mac_b64)) != EVSSH_OK) {
-      set_err(err, errlen, "known_hosts: cannot hash the host name");
+      evssh_errorf(err, errlen, "known_hosts: cannot hash the host name");
       return EVSSH_ENOMEM;
     }
     snprintf(hostfield, sizeof(hostfield), HASH_MAGIC "%s|%s", salt_b64, mac_b64);
@@ -434,7 +424,7 @@ int evssh_knownhosts_add(const char *file, const char *host, int port,
   if (line == NULL || b64 == NULL) {
     free(line);
     free(b64);
-    set_err(err, errlen, "out of memory");
+    evssh_errorf(err, errlen, "out of memory");
     return EVSSH_ENOMEM;
   }
   int rc = evssh_base64_encode(blob, blob_len, true, b64, b64cap);
@@ -443,7 +433,7 @@ int evssh_knownhosts_add(const char *file, const char *host, int port,
   free(b64);
   if (rc != EVSSH_OK) {
     free(line);
-    set_err(err, errlen, "known_hosts: cannot encode the key");
+    evssh_errorf(err, errlen, "known_hosts: cannot encode the key");
     return rc;
   }
   if ((rc = ensure_dir_of(file, err, errlen)) != EVSSH_OK) {
@@ -452,7 +442,7 @@ int evssh_knownhosts_add(const char *file, const char *host, int port,
   }
   int fd = open(file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    set_err(err, errlen, "cannot open %s: %s", file, strerror(errno));
+    evssh_errorf(err, errlen, "cannot open %s: %s", file, strerror(errno));
     free(line);
     return EVSSH_EINVAL;
   }
@@ -473,7 +463,7 @@ int evssh_knownhosts_add(const char *file, const char *host, int port,
     saved = errno;
   }
   if (w != 0) {
-    set_err(err, errlen, "cannot write %s: %s", file, strerror(saved));
+    evssh_errorf(err, errlen, "cannot write %s: %s", file, strerror(saved));
     return EVSSH_EINVAL;
   }
   return EVSSH_OK;
