@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #define BRIDGE_CHUNK 32768
+/* the jump host must answer our channel open within this, ConnectTimeout
+   or not: a target it cannot reach must not hold the session forever */
+#define OPEN_TIMEOUT_MS 60000
 /* read no more from the bridge while this much waits in the jump channel */
 #define BRIDGE_HIGH_WATER (1024u * 1024u)
 
@@ -34,6 +37,7 @@ typedef struct jump_pipe {
   char target[256];
   int target_port;
   jump_phase phase;
+  int64_t open_deadline_ms;      /* J_OPENING: when to give up */
   int epfd;
   int transport_end;             /* goes to the inner transport (then the session closes it) */
   int bridge_end;
@@ -193,6 +197,7 @@ static void on_outer_ready(evssh_session *outer, int status, void *ud) {
     return;
   }
   jp->phase = J_OPENING;
+  jp->open_deadline_ms = session_now_ms() + OPEN_TIMEOUT_MS;
   evssh_channel_on_data(jp->ch, on_channel_data, jp);
   evssh_channel_on_eof(jp->ch, on_channel_eof, jp);
   evssh_channel_on_close(jp->ch, on_channel_close, jp);
@@ -233,7 +238,13 @@ static int pipe_timeout_ms(void *ctx) {
   if (jp->fail_code) return 0;
   if (jp->phase == J_OPEN && !jp->handed) return 0;
   if (evssh_session_closed(jp->outer)) return jp->handed ? -1 : 0;
-  return evssh_session_timeout(jp->outer);
+  int t = evssh_session_timeout(jp->outer);
+  if (jp->phase == J_OPENING) {
+    int64_t left = jp->open_deadline_ms - session_now_ms();
+    int lt = left < 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int)left;
+    if (t < 0 || lt < t) t = lt;
+  }
+  return t;
 }
 
 static int pipe_handle(void *ctx, int *transport_fd, int *transport_revents, char *err, size_t errlen) {
@@ -256,6 +267,9 @@ static int pipe_handle(void *ctx, int *transport_fd, int *transport_revents, cha
     /* hand what was queued to the jump socket now rather than next round */
     if (!evssh_session_closed(jp->outer)) evssh_session_handle_events(jp->outer, EVSSH_WRITE);
   }
+  if (jp->phase == J_OPENING && session_now_ms() >= jp->open_deadline_ms)
+    jump_failed(jp, EVSSH_ETIMEOUT, "ProxyJump via %s: no answer to the channel open to %s port %d in %d s",
+                evssh_session_host(jp->outer), jp->target, jp->target_port, OPEN_TIMEOUT_MS / 1000);
   if (evssh_session_closed(jp->outer))
     jump_failed(jp, jp->handed ? EVSSH_EDISCONNECT : EVSSH_ECONNECT, "ProxyJump via %s: %s",
                 evssh_session_host(jp->outer), evssh_session_error(jp->outer));
