@@ -1244,16 +1244,35 @@ int conn_handle_packet(evssh_session *s, uint8_t msg, evssh_reader *body) {
 
 /* ------------------------------------------------------------- loop seams */
 
+/* Every channel with something to send gets a turn. When the transport's
+   high-water mark ends a pass, the next pass starts after the channel that
+   used the budget up, so one busy channel cannot starve the others. */
+static int flush_all_channels(evssh_session *s, struct evssh_conn *c) {
+  size_t n = c->table_size;
+  if (n == 0) return EVSSH_OK;
+  size_t start = c->flush_start % n;
+  for (size_t k = 0; k < n && !c->aborted; k++) {
+    size_t i = (start + k) % n;
+    if (i >= c->table_size) continue;
+    evssh_channel *ch = c->table[i];
+    if (!ch || ch->state != CHAN_OPEN ||
+        !(ch->out_head || (ch->eof_wanted && !ch->eof_sent) || (ch->close_wanted && !ch->close_sent)))
+      continue;
+    int rc = channel_flush(ch);
+    if (rc) return rc;
+    if (!transport_takes_data(s)) {
+      c->flush_start = i + 1;
+      break;
+    }
+  }
+  return EVSSH_OK;
+}
+
 int conn_flush(evssh_session *s) {
   struct evssh_conn *c = s->conn;
   if (!c || !conn_usable(s)) return EVSSH_OK;
-  int rc = EVSSH_OK;
   conn_enter(s);
-  for (size_t i = 0; i < c->table_size && rc == EVSSH_OK; i++) {
-    evssh_channel *ch = c->table[i];
-    if (ch && (ch->out_head || (ch->eof_wanted && !ch->eof_sent) || (ch->close_wanted && !ch->close_sent)))
-      rc = channel_flush(ch);
-  }
+  int rc = flush_all_channels(s, c);
   conn_leave(s);
   return rc;
 }
@@ -1261,15 +1280,13 @@ int conn_flush(evssh_session *s) {
 int conn_process(evssh_session *s) {
   struct evssh_conn *c = s->conn;
   if (!c || !conn_usable(s)) return EVSSH_OK;
-  int rc = EVSSH_OK;
   conn_enter(s);
   /* the table may grow or lose entries under a callback: index, re-read */
-  for (size_t i = 0; i < c->table_size && rc == EVSSH_OK && !c->aborted; i++) {
+  for (size_t i = 0; i < c->table_size && !c->aborted; i++) {
     evssh_channel *ch = c->table[i];
-    if (!ch || ch->state != CHAN_OPEN) continue;
-    if (ch->on_process) ch->on_process(ch, ch->on_process_ud);
-    if (ch->state == CHAN_OPEN) rc = channel_flush(ch);
+    if (ch && ch->state == CHAN_OPEN && ch->on_process) ch->on_process(ch, ch->on_process_ud);
   }
+  int rc = c->aborted ? EVSSH_OK : flush_all_channels(s, c);
   conn_leave(s);
   return rc;
 }

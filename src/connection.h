@@ -154,6 +154,7 @@ struct evssh_conn {
   evssh_channel **table;       /* indexed by local channel number */
   size_t table_size;
   size_t channel_count;
+  size_t flush_start;          /* round-robin start of the next flush pass */
   evssh_channel *dead;         /* retired, freed when no callback is running */
   int depth;                   /* entry points currently on the stack */
   bool aborted;

@@ -34,6 +34,7 @@ struct evssh_transport {
   plist sent;          /* what the layer sent, not yet seen by the peer */
   size_t pending_out;  /* what transport_pending_out reports */
   bool kex_running;
+  bool count_pending;  /* grow pending_out with every packet queued */
   size_t max_payload;
   int failed;
 };
@@ -82,6 +83,7 @@ int transport_end(evssh_transport *t) {
   t->open_packet = false;
   ck_assert_uint_le(buf_avail(&t->cur) - 1, t->max_payload);
   plist_push(&t->sent, buf_ptr(&t->cur), buf_avail(&t->cur));
+  if (t->count_pending) t->pending_out += buf_avail(&t->cur);
   return EVSSH_OK;
 }
 
@@ -835,6 +837,36 @@ START_TEST(test_transport_backpressure) {
 }
 END_TEST
 
+START_TEST(test_flush_is_fair) {
+  /* two channels with plenty queued and a transport that takes one packet
+     per pass: both make progress, neither starves */
+  evssh_channel *a = open_confirmed(1, 10u * 1024 * 1024, 32768);
+  evssh_channel *b = open_confirmed(2, 10u * 1024 * 1024, 32768);
+  static char blob[1u << 20];
+  fake_t.pending_out = CONN_TRANSPORT_HIGH_WATER;
+  ck_assert_int_eq(evssh_channel_send_data(a, blob, sizeof blob), 0);
+  ck_assert_int_eq(evssh_channel_send_data(b, blob, sizeof blob), 0);
+  size_t per_channel[3] = {0, 0, 0};
+  fake_t.count_pending = true;
+  for (int pass = 0; pass < 20; pass++) {
+    fake_t.pending_out = CONN_TRANSPORT_HIGH_WATER - 1; /* room for one packet */
+    ck_assert_int_eq(conn_flush(S), 0);
+    packet *p;
+    while ((p = sent_pop())) {
+      evssh_reader r = sent_expect(p, SSH_MSG_CHANNEL_DATA);
+      uint32_t id;
+      ck_assert_int_eq(evssh_read_u32(&r, &id), 0);
+      ck_assert_uint_le(id, 2);
+      per_channel[id]++;
+      packet_free(p);
+    }
+  }
+  ck_assert_uint_eq(per_channel[1] + per_channel[2], 20);
+  ck_assert_uint_ge(per_channel[1], 5);
+  ck_assert_uint_ge(per_channel[2], 5);
+}
+END_TEST
+
 START_TEST(test_window_overrun_is_eproto) {
   evssh_channel *ch = open_confirmed(9, 1000, 32768);
   (void)ch;
@@ -1417,6 +1449,7 @@ static Suite *connection_suite(void) {
   tcase_add_test(tc, test_cat_bulk_both_ways);
   tcase_add_test(tc, test_window_and_max_packet_respected);
   tcase_add_test(tc, test_transport_backpressure);
+  tcase_add_test(tc, test_flush_is_fair);
   tcase_add_test(tc, test_window_overrun_is_eproto);
   tcase_add_test(tc, test_open_failure_reason_text);
   tcase_add_test(tc, test_peer_opened_channels);
