@@ -489,6 +489,28 @@ START_TEST(test_proxyjump_failures) {
   fprintf(stderr, "closed target behind jump: %s\n", evssh_session_error(s));
   ck_assert_ptr_nonnull(strstr(evssh_session_error(s), "refused"));
   evssh_session_free(s);
+  /* a silent target behind a working jump host: ConnectTimeout still
+     bounds the whole connect */
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(listen(lfd, 8), 0);
+  socklen_t al = sizeof a;
+  getsockname(lfd, (struct sockaddr *)&a, &al);
+  snprintf(port, sizeof port, "Port=%d", ntohs(a.sin_port));
+  const char *extra4[] = {opt2, port, "ConnectTimeout=2", NULL};
+  s = new_session(extra4);
+  int64_t t0 = now_ms();
+  ck_assert_int_eq(evssh_session_connect(s), EVSSH_ETIMEOUT);
+  int64_t took = now_ms() - t0;
+  fprintf(stderr, "silent target behind jump: %s after %lld ms\n", evssh_session_error(s), (long long)took);
+  ck_assert_int_ge(took, 1900);
+  ck_assert_int_lt(took, 3500);
+  evssh_session_free(s);
+  close(lfd);
   /* the jump host does not know our key */
   char opt3[700];
   snprintf(opt3, sizeof opt3, "ProxyJump=%s@127.0.0.1:%d", login_user, peer.port);
