@@ -1,8 +1,9 @@
 /* io.c owns getting a byte pipe to the server without blocking the loop:
  * asynchronous name resolution, a non-blocking connect to every address the
- * name resolves to in turn, and ProxyCommand children on a socketpair. The
- * result is always a single non-blocking fd, so the transport above has one
- * kind of pipe to drive. */
+ * name resolves to in turn, ProxyCommand children on a socketpair, and the
+ * hook table through which a pipe built above (ProxyJump's channel bridge)
+ * is driven without io.c calling up. The transport always gets a single
+ * non-blocking fd, so it has one kind of pipe to drive. */
 #include "io.h"
 
 #include <arpa/inet.h>
