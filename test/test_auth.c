@@ -2,7 +2,9 @@
  * asked for through the prompt callback); publickey with every key type
  * (ed25519, ECDSA, RSA) in every format ssh-keygen writes (openssh-key-v1,
  * PEM, PKCS#8), plain and encrypted, the encrypted ones unlocked through the
- * prompt callback; a real ssh-agent (IdentityAgent, SSH_AUTH_SOCK,
+ * prompt callback (wrong passphrases asked again up to
+ * NumberOfPasswordPrompts); the RSA signature algorithm chosen from
+ * PubkeyAcceptedAlgorithms and server-sig-algs; a real ssh-agent (IdentityAgent, SSH_AUTH_SOCK,
  * IdentitiesOnly, agent keys before files); refused keys followed by an
  * accepted one without a passphrase prompt for a refused key; two required
  * methods (AuthenticationMethods publickey,password); wrong password; BatchMode;
