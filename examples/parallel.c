@@ -38,6 +38,7 @@ static bool quiet;
 /* Print every complete line of b with the host in front; at the end
    (flush_all) also the unterminated rest. */
 static void emit_lines(host_job *j, line_buf *b, FILE *f, bool flush_all) {
+  if (b->len == 0) return;
   size_t start = 0;
   for (size_t i = 0; i < b->len; i++) {
     if (b->data[i] != '\n') continue;

@@ -601,6 +601,7 @@ END_TEST
 /* ----------------------------------------------- examples/libuv as a test */
 
 static int find_example(const char *name, char *out, size_t outlen) {
+  if (!out || outlen == 0) return -1;
   const char *b = getenv("EVSSH_BUILDDIR");
   if (b) {
     snprintf(out, outlen, "%s/examples/%s", b, name);
