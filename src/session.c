@@ -13,9 +13,6 @@
 #include "hostkey.h"
 #include "io.h"
 #include "jump.h"
-/* TRANSITIONAL: weak until src/jump.c is in Makefile.am (REQUEST-multi.md),
-   so the tree links meanwhile; drop this line once it is. */
-#pragma weak jump_start
 #include "kex.h"
 #include "mac.h"
 #include "trust.h"
@@ -390,8 +387,7 @@ int evssh_session_connect_async(evssh_session *s, evssh_session_cb on_ready, voi
   const char *jump = evssh_config_get(s->config, "ProxyJump");
   char err[300] = "";
   if (jump && *jump && strcmp(jump, "none") != 0)
-    rc = jump_start ? jump_start(s, jump, &s->connector, err, sizeof err)
-                    : session_fail(s, EVSSH_EINVAL, "ProxyJump %s: jump hosts are not built in", jump);
+    rc = jump_start(s, jump, &s->connector, err, sizeof err);
   else
     rc = connector_start(s->opt.hostname, s->opt.port, evssh_config_get(s->config, "ProxyCommand"),
                          &s->connector, err, sizeof err);
