@@ -7,6 +7,7 @@
  * passphrases) is wiped before it is freed. */
 #include "keys.h"
 #include "errors.h"
+#include "bcrypt_pbkdf.h"
 
 #include "buf.h"
 #include "hostkey.h"
@@ -34,13 +35,9 @@
 #include <openssl/pem.h>
 
 /* libssh 0.10 builds RSA keys from openssh-key-v1 without CRT parameters,
-   so OpenSSL cannot encode them and the export fails after decryption. */
+   so OpenSSL cannot encode them and the export fails after decryption:
+   those files are decrypted here instead (bcrypt_pbkdf.c). */
 #define LIBSSH_CANNOT_EXPORT_OPENSSH_RSA (LIBSSH_VERSION_INT < SSH_VERSION_INT(0, 11, 0))
-#define LIBSSH_STR2(x) #x
-#define LIBSSH_STR(x) LIBSSH_STR2(x)
-#define LIBSSH_VERSION_STRING_OF                                                        \
-  LIBSSH_STR(LIBSSH_VERSION_MAJOR) "." LIBSSH_STR(LIBSSH_VERSION_MINOR) "." LIBSSH_STR( \
-      LIBSSH_VERSION_MICRO)
 
 /* Key files are small; anything larger is not a key and must not make us
    allocate without bound. */
@@ -527,33 +524,36 @@ out:
   return rc;
 }
 
-/* Parses decoded openssh-key-v1 bytes. *encrypted tells the caller to go
-   through libssh instead. */
-static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, bool *encrypted,
-                                evssh_key **out, char *err, size_t errlen) {
+/* The parts of a decoded openssh-key-v1 file (pointers into it). */
+typedef struct openssh_v1 {
+  const char *cipher, *kdf, *kdfopts, *pub, *priv;
+  size_t cipher_len, kdf_len, kdfopts_len, pub_len, priv_len;
+} openssh_v1;
+
+static int openssh_v1_split(const unsigned char *raw, size_t raw_len, openssh_v1 *o, char *err,
+                            size_t errlen) {
   evssh_reader r = reader_of(raw, raw_len);
   const unsigned char *magic;
-  const char *cipher, *kdf, *kdfopts, *pubblob, *priv;
-  size_t cipher_len, kdf_len, kdfopts_len, pub_len, priv_len;
   uint32_t nkeys;
-  *encrypted = false;
   if (evssh_read_bytes(&r, sizeof OPENSSH_MAGIC, &magic) ||
       memcmp(magic, OPENSSH_MAGIC, sizeof OPENSSH_MAGIC) != 0 ||
-      evssh_read_string(&r, &cipher, &cipher_len) || evssh_read_string(&r, &kdf, &kdf_len) ||
-      evssh_read_string(&r, &kdfopts, &kdfopts_len) || evssh_read_u32(&r, &nkeys)) {
+      evssh_read_string(&r, &o->cipher, &o->cipher_len) || evssh_read_string(&r, &o->kdf, &o->kdf_len) ||
+      evssh_read_string(&r, &o->kdfopts, &o->kdfopts_len) || evssh_read_u32(&r, &nkeys)) {
     evssh_errorf(err, errlen, "malformed openssh-key-v1 header");
     return EVSSH_EINVAL;
   }
-  if (!str_is(cipher, cipher_len, "none") || !str_is(kdf, kdf_len, "none")) {
-    *encrypted = true;
-    evssh_errorf(err, errlen, "openssh-key-v1 key is encrypted");
-    return EVSSH_EINVAL;
-  }
-  if (nkeys != 1 || evssh_read_string(&r, &pubblob, &pub_len) ||
-      evssh_read_string(&r, &priv, &priv_len) || r.left != 0) {
+  if (nkeys != 1 || evssh_read_string(&r, &o->pub, &o->pub_len) ||
+      evssh_read_string(&r, &o->priv, &o->priv_len) || r.left != 0) {
     evssh_errorf(err, errlen, "malformed openssh-key-v1 key list");
     return EVSSH_EINVAL;
   }
+  return EVSSH_OK;
+}
+
+/* The private section, once in clear: check ints, the key, its comment,
+   padding 1, 2, 3, ...; the key must match the file's public key. */
+static int openssh_v1_parse_private(const unsigned char *priv, size_t priv_len, const char *pubblob,
+                                    size_t pub_len, evssh_key **out, char *err, size_t errlen) {
   evssh_reader pr = reader_of(priv, priv_len);
   uint32_t check1, check2;
   const char *tname;
@@ -610,6 +610,20 @@ static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, bool *
   return EVSSH_OK;
 }
 
+/* Parses decoded, unencrypted openssh-key-v1 bytes. */
+static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, evssh_key **out, char *err,
+                                size_t errlen) {
+  openssh_v1 o;
+  int rc = openssh_v1_split(raw, raw_len, &o, err, errlen);
+  if (rc) return rc;
+  if (!str_is(o.cipher, o.cipher_len, "none") || !str_is(o.kdf, o.kdf_len, "none")) {
+    evssh_errorf(err, errlen, "openssh-key-v1 key is encrypted");
+    return EVSSH_EINVAL;
+  }
+  return openssh_v1_parse_private((const unsigned char *)o.priv, o.priv_len, o.pub, o.pub_len, out, err,
+                                  errlen);
+}
+
 int evssh_key_parse_openssh_v1(const char *text, size_t len, evssh_key **out, char *err,
                                size_t errlen) {
   unsigned char *raw = NULL;
@@ -619,8 +633,7 @@ int evssh_key_parse_openssh_v1(const char *text, size_t len, evssh_key **out, ch
     if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "malformed openssh-key-v1 armour");
     return rc;
   }
-  bool encrypted;
-  rc = openssh_v1_parse_raw(raw, raw_len, &encrypted, out, err, errlen);
+  rc = openssh_v1_parse_raw(raw, raw_len, out, err, errlen);
   wipe_free(raw, raw_len);
   if (rc) ERR_clear_error();
   return rc;
@@ -841,6 +854,89 @@ static int load_via_libssh(const char *path, const char *text, struct pass_ctx *
   return EVSSH_OK;
 }
 
+/* Encrypted openssh-key-v1 that libssh cannot hand over (RSA in 0.10):
+   bcrypt-pbkdf derives the cipher key and IV from the passphrase, the
+   private section is decrypted with OpenSSL, and the check ints tell a
+   wrong passphrase from a damaged file. */
+#define BCRYPT_ROUNDS_MAX 4096   /* ssh-keygen's default is 16; more is a denial of service */
+
+static const EVP_CIPHER *openssh_key_cipher(const char *name, size_t len) {
+  static const struct { const char *name; const char *evp; } ciphers[] = {
+      {"aes256-ctr", "AES-256-CTR"}, {"aes192-ctr", "AES-192-CTR"}, {"aes128-ctr", "AES-128-CTR"},
+      {"aes256-cbc", "AES-256-CBC"}, {"aes192-cbc", "AES-192-CBC"}, {"aes128-cbc", "AES-128-CBC"}};
+  for (size_t i = 0; i < sizeof ciphers / sizeof ciphers[0]; i++)
+    if (str_is(name, len, ciphers[i].name)) return EVP_get_cipherbyname(ciphers[i].evp);
+  return NULL;
+}
+
+static int load_openssh_bcrypt(const char *path, const char *text, size_t len, struct pass_ctx *pc,
+                               evssh_key **out, char *err, size_t errlen) {
+  unsigned char *raw = NULL, *plain = NULL;
+  size_t raw_len = 0;
+  int rc = openssh_v1_decode(text, len, &raw, &raw_len);
+  if (rc) {
+    evssh_errorf(err, errlen, "%s: malformed openssh-key-v1 armour", path);
+    return rc == EVSSH_ENOMEM ? rc : EVSSH_EINVAL;
+  }
+  openssh_v1 o;
+  char sub[200] = "";
+  const unsigned char *salt = NULL;
+  size_t salt_len = 0;
+  uint32_t rounds = 0;
+  unsigned char keyiv[64 + 16];
+  rc = openssh_v1_split(raw, raw_len, &o, sub, sizeof sub);
+  const EVP_CIPHER *cipher = rc ? NULL : openssh_key_cipher(o.cipher, o.cipher_len);
+  if (rc == EVSSH_OK) {
+    evssh_reader kr = reader_of(o.kdfopts, o.kdfopts_len);
+    const char *sp;
+    if (!str_is(o.kdf, o.kdf_len, "bcrypt") || evssh_read_string(&kr, &sp, &salt_len) ||
+        evssh_read_u32(&kr, &rounds) || kr.left != 0 || salt_len == 0) {
+      snprintf(sub, sizeof sub, "unsupported key derivation %.*s", (int)(o.kdf_len > 32 ? 32 : o.kdf_len), o.kdf);
+      rc = EVSSH_EINVAL;
+    } else if (rounds == 0 || rounds > BCRYPT_ROUNDS_MAX) {
+      snprintf(sub, sizeof sub, "bcrypt rounds %u outside 1..%d", (unsigned)rounds, BCRYPT_ROUNDS_MAX);
+      rc = EVSSH_EINVAL;
+    } else if (!cipher) {
+      snprintf(sub, sizeof sub, "unsupported key cipher %.*s", (int)(o.cipher_len > 40 ? 40 : o.cipher_len),
+               o.cipher);
+      rc = EVSSH_EINVAL;
+    } else if (o.priv_len == 0 || o.priv_len % (size_t)EVP_CIPHER_get_block_size(cipher) != 0) {
+      snprintf(sub, sizeof sub, "encrypted private section has a bad length");
+      rc = EVSSH_EINVAL;
+    }
+    salt = (const unsigned char *)sp;
+  }
+  char pass[PASSPHRASE_MAX];
+  if (rc == EVSSH_OK && libssh_auth_cb(NULL, pass, sizeof pass, 0, 0, pc) != 0) {
+    rc = decode_failure(path, pc, err, errlen);
+    sub[0] = 0;
+  } else if (rc == EVSSH_OK) {
+    size_t klen = (size_t)EVP_CIPHER_get_key_length(cipher), ivlen = (size_t)EVP_CIPHER_get_iv_length(cipher);
+    rc = evssh_bcrypt_pbkdf(pass, strlen(pass), salt, salt_len, keyiv, klen + ivlen, rounds);
+    OPENSSL_cleanse(pass, sizeof pass);
+    plain = rc ? NULL : malloc(o.priv_len);
+    EVP_CIPHER_CTX *ctx = plain ? EVP_CIPHER_CTX_new() : NULL;
+    int outl = 0, finl = 0;
+    if (!ctx || !EVP_DecryptInit_ex(ctx, cipher, NULL, keyiv, keyiv + klen) || !EVP_CIPHER_CTX_set_padding(ctx, 0) ||
+        !EVP_DecryptUpdate(ctx, plain, &outl, (const unsigned char *)o.priv, (int)o.priv_len) ||
+        !EVP_DecryptFinal_ex(ctx, plain + outl, &finl)) {
+      if (rc == EVSSH_OK) rc = EVSSH_ENOMEM;
+    } else if (get_u32(plain) != get_u32(plain + 4)) {
+      /* the check ints differ: the passphrase made a different key */
+      evssh_errorf(err, errlen, "wrong passphrase for key %s", path);
+      rc = EVSSH_EAUTH;
+    } else {
+      rc = openssh_v1_parse_private(plain, o.priv_len, o.pub, o.pub_len, out, sub, sizeof sub);
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    OPENSSL_cleanse(keyiv, sizeof keyiv);
+  }
+  if (rc == EVSSH_EINVAL && sub[0]) evssh_errorf(err, errlen, "%s: %s", path, sub);
+  if (plain) wipe_free(plain, o.priv_len);
+  wipe_free(raw, raw_len);
+  return rc;
+}
+
 int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
                            evssh_key **out, char *err, size_t errlen) {
   if (!path || !out) return EVSSH_EINVAL;
@@ -859,13 +955,6 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
     char sub[200] = "";
     rc = evssh_key_parse_openssh_v1(text, len, out, sub, sizeof sub);
     if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "%s: %s", path, sub);
-  } else if (kind == OPENSSH_ENCRYPTED && is_rsa && LIBSSH_CANNOT_EXPORT_OPENSSH_RSA) {
-    /* refused before the passphrase prompt, which could not help */
-    evssh_errorf(err, errlen,
-            "%s: encrypted RSA keys in the openssh format cannot be decoded with libssh "
-            "%s; add the key to ssh-agent or convert it with: ssh-keygen -p -m PEM -f %s",
-            path, LIBSSH_VERSION_STRING_OF, path);
-    rc = EVSSH_EINVAL;
   } else {
     struct pass_ctx *pc = calloc(1, sizeof *pc);
     if (!pc) {
@@ -874,8 +963,12 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
       pc->fn = fn;
       pc->ud = ud;
       pc->path = path;
-      rc = kind == OPENSSH_ENCRYPTED ? load_via_libssh(path, text, pc, out, err, errlen)
-                                     : load_pem(path, text, len, pc, out, err, errlen);
+      if (kind == OPENSSH_ENCRYPTED && is_rsa && LIBSSH_CANNOT_EXPORT_OPENSSH_RSA)
+        rc = load_openssh_bcrypt(path, text, len, pc, out, err, errlen);
+      else if (kind == OPENSSH_ENCRYPTED)
+        rc = load_via_libssh(path, text, pc, out, err, errlen);
+      else
+        rc = load_pem(path, text, len, pc, out, err, errlen);
       wipe_free(pc, sizeof *pc);
     }
   }

@@ -346,16 +346,6 @@ START_TEST(publickey_each_type_and_format) {
                         "KbdInteractiveAuthentication=no"}};
   int before = accepted_count(&peer, "publickey", peer.user);
   run_attempt(&a, false);
-  if (a.rc == EVSSH_EAUTH && strstr(a.err, "encrypted RSA keys in the openssh format cannot be decoded")) {
-    /* keys.h documents this libssh 0.10 limit: the key is refused before
-       any prompt, with a message naming the ways out */
-    ck_assert(k->encrypted && strstr(k->keygen, "rsa") && !k->format);
-    ck_assert_int_eq(a.nprompts, 0);
-    assert_err_has(&a, "ssh-keygen -p -m PEM -f");
-    fprintf(stderr, "NOTE: encrypted openssh-format RSA key refused (known keys.c limit)\n");
-    attempt_done(&a);
-    return;
-  }
   ck_assert_msg(a.rc == EVSSH_OK, "%s %s%s: %d %s", k->keygen, k->format ? k->format : "openssh",
                 k->encrypted ? " encrypted" : "", a.rc, a.err);
   ck_assert_str_eq(a.out, "signed-in\n");
