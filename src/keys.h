@@ -3,20 +3,17 @@
  * format OpenSSH writes, choosing the signature algorithm for a key, and
  * producing SSH signature blobs with OpenSSL.
  *
- * Private key files are decoded without any hand-written KDF or cipher:
+ * Private key files:
  *  - unencrypted openssh-key-v1: parsed here (a simple, unencrypted format);
  *  - encrypted openssh-key-v1 (bcrypt-pbkdf): libssh 0.10 decrypts it and
  *    re-exports the key unencrypted in memory (openssh-key-v1 for Ed25519,
- *    PKCS#8 for ECDSA), which we parse and wipe;
+ *    PKCS#8 for ECDSA), which we parse and wipe. RSA is the exception:
+ *    libssh 0.10 builds the key without CRT parameters and cannot export
+ *    it, so those files are decrypted here (bcrypt_pbkdf.c, AES by OpenSSL);
  *  - PEM containers (PKCS#1, SEC1, PKCS#8, legacy-encrypted PEM, encrypted
  *    PKCS#8): OpenSSL's decoder, the one libssh itself would call.
  * Either way the key ends up in an OpenSSL EVP_PKEY and every signature is
- * made by OpenSSL. Known libssh 0.10 limit: an RSA key in the *encrypted*
- * openssh-key-v1 format (ssh-keygen's default with a passphrase) decrypts in
- * libssh but cannot be exported from it (libssh builds the key without CRT
- * parameters and OpenSSL refuses to encode it). Such a file is refused
- * before any passphrase prompt, with a message naming the ways out
- * (ssh-agent, or `ssh-keygen -p -m PEM -f FILE`). */
+ * made by OpenSSL. */
 #ifndef EVSSH_KEYS_H
 #define EVSSH_KEYS_H
 
