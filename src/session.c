@@ -259,16 +259,21 @@ static int resolve_options(evssh_session *s) {
       (rc = resolve_algorithms(s, "PubkeyAcceptedAlgorithms", evssh_hostkey_default_list(),
                                evssh_hostkey_supported_list(), &s->opt.pubkey_algs)))
     return rc;
-  /* prefer host key types already known for this host, as ssh does, so a
-     server offering several keys is checked against the one we know */
-  if (!evssh_config_is_set(s->config, "HostKeyAlgorithms")) {
-    char *ordered = NULL;
-    if (trust_order_hostkey_algs(s, s->opt.hostkeys, &ordered) == EVSSH_OK && ordered) {
-      free(s->opt.hostkeys);
-      s->opt.hostkeys = ordered;
-    }
-  }
   return EVSSH_OK;
+}
+
+/* Prefer host key types already known for this host, as ssh does, so a
+   server offering several keys is checked against the one we know. Done
+   when the transport starts, not in connect_async: reading known_hosts is
+   the costliest part of setting a session up, and a program starting many
+   sessions at once gets every connect on the wire before paying it. */
+static void order_hostkey_algs(evssh_session *s) {
+  if (evssh_config_is_set(s->config, "HostKeyAlgorithms")) return;
+  char *ordered = NULL;
+  if (trust_order_hostkey_algs(s, s->opt.hostkeys, &ordered) == EVSSH_OK && ordered) {
+    free(s->opt.hostkeys);
+    s->opt.hostkeys = ordered;
+  }
 }
 
 /* ------------------------------------------------------ transport glue */
@@ -358,6 +363,7 @@ static int adopt_transport_error(evssh_session *s) {
 
 static int start_transport(evssh_session *s, int fd) {
   s->fd = fd;
+  order_hostkey_algs(s);
   if (s->connect_deadline_ms == 0)
     s->connect_deadline_ms = session_now_ms() + DEFAULT_PHASE_TIMEOUT_MS;
   evssh_transport_config cfg = {s->opt.kex, s->opt.hostkeys, s->opt.ciphers, s->opt.macs,
