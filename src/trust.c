@@ -1,5 +1,7 @@
 /* trust.c owns the host-key policy of a session: the server's key is looked
- * up in UserKnownHostsFile and GlobalKnownHostsFile by name and address;
+ * up in UserKnownHostsFile and GlobalKnownHostsFile by name (entries for
+ * the server's address are not consulted: ssh's default CheckHostIP=no,
+ * so a stale address entry fails nothing that ssh would let through);
  * StrictHostKeyChecking decides what an unknown key means (yes: refuse,
  * accept-new: record it in the first UserKnownHostsFile, no: accept it
  * unrecorded); a key that differs from a known one, or one marked @revoked,
@@ -78,15 +80,12 @@ int trust_check_hostkey(evssh_session *s, const char *alg, const unsigned char *
   size_t nuser = 0;
   size_t nfiles = known_files(s, files, 16, &nuser);
   bool record = false;
-  char addr[64] = "";
-  bool have_addr = s->fd >= 0 && io_peer_address(s->fd, addr, sizeof addr) == EVSSH_OK &&
-                   strcmp(addr, s->opt.hostname) != 0;
   char name[300];
   if (evssh_knownhosts_name(s->opt.hostname, s->opt.port, name, sizeof name) != EVSSH_OK)
     snprintf(name, sizeof name, "%s", s->opt.hostname);
   evssh_kh_result res;
   char kerr[256] = "";
-  int rc = evssh_knownhosts_check(files, nfiles, s->opt.hostname, s->opt.port, have_addr ? addr : NULL, blob,
+  int rc = evssh_knownhosts_check(files, nfiles, s->opt.hostname, s->opt.port, NULL, blob,
                                   len, &res, kerr, sizeof kerr);
   if (rc) {
     snprintf(err, errlen, "host key for %s: %s", name, kerr[0] ? kerr : evssh_strerror(rc));
@@ -109,17 +108,11 @@ int trust_check_hostkey(evssh_session *s, const char *alg, const unsigned char *
                "host key for %s (%s %s) is of a type known_hosts does not have for it, only another type: "
                "%s line %d has %s %s",
                name, res.got_type, res.got_fp, res.file, res.line, res.expected_type, res.expected_fp);
-    else {
-      char stale[300];
-      if (!(res.by_address && have_addr &&
-            evssh_knownhosts_name(addr, s->opt.port, stale, sizeof stale) == EVSSH_OK))
-        snprintf(stale, sizeof stale, "%s", name);
+    else
       snprintf(err, errlen,
-               "host key for %s does not match %s line %d%s: expected %s, got %s; if the key really changed, "
+               "host key for %s does not match %s line %d: expected %s, got %s; if the key really changed, "
                "remove the old one with ssh-keygen -R '%s'",
-               name, res.file, res.line, res.by_address ? " (entry for its address)" : "", res.expected_fp,
-               res.got_fp, stale);
-    }
+               name, res.file, res.line, res.expected_fp, res.got_fp, name);
     return EVSSH_EHOSTKEY;
   case EVSSH_KH_UNKNOWN:
   default:

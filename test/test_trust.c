@@ -188,6 +188,24 @@ static void name_of_peer(char *out, size_t len) { snprintf(out, len, "[127.0.0.1
 
 /* ------------------------------------------------------------ matching */
 
+/* ssh's default is CheckHostIP=no: connecting by name, a stale entry for
+   the address (another ed25519 key here) decides nothing */
+START_TEST(stale_address_entry_is_ignored) {
+  char kh[700], pub[2200], other[2200], lines[5000], path[700];
+  host_pub("ssh_host_ed25519_key", pub, sizeof pub);
+  snprintf(path, sizeof path, "%s.pub", peer.key_ed25519);
+  char *client = read_file(path);
+  snprintf(other, sizeof other, "%s", client);
+  free(client);
+  other[strcspn(other, "\n")] = 0;
+  snprintf(lines, sizeof lines, "[127.0.0.1]:%d %s\n[localhost]:%d %s\n", peer.port, other, peer.port, pub);
+  make_known_hosts(kh, sizeof kh, lines);
+  attempt a = {.host = "localhost", .known_hosts = kh};
+  run_attempt(&a);
+  assert_ok(&a);
+}
+END_TEST
+
 START_TEST(plain_entries_match) {
   attempt a = {.known_hosts = peer.known_hosts};
   run_attempt(&a);
@@ -523,6 +541,7 @@ static Suite *trust_suite(void) {
   TCase *m = tcase_create("known_hosts matching");
   tcase_set_timeout(m, 60);
   tcase_add_test(m, plain_entries_match);
+  tcase_add_test(m, stale_address_entry_is_ignored);
   tcase_add_test(m, hashed_entries_match);
   tcase_add_test(m, wildcard_and_comma_list_match);
   tcase_add_test(m, several_known_hosts_files);
