@@ -159,6 +159,10 @@ int evssh_session_exec_wait(evssh_session *s, const char *command, evssh_result 
   ch->retire_ctx = &w;
   evssh_channel_on_data(ch, wait_on_data, &w);
   evssh_channel_on_extended_data(ch, wait_on_ext_data, &w);
+  /* nobody can write to this command's stdin: give it EOF, as
+     `ssh host cmd < /dev/null` does, so a command that reads stdin ends
+     instead of waiting forever */
+  evssh_channel_eof(ch);
 
   int rc = loop_until(s, &w.done);
   if (!w.done) {

@@ -61,6 +61,10 @@ START_TEST(test_exec_wait_separates_streams) {
   ck_assert_int_eq(r.exit_status, 0);
   ck_assert_uint_eq(r.out_len, 0);
   evssh_result_free(&r);
+  /* a command reading stdin sees EOF rather than waiting forever */
+  ck_assert_int_eq(evssh_session_exec_wait(s, "cat; echo read-all", &r), 0);
+  ck_assert_str_eq(r.out, "read-all\n");
+  evssh_result_free(&r);
   ck_assert_int_eq(evssh_session_close(s), 0);
   evssh_session_free(s);
 }
