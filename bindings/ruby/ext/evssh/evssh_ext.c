@@ -945,14 +945,22 @@ static void after_wait(rsess *rs, int revents) {
   if (rc < 0) raise_session(rs, rc);
 }
 
-static bool ask(VALUE cond, VALUE arg) { return NIL_P(cond) || RTEST(rb_funcall(cond, id_call, 1, arg)); }
+/* The loop's condition: a Ruby block (cond) or a C predicate (pred). */
+typedef bool (*loop_pred)(void *arg);
 
-/* One Net::SSH process iteration; false when cond said stop. */
-static bool process_once(rsess *rs, int wait_ms, VALUE cond) {
-  if (!ask(cond, rs->self)) return false;
+static bool ask(VALUE cond, loop_pred pred, void *arg, VALUE self) {
+  if (pred) return pred(arg);
+  return NIL_P(cond) || RTEST(rb_funcall(cond, id_call, 1, self));
+}
+
+/* One Net::SSH process iteration; false when the condition said stop. The
+   condition is asked again after the GVL part, so a wait never starts once
+   what the caller waits for has happened. */
+static bool process_once(rsess *rs, int wait_ms, VALUE cond, loop_pred pred, void *arg) {
+  if (!ask(cond, pred, arg, rs->self)) return false;
   if (!rs->s) rb_raise(eClosed, "session closed");
   step(rs);
-  if (!ask(cond, rs->self)) return false;
+  if (!ask(cond, pred, arg, rs->self)) return false;
   refresh_listeners(rs);
   int revents;
   wait_ready(&rs, 1, wait_ms, &revents);
@@ -1049,7 +1057,7 @@ static VALUE sess_process(int argc, VALUE *argv, VALUE self) {
   rb_scan_args(argc, argv, "01&", &wait, &cond);
   rsess *rs = get_rs(self);
   check_not_nested(rs);
-  return process_once(rs, wait_ms_of(wait), cond) ? Qtrue : Qfalse;
+  return process_once(rs, wait_ms_of(wait), cond, NULL, NULL) ? Qtrue : Qfalse;
 }
 
 static VALUE busy_cond(RB_BLOCK_CALL_FUNC_ARGLIST(arg, self)) {
@@ -1064,7 +1072,7 @@ static VALUE sess_loop(int argc, VALUE *argv, VALUE self) {
   check_not_nested(rs);
   int ms = wait_ms_of(wait);
   if (NIL_P(cond)) cond = rb_proc_new(busy_cond, self);
-  while (process_once(rs, ms, cond)) {
+  while (process_once(rs, ms, cond, NULL, NULL)) {
   }
   /* as Net::SSH: one last non-blocking pass sends what the last callbacks queued */
   if (rs->s && !evssh_session_closed(rs->s)) step(rs);
@@ -1180,11 +1188,12 @@ static VALUE sess_exec(int argc, VALUE *argv, VALUE self) {
   return start_exec(rs, cmd, status, blk, NIL_P(blk) ? EXEC_PRINT : EXEC_BLOCK);
 }
 
-static bool channel_done(rchan *c) { return c->ch == NULL; }
+static bool channel_open(void *arg) { return ((rchan *)arg)->ch != NULL; }
 
 static void wait_channel(rsess *rs, rchan *c) {
   check_not_nested(rs);
-  while (!channel_done(c)) process_once(rs, -1, Qnil);
+  while (process_once(rs, -1, Qnil, channel_open, c)) {
+  }
 }
 
 /* exec!(cmd, status: nil) { |ch, stream, data| } -> String with #exitstatus */
@@ -1203,8 +1212,10 @@ static VALUE sess_exec_bang(int argc, VALUE *argv, VALUE self) {
     c->result = r;
   }
   VALUE str = rb_funcall(c->result, id_force_encoding, 1, rb_str_new_cstr("UTF-8"));
-  return rb_funcall(cStringWithExitstatus, id_new, 3, str, c->has_exit_status ? INT2FIX(c->exit_status) : Qnil,
-                    c->exit_signal);
+  VALUE r = rb_funcall(cStringWithExitstatus, id_new, 3, str, c->has_exit_status ? INT2FIX(c->exit_status) : Qnil,
+                       c->exit_signal);
+  RB_GC_GUARD(obj);
+  return r;
 }
 
 static VALUE sess_send_global_request(int argc, VALUE *argv, VALUE self) {
