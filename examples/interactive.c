@@ -1,13 +1,16 @@
 /* interactive.c: a minimal interactive ssh: request a pty sized like our
  * terminal, start the login shell, put the local terminal in raw mode, and
  * shuttle bytes both ways — our stdin goes to the channel through
- * listen_to, the channel's output goes straight to our stdout. The terminal
- * is restored when the shell exits. Without a local tty it still works,
+ * listen_to, the channel's output goes straight to our stdout. A resized
+ * terminal (SIGWINCH) is passed on as a window-change request from the
+ * channel's on_process callback, which the loop runs every iteration. The
+ * terminal is restored when the shell exits. Without a local tty it still works,
  * just without raw mode (handy for piping a script into a remote shell).
  *
  *   interactive [-o Keyword=value]... [user@]host */
 #include <evssh.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,9 @@
 static struct termios saved;
 static bool raw_mode;
 static int exit_code = 255;
+static volatile sig_atomic_t window_changed;
+
+static void on_sigwinch(int sig) { window_changed = 1; }
 
 static void restore_terminal(void) {
   if (raw_mode) tcsetattr(STDIN_FILENO, TCSADRAIN, &saved);
@@ -67,6 +73,21 @@ static void on_shell(evssh_channel *ch, bool success, void *ud) {
   evssh_session_listen_to(evssh_channel_session(ch), STDIN_FILENO, EVSSH_READ, on_stdin, ch);
 }
 
+/* Runs once per loop iteration: forward a terminal resize. */
+static void on_process(evssh_channel *ch, void *ud) {
+  if (!window_changed) return;
+  window_changed = 0;
+  struct winsize ws;
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0) return;
+  evssh_buf *req = evssh_buf_new();
+  evssh_buf_put_u32(req, ws.ws_col);
+  evssh_buf_put_u32(req, ws.ws_row);
+  evssh_buf_put_u32(req, ws.ws_xpixel);
+  evssh_buf_put_u32(req, ws.ws_ypixel);
+  evssh_channel_send_request(ch, "window-change", evssh_buf_data(req), evssh_buf_len(req), NULL, NULL);
+  evssh_buf_free(req);
+}
+
 static void on_pty(evssh_channel *ch, bool success, void *ud) {
   if (!success) fprintf(stderr, "no pty; continuing without one\n");
 }
@@ -77,7 +98,14 @@ static void on_open(evssh_channel *ch, void *ud) {
   const char *term = getenv("TERM");
   evssh_channel_on_data(ch, on_output, NULL);
   evssh_channel_on_extended_data(ch, on_stderr, NULL);
-  if (isatty(STDIN_FILENO)) evssh_channel_request_pty(ch, term ? term : "xterm", ws.ws_col, ws.ws_row, on_pty, NULL);
+  if (isatty(STDIN_FILENO)) {
+    evssh_channel_request_pty(ch, term ? term : "xterm", ws.ws_col, ws.ws_row, on_pty, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigwinch;
+    sigaction(SIGWINCH, &sa, NULL); /* no SA_RESTART: the loop's poll wakes up */
+    evssh_channel_on_process(ch, on_process, NULL);
+  }
   evssh_channel_shell(ch, on_shell, NULL);
 }
 
