@@ -1436,6 +1436,36 @@ START_TEST(test_garbage_from_peer) {
 }
 END_TEST
 
+typedef struct feeder { int calls; int chunks; } feeder;
+static void feed_on_process(evssh_channel *ch, void *ud) {
+  feeder *f = ud;
+  f->calls++;
+  if (f->chunks < 10) {
+    char chunk[1000];
+    memset(chunk, 'a' + f->chunks, sizeof chunk);
+    ck_assert_int_eq(evssh_channel_send_data(ch, chunk, sizeof chunk), 0);
+    if (++f->chunks == 10) ck_assert_int_eq(evssh_channel_eof(ch), 0);
+  }
+}
+
+START_TEST(test_on_process_feeds_data) {
+  /* Net::SSH style: produce input from on_process, one chunk per iteration */
+  feeder f = {0, 0};
+  cat_state c = {0};
+  evssh_channel *ch = evssh_session_open_channel(S, NULL, NULL);
+  evssh_channel_on_process(ch, feed_on_process, &f);
+  evssh_channel_on_data(ch, cat_data, &c);
+  evssh_channel_on_close(ch, cat_close, &c);
+  ck_assert_int_eq(evssh_channel_exec(ch, "cat", NULL, NULL), 0);
+  ck_assert_int_eq(f.calls, 0); /* not before the channel is open */
+  ck_assert_int_eq(evssh_session_loop(S, 1000, NULL, NULL), 0);
+  ck_assert_int_eq(f.chunks, 10);
+  ck_assert_int_ge(f.calls, 10);
+  ck_assert_uint_eq(c.received, 10000);
+  ck_assert(c.closed);
+}
+END_TEST
+
 static Suite *connection_suite(void) {
   Suite *s = suite_create("connection");
   TCase *tc = tcase_create("core");
@@ -1465,6 +1495,7 @@ static Suite *connection_suite(void) {
   tcase_add_test(tc, test_busy_invisible);
   tcase_add_test(tc, test_listen_to_pipe);
   tcase_add_test(tc, test_close_all_graceful);
+  tcase_add_test(tc, test_on_process_feeds_data);
   tcase_add_test(tc, test_garbage_from_peer);
   suite_add_tcase(s, tc);
   return s;
