@@ -6,7 +6,7 @@
  * expands ~, ${ENV} and %-tokens where ssh expands them, and resolves the
  * +/-/^ algorithm-list grammar. It knows nothing about the transport: the
  * session layer reads values out with evssh_config_get*. */
-#include "config.h"
+#include "config_internal.h"
 #include "errors.h"
 
 #include <ctype.h>
@@ -30,231 +30,6 @@
 
 #define MAX_INCLUDE_DEPTH 16
 #define MAX_LINE 8192
-
-typedef struct strlist {
-  char **v;
-  size_t n, cap;
-} strlist;
-
-enum kwtype {
-  T_STR,       /* one argument, stored as written */
-  T_FLAG,      /* yes/no */
-  T_PORT,
-  T_UINT,
-  T_TIME,      /* ssh time format, seconds */
-  T_TIMEOUT,   /* "none" or time */
-  T_STRICT,
-  T_PUBKEY,    /* yes/no/unbound/host-bound */
-  T_LOGLEVEL,
-  T_AF,
-  T_ALGOS,
-  T_REKEY,
-  T_COMMAND,   /* rest of the line verbatim */
-  T_JUMP,
-  T_FWDAGENT,
-  T_ACCUM,     /* one argument per line, lines accumulate */
-  T_MULTI,     /* several arguments, first line wins */
-  T_ACCUM_MULTI, /* several arguments, lines accumulate */
-};
-
-enum {
-  K_USER, K_PORT, K_HOSTNAME, K_IDENTITYFILE, K_IDENTITIESONLY, K_IDENTITYAGENT,
-  K_USERKNOWNHOSTS, K_GLOBALKNOWNHOSTS, K_STRICT, K_HASHKNOWNHOSTS, K_CONNECTTIMEOUT,
-  K_ALIVEINTERVAL, K_ALIVECOUNT, K_CIPHERS, K_MACS, K_KEX, K_HOSTKEYALGS, K_PUBKEYALGS,
-  K_PREFAUTH, K_PASSWORDAUTH, K_KBDINT, K_PUBKEYAUTH, K_BATCHMODE, K_PROXYCOMMAND,
-  K_PROXYJUMP, K_REKEYLIMIT, K_LOGLEVEL, K_ADDRESSFAMILY, K_BINDADDRESS, K_PASSPROMPTS,
-  K_COMPRESSION, K_SENDENV, K_SETENV, K_FORWARDAGENT,
-  K_COUNT
-};
-
-typedef struct kwdef {
-  const char *name;
-  enum kwtype type;
-} kwdef;
-
-static const kwdef keywords[K_COUNT] = {
-  [K_USER] = {"User", T_STR},
-  [K_PORT] = {"Port", T_PORT},
-  [K_HOSTNAME] = {"HostName", T_STR},
-  [K_IDENTITYFILE] = {"IdentityFile", T_ACCUM},
-  [K_IDENTITIESONLY] = {"IdentitiesOnly", T_FLAG},
-  [K_IDENTITYAGENT] = {"IdentityAgent", T_STR},
-  [K_USERKNOWNHOSTS] = {"UserKnownHostsFile", T_MULTI},
-  [K_GLOBALKNOWNHOSTS] = {"GlobalKnownHostsFile", T_MULTI},
-  [K_STRICT] = {"StrictHostKeyChecking", T_STRICT},
-  [K_HASHKNOWNHOSTS] = {"HashKnownHosts", T_FLAG},
-  [K_CONNECTTIMEOUT] = {"ConnectTimeout", T_TIMEOUT},
-  [K_ALIVEINTERVAL] = {"ServerAliveInterval", T_TIME},
-  [K_ALIVECOUNT] = {"ServerAliveCountMax", T_UINT},
-  [K_CIPHERS] = {"Ciphers", T_ALGOS},
-  [K_MACS] = {"MACs", T_ALGOS},
-  [K_KEX] = {"KexAlgorithms", T_ALGOS},
-  [K_HOSTKEYALGS] = {"HostKeyAlgorithms", T_ALGOS},
-  [K_PUBKEYALGS] = {"PubkeyAcceptedAlgorithms", T_ALGOS},
-  [K_PREFAUTH] = {"PreferredAuthentications", T_STR},
-  [K_PASSWORDAUTH] = {"PasswordAuthentication", T_FLAG},
-  [K_KBDINT] = {"KbdInteractiveAuthentication", T_FLAG},
-  [K_PUBKEYAUTH] = {"PubkeyAuthentication", T_PUBKEY},
-  [K_BATCHMODE] = {"BatchMode", T_FLAG},
-  [K_PROXYCOMMAND] = {"ProxyCommand", T_COMMAND},
-  [K_PROXYJUMP] = {"ProxyJump", T_JUMP},
-  [K_REKEYLIMIT] = {"RekeyLimit", T_REKEY},
-  [K_LOGLEVEL] = {"LogLevel", T_LOGLEVEL},
-  [K_ADDRESSFAMILY] = {"AddressFamily", T_AF},
-  [K_BINDADDRESS] = {"BindAddress", T_STR},
-  [K_PASSPROMPTS] = {"NumberOfPasswordPrompts", T_UINT},
-  [K_COMPRESSION] = {"Compression", T_FLAG},
-  [K_SENDENV] = {"SendEnv", T_ACCUM_MULTI},
-  [K_SETENV] = {"SetEnv", T_MULTI},
-  [K_FORWARDAGENT] = {"ForwardAgent", T_FWDAGENT},
-};
-
-static const struct {
-  const char *alias;
-  int index;
-} keyword_aliases[] = {
-  {"PubkeyAcceptedKeyTypes", K_PUBKEYALGS},
-  {"ChallengeResponseAuthentication", K_KBDINT},
-};
-
-/* Keywords an OpenSSH 9.x client (Debian build included) accepts that evssh
-   does not implement: a config file written for ssh may use them freely. */
-static const char *const openssh_other_keywords[] = {
-  "AddKeysToAgent", "BindInterface", "CanonicalDomains", "CanonicalizeFallbackLocal",
-  "CanonicalizeHostname", "CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs",
-  "CASignatureAlgorithms", "CertificateFile", "CheckHostIP", "Cipher", "ClearAllForwardings",
-  "CompressionLevel", "ConnectionAttempts", "ControlMaster", "ControlPath", "ControlPersist",
-  "DSAAuthentication", "DynamicForward", "EnableEscapeCommandline", "EnableSSHKeysign",
-  "EscapeChar", "ExitOnForwardFailure", "FallBackToRsh", "FingerprintHash",
-  "ForkAfterAuthentication", "ForwardX11", "ForwardX11Timeout", "ForwardX11Trusted",
-  "GatewayPorts", "GlobalKnownHostsFile2", "GSSAPIAuthentication", "GSSAPIClientIdentity",
-  "GSSAPIDelegateCredentials", "GSSAPIKeyExchange", "GSSAPIKexAlgorithms",
-  "GSSAPIRenewalForcesRekey", "GSSAPIServerIdentity", "GSSAPITrustDns",
-  "HostbasedAcceptedAlgorithms", "HostbasedAuthentication", "HostbasedKeyTypes",
-  "HostKeyAlias", "IPQoS", "KbdInteractiveDevices", "KeepAlive", "KerberosAuthentication",
-  "KerberosTGTPassing", "KnownHostsCommand", "LocalCommand", "LocalForward", "LogFacility",
-  "LogVerbose", "NoHostAuthenticationForLocalhost", "PermitLocalCommand",
-  "PermitRemoteOpen", "PKCS11Provider", "Protocol", "ProxyUseFdpass", "RemoteCommand",
-  "RemoteForward", "RequestTTY", "RequiredRSASize", "RevokedHostKeys",
-  "RhostsRSAAuthentication", "RSAAuthentication", "SecurityKeyProvider", "SessionType",
-  "SmartcardDevice", "StdinNull", "StreamLocalBindMask", "StreamLocalBindUnlink",
-  "SyslogFacility", "TCPKeepAlive", "Tunnel", "TunnelDevice", "UpdateHostKeys",
-  "UseBlacklistedKeys", "UsePrivilegedPort", "UseRoaming", "UseRsh", "UserKnownHostsFile2",
-  "VerifyHostKeyDNS", "VisualHostKey", "XAuthLocation", "AFSTokenPassing",
-};
-
-typedef struct slot {
-  bool set;
-  char *val;      /* scalar value, or the list joined by spaces */
-  strlist list;   /* list-valued keywords */
-} slot;
-
-struct evssh_config {
-  slot explicit_opt[K_COUNT];
-  slot file[K_COUNT];
-  slot raw[K_COUNT];     /* after finalize: merged, defaults in, unexpanded */
-  slot final[K_COUNT];   /* after finalize: expanded */
-  char *ignore_unknown;
-  bool finalized;
-};
-
-/* ---------------------------------------------------------------- helpers */
-
-static void strlist_free(strlist *l) {
-  for (size_t i = 0; i < l->n; i++)
-    free(l->v[i]);
-  free(l->v);
-  l->v = NULL;
-  l->n = l->cap = 0;
-}
-
-static int strlist_push_owned(strlist *l, char *s) {
-  if (l->n == l->cap) {
-    size_t ncap = l->cap ? l->cap * 2 : 8;
-    char **nv = realloc(l->v, ncap * sizeof(*nv));
-    if (nv == NULL) {
-      free(s);
-      return EVSSH_ENOMEM;
-    }
-    l->v = nv;
-    l->cap = ncap;
-  }
-  l->v[l->n++] = s;
-  return EVSSH_OK;
-}
-
-static int strlist_push(strlist *l, const char *s) {
-  char *d = strdup(s);
-  if (d == NULL)
-    return EVSSH_ENOMEM;
-  return strlist_push_owned(l, d);
-}
-
-static bool strlist_has(const strlist *l, const char *s) {
-  for (size_t i = 0; i < l->n; i++)
-    if (strcmp(l->v[i], s) == 0)
-      return true;
-  return false;
-}
-
-static char *join_list(const strlist *l, const char *sep) {
-  size_t len = 1;
-  for (size_t i = 0; i < l->n; i++)
-    len += strlen(l->v[i]) + strlen(sep);
-  char *s = malloc(len);
-  if (s == NULL)
-    return NULL;
-  s[0] = '\0';
-  size_t off = 0;
-  for (size_t i = 0; i < l->n; i++) {
-    size_t sl = strlen(sep), il = strlen(l->v[i]);
-    if (i > 0) {
-      memcpy(s + off, sep, sl);
-      off += sl;
-    }
-    memcpy(s + off, l->v[i], il);
-    off += il;
-  }
-  s[off] = '\0';
-  return s;
-}
-
-static void slot_clear(slot *s) {
-  free(s->val);
-  s->val = NULL;
-  strlist_free(&s->list);
-  s->set = false;
-}
-
-static int slot_rejoin(slot *s) {
-  char *j = join_list(&s->list, " ");
-  if (j == NULL)
-    return EVSSH_ENOMEM;
-  free(s->val);
-  s->val = j;
-  return EVSSH_OK;
-}
-
-static bool is_list_type(enum kwtype t) {
-  return t == T_ACCUM || t == T_MULTI || t == T_ACCUM_MULTI;
-}
-
-static int keyword_index(const char *name) {
-  for (int i = 0; i < K_COUNT; i++)
-    if (strcasecmp(keywords[i].name, name) == 0)
-      return i;
-  for (size_t i = 0; i < sizeof(keyword_aliases) / sizeof(keyword_aliases[0]); i++)
-    if (strcasecmp(keyword_aliases[i].alias, name) == 0)
-      return keyword_aliases[i].index;
-  return -1;
-}
-
-static bool openssh_keyword(const char *name) {
-  for (size_t i = 0; i < sizeof(openssh_other_keywords) / sizeof(openssh_other_keywords[0]); i++)
-    if (strcasecmp(openssh_other_keywords[i], name) == 0)
-      return true;
-  return false;
-}
 
 /* ------------------------------------------------------------- patterns */
 
@@ -316,439 +91,6 @@ int evssh_config_match_list(const char *s, const char *list, bool fold) {
   return got;
 }
 
-/* --------------------------------------------------------------- lexing */
-
-/* Split like ssh's argv_split: whitespace separates, "..." and '...' quote,
-   backslash escapes a quote, a backslash or (unquoted) a blank; an unquoted
-   # at the start of an argument ends the line. */
-static int split_args(const char *s, strlist *out, char *err, size_t errlen) {
-  size_t n = strlen(s);
-  char *arg = malloc(n + 1);
-  if (arg == NULL)
-    return EVSSH_ENOMEM;
-  size_t i = 0;
-  int rc = EVSSH_OK;
-  for (;;) {
-    while (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n' || s[i] == '\f')
-      i++;
-    if (s[i] == '\0' || s[i] == '#')
-      break;
-    size_t j = 0;
-    char quote = 0;
-    for (; s[i] != '\0'; i++) {
-      char ch = s[i];
-      if (quote == 0 && (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\f'))
-        break;
-      if (ch == '\\') {
-        char nx = s[i + 1];
-        if (nx == '\'' || nx == '"' || nx == '\\' || (quote == 0 && (nx == ' ' || nx == '\t'))) {
-          arg[j++] = nx;
-          i++;
-          continue;
-        }
-        arg[j++] = ch;
-        continue;
-      }
-      if (quote == 0 && (ch == '"' || ch == '\'')) {
-        quote = ch;
-        continue;
-      }
-      if (quote != 0 && ch == quote) {
-        quote = 0;
-        continue;
-      }
-      arg[j++] = ch;
-    }
-    if (quote != 0) {
-      evssh_errorf(err, errlen, "unterminated quote");
-      rc = EVSSH_EINVAL;
-      break;
-    }
-    arg[j] = '\0';
-    if ((rc = strlist_push(out, arg)) != EVSSH_OK)
-      break;
-  }
-  free(arg);
-  if (rc != EVSSH_OK)
-    strlist_free(out);
-  return rc;
-}
-
-/* ------------------------------------------------------ value validation */
-
-static int parse_flag_word(const char *v) {
-  if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0)
-    return 1;
-  if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0)
-    return 0;
-  return -1;
-}
-
-static bool parse_uint(const char *v, long long max, long long *out) {
-  if (*v == '\0')
-    return false;
-  long long r = 0;
-  for (const char *p = v; *p; p++) {
-    if (!isdigit((unsigned char)*p))
-      return false;
-    r = r * 10 + (*p - '0');
-    if (r > max)
-      return false;
-  }
-  *out = r;
-  return true;
-}
-
-/* ssh's time format: a sequence of <number>[smhdw], no unit = seconds. */
-static bool parse_time(const char *v, long long *out) {
-  if (*v == '\0')
-    return false;
-  long long total = 0;
-  const char *p = v;
-  while (*p) {
-    if (!isdigit((unsigned char)*p))
-      return false;
-    long long n = 0;
-    while (isdigit((unsigned char)*p)) {
-      n = n * 10 + (*p - '0');
-      if (n > INT_MAX)
-        return false;
-      p++;
-    }
-    long long mult = 1;
-    switch (*p) {
-    case '\0': break;
-    case 's': case 'S': p++; break;
-    case 'm': case 'M': mult = 60; p++; break;
-    case 'h': case 'H': mult = 3600; p++; break;
-    case 'd': case 'D': mult = 86400; p++; break;
-    case 'w': case 'W': mult = 604800; p++; break;
-    default: return false;
-    }
-    total += n * mult;
-    if (total > INT_MAX)
-      return false;
-  }
-  *out = total;
-  return true;
-}
-
-static bool parse_size(const char *v, unsigned long long *out) {
-  if (!isdigit((unsigned char)*v))
-    return false;
-  unsigned long long n = 0;
-  const char *p = v;
-  while (isdigit((unsigned char)*p)) {
-    if (n > (ULLONG_MAX - 9) / 10)
-      return false;
-    n = n * 10 + (unsigned)(*p - '0');
-    p++;
-  }
-  unsigned shift = 0;
-  switch (*p) {
-  case '\0': break;
-  case 'k': case 'K': shift = 10; p++; break;
-  case 'm': case 'M': shift = 20; p++; break;
-  case 'g': case 'G': shift = 30; p++; break;
-  case 't': case 'T': shift = 40; p++; break;
-  default: return false;
-  }
-  if (*p != '\0')
-    return false;
-  if (shift && n > (ULLONG_MAX >> shift))
-    return false;
-  *out = n << shift;
-  return true;
-}
-
-static bool valid_algo_spec(const char *v) {
-  const char *p = v;
-  if (*p == '+' || *p == '-' || *p == '^')
-    p++;
-  if (*p == '\0')
-    return false;
-  bool empty_item = true;
-  for (; *p; p++) {
-    unsigned char ch = (unsigned char)*p;
-    if (ch == ',') {
-      if (empty_item)
-        return false;
-      empty_item = true;
-      continue;
-    }
-    if (!(isalnum(ch) || strchr("@.-_*?", ch)))
-      return false;
-    empty_item = false;
-  }
-  return !empty_item;
-}
-
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return NULL;
-  char *s = malloc((size_t)n + 1);
-  if (s == NULL)
-    return NULL;
-  va_start(ap, fmt);
-  vsnprintf(s, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-/* Validate the arguments of keyword k and produce its canonical form: a
-   scalar in *canon, or (list keywords) the items in *items. rest is the raw
-   argument text, used by ProxyCommand. */
-static int parse_value(int k, const strlist *args, const char *rest, char **canon,
-                       strlist *items, char *err, size_t errlen) {
-  const kwdef *kw = &keywords[k];
-  const char *name = kw->name;
-  *canon = NULL;
-  if (kw->type == T_COMMAND) {
-    if (rest == NULL || *rest == '\0') {
-      evssh_errorf(err, errlen, "%s: missing argument", name);
-      return EVSSH_EINVAL;
-    }
-    *canon = strdup(rest);
-    return *canon ? EVSSH_OK : EVSSH_ENOMEM;
-  }
-  if (args->n == 0) {
-    evssh_errorf(err, errlen, "%s: missing argument", name);
-    return EVSSH_EINVAL;
-  }
-  size_t max_args = 1;
-  if (kw->type == T_MULTI || kw->type == T_ACCUM_MULTI)
-    max_args = SIZE_MAX;
-  else if (kw->type == T_REKEY)
-    max_args = 2;
-  if (args->n > max_args) {
-    evssh_errorf(err, errlen, "%s: garbage at end of line: \"%s\"", name, args->v[max_args]);
-    return EVSSH_EINVAL;
-  }
-  const char *v = args->v[0];
-  long long n;
-  switch (kw->type) {
-  case T_STR:
-    if (*v == '\0') {
-      evssh_errorf(err, errlen, "%s: empty value", name);
-      return EVSSH_EINVAL;
-    }
-    if (k == K_PREFAUTH && !valid_algo_spec(v)) {
-      evssh_errorf(err, errlen, "%s: bad method list \"%s\"", name, v);
-      return EVSSH_EINVAL;
-    }
-    *canon = strdup(v);
-    break;
-  case T_FLAG: {
-    int f = parse_flag_word(v);
-    if (f < 0) {
-      evssh_errorf(err, errlen, "%s: bad value \"%s\" (expected yes or no)", name, v);
-      return EVSSH_EINVAL;
-    }
-    *canon = strdup(f ? "yes" : "no");
-    break;
-  }
-  case T_PUBKEY: {
-    int f = parse_flag_word(v);
-    if (f < 0 && (strcasecmp(v, "unbound") == 0 || strcasecmp(v, "host-bound") == 0))
-      f = 1;
-    if (f < 0) {
-      evssh_errorf(err, errlen, "%s: bad value \"%s\"", name, v);
-      return EVSSH_EINVAL;
-    }
-    *canon = strdup(f ? "yes" : "no");
-    break;
-  }
-  case T_STRICT:
-    if (strcasecmp(v, "accept-new") == 0)
-      *canon = strdup("accept-new");
-    else if (strcasecmp(v, "ask") == 0 || parse_flag_word(v) == 1)
-      *canon = strdup("yes");
-    else if (strcasecmp(v, "off") == 0 || parse_flag_word(v) == 0)
-      *canon = strdup("no");
-    else {
-      evssh_errorf(err, errlen, "%s: bad value \"%s\" (expected yes, accept-new or no)", name, v);
-      return EVSSH_EINVAL;
-    }
-    break;
-  case T_PORT:
-    if (!parse_uint(v, 65535, &n) || n == 0) {
-      evssh_errorf(err, errlen, "%s: bad port number \"%s\"", name, v);
-      return EVSSH_EINVAL;
-    }
-    *canon = dup_printf("%lld", n);
-    break;
-  case T_UINT:
-    if (!parse_uint(v, INT_MAX, &n)) {
-      evssh_errorf(err, errlen, "%s: bad number \"%s\"", name, v);
-      return EVSSH_EINVAL;
-    }
-    *canon = dup_printf("%lld", n);
-    break;
-  case T_TIME:
-    if (!parse_time(v, &n)) {
-      evssh_errorf(err, errlen, "%s: bad time value \"%s\"", name, v);
-      return EVSSH_EINVAL;
-    }
-    *canon = dup_printf("%lld", n);
-    break;
-  case T_TIMEOUT:
-    if (strcasecmp(v, "none") == 0) {
-      *canon = strdup("none");
-      break;
-    }
-    if (!parse_time(v, &n)) {
-      evssh_errorf(err, errlen, "%s: bad time value \"%s\"", name, v);
-      return EVSSH_EINVAL;
-    }
-    *canon = n == 0 ? strdup("none") : dup_printf("%lld", n);
-    break;
-  case T_LOGLEVEL: {
-    static const char *const levels[] = {"QUIET", "FATAL", "ERROR", "INFO",
-                                         "VERBOSE", "DEBUG", "DEBUG2", "DEBUG3"};
-    const char *found = NULL;
-    if (strcasecmp(v, "DEBUG1") == 0)
-      found = "DEBUG";   /* ssh's name for level debug1 */
-    for (size_t i = 0; found == NULL && i < sizeof(levels) / sizeof(levels[0]); i++)
-      if (strcasecmp(v, levels[i]) == 0)
-        found = levels[i];
-    if (found == NULL) {
-      evssh_errorf(err, errlen, "%s: unknown log level \"%s\"", name, v);
-      return EVSSH_EINVAL;
-    }
-    *canon = strdup(found);
-    break;
-  }
-  case T_AF:
-    if (strcasecmp(v, "any") == 0 || strcasecmp(v, "inet") == 0 || strcasecmp(v, "inet6") == 0) {
-      *canon = strdup(v);
-      if (*canon)
-        for (char *p = *canon; *p; p++)
-          *p = (char)tolower((unsigned char)*p);
-    } else {
-      evssh_errorf(err, errlen, "%s: bad address family \"%s\"", name, v);
-      return EVSSH_EINVAL;
-    }
-    break;
-  case T_ALGOS:
-    if (!valid_algo_spec(v)) {
-      evssh_errorf(err, errlen, "%s: bad algorithm list \"%s\"", name, v);
-      return EVSSH_EINVAL;
-    }
-    *canon = strdup(v);
-    break;
-  case T_REKEY: {
-    unsigned long long bytes = 0;
-    long long secs = 0;
-    if (strcasecmp(v, "default") != 0) {
-      if (!parse_size(v, &bytes) || (bytes != 0 && bytes < 16)) {
-        evssh_errorf(err, errlen, "%s: bad size \"%s\"", name, v);
-        return EVSSH_EINVAL;
-      }
-    }
-    if (args->n == 2) {
-      const char *t = args->v[1];
-      if (strcasecmp(t, "default") != 0 && strcasecmp(t, "none") != 0 && !parse_time(t, &secs)) {
-        evssh_errorf(err, errlen, "%s: bad time value \"%s\"", name, t);
-        return EVSSH_EINVAL;
-      }
-    }
-    *canon = dup_printf("%llu %lld", bytes, secs);
-    break;
-  }
-  case T_JUMP:
-    if (strcasecmp(v, "none") != 0) {
-      const char *p = v;
-      bool empty = true;
-      for (; *p; p++) {
-        if (*p == ',') {
-          if (empty)
-            break;
-          empty = true;
-        } else if (isspace((unsigned char)*p) || *p == '\'' || *p == '"') {
-          break;
-        } else {
-          empty = false;
-        }
-      }
-      if (*p != '\0' || empty) {
-        evssh_errorf(err, errlen, "%s: bad jump host list \"%s\"", name, v);
-        return EVSSH_EINVAL;
-      }
-    }
-    *canon = strdup(v);
-    break;
-  case T_FWDAGENT:
-    if (parse_flag_word(v) >= 0)
-      *canon = strdup(parse_flag_word(v) ? "yes" : "no");
-    else
-      *canon = strdup(v);   /* a socket path or $VARIABLE, as ssh allows */
-    break;
-  case T_ACCUM:
-  case T_MULTI:
-  case T_ACCUM_MULTI:
-    for (size_t i = 0; i < args->n; i++) {
-      if (args->v[i][0] == '\0') {
-        evssh_errorf(err, errlen, "%s: empty value", name);
-        strlist_free(items);
-        return EVSSH_EINVAL;
-      }
-      if (k == K_SETENV && strchr(args->v[i], '=') == NULL) {
-        evssh_errorf(err, errlen, "%s: \"%s\" is not NAME=VALUE", name, args->v[i]);
-        strlist_free(items);
-        return EVSSH_EINVAL;
-      }
-      int rc = strlist_push(items, args->v[i]);
-      if (rc != EVSSH_OK) {
-        strlist_free(items);
-        return rc;
-      }
-    }
-    return EVSSH_OK;
-  case T_COMMAND:
-    break;
-  }
-  return *canon ? EVSSH_OK : EVSSH_ENOMEM;
-}
-
-/* Store a parsed value into a layer. first_wins: file semantics. */
-static int store_value(slot *layer, int k, char *canon, strlist *items, bool first_wins) {
-  slot *s = &layer[k];
-  enum kwtype t = keywords[k].type;
-  int rc = EVSSH_OK;
-  if (is_list_type(t)) {
-    if (t == T_MULTI && s->set && first_wins) {
-      strlist_free(items);
-      return EVSSH_OK;
-    }
-    if (t == T_MULTI)
-      strlist_free(&s->list);
-    for (size_t i = 0; i < items->n && rc == EVSSH_OK; i++) {
-      if (t != T_MULTI && strlist_has(&s->list, items->v[i]))
-        continue;   /* ssh drops repeated identity files */
-      rc = strlist_push(&s->list, items->v[i]);
-    }
-    strlist_free(items);
-    if (rc == EVSSH_OK)
-      rc = slot_rejoin(s);
-    if (rc == EVSSH_OK)
-      s->set = true;
-    return rc;
-  }
-  if (s->set && first_wins) {
-    free(canon);
-    return EVSSH_OK;
-  }
-  free(s->val);
-  s->val = canon;
-  s->set = true;
-  return EVSSH_OK;
-}
-
 /* ----------------------------------------------------------- public: set */
 
 int evssh_config_new(evssh_config **out) {
@@ -760,8 +102,8 @@ int evssh_config_new(evssh_config **out) {
 
 static void clear_derived(evssh_config *c) {
   for (int k = 0; k < K_COUNT; k++) {
-    slot_clear(&c->raw[k]);
-    slot_clear(&c->final[k]);
+    cfg_slot_clear(&c->raw[k]);
+    cfg_slot_clear(&c->final[k]);
   }
   c->finalized = false;
 }
@@ -770,8 +112,8 @@ void evssh_config_free(evssh_config *c) {
   if (c == NULL)
     return;
   for (int k = 0; k < K_COUNT; k++) {
-    slot_clear(&c->explicit_opt[k]);
-    slot_clear(&c->file[k]);
+    cfg_slot_clear(&c->explicit_opt[k]);
+    cfg_slot_clear(&c->file[k]);
   }
   clear_derived(c);
   free(c->ignore_unknown);
@@ -784,9 +126,9 @@ int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
     evssh_errorf(err, errlen, "missing keyword or value");
     return EVSSH_EINVAL;
   }
-  int k = keyword_index(keyword);
+  int k = cfg_keyword_index(keyword);
   if (k < 0) {
-    if (openssh_keyword(keyword) || strcasecmp(keyword, "Host") == 0 ||
+    if (cfg_openssh_keyword(keyword) || strcasecmp(keyword, "Host") == 0 ||
         strcasecmp(keyword, "Match") == 0 || strcasecmp(keyword, "Include") == 0 ||
         strcasecmp(keyword, "IgnoreUnknown") == 0)
       evssh_errorf(err, errlen, "option %s is not supported by evssh", keyword);
@@ -797,26 +139,26 @@ int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
   strlist args = {0}, items = {0};
   char sub[256];
   int rc = EVSSH_OK;
-  if (keywords[k].type != T_COMMAND)
-    rc = split_args(value, &args, sub, sizeof(sub));
+  if (cfg_keywords[k].type != T_COMMAND)
+    rc = cfg_split_args(value, &args, sub, sizeof(sub));
   char *canon = NULL;
   if (rc == EVSSH_OK)
-    rc = parse_value(k, &args, value, &canon, &items, sub, sizeof(sub));
+    rc = cfg_parse_value(k, &args, value, &canon, &items, sub, sizeof(sub));
   else if (rc == EVSSH_EINVAL)
-    evssh_errorf(sub, sizeof(sub), "%s: %.200s", keywords[k].name, value);
-  strlist_free(&args);
+    evssh_errorf(sub, sizeof(sub), "%s: %.200s", cfg_keywords[k].name, value);
+  cfg_strlist_free(&args);
   if (rc != EVSSH_OK) {
     if (rc == EVSSH_EINVAL)
-      evssh_errorf(err, errlen, "bad option %s=%s: %s", keywords[k].name, value, sub);
+      evssh_errorf(err, errlen, "bad option %s=%s: %s", cfg_keywords[k].name, value, sub);
     else
       evssh_errorf(err, errlen, "out of memory");
     return rc;
   }
   if (k == K_PROXYCOMMAND)
-    slot_clear(&c->explicit_opt[K_PROXYJUMP]);
+    cfg_slot_clear(&c->explicit_opt[K_PROXYJUMP]);
   else if (k == K_PROXYJUMP)
-    slot_clear(&c->explicit_opt[K_PROXYCOMMAND]);
-  rc = store_value(c->explicit_opt, k, canon, &items, false);
+    cfg_slot_clear(&c->explicit_opt[K_PROXYCOMMAND]);
+  rc = cfg_store_value(c->explicit_opt, k, canon, &items, false);
   if (rc == EVSSH_OK && c->finalized)
     clear_derived(c);   /* stale until the next finalize */
   return rc;
@@ -1187,9 +529,9 @@ static int do_include(read_ctx *rc, const strlist *args, const char *where, bool
     } else if (a[0] == '/') {
       pat = strdup(a);
     } else if (rc->system_file) {
-      pat = dup_printf("/etc/ssh/%s", a);
+      pat = cfg_dup_printf("/etc/ssh/%s", a);
     } else {
-      pat = dup_printf("%s/.ssh/%s", rc->li.home, a);
+      pat = cfg_dup_printf("%s/.ssh/%s", rc->li.home, a);
     }
     if (pat == NULL)
       return EVSSH_ENOMEM;
@@ -1252,9 +594,9 @@ static int process_line(read_ctx *rc, char *line, const char *where, bool *activ
   strlist args = {0};
   char sub[256];
   int e;
-  int k = keyword_index(kwbuf);
-  if (k < 0 || keywords[k].type != T_COMMAND) {
-    e = split_args(rest, &args, sub, sizeof(sub));
+  int k = cfg_keyword_index(kwbuf);
+  if (k < 0 || cfg_keywords[k].type != T_COMMAND) {
+    e = cfg_split_args(rest, &args, sub, sizeof(sub));
     if (e != EVSSH_OK) {
       if (e == EVSSH_EINVAL)
         evssh_errorf(rc->err, rc->errlen, "%s: %s: %s", where, kwbuf, sub);
@@ -1288,7 +630,7 @@ static int process_line(read_ctx *rc, char *line, const char *where, bool *activ
     }
   } else if (k < 0) {
     e = EVSSH_OK;
-    if (!openssh_keyword(kwbuf) &&
+    if (!cfg_openssh_keyword(kwbuf) &&
         !(rc->c->ignore_unknown && evssh_config_match_list(kwbuf, rc->c->ignore_unknown, true) == 1)) {
       evssh_errorf(rc->err, rc->errlen, "%s: Bad configuration option: %s", where, kwbuf);
       e = EVSSH_EINVAL;
@@ -1296,21 +638,21 @@ static int process_line(read_ctx *rc, char *line, const char *where, bool *activ
   } else {
     char *canon = NULL;
     strlist items = {0};
-    e = parse_value(k, &args, rest, &canon, &items, sub, sizeof(sub));
+    e = cfg_parse_value(k, &args, rest, &canon, &items, sub, sizeof(sub));
     if (e == EVSSH_EINVAL)
       evssh_errorf(rc->err, rc->errlen, "%s: %s", where, sub);
     if (e == EVSSH_OK) {
       bool proxy_taken = (k == K_PROXYCOMMAND || k == K_PROXYJUMP) &&
                          (rc->c->file[K_PROXYCOMMAND].set || rc->c->file[K_PROXYJUMP].set);
       if (*active && !proxy_taken) {
-        e = store_value(rc->c->file, k, canon, &items, true);
+        e = cfg_store_value(rc->c->file, k, canon, &items, true);
       } else {
         free(canon);
-        strlist_free(&items);
+        cfg_strlist_free(&items);
       }
     }
   }
-  strlist_free(&args);
+  cfg_strlist_free(&args);
   return e;
 }
 
@@ -1443,11 +785,11 @@ static int set_default_scalar(evssh_config *c, int k, const char *v) {
 }
 
 static int copy_slot(slot *dst, const slot *src) {
-  slot_clear(dst);
+  cfg_slot_clear(dst);
   if (!src->set)
     return EVSSH_OK;
   for (size_t i = 0; i < src->list.n; i++)
-    if (strlist_push(&dst->list, src->list.v[i]) != EVSSH_OK)
+    if (cfg_strlist_push(&dst->list, src->list.v[i]) != EVSSH_OK)
       return EVSSH_ENOMEM;
   if (src->val && (dst->val = strdup(src->val)) == NULL)
     return EVSSH_ENOMEM;
@@ -1463,14 +805,14 @@ static int merge_layers(evssh_config *c) {
     if (k == K_PROXYCOMMAND || k == K_PROXYJUMP) {
       bool ex_proxy = c->explicit_opt[K_PROXYCOMMAND].set || c->explicit_opt[K_PROXYJUMP].set;
       e = copy_slot(dst, ex_proxy ? ex : fi);
-    } else if (keywords[k].type == T_ACCUM || keywords[k].type == T_ACCUM_MULTI) {
+    } else if (cfg_keywords[k].type == T_ACCUM || cfg_keywords[k].type == T_ACCUM_MULTI) {
       e = copy_slot(dst, ex->set ? ex : fi);
       if (e == EVSSH_OK && ex->set && fi->set) {
         for (size_t i = 0; i < fi->list.n && e == EVSSH_OK; i++)
-          if (!strlist_has(&dst->list, fi->list.v[i]))
-            e = strlist_push(&dst->list, fi->list.v[i]);
+          if (!cfg_strlist_has(&dst->list, fi->list.v[i]))
+            e = cfg_strlist_push(&dst->list, fi->list.v[i]);
         if (e == EVSSH_OK)
-          e = slot_rejoin(dst);
+          e = cfg_slot_rejoin(dst);
       }
     } else {
       e = copy_slot(dst, ex->set ? ex : fi);
@@ -1486,10 +828,10 @@ static int set_default_list(evssh_config *c, int k, const char *const *items, si
   if (s->set)
     return EVSSH_OK;
   for (size_t i = 0; i < n; i++)
-    if (strlist_push(&s->list, items[i]) != EVSSH_OK)
+    if (cfg_strlist_push(&s->list, items[i]) != EVSSH_OK)
       return EVSSH_ENOMEM;
   s->set = true;
-  return slot_rejoin(s);
+  return cfg_slot_rejoin(s);
 }
 
 int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t errlen) {
@@ -1594,20 +936,20 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
       e = dst->set ? EVSSH_OK : EVSSH_ENOMEM;
     } else if (allowed == NULL) {
       e = copy_slot(dst, src);
-    } else if (is_list_type(keywords[k].type)) {
+    } else if (cfg_is_list_type(cfg_keywords[k].type)) {
       for (size_t i = 0; i < src->list.n && e == EVSSH_OK; i++) {
         char *x = NULL;
         if (k == K_USERKNOWNHOSTS && strcasecmp(src->list.v[i], "none") == 0)
           continue;
-        e = expand(src->list.v[i], tilde, env, &t, allowed, keywords[k].name, &x, err, errlen);
+        e = expand(src->list.v[i], tilde, env, &t, allowed, cfg_keywords[k].name, &x, err, errlen);
         if (e == EVSSH_OK)
-          e = strlist_push_owned(&dst->list, x);
+          e = cfg_strlist_push_owned(&dst->list, x);
       }
       if (e == EVSSH_OK)
-        e = slot_rejoin(dst);
+        e = cfg_slot_rejoin(dst);
       dst->set = e == EVSSH_OK;
     } else {
-      e = expand(src->val, tilde, env, &t, allowed, keywords[k].name, &dst->val, err, errlen);
+      e = expand(src->val, tilde, env, &t, allowed, cfg_keywords[k].name, &dst->val, err, errlen);
       dst->set = e == EVSSH_OK;
     }
   }
@@ -1628,7 +970,7 @@ fail:
 static const slot *lookup(const evssh_config *c, const char *keyword, bool raw) {
   if (c == NULL || keyword == NULL)
     return NULL;
-  int k = keyword_index(keyword);
+  int k = cfg_keyword_index(keyword);
   if (k < 0)
     return NULL;
   if (c->finalized)
@@ -1668,7 +1010,7 @@ size_t evssh_config_get_list_raw(const evssh_config *c, const char *keyword,
 bool evssh_config_is_set(const evssh_config *c, const char *keyword) {
   if (c == NULL || keyword == NULL)
     return false;
-  int k = keyword_index(keyword);
+  int k = cfg_keyword_index(keyword);
   return k >= 0 && (c->explicit_opt[k].set || c->file[k].set);
 }
 
@@ -1681,7 +1023,7 @@ static int split_commas(const char *s, strlist *out) {
     size_t len = comma ? (size_t)(comma - p) : strlen(p);
     if (len > 0) {
       char *item = strndup(p, len);
-      if (item == NULL || strlist_push_owned(out, item) != EVSSH_OK)
+      if (item == NULL || cfg_strlist_push_owned(out, item) != EVSSH_OK)
         return EVSSH_ENOMEM;
     }
     p = comma ? comma + 1 : NULL;
@@ -1726,8 +1068,8 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
       bool drop = false;
       for (size_t j = 0; j < pats.n && !drop; j++)
         drop = evssh_config_match_pattern(def.v[i], pats.v[j]);
-      if (!drop && !strlist_has(&result, def.v[i]))
-        e = strlist_push(&result, def.v[i]);
+      if (!drop && !cfg_strlist_has(&result, def.v[i]))
+        e = cfg_strlist_push(&result, def.v[i]);
     }
   } else {
     /* "+" appends to the defaults, "^" puts the names first, a plain list
@@ -1745,8 +1087,8 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
       for (size_t i = 0; i < src->n && e == EVSSH_OK; i++) {
         const char *name = src->v[i];
         if (!user_part[part]) {
-          if (!strlist_has(&result, name))
-            e = strlist_push(&result, name);
+          if (!cfg_strlist_has(&result, name))
+            e = cfg_strlist_push(&result, name);
           continue;
         }
         bool any = false;
@@ -1754,14 +1096,14 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
           for (size_t j = 0; j < sup.n && e == EVSSH_OK; j++) {
             if (evssh_config_match_pattern(sup.v[j], name)) {
               any = true;
-              if (!strlist_has(&result, sup.v[j]))
-                e = strlist_push(&result, sup.v[j]);
+              if (!cfg_strlist_has(&result, sup.v[j]))
+                e = cfg_strlist_push(&result, sup.v[j]);
             }
           }
-        } else if (strlist_has(&sup, name)) {
+        } else if (cfg_strlist_has(&sup, name)) {
           any = true;
-          if (!strlist_has(&result, name))
-            e = strlist_push(&result, name);
+          if (!cfg_strlist_has(&result, name))
+            e = cfg_strlist_push(&result, name);
         }
         if (e == EVSSH_OK && !any) {
           evssh_errorf(err, errlen, "unsupported algorithm \"%s\"", name);
@@ -1775,16 +1117,16 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
     e = EVSSH_EINVAL;
   }
   if (e == EVSSH_OK) {
-    *out = join_list(&result, ",");
+    *out = cfg_join_list(&result, ",");
     if (*out == NULL)
       e = EVSSH_ENOMEM;
   }
 done:
   if (e == EVSSH_ENOMEM)
     evssh_errorf(err, errlen, "out of memory");
-  strlist_free(&def);
-  strlist_free(&sup);
-  strlist_free(&pats);
-  strlist_free(&result);
+  cfg_strlist_free(&def);
+  cfg_strlist_free(&sup);
+  cfg_strlist_free(&pats);
+  cfg_strlist_free(&result);
   return e;
 }
