@@ -856,8 +856,12 @@ static int on_global_request(evssh_session *s, evssh_reader *r) {
   }
   int answer = EVSSH_REPLY_FAILURE;
   if (h) {
+    /* the handler may unregister itself: hand it a type string it cannot free */
+    char *type_copy = dup_string(h->type);
+    if (!type_copy) return EVSSH_ENOMEM;
     evssh_reader data = *r;
-    answer = h->cb(s, h->type, &data, want_reply, h->ud);
+    answer = h->cb(s, type_copy, &data, want_reply, h->ud);
+    free(type_copy);
   }
   if (!want_reply || c->aborted) return EVSSH_OK;
   if (answer != EVSSH_REPLY_SENT) {
@@ -1131,7 +1135,14 @@ static int run_request_handler(evssh_channel *ch, const char *type, size_t type_
   chan_handler *h = ch->handlers;
   while (h && !string_is(type, type_len, h->type)) h = h->next;
   if (!h) return EVSSH_REPLY_FAILURE;
-  return h->cb(ch, h->type, &data, want_reply, h->ud);
+  /* the handler may unregister itself: hand it a type string it cannot free */
+  char small[64];
+  char *type_copy = type_len < sizeof small ? small : malloc(type_len + 1);
+  if (!type_copy) return EVSSH_REPLY_FAILURE;
+  memcpy(type_copy, h->type, type_len + 1);
+  int answer = h->cb(ch, type_copy, &data, want_reply, h->ud);
+  if (type_copy != small) free(type_copy);
+  return answer;
 }
 
 static int hold_request(evssh_channel *ch, const char *type, size_t type_len, evssh_reader data) {

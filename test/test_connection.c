@@ -982,6 +982,8 @@ START_TEST(test_peer_opened_channels) {
 END_TEST
 
 static int answer_keepalive(evssh_channel *ch, const char *type, evssh_reader *d, bool want, void *ud) {
+  evssh_channel_on_request(ch, "keepalive@openssh.com", NULL, NULL); /* once is enough */
+  ck_assert_str_eq(type, "keepalive@openssh.com");                  /* still readable */
   return EVSSH_REPLY_SUCCESS;
 }
 
@@ -1009,6 +1011,10 @@ START_TEST(test_incoming_channel_requests) {
   ck_assert_int_eq(feed(SSH_MSG_CHANNEL_REQUEST, &b), 0);
   p = sent_pop();
   sent_expect(p, SSH_MSG_CHANNEL_SUCCESS);
+  packet_free(p);
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_REQUEST, &b), 0); /* handler gone: failure again */
+  p = sent_pop();
+  sent_expect(p, SSH_MSG_CHANNEL_FAILURE);
   packet_free(p);
   /* exit-status and exit-signal recorded without handlers, no reply sent */
   buf_reset(&b);
@@ -1117,6 +1123,8 @@ START_TEST(test_global_requests_out) {
 END_TEST
 
 static int later_handler(evssh_session *s, const char *type, evssh_reader *d, bool want, void *ud) {
+  evssh_session_on_global_request(s, "later@example.com", NULL, NULL); /* unregisters itself */
+  ck_assert_str_eq(type, "later@example.com");
   return EVSSH_REPLY_SENT; /* answered later by the test */
 }
 static int now_handler(evssh_session *s, const char *type, evssh_reader *d, bool want, void *ud) {
