@@ -403,6 +403,96 @@ START_TEST(test_connect_started_after_add) {
 }
 END_TEST
 
+/* listen_to fds of a session in a multi are polled with everything else,
+   and keep working when members before it leave (their slots move). */
+typedef struct relay {
+  int pipe_r;
+  evssh_channel *ch;
+  char echoed[256];
+  size_t echoed_len;
+  bool closed;
+  int listener_calls;
+} relay;
+
+static void relay_pipe(evssh_session *s, int fd, int events, void *ud) {
+  relay *r = ud;
+  r->listener_calls++;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf);
+  if (n > 0) {
+    ck_assert_int_eq(evssh_channel_send_data(r->ch, buf, (size_t)n), 0);
+  } else {
+    evssh_session_stop_listening_to(s, fd);
+    evssh_channel_eof(r->ch);
+  }
+}
+static void relay_data(evssh_channel *ch, const char *d, size_t n, void *ud) {
+  relay *r = ud;
+  ck_assert_uint_lt(r->echoed_len + n, sizeof r->echoed);
+  memcpy(r->echoed + r->echoed_len, d, n);
+  r->echoed_len += n;
+}
+static void relay_closed(evssh_channel *ch, void *ud) { ((relay *)ud)->closed = true; }
+static void relay_open(evssh_channel *ch, void *ud) {
+  relay *r = ud;
+  evssh_channel_on_data(ch, relay_data, r);
+  evssh_channel_on_close(ch, relay_closed, r);
+  ck_assert_int_eq(evssh_channel_exec(ch, "cat", NULL, NULL), 0);
+  ck_assert_int_eq(evssh_session_listen_to(evssh_channel_session(ch), r->pipe_r, EVSSH_READ, relay_pipe, r), 0);
+}
+static void relay_ready(evssh_session *s, int status, void *ud) {
+  relay *r = ud;
+  ck_assert_int_eq(status, 0);
+  r->ch = evssh_session_open_channel(s, relay_open, r);
+  ck_assert_ptr_nonnull(r->ch);
+}
+static void idle_ready(evssh_session *s, int status, void *ud) { *(int *)ud = status; }
+
+START_TEST(test_listen_to_in_a_multi) {
+  enum { IDLE = 6 };
+  evssh_multi *m = evssh_multi_new();
+  evssh_session *idle[IDLE];
+  int idle_status[IDLE];
+  for (int i = 0; i < IDLE; i++) {
+    idle_status[i] = 1;
+    idle[i] = new_session(NULL);
+    ck_assert_int_eq(evssh_session_connect_async(idle[i], idle_ready, &idle_status[i]), 0);
+    ck_assert_int_eq(evssh_multi_add(m, idle[i]), 0);
+  }
+  int pfd[2];
+  ck_assert_int_eq(pipe(pfd), 0);
+  relay r = {pfd[0], NULL, "", 0, false, 0};
+  evssh_session *s = new_session(NULL);
+  ck_assert_int_eq(evssh_session_connect_async(s, relay_ready, &r), 0);
+  ck_assert_int_eq(evssh_multi_add(m, s), 0);
+  /* wait until the listener is in place, then drop the members before it */
+  int64_t t0 = now_ms();
+  bool wrote = false;
+  while (r.listener_calls == 0 && now_ms() - t0 < 20000) {
+    if (!wrote && r.ch && evssh_channel_active(r.ch)) {
+      ck_assert_int_eq(write(pfd[1], "first-", 6), 6);
+      wrote = true;
+    }
+    ck_assert_int_ge(evssh_multi_process(m, 200, NULL, NULL), 0);
+  }
+  ck_assert_int_gt(r.listener_calls, 0);
+  for (int i = 0; i < IDLE; i += 2) ck_assert_int_eq(evssh_multi_remove(m, idle[i]), 0);
+  ck_assert_int_eq(write(pfd[1], "second\n", 7), 7);
+  close(pfd[1]);
+  while (!r.closed && now_ms() - t0 < 20000) ck_assert_int_ge(evssh_multi_process(m, 200, NULL, NULL), 0);
+  ck_assert(r.closed);
+  r.echoed[r.echoed_len] = 0;
+  ck_assert_str_eq(r.echoed, "first-second\n");
+  for (int i = 0; i < IDLE; i++) {
+    ck_assert_int_eq(idle_status[i], 0);
+    evssh_session_free(idle[i]);
+  }
+  evssh_session_free(s);
+  evssh_multi_free(m);
+  close(pfd[0]);
+}
+END_TEST
+
 /* ----------------------------------------------------------- ProxyJump */
 
 static void jump_spec(char *out, size_t outlen, int hops) {
@@ -722,6 +812,7 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_connect_timeout_beside_healthy_sessions);
   tcase_add_test(tc, test_session_dying_leaves_others_alone);
   tcase_add_test(tc, test_connect_started_after_add);
+  tcase_add_test(tc, test_listen_to_in_a_multi);
   tcase_add_test(tc, test_proxyjump_one_hop_blocking);
   tcase_add_test(tc, test_proxyjump_chains_in_a_multi);
   tcase_add_test(tc, test_proxyjump_failures);
