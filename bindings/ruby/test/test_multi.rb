@@ -39,4 +39,11 @@ class TestMulti < Minitest::Test
     end
     assert_equal ["hi\n", "hi\n"], out
   end
+
+  def test_without_c_multi
+    EvSSH::Multi.use_c_multi = false
+    test_many_sessions_one_loop_and_a_failure_does_not_disturb
+  ensure
+    EvSSH::Multi.use_c_multi = true
+  end
 end

@@ -332,6 +332,14 @@ static VALUE buf_write_string(VALUE self, VALUE v) { return buf_write_field(self
 
 typedef struct rsess rsess;
 
+/* An evssh_multi shared by the EvSSH::Multi object and its member sessions:
+   whichever the GC frees first must not touch the other, so each holds a
+   reference; m is NULL once the multi itself is freed. */
+typedef struct mholder {
+  evssh_multi *m;
+  int refs;
+} mholder;
+
 typedef struct rchan {
   evssh_channel *ch; /* NULL once detached (closed, refused) */
   rsess *rs;
@@ -371,6 +379,7 @@ struct rsess {
   VALUE exc;             /* first exception raised by a callback */
   VALUE error;           /* message of a failed connect (Multi) */
   open_type *open_types; /* names handed to C as on_open_channel ud */
+  mholder *multi;        /* the C multi this session is a member of */
   int jump;              /* pending non-exception jump from a callback */
   int depth;             /* callbacks currently on the stack */
   unsigned long token;
@@ -400,8 +409,20 @@ static void free_open_types(rsess *rs) {
   }
 }
 
+/* Leave the C multi before the C session goes away. */
+static void multi_leave(rsess *rs) {
+  mholder *h = rs->multi;
+  if (!h) return;
+#ifdef HAVE_EVSSH_MULTI_NEW
+  if (h->m && rs->s) evssh_multi_remove(h->m, rs->s);
+#endif
+  rs->multi = NULL;
+  if (--h->refs == 0) free(h);
+}
+
 static void sess_free(void *p) {
   rsess *rs = p;
+  multi_leave(rs);
   /* from here on no trampoline touches Ruby: channel wrappers may already
      be gone in this same GC sweep */
   rs->dead = true;
@@ -1045,6 +1066,7 @@ static VALUE sess_connect(VALUE self) {
   rs->connecting = false;
   if (rs->connect_status != EVSSH_OK) {
     VALUE e = make_error(rs->connect_status, evssh_session_error(rs->s));
+    multi_leave(rs);
     evssh_session_free(rs->s);
     rs->s = NULL;
     rb_exc_raise(e);
@@ -1117,6 +1139,7 @@ static VALUE sess_close_now(VALUE self) {
   VALUE chans = rb_funcall(rs->channels, rb_intern("keys"), 0);
   for (long i = 0; i < RARRAY_LEN(chans); i++) detach(get_rc(RARRAY_AREF(chans, i)));
   evssh_session *s = rs->s;
+  multi_leave(rs);
   rs->dead = true;
   evssh_session_free(s);
   rs->s = NULL;
@@ -1581,6 +1604,110 @@ static VALUE multi_step(VALUE mod, VALUE sessions, VALUE wait) {
   return failed;
 }
 
+
+#ifdef HAVE_EVSSH_MULTI_NEW
+/* EvSSH::Multi::Core: evssh_multi. Its process both waits and runs
+   callbacks, so as for one session it runs with wait 0 (with the GVL) and
+   the wait is a separate poll over every member without the GVL. */
+typedef struct rmulti {
+  mholder *h;
+  VALUE sessions;
+} rmulti;
+
+static void multi_mark(void *p) { rb_gc_mark(((rmulti *)p)->sessions); }
+static void multi_free(void *p) {
+  rmulti *rm = p;
+  if (rm->h) {
+    evssh_multi_free(rm->h->m);
+    rm->h->m = NULL;
+    if (--rm->h->refs == 0) free(rm->h);
+  }
+  xfree(rm);
+}
+static size_t multi_memsize(const void *p) { return sizeof(rmulti); }
+static const rb_data_type_t multi_type = {"EvSSH::Multi::Core", {multi_mark, multi_free, multi_memsize}, 0, 0, 0};
+
+static VALUE multi_alloc(VALUE klass) {
+  rmulti *rm;
+  VALUE obj = TypedData_Make_Struct(klass, rmulti, &multi_type, rm);
+  rm->sessions = rb_ary_new();
+  rm->h = calloc(1, sizeof *rm->h);
+  if (!rm->h) rb_raise(rb_eNoMemError, "evssh_multi");
+  rm->h->refs = 1;
+  rm->h->m = evssh_multi_new();
+  if (!rm->h->m) rb_raise(rb_eNoMemError, "evssh_multi_new");
+  return obj;
+}
+
+static rmulti *get_rm(VALUE self) { return rb_check_typeddata(self, &multi_type); }
+
+static VALUE multi_add(VALUE self, VALUE session) {
+  rmulti *rm = get_rm(self);
+  rsess *rs = open_rs(session);
+  if (rs->multi) rb_raise(rb_eArgError, "session already belongs to a multi");
+  int rc = evssh_multi_add(rm->h->m, rs->s);
+  if (rc) raise_code(rc, evssh_session_error(rs->s));
+  rs->multi = rm->h;
+  rm->h->refs++;
+  rb_ary_push(rm->sessions, session);
+  return session;
+}
+
+static VALUE multi_remove(VALUE self, VALUE session) {
+  rmulti *rm = get_rm(self);
+  rsess *rs = get_rs(session);
+  if (rs->multi == rm->h) multi_leave(rs);
+  rb_ary_delete(rm->sessions, session);
+  return session;
+}
+
+/* evssh_multi_process(m, 0) with the GVL; returns [[session, error], ...]
+   for members that failed (C already dropped them). */
+static VALUE multi_work(VALUE self) {
+  rmulti *rm = get_rm(self);
+  VALUE sessions = rb_ary_dup(rm->sessions);
+  long n = RARRAY_LEN(sessions);
+  for (long i = 0; i < n; i++) check_not_nested(get_rs(RARRAY_AREF(sessions, i)));
+  for (long i = 0; i < n; i++) refresh_listeners(get_rs(RARRAY_AREF(sessions, i)));
+  int rc = evssh_multi_process(rm->h->m, 0, NULL, NULL);
+  for (long i = 0; i < n; i++) raise_pending(get_rs(RARRAY_AREF(sessions, i)));
+  if (rc < 0) raise_code(rc, "multi process failed");
+  VALUE failed = rb_ary_new();
+  for (long i = 0; i < n; i++) {
+    VALUE sv = RARRAY_AREF(sessions, i);
+    rsess *rs = get_rs(sv);
+    if (!rs->s || !rs->connect_done) continue;
+    if (rs->connect_status != EVSSH_OK) {
+      rb_ary_push(failed, rb_assoc_new(sv, make_error(rs->connect_status, evssh_session_error(rs->s))));
+    } else if (evssh_session_closed(rs->s)) {
+      /* process on a closed session returns its error code at once */
+      int code = evssh_session_process(rs->s, 0, NULL, NULL);
+      rb_ary_push(failed, rb_assoc_new(sv, make_error(code < 0 ? code : EVSSH_ECLOSED, evssh_session_error(rs->s))));
+    }
+  }
+  return failed;
+}
+
+static VALUE multi_wait(VALUE self, VALUE wait) {
+  rmulti *rm = get_rm(self);
+  VALUE sessions = rb_ary_dup(rm->sessions);
+  long n = RARRAY_LEN(sessions);
+  VALUE tmp1, tmp2;
+  rsess **rss = ALLOCV_N(rsess *, tmp1, n ? n : 1);
+  int *revents = ALLOCV_N(int, tmp2, n ? n : 1);
+  long used = 0;
+  for (long i = 0; i < n; i++) {
+    rsess *rs = get_rs(RARRAY_AREF(sessions, i));
+    if (rs->s) rss[used++] = rs;
+  }
+  if (used) wait_ready(rss, (size_t)used, wait_ms_of(wait), revents);
+  ALLOCV_END(tmp1);
+  ALLOCV_END(tmp2);
+  RB_GC_GUARD(sessions);
+  return Qnil;
+}
+#endif
+
 /* ------------------------------------------------------------------- init */
 
 static VALUE def_error(const char *name, VALUE super, int code) {
@@ -1740,6 +1867,14 @@ void Init_evssh_ext(void) {
 
   VALUE cMulti = rb_define_class_under(mEvSSH, "Multi", rb_cObject);
   rb_define_singleton_method(cMulti, "_step", multi_step, 2);
+#ifdef HAVE_EVSSH_MULTI_NEW
+  VALUE cCore = rb_define_class_under(cMulti, "Core", rb_cObject);
+  rb_define_alloc_func(cCore, multi_alloc);
+  rb_define_method(cCore, "add", multi_add, 1);
+  rb_define_method(cCore, "remove", multi_remove, 1);
+  rb_define_method(cCore, "work", multi_work, 0);
+  rb_define_method(cCore, "wait", multi_wait, 1);
+#endif
   rb_define_const(mEvSSH, "HAVE_C_MULTI",
 #ifdef HAVE_EVSSH_MULTI_NEW
                   Qtrue

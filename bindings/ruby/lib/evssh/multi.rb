@@ -1,12 +1,21 @@
 # EvSSH::Multi: many sessions driven by one loop, as the net-ssh-multi gem
 # shapes it. Connecting, key exchange and authentication of every session
 # proceed in parallel; one poll (GVL released) covers all of them. The
-# iteration itself is C (EvSSH::Multi._step over libevssh's external-loop
-# interface: evssh_session_fd/events/timeout/handle_events); a session that
-# fails is dropped and reported without disturbing the others.
+# iteration is libevssh's evssh_multi (EvSSH::Multi::Core: its process with
+# wait 0 under the GVL, then a GVL-free poll over every member); on a library
+# built without it, EvSSH::Multi._step drives the members through the
+# external-loop interface (evssh_session_fd/events/timeout/handle_events).
+# A session that fails is dropped and reported without disturbing the others.
 module EvSSH
   class Multi
     attr_reader :sessions, :failed
+
+    class << self
+      # false: drive members through the external-loop interface even when
+      # the library has evssh_multi (tests cover both paths)
+      attr_accessor :use_c_multi
+    end
+    self.use_c_multi = true
 
     # Multi.start(**defaults) { |multi| ... }: loops until idle at the end of
     # the block, then closes every session.
@@ -27,6 +36,7 @@ module EvSSH
       @sessions = []
       @on_ready = {}
       @failed = {}
+      @core = EvSSH::HAVE_C_MULTI && Multi.use_c_multi ? Core.new : nil
     end
 
     # Start connecting to host (does not block); on_ready is called with
@@ -36,17 +46,21 @@ module EvSSH
       session._connect_async
       @on_ready[session] = on_ready
       @sessions << session
+      @core.add(session) if @core && session._connect_state != false
       settle(session)
       session
     end
 
     # Add an already connected session.
     def add(session)
-      @sessions << session unless @sessions.include?(session)
+      return session if @sessions.include?(session)
+      @core&.add(session)
+      @sessions << session
       session
     end
 
     def remove(session)
+      @core&.remove(session)
       @on_ready.delete(session)
       @sessions.delete(session)
     end
@@ -66,12 +80,14 @@ module EvSSH
     # One iteration over every session; false when the block said stop.
     def process(wait = nil, &cond)
       return false if cond && !cond.call(self)
-      Multi._step(@sessions.dup, wait).each do |session, error|
+      failures = @core ? @core.work : Multi._step(@sessions.dup, wait)
+      failures.each do |session, error|
         @failed[session] = error
         remove_failed(session, error)
       end
-      @sessions.each { |s| settle(s) }
+      @sessions.dup.each { |s| settle(s) }
       return false if cond && !cond.call(self)
+      @core&.wait(wait)
       true
     end
 
@@ -111,6 +127,7 @@ module EvSSH
     end
 
     def close
+      @sessions.each { |s| @core&.remove(s) }
       @sessions.each { |s| s.close unless s.closed? && !s.fileno.positive? }
       @sessions.clear
       nil
@@ -127,12 +144,14 @@ module EvSSH
       else
         error = session._connect_error
         @failed[session] = error
+        @core&.remove(session)
         @sessions.delete(session)
         cb&.call(session, error)
       end
     end
 
     def remove_failed(session, error)
+      @core&.remove(session)
       cb = @on_ready.delete(session)
       @sessions.delete(session)
       cb&.call(session, error)
