@@ -8,8 +8,9 @@
  * every descendant it waited for, from wait4), its peak RSS, the sshd's CPU
  * time over the same interval (listener plus every per-connection process
  * and shell it reaped, from /proc/<pid>/stat utime+stime+cutime+cstime; on
- * a 2-core machine that is the floor for wall time), and how many "ok"
- * lines came back. Then the RSS growth per idle connected evssh session.
+ * a 2-core machine that is the floor for wall time), how many "ok" lines
+ * came back, and how busy all cores of the machine were meanwhile (near
+ * 100% means the run was CPU-bound; anything else on the machine counts). Then the RSS growth per idle connected evssh session.
  *
  *   bench_multi [N] [clients...]
  *   clients: evssh netssh asyncssh pssh evssh-paced[W] idle
@@ -58,6 +59,21 @@ static double proc_cpu(pid_t pid) {
              &v[3]) != 4)
     return -1;
   return (double)(v[0] + v[1] + v[2] + v[3]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* busy and total jiffies of the whole machine (/proc/stat "cpu" line) */
+static void machine_jiffies(unsigned long long *busy, unsigned long long *total) {
+  unsigned long long v[8] = {0};
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f || fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]) != 8) {
+    if (f) fclose(f);
+    *busy = *total = 0;
+    return;
+  }
+  fclose(f);
+  *total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+  *busy = *total - v[3] - v[4];   /* minus idle and iowait */
 }
 
 /* number of live (non-zombie) children of pid */
@@ -286,6 +302,7 @@ static void exec_peer(const char *name) {
 typedef struct result {
   const char *name;
   double wall, cpu, sshd_cpu;
+  double machine_busy;       /* share of all cores busy during the run */
   long rss_kib;
   int oks;
   bool ran;
@@ -296,11 +313,13 @@ static void wait_sshd_idle(void) {
 }
 
 static result run_client(const char *name) {
-  result r = {name, 0, 0, 0, 0, 0, false};
+  result r = {name, 0, 0, 0, 0, 0, 0, false};
   wait_sshd_idle();
   int pfd[2];
   if (pipe(pfd) != 0) return r;
   double sshd0 = proc_cpu(peer.pid);
+  unsigned long long busy0, total0, busy1, total1;
+  machine_jiffies(&busy0, &total0);
   double t0 = now_s();
   pid_t pid = fork();
   if (pid == 0) {
@@ -333,6 +352,8 @@ static result run_client(const char *name) {
   struct rusage ru;
   wait4(pid, &st, 0, &ru);
   r.wall = now_s() - t0;
+  machine_jiffies(&busy1, &total1);
+  r.machine_busy = total1 > total0 ? (double)(busy1 - busy0) / (double)(total1 - total0) : 0;
   wait_sshd_idle();
   r.sshd_cpu = proc_cpu(peer.pid) - sshd0;
   r.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
@@ -392,13 +413,14 @@ int main(int argc, char **argv) {
   }
   printf("%d sessions to one OpenSSH sshd on 127.0.0.1 (%ld cores), user %s, ed25519 key, known_hosts %s\n",
          nsessions, sysconf(_SC_NPROCESSORS_ONLN), peer.user, peer.known_hosts);
-  printf("%-12s %8s %10s %10s %10s %8s\n", "client", "wall s", "client CPU", "peak RSS", "sshd CPU", "ok");
+  printf("%-12s %8s %10s %10s %10s %8s %9s\n", "client", "wall s", "client CPU", "peak RSS", "sshd CPU", "ok",
+         "all CPUs");
   int bad = 0;
   for (int i = 0; i < nclients; i++) {
     result r = run_client(clients[i]);
     if (strcmp(clients[i], "idle") == 0) continue;
-    printf("%-12s %8.2f %9.2fs %7.1fMiB %9.2fs %5d/%d\n", r.name, r.wall, r.cpu, (double)r.rss_kib / 1024.0,
-           r.sshd_cpu, r.oks, nsessions);
+    printf("%-12s %8.2f %9.2fs %7.1fMiB %9.2fs %5d/%d %8.0f%%\n", r.name, r.wall, r.cpu,
+           (double)r.rss_kib / 1024.0, r.sshd_cpu, r.oks, nsessions, r.machine_busy * 100);
     fflush(stdout);
     if (r.oks != nsessions) bad++;
   }
