@@ -115,7 +115,7 @@ class TestCallbacks < Minitest::Test
   end
 
   def test_thread_raise_interrupts_a_waiting_loop
-    @ssh.exec("sleep 30")
+    @ssh.exec("sleep 2")
     waiter = Thread.new do
       @ssh.loop
       :finished

@@ -104,7 +104,7 @@ class TestSession < Minitest::Test
 
   def test_invisible_channel_does_not_keep_loop_busy
     started = false
-    ch = @ssh.open_channel { |c| c.exec("sleep 5") { started = true } }
+    ch = @ssh.open_channel { |c| c.exec("sleep 1") { started = true } }
     @ssh.loop { !started }
     ch[:invisible] = true
     refute @ssh.busy?
@@ -130,7 +130,7 @@ class TestSession < Minitest::Test
 
   def test_send_channel_request_without_reply_and_signal
     opened = false
-    ch = @ssh.open_channel { |c| opened = true; c.send_channel_request("exec", :string, "sleep 10") }
+    ch = @ssh.open_channel { |c| opened = true; c.send_channel_request("exec", :string, "sleep 0.5") }
     @ssh.loop(0.05) { !opened }
     ch.close
     ch.wait
