@@ -273,7 +273,7 @@ static int pipe_handle(void *ctx, int *transport_fd, int *transport_revents, cha
   if (evssh_session_closed(jp->outer))
     jump_failed(jp, jp->handed ? EVSSH_EDISCONNECT : EVSSH_ECONNECT, "ProxyJump via %s: %s",
                 evssh_session_host(jp->outer), evssh_session_error(jp->outer));
-  if (jp->fail_code && !(jp->handed && jp->phase == J_OPEN && !evssh_session_closed(jp->outer))) {
+  if (jp->fail_code) {
     snprintf(err, errlen, "%s", jp->fail);
     return jp->fail_code;
   }
