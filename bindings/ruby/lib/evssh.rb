@@ -84,7 +84,20 @@ module EvSSH
     end
   end
 
+  # EvSSH.prepare(host, user, **opts): a configured session not yet
+  # connected, so handlers (on_global_request, on_open_channel) can be in
+  # place for what the server sends right after authentication
+  # (hostkeys-00@openssh.com); then session.connect.
+  def self.prepare(host, user = nil, **opts)
+    Session.build(host, user, **opts)
+  end
+
   class Session
+    def connect
+      _connect
+      self
+    end
+
     # A configured but unconnected session (EvSSH.start and Multi use it).
     def self.build(host, user = nil, **opts)
       opts = opts.dup

@@ -142,6 +142,26 @@ class TestIo < Minitest::Test
     assert_equal "still\n", @ssh.exec!("echo still")
   end
 
+  def test_on_global_request_from_the_server
+    s = EvSSH.prepare("127.0.0.1", SSHD.user, **SSHD.opts)
+    got = []
+    s.on_global_request("hostkeys-00@openssh.com") do |data, want_reply|
+      keys = []
+      while (k = data.read_string)
+        keys << k
+      end
+      got << [keys.size, want_reply]
+      true
+    end
+    s.connect
+    s.loop(0.05) { got.empty? }
+    # OpenSSH announces every host key it has (5 in the harness), no reply wanted
+    assert_equal [[5, false]], got
+    assert_equal "ok\n", s.exec!("echo ok")
+  ensure
+    s&.close
+  end
+
   def test_on_global_request_registration
     called = []
     assert_nil(@ssh.on_global_request("x@example.com") { |_d, _w| called << 1; true })
