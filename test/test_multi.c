@@ -250,7 +250,9 @@ START_TEST(test_add_while_others_transfer) {
   job bulk[BULK], late;
   evssh_multi *m = evssh_multi_new();
   char cmd[128];
-  snprintf(cmd, sizeof cmd, "head -c %d /dev/zero", SIZE);
+  /* 40 MB in 1 MB bursts over at least 2 s, so the transfers are still
+     running when the newcomer arrives even on a slow machine */
+  snprintf(cmd, sizeof cmd, "for i in $(seq 1 %d); do head -c 1000000 /dev/zero; sleep 0.05; done", SIZE / 1000000);
   for (int i = 0; i < BULK; i++) {
     job_init(&bulk[i], i, cmd);
     bulk[i].keep_output = false;
