@@ -10,6 +10,8 @@ module EvSSHBuild
   OUT = File.join(ROOT, "tmp", "ext")
 
   def self.build!(quiet: true)
+    # a prebuilt extension (e.g. an -fsanitize build) instead of tmp/ext
+    return ENV["EVSSH_EXT_DIR"] if ENV["EVSSH_EXT_DIR"] && !ENV["EVSSH_EXT_DIR"].empty?
     FileUtils.mkdir_p(OUT)
     so = File.join(OUT, "evssh_ext.#{RbConfig::CONFIG['DLEXT']}")
     inputs = Dir[File.join(EXT, "*")] + Dir[File.expand_path("../../.libs/libevssh.so*", ROOT)] +
