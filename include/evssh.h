@@ -100,8 +100,13 @@ EVSSH_API void evssh_session_set_hostkey_check(evssh_session *s, evssh_hostkey_c
 EVSSH_API int evssh_session_connect(evssh_session *s); /* blocking */
 typedef void (*evssh_session_cb)(evssh_session *s, int status, void *ud);
 EVSSH_API int evssh_session_connect_async(evssh_session *s, evssh_session_cb on_ready, void *ud);
-EVSSH_API int evssh_session_close(evssh_session *s); /* graceful; waits a few seconds at most */
-EVSSH_API void evssh_session_free(evssh_session *s); /* hard shutdown if needed, free; NULL ok */
+/* graceful: closes every channel and disconnects; waits a few seconds at
+   most. From inside a callback it returns EVSSH_EBUSY. */
+EVSSH_API int evssh_session_close(evssh_session *s);
+/* hard shutdown if needed, then free; NULL ok. Every open channel gets its
+   on_close first. Never call it from one of the session's own callbacks
+   (the object is in use up the stack): close there, free after the loop. */
+EVSSH_API void evssh_session_free(evssh_session *s);
 EVSSH_API const char *evssh_session_error(const evssh_session *s);
 EVSSH_API bool evssh_session_closed(const evssh_session *s);
 EVSSH_API const char *evssh_session_host(const evssh_session *s);
