@@ -1242,8 +1242,11 @@ int conn_handle_packet(evssh_session *s, uint8_t msg, evssh_reader *body) {
   if (!c || c->aborted) return EVSSH_OK;
   message_handler h = dispatch[msg];
   if (!h) {
-    session_log(s, EVSSH_LOG_INFO, "connection layer: message %u not handled; ignored", msg);
-    return EVSSH_OK;
+    /* RFC 4253 11.4: every unrecognized message gets UNIMPLEMENTED, in order */
+    session_log(s, EVSSH_LOG_DEBUG, "connection layer: message %u not recognized; answering UNIMPLEMENTED", msg);
+    unsigned char seq[4];
+    put_u32(seq, transport_last_seq(s->transport));
+    return transport_send(s->transport, SSH_MSG_UNIMPLEMENTED, seq, sizeof seq);
   }
   loop_note_received(s);
   session_log(s, EVSSH_LOG_PACKET, "connection layer: message %u, %zu bytes", msg, body->left);

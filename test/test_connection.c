@@ -98,6 +98,7 @@ size_t transport_pending_out(const evssh_transport *t) { return t->pending_out; 
 bool transport_kex_running(const evssh_transport *t) { return t->kex_running; }
 size_t transport_max_payload(const evssh_transport *t) { return t->max_payload; }
 bool transport_dispatching(const evssh_transport *t) { return false; }
+uint32_t transport_last_seq(const evssh_transport *t) { return 4242; }
 
 /* ------------------------------------------------------- fake session */
 
@@ -1400,6 +1401,26 @@ static int garbage_open(evssh_session *s, evssh_channel *ch, evssh_reader *d, vo
   return (int)(rng() % 2);
 }
 
+/* RFC 4253 11.4: a message number nobody handles is answered with
+   UNIMPLEMENTED carrying its sequence number, and the session goes on */
+START_TEST(test_unknown_message_unimplemented) {
+  for (unsigned msg = 83; msg <= 255; msg++) {
+    if (msg >= 90 && msg <= 100) continue;   /* the channel messages */
+    evssh_buf b = EVSSH_BUF_INIT;
+    evssh_buf_put_cstring(&b, "whatever");
+    ck_assert_int_eq(feed((uint8_t)msg, &b), EVSSH_OK);
+    buf_release(&b);
+    packet *p = sent_pop();
+    evssh_reader r = sent_expect(p, SSH_MSG_UNIMPLEMENTED);
+    uint32_t seq = 0;
+    ck_assert_int_eq(evssh_read_u32(&r, &seq), EVSSH_OK);
+    ck_assert_uint_eq(seq, 4242);
+    packet_free(p);
+  }
+  ck_assert(S->state != SESSION_CLOSED);
+}
+END_TEST
+
 START_TEST(test_garbage_from_peer) {
   int survived = 0;
   for (int round = 0; round < 300; round++) {
@@ -1505,6 +1526,7 @@ static Suite *connection_suite(void) {
   tcase_add_test(tc, test_close_all_graceful);
   tcase_add_test(tc, test_on_process_feeds_data);
   tcase_add_test(tc, test_garbage_from_peer);
+  tcase_add_test(tc, test_unknown_message_unimplemented);
   suite_add_tcase(s, tc);
   return s;
 }
