@@ -102,4 +102,29 @@ class TestErrors < Minitest::Test
       assert_equal "ok\n", ssh.exec!("echo ok")
     end
   end
+
+  def test_peer_disconnect_raises_and_closes_channels
+    ssh = SSHD.start
+    closed = []
+    ch = ssh.open_channel { |c| c.exec("sleep 0.2; kill -9 $PPID") }
+    ch.on_close { closed << :closed }
+    e = assert_raises(EvSSH::Error) { ssh.loop }
+    assert_kind_of EvSSH::Disconnected, e
+    assert_equal [:closed], closed
+    assert ch.closed?
+    assert ssh.closed?
+    assert_raises(EvSSH::Error) { ssh.exec!("true") }
+    ssh.close
+  end
+
+  def test_close_inside_a_callback_is_refused
+    SSHD.start do |ssh|
+      err = nil
+      ssh.exec("echo x") { |*| begin; ssh.close; rescue EvSSH::Busy => e; err = e; end }
+      ssh.loop
+      assert_kind_of EvSSH::Busy, err
+      refute ssh.closed?
+    end
+  end
 end
+

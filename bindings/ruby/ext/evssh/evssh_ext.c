@@ -1132,6 +1132,9 @@ static VALUE sess_error_message(VALUE self) {
 static VALUE sess_close_now(VALUE self) {
   rsess *rs = get_rs(self);
   if (!rs->s) return Qnil;
+  /* freeing the session under one of its own callbacks would pull the
+     ground from under the C dispatch that runs it */
+  check_not_nested(rs);
   rs->depth++; /* callbacks of the last moment may run; no nested loops */
   evssh_session_close(rs->s);
   rs->depth--;
