@@ -65,7 +65,9 @@ module EvSSH
     proxy_jump: ["ProxyJump", :to_s.to_proc],
     rekey_limit: ["RekeyLimit", :to_s.to_proc]
   }.freeze
-  IGNORED_OPTIONS = %i[verbose logger keepalive number_of_password_prompts compression].freeze
+  IGNORED_OPTIONS = %i[logger keepalive number_of_password_prompts compression].freeze
+  # Net::SSH's verbose: levels => libevssh log levels (written to stderr)
+  LOG_LEVELS = { debug: 3, info: 2, warn: 1, error: 1, fatal: 1 }.freeze
 
   class << self
     # EvSSH.start(host, user, port:, keys:, password:, verify_host_key:,
@@ -117,6 +119,10 @@ module EvSSH
         policy = HOST_KEY_POLICY[v.is_a?(String) ? v.to_sym : v]
         raise ArgumentError, "verify_host_key: #{v.inspect} is not one of :always, :accept_new, :never" unless policy
         session._option("StrictHostKeyChecking", policy)
+      end
+      if opts.key?(:verbose)
+        v = opts.delete(:verbose)
+        session._log_level = v.is_a?(Integer) ? v : LOG_LEVELS.fetch(v) { raise ArgumentError, "verbose: #{v.inspect}" }
       end
       Array(opts.delete(:keys)).each { |k| session._option("IdentityFile", File.expand_path(k.to_s)) }
       if opts.key?(:keepalive) && opts[:keepalive] && !opts.key?(:keepalive_interval)

@@ -78,6 +78,7 @@ class TestErrors < Minitest::Test
     assert_raises(EvSSH::InvalidArgument) { SSHD.start(options: { "NoSuchKeyword" => "x" }) }
     assert_raises(ArgumentError) { SSHD.start(no_such_option: 1) }
     assert_raises(ArgumentError) { SSHD.start(verify_host_key: :sometimes) }
+    assert_raises(ArgumentError) { SSHD.start(verbose: :chatty) }
   end
 
   def test_options_reach_ssh_config

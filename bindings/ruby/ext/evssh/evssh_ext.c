@@ -1017,6 +1017,13 @@ static VALUE sess_read_config(VALUE self, VALUE path) {
   return self;
 }
 
+/* libevssh's own log on stderr at this level (EVSSH_LOG_*), 0 for none */
+static VALUE sess_set_log_level(VALUE self, VALUE level) {
+  rsess *rs = open_rs(self);
+  evssh_session_set_log(rs->s, NUM2INT(level), NULL, NULL);
+  return level;
+}
+
 static VALUE sess_set_password(VALUE self, VALUE pw) {
   rsess *rs = open_rs(self);
   int rc = evssh_session_set_password(rs->s, NIL_P(pw) ? NULL : StringValueCStr(pw));
@@ -1807,6 +1814,7 @@ void Init_evssh_ext(void) {
   rb_define_method(cSession, "_option", sess_option, 2);
   rb_define_method(cSession, "_read_config", sess_read_config, 1);
   rb_define_method(cSession, "_password=", sess_set_password, 1);
+  rb_define_method(cSession, "_log_level=", sess_set_log_level, 1);
   rb_define_method(cSession, "_connect", sess_connect, 0);
   rb_define_method(cSession, "_connect_async", sess_connect_async, 0);
   rb_define_method(cSession, "_connect_state", sess_connect_state, 0);

@@ -19,4 +19,7 @@ Net::SSH.start("127.0.0.1", ENV.fetch("SSH_USER"), **OPTS) do |ssh|
   ch = ssh.exec("exit 9", status: status) { |*| }
   ch.wait
   puts "status: #{status[:exit_code]} active: #{ch.active?}"
+  $stdout.sync = true
+  ssh.exec("echo printed by exec without a block")
+  ssh.loop
 end
