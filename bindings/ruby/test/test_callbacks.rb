@@ -1,4 +1,5 @@
 require_relative "helper"
+require "socket"
 
 class TestCallbacks < Minitest::Test
   class Boom < StandardError; end
@@ -126,4 +127,47 @@ class TestCallbacks < Minitest::Test
     waiter.raise(Boom)
     assert_equal :interrupted, waiter.value
   end
+
+  # every wrapper, block and buffer path once with a GC at every allocation
+  def test_whole_api_under_gc_stress
+    a, b = UNIXSocket.pair
+    GC.stress = true
+    r = @ssh.exec!("echo a; echo b >&2; exit 2")
+    out = +""
+    @ssh.exec("echo c") { |_c, _s, d| out << d }
+    @ssh.loop
+    st = nil
+    ch = @ssh.open_channel do |c|
+      c.exec("cat") do |c2, _ok|
+        c2.on_data { |_, d| out << d }
+        c2.on_request("exit-status") { |_, buf| st = buf.read_long }
+        c2.send_data("x")
+        c2.eof!
+      end
+    end
+    ch.wait
+    ok = nil
+    @ssh.send_global_request("keepalive@openssh.com") { |o, _resp| ok = o }
+    @ssh.loop { ok.nil? }
+    got = nil
+    @ssh.listen_to(a) { |io| got = io.readpartial(10) }
+    b.write("p")
+    @ssh.loop(0.01) { got.nil? }
+    @ssh.stop_listening_to(a)
+    failed = nil
+    @ssh.open_channel("bogus@example.com").on_open_failed { |_c, code, _d| failed = code }
+    @ssh.loop
+    GC.stress = false
+    assert_equal ["a\nb\n", 2], [r, r.exitstatus]
+    assert_equal "c\nx", out
+    assert_equal 0, st
+    assert_equal false, ok
+    assert_equal "p", got
+    assert_kind_of Integer, failed
+  ensure
+    GC.stress = false
+    a&.close
+    b&.close
+  end
 end
+
