@@ -109,6 +109,8 @@ class TestErrors < Minitest::Test
     closed = []
     ch = ssh.open_channel { |c| c.exec("sleep 0.2; kill -9 $PPID") }
     ch.on_close { closed << :closed }
+    ssh.loop { !ch.active? }
+    ssh.open_channel # still opening when the connection dies: not a ChannelOpenFailed
     e = assert_raises(EvSSH::Error) { ssh.loop }
     assert_kind_of EvSSH::Disconnected, e
     assert_equal [:closed], closed

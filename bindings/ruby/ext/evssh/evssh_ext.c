@@ -655,8 +655,9 @@ static void t_on_open_failed(evssh_channel *ch, uint32_t reason, const char *des
   rchan *c = ud;
   VALUE d = rb_str_new_cstr(desc ? desc : "");
   if (NIL_P(c->on_open_failed)) {
-    /* as Net::SSH: no handler means the failure is raised */
-    if (NIL_P(rs->exc) && !rs->jump) {
+    /* as Net::SSH: no handler means the failure is raised; but when the
+       whole session went down, its own error is the one to raise */
+    if (NIL_P(rs->exc) && !rs->jump && !evssh_session_closed(evssh_channel_session(ch))) {
       VALUE e = rb_exc_new_str(eChannelOpenFailed, rb_sprintf("%" PRIsVALUE " (%u)", d, reason));
       rb_ivar_set(e, rb_intern("@code"), UINT2NUM(reason));
       rb_ivar_set(e, rb_intern("@reason"), d);
