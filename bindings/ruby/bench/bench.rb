@@ -40,47 +40,65 @@ USER = env["SSH_USER"]
 
 def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
 
-def bench(lib)
-  lib.start("127.0.0.1", USER, **OPTS.dup) do |ssh|
-    raise "exec! broken" unless ssh.exec!("echo ok") == "ok\n"
-    5.times { ssh.exec!("true") }
-    t = now
-    EXECS.times { ssh.exec!("true") }
-    exec_dt = now - t
-
-    bytes = MBYTES * 1024 * 1024
-    got = 0
-    t = now
-    ch = ssh.open_channel do |c|
-      c.exec("head -c #{bytes} /dev/zero") { |c2, _| c2.on_data { |_c, d| got += d.bytesize } }
-    end
-    ch.wait
-    down_dt = now - t
-    raise "short transfer #{got}" unless got == bytes
-
-    up = MBYTES / 4 * 1024 * 1024
-    chunk = "\0".b * 65_536
-    out = +""
-    t = now
-    ch = ssh.open_channel do |c|
-      c.exec("wc -c") do |c2, _|
-        c2.on_data { |_c, d| out << d }
-        (up / chunk.bytesize).times { c2.send_data(chunk) }
-        c2.eof!
-      end
-    end
-    ch.wait
-    up_dt = now - t
-    raise "short upload #{out}" unless out.to_i == up
-    { exec_per_s: EXECS / exec_dt, ms_per_exec: exec_dt * 1000 / EXECS,
-      down_mb_s: MBYTES / down_dt, up_mb_s: (up / 1048576.0) / up_dt }
-  end
+def exec_rate(ssh, n)
+  t = now
+  n.times { ssh.exec!("true") }
+  n / (now - t)
 end
 
+def download(ssh, mbytes)
+  bytes = mbytes * 1024 * 1024
+  got = 0
+  t = now
+  ch = ssh.open_channel do |c|
+    c.exec("head -c #{bytes} /dev/zero") { |c2, _| c2.on_data { |_c, d| got += d.bytesize } }
+  end
+  ch.wait
+  raise "short transfer #{got}" unless got == bytes
+  mbytes / (now - t)
+end
+
+def upload(ssh, mbytes)
+  up = mbytes * 1024 * 1024
+  chunk = "\0".b * 65_536
+  out = +""
+  t = now
+  ch = ssh.open_channel do |c|
+    c.exec("wc -c") do |c2, _|
+      c2.on_data { |_c, d| out << d }
+      (up / chunk.bytesize).times { c2.send_data(chunk) }
+      c2.eof!
+    end
+  end
+  ch.wait
+  raise "short upload #{out}" unless out.to_i == up
+  mbytes / (now - t)
+end
+
+# The machine may be shared: each figure is the best of ROUNDS runs, and the
+# libraries take turns within each round so both see the same load.
+ROUNDS = 3
 libs = { "evssh" => EvSSH }
 libs["net-ssh #{Net::SSH::Version::STRING}"] = Net::SSH if defined?(Net::SSH)
-results = libs.transform_values { |lib| bench(lib) }
-puts "ruby #{RUBY_VERSION}, #{EXECS} sequential exec!(\"true\"), #{MBYTES} MiB down / #{MBYTES / 4} MiB up on one channel, aes128-ctr + hmac-sha2-256-etm"
+sessions = libs.transform_values do |lib|
+  ssh = lib.start("127.0.0.1", USER, **OPTS.dup)
+  raise "exec! broken" unless ssh.exec!("echo ok") == "ok\n"
+  5.times { ssh.exec!("true") }
+  ssh
+end
+results = libs.keys.to_h { |k| [k, { exec_per_s: 0, down_mb_s: 0, up_mb_s: 0 }] }
+ROUNDS.times do
+  sessions.each do |name, ssh|
+    r = results[name]
+    r[:exec_per_s] = [r[:exec_per_s], exec_rate(ssh, EXECS / ROUNDS)].max
+    r[:down_mb_s] = [r[:down_mb_s], download(ssh, MBYTES / ROUNDS)].max
+    r[:up_mb_s] = [r[:up_mb_s], upload(ssh, MBYTES / ROUNDS / 4)].max
+  end
+end
+sessions.each_value(&:close)
+results.each_value { |r| r[:ms_per_exec] = 1000.0 / r[:exec_per_s] }
+puts "ruby #{RUBY_VERSION}; best of #{ROUNDS} rounds of #{EXECS / ROUNDS} sequential exec!(\"true\"), " \
+     "#{MBYTES / ROUNDS} MiB down, #{MBYTES / ROUNDS / 4} MiB up on one channel; aes128-ctr + hmac-sha2-256-etm"
 printf("%-16s %12s %10s %14s %12s\n", "", "exec!/s", "ms/exec!", "down MB/s", "up MB/s")
 results.each do |name, r|
   printf("%-16s %12.1f %10.2f %14.1f %12.1f\n", name, r[:exec_per_s], r[:ms_per_exec], r[:down_mb_s], r[:up_mb_s])
