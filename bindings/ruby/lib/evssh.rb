@@ -112,6 +112,12 @@ module EvSSH
       else Array(config).each { |path| session._read_config(File.expand_path(path.to_s)) }
       end
       session._option("User", user) if user && !user.to_s.empty?
+      if (passphrase = opts.delete(:passphrase))
+        session._passphrase = passphrase.to_s
+        # the passphrase is answered from the option, never asked of a person:
+        # BatchMode would refuse to even try it
+        opts.delete(:non_interactive)
+      end
       password = opts.delete(:password)
       session._password = password.to_s if password
       if opts.key?(:verify_host_key)

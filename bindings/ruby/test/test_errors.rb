@@ -129,5 +129,16 @@ class TestErrors < Minitest::Test
       refute ssh.closed?
     end
   end
+
+  def test_encrypted_key_with_passphrase
+    Dir.mktmpdir do |d|
+      key = File.join(d, "enc")
+      system("ssh-keygen", "-q", "-t", "ed25519", "-N", "s3cret words", "-f", key, out: File::NULL) or skip "ssh-keygen"
+      File.open(File.join(SSHD.env["HARNESS_DIR"], "authorized_keys"), "a") { |f| f.puts File.read("#{key}.pub") }
+      assert_equal "ok\n", SSHD.start(keys: [key], passphrase: "s3cret words") { |s| s.exec!("echo ok") }
+      assert_raises(EvSSH::AuthenticationFailed) { SSHD.start(keys: [key], passphrase: "wrong") }
+      assert_raises(EvSSH::AuthenticationFailed) { SSHD.start(keys: [key]) }
+    end
+  end
 end
 

@@ -380,6 +380,7 @@ struct rsess {
   VALUE error;           /* message of a failed connect (Multi) */
   open_type *open_types; /* names handed to C as on_open_channel ud */
   mholder *multi;        /* the C multi this session is a member of */
+  char *passphrase;      /* passphrase: for encrypted key files, wiped on free */
   int jump;              /* pending non-exception jump from a callback */
   int depth;             /* callbacks currently on the stack */
   unsigned long token;
@@ -420,9 +421,18 @@ static void multi_leave(rsess *rs) {
   if (--h->refs == 0) free(h);
 }
 
+static void wipe_passphrase(rsess *rs) {
+  if (!rs->passphrase) return;
+  volatile char *p = rs->passphrase;
+  while (*p) *p++ = 0;
+  free(rs->passphrase);
+  rs->passphrase = NULL;
+}
+
 static void sess_free(void *p) {
   rsess *rs = p;
   multi_leave(rs);
+  wipe_passphrase(rs);
   /* from here on no trampoline touches Ruby: channel wrappers may already
      be gone in this same GC sweep */
   rs->dead = true;
@@ -1016,6 +1026,31 @@ static VALUE sess_read_config(VALUE self, VALUE path) {
   int rc = evssh_session_read_config(rs->s, NIL_P(path) ? NULL : StringValueCStr(path));
   if (rc) raise_code(rc, evssh_session_error(rs->s));
   return self;
+}
+
+/* Answers libevssh's key passphrase prompts from the passphrase: option, as
+   Net::SSH does, without running Ruby; any other prompt is declined. */
+static int t_prompt(evssh_session *s, const char *prompt, bool echo, char *answer, size_t size, void *ud) {
+  rsess *rs = ud;
+  if (!rs->passphrase || !prompt || !strstr(prompt, "passphrase")) return -1;
+  size_t n = strlen(rs->passphrase);
+  if (n + 1 > size) return -1;
+  memcpy(answer, rs->passphrase, n + 1);
+  return 0;
+}
+
+static VALUE sess_set_passphrase(VALUE self, VALUE pw) {
+  rsess *rs = open_rs(self);
+  wipe_passphrase(rs);
+  if (NIL_P(pw)) {
+    evssh_session_set_prompt(rs->s, NULL, NULL);
+    return pw;
+  }
+  const char *p = StringValueCStr(pw);
+  rs->passphrase = strdup(p);
+  if (!rs->passphrase) rb_raise(rb_eNoMemError, "passphrase");
+  evssh_session_set_prompt(rs->s, t_prompt, rs);
+  return pw;
 }
 
 /* libevssh's own log on stderr at this level (EVSSH_LOG_*), 0 for none */
@@ -1816,6 +1851,7 @@ void Init_evssh_ext(void) {
   rb_define_method(cSession, "_read_config", sess_read_config, 1);
   rb_define_method(cSession, "_password=", sess_set_password, 1);
   rb_define_method(cSession, "_log_level=", sess_set_log_level, 1);
+  rb_define_method(cSession, "_passphrase=", sess_set_passphrase, 1);
   rb_define_method(cSession, "_connect", sess_connect, 0);
   rb_define_method(cSession, "_connect_async", sess_connect_async, 0);
   rb_define_method(cSession, "_connect_state", sess_connect_state, 0);
