@@ -50,6 +50,7 @@ struct evssh_connector {
   int sock;
   char last_error[160];
   pid_t child;
+  bool woken;                /* the resolver's byte came: check again soon, not only on the next byte */
   const io_pipe_ops *pipe;   /* C_PIPE: a pipe from above (ProxyJump) */
   void *pipe_ctx;
   bool pipe_handed;          /* its transport end went to the caller */
@@ -238,6 +239,8 @@ int connector_events(const evssh_connector *c) {
 
 int connector_timeout_ms(const evssh_connector *c) {
   if (c->pipe) return c->pipe->timeout_ms(c->pipe_ctx);
+  /* woken but the result not visible yet: look again shortly */
+  if (c->phase == C_RESOLVING && c->woken) return 1;
   /* a connecting phase with no socket yet has work to do right away */
   if (c->phase == C_CONNECTING && c->sock < 0) return 0;
   if (c->phase == C_DONE) return 0;
@@ -298,8 +301,12 @@ int connector_step(evssh_connector *c, int *fd, char *err, size_t errlen) {
     }
     case C_RESOLVING: {
       char drain[16];
-      while (read(c->wake_fd, drain, sizeof drain) > 0) {}
-      if (atomic_load(&c->req->state) != REQ_DONE) return EVSSH_EAGAIN;
+      while (read(c->wake_fd, drain, sizeof drain) > 0) c->woken = true;
+      /* Completion is the request's own status, not the resolver thread's
+         state flag: the thread sends its wake-up byte before it sets the
+         flag, and waiting for the flag after the byte is gone would sleep
+         until the deadline. Taking the result while the thread still runs
+         is safe: release_req below leaves the request to it. */
       int rc = gai_error(&c->req->cb);
       if (rc == EAI_INPROGRESS) return EVSSH_EAGAIN;
       if (rc != 0) {

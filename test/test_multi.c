@@ -4,11 +4,13 @@
  * its own code: refused port, wrong key, unknown host key), a session added
  * while others are mid-transfer, ConnectTimeout on a silent peer beside
  * healthy sessions, ProxyJump (one hop, a two-hop chain, a refused hop),
- * ProxyCommand through socat with %h %p %r, and examples/libuv driving a
- * session from libuv. Expected outputs are derived from each session's
+ * ProxyCommand through socat with %h %p %r, examples/libuv driving a
+ * session from libuv and examples/parallel, listen_to fds in a multi, a
+ * plain poll() loop on the foreign-loop calls, and the resolver's wake-ups. Expected outputs are derived from each session's
  * index, so a mix-up between sessions shows. Skips (77) without sshd. */
 #include "evssh.h"
 #include "harness.h"
+#include "io.h"   /* the connector itself, for the resolver test */
 
 #include <check.h>
 #include <errno.h>
@@ -335,6 +337,53 @@ START_TEST(test_connect_timeout_beside_healthy_sessions) {
   evssh_session_free(silent.s);
   evssh_multi_free(m);
   close(lfd);
+}
+END_TEST
+
+/* Name resolution (getaddrinfo_a on a glibc thread, a wake-up byte on a
+   socketpair) many times over, under a deadline: a wake-up that arrives
+   before the result is visible must not leave the connector asleep. The
+   loop polls with no timer of its own, as a session would. */
+START_TEST(test_resolver_wakeups) {
+  /* our own listener: sshd would fork for every connection */
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(listen(lfd, 16), 0);
+  socklen_t al = sizeof a;
+  getsockname(lfd, (struct sockaddr *)&a, &al);
+  int stalls = 0;
+  int64_t t0 = now_ms();
+  for (int i = 0; i < 1500; i++) {
+    evssh_connector *c;
+    char err[300];
+    ck_assert_int_eq(connector_start("localhost", ntohs(a.sin_port), NULL, &c, err, sizeof err), 0);
+    int fd = -1, rc = EVSSH_EAGAIN;
+    while (rc == EVSSH_EAGAIN) {
+      int cfd = connector_fd(c), t = connector_timeout_ms(c), ev = connector_events(c);
+      struct pollfd p = {cfd, (short)(((ev & EVSSH_READ) ? POLLIN : 0) | ((ev & EVSSH_WRITE) ? POLLOUT : 0)), 0};
+      int n = poll(&p, cfd >= 0 ? 1 : 0, t < 0 || t > 2000 ? 2000 : t);
+      if (n == 0 && (t < 0 || t > 2000)) {
+        stalls++;
+        break;
+      }
+      rc = connector_step(c, &fd, err, sizeof err);
+    }
+    if (rc < 0 && rc != EVSSH_EAGAIN) fprintf(stderr, "resolve/connect: %s\n", err);
+    ck_assert_int_ne(rc, EVSSH_ECONNECT);
+    if (fd >= 0) {
+      close(fd);
+      int afd = accept(lfd, NULL, NULL);
+      if (afd >= 0) close(afd);
+    }
+    connector_free(c);
+  }
+  close(lfd);
+  fprintf(stderr, "1500 resolutions of localhost + connects: %lld ms, %d stalls\n", (long long)(now_ms() - t0), stalls);
+  ck_assert_int_eq(stalls, 0);
 }
 END_TEST
 
@@ -812,6 +861,7 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_fifty_sessions_three_failures);
   tcase_add_test(tc, test_add_while_others_transfer);
   tcase_add_test(tc, test_connect_timeout_beside_healthy_sessions);
+  tcase_add_test(tc, test_resolver_wakeups);
   tcase_add_test(tc, test_session_dying_leaves_others_alone);
   tcase_add_test(tc, test_connect_started_after_add);
   tcase_add_test(tc, test_listen_to_in_a_multi);
