@@ -249,6 +249,14 @@ int connector_timeout_ms(const evssh_connector *c) {
 
 pid_t connector_child(const evssh_connector *c) { return c->child; }
 
+const char *connector_phase(const evssh_connector *c) {
+  switch (c->phase) {
+  case C_RESOLVING: return "name resolution";
+  case C_PIPE: return "the connect through the jump host";
+  default: return "TCP connect";
+  }
+}
+
 static void describe(const struct addrinfo *ai, char *out, size_t outlen) {
   char addr[INET6_ADDRSTRLEN] = "?";
   if (ai->ai_family == AF_INET)

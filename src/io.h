@@ -51,6 +51,9 @@ int  connector_timeout_ms(const evssh_connector *c);
    non-blocking descriptor (ownership passes to the caller). <0: failed with
    err filled (EVSSH_ECONNECT). */
 int  connector_step(evssh_connector *c, int *fd, char *err, size_t errlen);
+/* What the connector is waiting for, for timeout messages: "name
+   resolution", "TCP connect", "ProxyJump" */
+const char *connector_phase(const evssh_connector *c);
 /* The ProxyCommand child, if any: the caller reaps it with proxy_child_end. */
 pid_t connector_child(const evssh_connector *c);
 void connector_free(evssh_connector *c);

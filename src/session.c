@@ -533,9 +533,9 @@ int session_timeout_ms(const evssh_session *s) {
   return t;
 }
 
-static const char *phase_name(session_state st) {
-  switch (st) {
-  case SESSION_CONNECTING: return "TCP connect";
+static const char *phase_name(const evssh_session *s) {
+  switch (s->state) {
+  case SESSION_CONNECTING: return s->connector ? connector_phase(s->connector) : "TCP connect";
   case SESSION_KEX: return "version exchange and key exchange";
   case SESSION_AUTH: return "authentication";
   default: return "connect";
@@ -589,7 +589,7 @@ int session_handle_events(evssh_session *s, int revents) {
   if (s->connect_deadline_ms && session_now_ms() >= s->connect_deadline_ms && s->state < SESSION_READY &&
       s->state != SESSION_CLOSED)
     return session_fail(s, EVSSH_ETIMEOUT, "%s port %d: timed out during %s", s->opt.hostname, s->opt.port,
-                        phase_name(s->state));
+                        phase_name(s));
   return EVSSH_OK;
 }
 

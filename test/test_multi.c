@@ -651,6 +651,17 @@ START_TEST(test_proxyjump_failures) {
   ck_assert_int_ge(took, 1900);
   ck_assert_int_lt(took, 3500);
   evssh_session_free(s);
+  /* the jump host itself is silent */
+  char silent_jump[100];
+  snprintf(silent_jump, sizeof silent_jump, "ProxyJump=127.0.0.1:%d", ntohs(a.sin_port));
+  const char *extra5[] = {silent_jump, "ConnectTimeout=1", NULL};
+  s = new_session(extra5);
+  t0 = now_ms();
+  ck_assert_int_eq(evssh_session_connect(s), EVSSH_ETIMEOUT);
+  took = now_ms() - t0;
+  fprintf(stderr, "silent jump host: %s after %lld ms\n", evssh_session_error(s), (long long)took);
+  ck_assert_int_lt(took, 2500);
+  evssh_session_free(s);
   close(lfd);
   /* the jump host does not know our key */
   char opt3[700];
