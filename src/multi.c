@@ -19,6 +19,8 @@
  * changed, has the application queued data on it or changed its listen_to
  * set since): the application may call into any session between iterations
  * without telling the multi, and this pass is how the multi notices. */
+#include "multi.h"
+
 #include "connection.h"
 
 #include <errno.h>
@@ -363,20 +365,14 @@ static bool multi_default_cond(evssh_multi *m, void *ud) {
   return false;
 }
 
-int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, void *ud) {
-  if (!m) return EVSSH_EINVAL;
-  if (m->depth) return EVSSH_EBUSY;
-  if (cond && !cond(m, ud)) return 0;
-  m->depth++;
-  m->stamp++;
-  m->nwork = 0;
-  m->nhits = 0;
+/* The one linear pass: loads only, see the file comment. Brings the epoll
+   set up to date, finds the next deadline, and (queue) lists the members
+   to handle. Returns the wait in ms (-1 none, 0 work now), or <0 error. */
+static int sweep(evssh_multi *m, int wait_ms, bool queue) {
   int rc = EVSSH_OK;
   int64_t now = session_now_ms();
   int64_t next_due = NO_DEADLINE;
   bool due_now = false;
-
-  /* the one linear pass: loads only, see the file comment */
   for (size_t i = 0; i < m->count && rc == EVSSH_OK; i++) {
     member *mb = &m->members[i];
     if (mb->removed) continue;
@@ -390,17 +386,13 @@ int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, v
     if (s->state != mb->seen || (s->state == SESSION_READY && conn_has_work(s))) mb->due_ms = 0;
     if (mb->due_ms <= now) {
       due_now = true;
-      if (!rc) rc = queue_work(m, i);
+      if (!rc && queue) rc = queue_work(m, i);
     } else {
       if (mb->due_ms < next_due) next_due = mb->due_ms;
-      if (!rc && has_on_process(s)) rc = queue_work(m, i);
+      if (!rc && queue && has_on_process(s)) rc = queue_work(m, i);
     }
   }
-  if (rc != EVSSH_OK) {
-    m->depth--;
-    return rc;
-  }
-
+  if (rc != EVSSH_OK) return rc;
   int timeout = wait_ms;
   if (due_now) {
     timeout = 0;
@@ -408,6 +400,33 @@ int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, v
     int64_t left = next_due - now;
     if (left < 0) left = 0;
     if (timeout < 0 || left < timeout) timeout = left > INT_MAX ? INT_MAX : (int)left;
+  }
+  return timeout;
+}
+
+int evssh_multi_fd(const evssh_multi *m) { return m ? m->epfd : -1; }
+
+int evssh_multi_timeout(evssh_multi *m) {
+  if (!m) return -1;
+  if (m->depth) return 0;
+  int t = sweep(m, -1, false);
+  compact(m);
+  return t < -1 ? 0 : t;
+}
+
+int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, void *ud) {
+  if (!m) return EVSSH_EINVAL;
+  if (m->depth) return EVSSH_EBUSY;
+  if (cond && !cond(m, ud)) return 0;
+  m->depth++;
+  m->stamp++;
+  m->nwork = 0;
+  m->nhits = 0;
+  int rc = EVSSH_OK;
+  int timeout = sweep(m, wait_ms < 0 ? -1 : wait_ms, true);
+  if (timeout < -1) {
+    m->depth--;
+    return timeout;
   }
 
   struct epoll_event evs[EVENTS_PER_WAIT];

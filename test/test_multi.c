@@ -10,7 +10,8 @@
  * index, so a mix-up between sessions shows. Skips (77) without sshd. */
 #include "evssh.h"
 #include "harness.h"
-#include "io.h"   /* the connector itself, for the resolver test */
+#include "io.h"     /* the connector itself, for the resolver test */
+#include "multi.h"  /* evssh_multi_fd / _timeout until evssh.h has them */
 
 #include <check.h>
 #include <errno.h>
@@ -712,6 +713,46 @@ START_TEST(test_foreign_poll_loop_through_jumps) {
 }
 END_TEST
 
+/* A whole multi inside a foreign loop: poll() on evssh_multi_fd for at
+   most evssh_multi_timeout, then evssh_multi_process(m, 0). */
+START_TEST(test_multi_in_a_foreign_loop) {
+  evssh_multi *m = evssh_multi_new();
+  job j[5];
+  for (int i = 0; i < 5; i++) {
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "sleep 0.%d; echo outer-loop-%d", i, i);
+    job_init(&j[i], i, cmd);
+    job_start(&j[i], m, new_session(NULL));
+  }
+  int fd = evssh_multi_fd(m);
+  ck_assert_int_ge(fd, 0);
+  int waits = 0;
+  int64_t t0 = now_ms();
+  for (;;) {
+    bool running = false;
+    for (int i = 0; i < 5; i++) running |= job_running(&j[i]);
+    if (!running || now_ms() - t0 > 30000) break;
+    int timeout = evssh_multi_timeout(m);
+    struct pollfd p = {fd, POLLIN, 0};
+    ck_assert_int_ge(poll(&p, 1, timeout), 0);
+    waits++;
+    ck_assert_int_ge(evssh_multi_process(m, 0, NULL, NULL), 0);
+  }
+  for (int i = 0; i < 5; i++) {
+    char want[32];
+    snprintf(want, sizeof want, "outer-loop-%d\n", i);
+    ck_assert_int_eq(j[i].ready_status, 0);
+    ck_assert_str_eq(j[i].out, want);
+    evssh_session_free(j[i].s);
+  }
+  fprintf(stderr, "multi in a foreign poll loop: %d waits\n", waits);
+  /* about one wake-up per event, not a spin: 5 sessions, each with a
+     handful of round trips and a sleep of up to 0.4 s */
+  ck_assert_int_lt(waits, 400);
+  evssh_multi_free(m);
+}
+END_TEST
+
 /* -------------------------------------------------------- ProxyCommand */
 
 START_TEST(test_proxycommand_socat) {
@@ -880,6 +921,7 @@ static Suite *multi_suite(void) {
   tcase_add_test(tc, test_proxyjump_chains_in_a_multi);
   tcase_add_test(tc, test_proxyjump_failures);
   tcase_add_test(tc, test_foreign_poll_loop_through_jumps);
+  tcase_add_test(tc, test_multi_in_a_foreign_loop);
   tcase_add_test(tc, test_proxycommand_socat);
   tcase_add_test(tc, test_libuv_example);
   tcase_add_test(tc, test_parallel_example);
