@@ -92,7 +92,7 @@ typedef struct rbuf {
 
 static void buf_mark(void *p) { rb_gc_mark(((rbuf *)p)->str); }
 static size_t buf_memsize(const void *p) { return sizeof(rbuf); }
-static const rb_data_type_t buf_type = {"EvSSH::Buffer", {buf_mark, RUBY_TYPED_DEFAULT_FREE, buf_memsize},
+static const rb_data_type_t buf_type = {"EvSSH::Buffer", {buf_mark, RUBY_TYPED_DEFAULT_FREE, buf_memsize, NULL, {NULL}},
                                         0, 0, RUBY_TYPED_FREE_IMMEDIATELY};
 
 static VALUE buf_alloc(VALUE klass) {
@@ -444,7 +444,7 @@ static void sess_free(void *p) {
 
 static size_t sess_memsize(const void *p) { return sizeof(rsess); }
 
-static const rb_data_type_t sess_type = {"EvSSH::Session", {sess_mark, sess_free, sess_memsize}, 0, 0, 0};
+static const rb_data_type_t sess_type = {"EvSSH::Session", {sess_mark, sess_free, sess_memsize, NULL, {NULL}}, 0, 0, 0};
 
 static void chan_mark(void *p) {
   rchan *c = p;
@@ -470,7 +470,7 @@ static size_t chan_memsize(const void *p) { return sizeof(rchan); }
 
 /* A channel wrapper is only collected after it was detached or together with
    its session (which then frees the C channel): nothing to release here. */
-static const rb_data_type_t chan_type = {"EvSSH::Channel", {chan_mark, RUBY_TYPED_DEFAULT_FREE, chan_memsize},
+static const rb_data_type_t chan_type = {"EvSSH::Channel", {chan_mark, RUBY_TYPED_DEFAULT_FREE, chan_memsize, NULL, {NULL}},
                                          0, 0, 0};
 
 static VALUE sess_alloc(VALUE klass) {
@@ -1671,7 +1671,7 @@ static void multi_free(void *p) {
   xfree(rm);
 }
 static size_t multi_memsize(const void *p) { return sizeof(rmulti); }
-static const rb_data_type_t multi_type = {"EvSSH::Multi::Core", {multi_mark, multi_free, multi_memsize}, 0, 0, 0};
+static const rb_data_type_t multi_type = {"EvSSH::Multi::Core", {multi_mark, multi_free, multi_memsize, NULL, {NULL}}, 0, 0, 0};
 
 static VALUE multi_alloc(VALUE klass) {
   rmulti *rm;
@@ -1767,6 +1767,8 @@ static VALUE def_error(const char *name, VALUE super, int code) {
 
 static VALUE error_code(VALUE self) { return rb_attr_get(self, rb_intern("@code")); }
 static VALUE s_strerror(VALUE mod, VALUE code) { return rb_str_new_cstr(evssh_strerror(NUM2INT(code))); }
+
+void Init_evssh_ext(void); /* called by Ruby's require */
 
 void Init_evssh_ext(void) {
   id_call = rb_intern("call");
