@@ -382,7 +382,10 @@ void connector_free(evssh_connector *c) {
 void proxy_child_end(pid_t pid) {
   if (pid <= 0) return;
   kill(pid, SIGHUP);
-  for (int i = 0; i < 200; i++) {   /* at most ~1 s, then force */
+  /* this runs inside a loop that may carry many other sessions: a child
+     that does not go at once on SIGHUP (its pipe is closed too) gets 20 ms,
+     then SIGKILL, so closing one session never stalls the rest */
+  for (int i = 0; i < 4; i++) {
     pid_t r = waitpid(pid, NULL, WNOHANG);
     if (r == pid || (r < 0 && errno == ECHILD)) return;
     struct timespec ts = {0, 5 * 1000 * 1000};
