@@ -227,6 +227,14 @@ EVSSH_API int evssh_multi_remove(evssh_multi *m, evssh_session *s);
 typedef bool (*evssh_multi_cond_cb)(evssh_multi *m, void *ud);
 EVSSH_API int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, void *ud);
 EVSSH_API int evssh_multi_loop(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, void *ud);
+/* A whole multi inside another event loop (additions): one fd, readable
+   when any member's fd or listen_to fd is ready; poll it for reading only.
+   evssh_multi_timeout brings the multi's interest up to date and returns
+   how long the caller may wait on that fd before calling
+   evssh_multi_process(m, 0, ...): ms, -1 no timer, 0 work to do now. Call
+   it right before every wait. */
+EVSSH_API int evssh_multi_fd(const evssh_multi *m);
+EVSSH_API int evssh_multi_timeout(evssh_multi *m);
 
 /* ----------------------------------- running inside another event loop */
 

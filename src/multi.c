@@ -19,7 +19,7 @@
  * changed, has the application queued data on it or changed its listen_to
  * set since): the application may call into any session between iterations
  * without telling the multi, and this pass is how the multi notices. */
-#include "multi.h"
+#include "evssh.h"
 
 #include "connection.h"
 

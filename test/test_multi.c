@@ -11,7 +11,6 @@
 #include "evssh.h"
 #include "harness.h"
 #include "io.h"     /* the connector itself, for the resolver test */
-#include "multi.h"  /* evssh_multi_fd / _timeout until evssh.h has them */
 
 #include <check.h>
 #include <errno.h>
