@@ -80,13 +80,17 @@ typedef struct evssh_session evssh_session;
 
 /* Net::SSH.start: resolve options (ssh_config keywords), connect, exchange
    keys, verify the host key, authenticate. Blocking. NULL on failure, with
-   err filled. options: NULL-terminated "Keyword=value" list. */
+   err filled. options: NULL-terminated "Keyword=value" list; besides the
+   ssh_config keywords it takes ConfigFile=PATH or ConfigFile=none (ssh's
+   -F: read PATH, or no file, instead of ~/.ssh/config). */
 EVSSH_API evssh_session *evssh_start(const char *host, const char *user,
                                      const char *const *options, evssh_error *err);
 
 EVSSH_API evssh_session *evssh_session_new(const char *host); /* host or ssh_config alias */
 EVSSH_API int evssh_session_option(evssh_session *s, const char *keyword, const char *value);
-EVSSH_API int evssh_session_read_config(evssh_session *s, const char *path); /* NULL: ~/.ssh/config */
+/* NULL: ~/.ssh/config (read at connect when this is never called);
+   "none": read no config file at all */
+EVSSH_API int evssh_session_read_config(evssh_session *s, const char *path);
 EVSSH_API int evssh_session_set_password(evssh_session *s, const char *password);
 /* keyboard-interactive prompts and key passphrases; return 0 and fill answer */
 typedef int (*evssh_prompt_cb)(evssh_session *s, const char *prompt, bool echo,

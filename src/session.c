@@ -10,6 +10,7 @@
 
 #include "cipher.h"
 #include "config.h"
+#include "connection.h"
 #include "hostkey.h"
 #include "io.h"
 #include "jump.h"
@@ -282,7 +283,9 @@ static int on_transport_packet(void *ctx, uint8_t msg, evssh_reader *body) {
   evssh_session *s = ctx;
   if (s->state == SESSION_AUTH) return auth_handle_packet(s, msg, body);
   if (s->state == SESSION_READY || s->state == SESSION_CLOSING) {
-    if (msg >= 80 && msg <= 127) return conn_handle_packet(s, msg, body);
+    /* the connection layer answers numbers it does not know (local
+       extensions 128..255 included) with UNIMPLEMENTED */
+    if (msg >= 80) return conn_handle_packet(s, msg, body);
     if (msg == SSH_MSG_USERAUTH_BANNER) return EVSSH_OK; /* allowed late, ignored */
   }
   transport_fail(s->transport, EVSSH_EPROTO, "unexpected message %u from server in state %d", msg, s->state);
@@ -475,7 +478,11 @@ evssh_session *evssh_start(const char *host, const char *user, const char *const
     }
     char kw[64];
     snprintf(kw, sizeof kw, "%.*s", (int)(eq - options[i]), options[i]);
-    rc = evssh_session_option(s, kw, eq + 1);
+    /* ConfigFile is ssh's -F: a config file instead of ~/.ssh/config, or none */
+    if (strcasecmp(kw, "ConfigFile") == 0)
+      rc = evssh_session_read_config(s, eq + 1);
+    else
+      rc = evssh_session_option(s, kw, eq + 1);
   }
   if (rc == EVSSH_OK) rc = evssh_session_connect(s);
   if (rc != EVSSH_OK) {
@@ -632,7 +639,8 @@ static bool closing(evssh_session *s, void *ud) { return !conn_close_all(s); }
 int evssh_session_close(evssh_session *s) {
   if (!s) return EVSSH_EINVAL;
   if (s->state == SESSION_CLOSED) return EVSSH_OK;
-  if (s->transport && transport_dispatching(s->transport)) return EVSSH_EBUSY;
+  if ((s->transport && transport_dispatching(s->transport)) || (s->conn && conn_in_callback(s)))
+    return EVSSH_EBUSY;   /* the close loop must not run inside our own callbacks */
   if (s->state == SESSION_READY) {
     s->state = SESSION_CLOSING;
     pump(s, closing, NULL, session_now_ms() + CLOSE_GRACE_MS);

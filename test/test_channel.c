@@ -656,6 +656,52 @@ START_TEST(test_close_is_graceful) {
 }
 END_TEST
 
+/* evssh_session_close from inside a callback would run its close loop
+   under the connection layer's feet: it says EVSSH_EBUSY instead, and the
+   session is fine for a close afterwards. */
+typedef struct close_probe {
+  int rc_data, rc_process;
+  bool called_data, called_process, closed;
+} close_probe;
+
+/* on_data runs while the transport hands a packet up, on_process from the
+   connection layer's own pass: both are callbacks */
+static void close_from_data(evssh_channel *ch, const char *data, size_t len, void *ud) {
+  close_probe *cp = ud;
+  if (cp->called_data) return;
+  cp->called_data = true;
+  cp->rc_data = evssh_session_close(evssh_channel_session(ch));
+}
+
+static void close_from_process(evssh_channel *ch, void *ud) {
+  close_probe *cp = ud;
+  if (!cp->called_data || cp->called_process) return;
+  cp->called_process = true;
+  cp->rc_process = evssh_session_close(evssh_channel_session(ch));
+}
+
+static void close_probe_closed(evssh_channel *ch, void *ud) { ((close_probe *)ud)->closed = true; }
+static bool close_probe_open(evssh_session *s, void *ud) { return !((close_probe *)ud)->closed; }
+
+START_TEST(test_close_from_callback_is_busy) {
+  evssh_session *s = connect_shared();
+  close_probe cp = {0, 0, false, false, false};
+  evssh_channel *ch = evssh_session_open_channel(s, NULL, NULL);
+  evssh_channel_on_data(ch, close_from_data, &cp);
+  evssh_channel_on_process(ch, close_from_process, &cp);
+  evssh_channel_on_close(ch, close_probe_closed, &cp);
+  ck_assert_int_eq(evssh_channel_exec(ch, "echo hello", NULL, NULL), 0);
+  ck_assert_int_ge(evssh_session_loop(s, 1000, close_probe_open, &cp), 0);
+  ck_assert(cp.called_data && cp.called_process);
+  ck_assert_int_eq(cp.rc_data, EVSSH_EBUSY);
+  ck_assert_int_eq(cp.rc_process, EVSSH_EBUSY);
+  ck_assert(!evssh_session_closed(s));
+  ck_assert_int_eq(evssh_session_close(s), EVSSH_OK);
+  ck_assert(evssh_session_closed(s));
+  evssh_session_free(s);
+}
+END_TEST
+
 /* The same channel basics against dropbear, a second server implementation
    with its own window and ordering habits. */
 START_TEST(test_dropbear_basics) {
@@ -726,6 +772,7 @@ static Suite *channel_suite(void) {
   tcase_add_test(tc, test_sshd_killed_mid_transfer);
   tcase_add_test(tc, test_server_alive_timeout);
   tcase_add_test(tc, test_close_is_graceful);
+  tcase_add_test(tc, test_close_from_callback_is_busy);
   tcase_add_test(tc, test_dropbear_basics);
   suite_add_tcase(s, tc);
   return s;

@@ -533,6 +533,20 @@ START_TEST(config_file_alias) {
   run_attempt(&b);
   ck_assert_int_eq(b.rc, EVSSH_ECONNECT);
   assert_err_has(&b, "port 2");
+
+  /* the same through evssh_start: ConfigFile is ssh's -F */
+  char opt[900];
+  snprintf(opt, sizeof opt, "ConfigFile=%s", cfg);
+  const char *opts[] = {opt, "GlobalKnownHostsFile=none", NULL};
+  evssh_error err;
+  evssh_session *s = evssh_start("testalias", NULL, opts, &err);
+  ck_assert_msg(s != NULL, "evssh_start with ConfigFile: %s", err.message);
+  evssh_session_free(s);
+  /* a missing explicit file is an error that names it */
+  const char *missing[] = {"ConfigFile=/nonexistent/evssh-config", NULL};
+  ck_assert_ptr_null(evssh_start("testalias", NULL, missing, &err));
+  ck_assert_int_eq(err.code, EVSSH_EINVAL);
+  ck_assert_msg(strstr(err.message, "/nonexistent/evssh-config") != NULL, "message: %s", err.message);
 }
 END_TEST
 
