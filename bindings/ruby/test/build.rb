@@ -7,14 +7,19 @@ require "rbconfig"
 module EvSSHBuild
   ROOT = File.expand_path("..", __dir__)
   EXT = File.join(ROOT, "ext", "evssh")
-  OUT = File.join(ROOT, "tmp", "ext")
+  # objects go to the build tree when make check says where it is (the
+  # source tree may be read-only, as in make distcheck)
+  OUT = ENV["EVSSH_BUILDDIR"].to_s.empty? ? File.join(ROOT, "tmp", "ext")
+                                          : File.join(ENV["EVSSH_BUILDDIR"], "ruby-ext")
+  LIBDIR = ENV["EVSSH_BUILDDIR"].to_s.empty? ? File.expand_path("../../.libs", ROOT)
+                                             : File.join(ENV["EVSSH_BUILDDIR"], ".libs")
 
   def self.build!(quiet: true)
     # a prebuilt extension (e.g. an -fsanitize build) instead of tmp/ext
     return ENV["EVSSH_EXT_DIR"] if ENV["EVSSH_EXT_DIR"] && !ENV["EVSSH_EXT_DIR"].empty?
     FileUtils.mkdir_p(OUT)
     so = File.join(OUT, "evssh_ext.#{RbConfig::CONFIG['DLEXT']}")
-    inputs = Dir[File.join(EXT, "*")] + Dir[File.expand_path("../../.libs/libevssh.so*", ROOT)] +
+    inputs = Dir[File.join(EXT, "*")] + Dir[File.join(LIBDIR, "libevssh.so*")] +
              Dir[File.expand_path("../../include/evssh.h", ROOT)]
     fresh = File.exist?(so) && inputs.all? { |f| File.mtime(f) <= File.mtime(so) }
     return OUT if fresh

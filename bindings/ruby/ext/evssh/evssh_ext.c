@@ -1601,9 +1601,13 @@ static VALUE chan_exit_signal(VALUE self) {
 
 /* One Multi iteration over many sessions: each runs its GVL part, then one
    poll without the GVL covers them all, then each handles its events.
-   Returns an Array of [session, exception] for sessions that failed; the
-   caller drops those, the others go on. */
-static VALUE multi_step(VALUE mod, VALUE sessions, VALUE wait) {
+   cond (nil or a callable) is asked again after the GVL part, as
+   process_once does for one session: the GVL part may already have done
+   what the caller waits for, and a wait then would last until the next
+   timer (a 300 s keepalive under BatchMode). Returns an Array of
+   [session, exception] for sessions that failed; the caller drops those,
+   the others go on. */
+static VALUE multi_step(VALUE mod, VALUE sessions, VALUE wait, VALUE cond) {
   Check_Type(sessions, T_ARRAY);
   long n = RARRAY_LEN(sessions);
   VALUE failed = rb_ary_new();
@@ -1627,6 +1631,7 @@ static VALUE multi_step(VALUE mod, VALUE sessions, VALUE wait) {
     rss[used++] = rs;
   }
   int ms = wait_ms_of(wait);
+  if (!NIL_P(cond) && !RTEST(rb_funcall(cond, id_call, 0))) ms = 0;
   if (used) wait_ready(rss, (size_t)used, ms, revents);
   for (long i = 0; i < used; i++) {
     rsess *rs = rss[i];
@@ -1916,7 +1921,7 @@ void Init_evssh_ext(void) {
   rb_define_method(cChannel, "exit_signal", chan_exit_signal, 0);
 
   VALUE cMulti = rb_define_class_under(mEvSSH, "Multi", rb_cObject);
-  rb_define_singleton_method(cMulti, "_step", multi_step, 2);
+  rb_define_singleton_method(cMulti, "_step", multi_step, 3);
 #ifdef HAVE_EVSSH_MULTI_NEW
   VALUE cCore = rb_define_class_under(cMulti, "Core", rb_cObject);
   rb_define_alloc_func(cCore, multi_alloc);

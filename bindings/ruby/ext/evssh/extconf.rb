@@ -5,15 +5,18 @@
 require "mkmf"
 
 tree = File.expand_path("../../../..", __dir__)
+# make check passes the build tree, which is the source tree only for an
+# in-tree build (scripts/test.sh builds out of tree)
+build_tree = ENV["EVSSH_BUILDDIR"].to_s.empty? ? tree : ENV["EVSSH_BUILDDIR"]
 in_tree = File.exist?(File.join(tree, "include", "evssh.h")) &&
-          Dir[File.join(tree, ".libs", "libevssh.{so,a,dylib}")].any?
+          Dir[File.join(build_tree, ".libs", "libevssh.{so,a,dylib}")].any?
 
 if ENV["EVSSH_DIR"]
   dir = ENV["EVSSH_DIR"]
   $INCFLAGS << " -I#{dir}/include"
   $LDFLAGS << " -L#{dir}/lib -Wl,-rpath,#{dir}/lib"
 elsif in_tree && ENV["EVSSH_USE_PKG_CONFIG"].to_s.empty?
-  libs = File.join(tree, ".libs")
+  libs = File.join(build_tree, ".libs")
   $INCFLAGS << " -I#{File.join(tree, 'include')}"
   $LDFLAGS << " -L#{libs} -Wl,-rpath,#{libs}"
 else

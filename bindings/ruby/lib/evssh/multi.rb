@@ -80,7 +80,7 @@ module EvSSH
     # One iteration over every session; false when the block said stop.
     def process(wait = nil, &cond)
       return false if cond && !cond.call(self)
-      failures = @core ? @core.work : Multi._step(@sessions.dup, wait)
+      failures = @core ? @core.work : Multi._step(@sessions.dup, wait, cond && proc { cond.call(self) })
       failures.each do |session, error|
         @failed[session] = error
         remove_failed(session, error)
