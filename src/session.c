@@ -67,14 +67,9 @@ void evssh_session_set_log(evssh_session *s, int level, evssh_log_cb cb, void *u
 
 static void session_teardown(evssh_session *s);
 
-int session_fail(evssh_session *s, int code, const char *fmt, ...) {
-  if (s->error_code != 0) return s->error_code;
-  s->error_code = code;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(s->error, sizeof s->error, fmt, ap);
-  va_end(ap);
-  session_log(s, EVSSH_LOG_ERROR, "%s", s->error);
+/* The session is over: release the connection, and tell a caller still
+   waiting for the connect why it never became ready. */
+static void session_end(evssh_session *s, int code) {
   session_state was = s->state;
   s->state = SESSION_CLOSED;
   session_teardown(s);
@@ -83,6 +78,17 @@ int session_fail(evssh_session *s, int code, const char *fmt, ...) {
     s->on_ready = NULL;
     cb(s, code, s->on_ready_ud);
   }
+}
+
+int session_fail(evssh_session *s, int code, const char *fmt, ...) {
+  if (s->error_code != 0) return s->error_code;
+  s->error_code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->error, sizeof s->error, fmt, ap);
+  va_end(ap);
+  session_log(s, EVSSH_LOG_ERROR, "%s", s->error);
+  session_end(s, code);
   return code;
 }
 
@@ -649,14 +655,7 @@ int evssh_session_close(evssh_session *s) {
   if (s->state != SESSION_CLOSED) {
     s->error_code = s->error_code ? s->error_code : EVSSH_ECLOSED;
     if (!s->error[0]) snprintf(s->error, sizeof s->error, "session closed");
-    session_state was = s->state;
-    s->state = SESSION_CLOSED;
-    session_teardown(s);
-    if (was < SESSION_READY && s->on_ready) {
-      evssh_session_cb cb = s->on_ready;
-      s->on_ready = NULL;
-      cb(s, EVSSH_ECLOSED, s->on_ready_ud);
-    }
+    session_end(s, EVSSH_ECLOSED);
   }
   return EVSSH_OK;
 }
