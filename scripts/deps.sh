@@ -7,7 +7,7 @@ PACKAGES=(
   libssl-dev libssh-dev check libuv1-dev
   openssh-server openssh-client dropbear-bin socat
   ruby ruby-dev ruby-minitest ruby-net-ssh
-  valgrind procps iproute2 python3 python3-paramiko sshpass
+  valgrind procps iproute2 python3 python3-paramiko sshpass openssl
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
