@@ -1,0 +1,486 @@
+/* ext_channel.c owns EvSSH::Channel: the wrapper's marking, attaching a
+ * wrapper to its C channel and detaching it when the channel is over, the
+ * channel trampolines (data, eof, close, open failure, requests and their
+ * replies, exec output), and the Ruby methods that register blocks, send
+ * requests and data, and read the channel's state and exit status. */
+#include "evssh_ext.h"
+
+static void chan_mark(void *p) {
+  rchan *c = p;
+  rb_gc_mark(c->session);
+  rb_gc_mark(c->on_open);
+  rb_gc_mark(c->on_data);
+  rb_gc_mark(c->on_ext);
+  rb_gc_mark(c->on_eof);
+  rb_gc_mark(c->on_close);
+  rb_gc_mark(c->on_process);
+  rb_gc_mark(c->on_open_failed);
+  rb_gc_mark(c->requests);
+  rb_gc_mark(c->pending);
+  rb_gc_mark(c->properties);
+  rb_gc_mark(c->exec_block);
+  rb_gc_mark(c->result);
+  rb_gc_mark(c->status);
+  rb_gc_mark(c->type);
+  rb_gc_mark(c->exit_signal);
+}
+
+static size_t chan_memsize(const void *p) { return sizeof(rchan); }
+
+/* A channel wrapper is only collected after it was detached or together with
+   its session (which then frees the C channel): nothing to release here. */
+static const rb_data_type_t chan_type = {"EvSSH::Channel", {chan_mark, RUBY_TYPED_DEFAULT_FREE, chan_memsize, NULL, {NULL}},
+                                         0, 0, 0};
+
+VALUE ext_chan_alloc(VALUE klass) {
+  rchan *c;
+  VALUE obj = TypedData_Make_Struct(klass, rchan, &chan_type, c);
+  c->self = obj;
+  c->session = Qnil;
+  c->on_open = c->on_data = c->on_ext = c->on_eof = c->on_close = c->on_process = c->on_open_failed = Qnil;
+  c->requests = rb_hash_new();
+  c->pending = rb_hash_new();
+  c->properties = rb_hash_new();
+  c->exec_block = c->result = c->status = c->type = c->exit_signal = Qnil;
+  c->exit_status = -1;
+  return obj;
+}
+
+rchan *ext_get_rc(VALUE self) { return rb_check_typeddata(self, &chan_type); }
+
+static rchan *open_rc(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  if (!c->ch) rb_raise(ext_eClosed, "channel %u is closed", c->id);
+  return c;
+}
+
+/* ----------------------------------------------------- channel trampolines */
+
+static rsess *chan_rs(evssh_channel *ch) { return ext_live_rs(evssh_channel_session(ch)); }
+
+void ext_t_on_open(evssh_channel *ch, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = ud;
+  VALUE argv[1] = {c->self};
+  ext_guarded_call(rs, c->on_open, 1, argv);
+}
+
+static void t_on_data(evssh_channel *ch, const char *data, size_t len, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = ud;
+  if (NIL_P(c->on_data)) return;
+  VALUE argv[2] = {c->self, rb_str_new(data, (long)len)};
+  ext_guarded_call(rs, c->on_data, 2, argv);
+}
+
+static void t_on_ext(evssh_channel *ch, uint32_t type, const char *data, size_t len, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = ud;
+  if (NIL_P(c->on_ext)) return;
+  VALUE argv[3] = {c->self, UINT2NUM(type), rb_str_new(data, (long)len)};
+  ext_guarded_call(rs, c->on_ext, 3, argv);
+}
+
+static void t_on_eof(evssh_channel *ch, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = ud;
+  c->eof_received = true;
+  VALUE argv[1] = {c->self};
+  ext_guarded_call(rs, c->on_eof, 1, argv);
+}
+
+void ext_t_on_process(evssh_channel *ch, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = ud;
+  VALUE argv[1] = {c->self};
+  ext_guarded_call(rs, c->on_process, 1, argv);
+}
+
+/* Keep what the channel leaves behind (exit status) before C frees it. */
+static void record_exit(rchan *c) {
+  int st;
+  const char *sig;
+  if (!c->ch) return;
+  if (evssh_channel_exit_status(c->ch, &st) == EVSSH_OK) {
+    c->has_exit_status = true;
+    c->exit_status = st;
+  }
+  if (evssh_channel_exit_signal(c->ch, &sig) == EVSSH_OK && sig) c->exit_signal = rb_str_new_cstr(sig);
+  if (!NIL_P(c->status) && RB_TYPE_P(c->status, T_HASH)) {
+    if (c->has_exit_status) rb_hash_aset(c->status, ext_sym_exit_code, INT2FIX(c->exit_status));
+    if (!NIL_P(c->exit_signal)) rb_hash_aset(c->status, ext_sym_exit_signal, c->exit_signal);
+  }
+}
+
+static void t_on_close(evssh_channel *ch, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = ud;
+  record_exit(c);
+  VALUE argv[1] = {c->self};
+  ext_guarded_call(rs, c->on_close, 1, argv);
+  ext_detach(c);
+}
+
+static void t_on_open_failed(evssh_channel *ch, uint32_t reason, const char *desc, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = ud;
+  VALUE d = rb_str_new_cstr(desc ? desc : "");
+  if (NIL_P(c->on_open_failed)) {
+    /* as Net::SSH: no handler means the failure is raised; but when the
+       whole session went down, its own error is the one to raise */
+    if (NIL_P(rs->exc) && !rs->jump && !evssh_session_closed(evssh_channel_session(ch))) {
+      VALUE e = rb_exc_new_str(ext_eChannelOpenFailed, rb_sprintf("%" PRIsVALUE " (%u)", d, reason));
+      rb_ivar_set(e, rb_intern("@code"), UINT2NUM(reason));
+      rb_ivar_set(e, rb_intern("@reason"), d);
+      rs->exc = e;
+    }
+  } else {
+    VALUE argv[3] = {c->self, UINT2NUM(reason), d};
+    ext_guarded_call(rs, c->on_open_failed, 3, argv);
+  }
+  ext_detach(c);
+}
+
+static void t_chan_reply(evssh_channel *ch, bool ok, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = evssh_channel_property(ch, RB_KEY);
+  if (!c) return;
+  VALUE blk = rb_hash_delete(c->pending, ULONG2NUM((unsigned long)(uintptr_t)ud));
+  VALUE argv[2] = {c->self, ok ? Qtrue : Qfalse};
+  ext_guarded_call(rs, blk, 2, argv);
+}
+
+static int t_chan_request(evssh_channel *ch, const char *type, evssh_reader *data, bool want_reply, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return EVSSH_REPLY_FAILURE;
+  rchan *c = ud;
+  VALUE blk = rb_hash_aref(c->requests, rb_str_new_cstr(type));
+  if (NIL_P(blk)) return EVSSH_REPLY_FAILURE;
+  VALUE argv[2] = {c->self, ext_buf_new_from(data->p, data->left)};
+  VALUE caught = Qnil;
+  VALUE r = ext_guarded_send(rs, blk, ext_id_call, 2, argv, ext_eChannelRequestFailed, &caught);
+  if (r == Qundef) return EVSSH_REPLY_FAILURE;
+  return EVSSH_REPLY_SUCCESS;
+}
+
+void ext_t_exec(evssh_channel *ch, evssh_stream stream, const char *data, size_t len, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = ud;
+  switch (c->exec_mode) {
+  case EXEC_COLLECT:
+    rb_str_cat(c->result, data, (long)len);
+    break;
+  case EXEC_BLOCK: {
+    VALUE argv[3] = {c->self, stream == EVSSH_STDOUT ? ext_sym_stdout : ext_sym_stderr, rb_str_new(data, (long)len)};
+    ext_guarded_call(rs, c->exec_block, 3, argv);
+    break;
+  }
+  default: {
+    VALUE io = stream == EVSSH_STDOUT ? rb_gv_get("$stdout") : rb_gv_get("$stderr");
+    VALUE argv[1] = {rb_str_new(data, (long)len)};
+    ext_guarded_send(rs, io, ext_id_print, 1, argv, Qnil, NULL);
+  }
+  }
+}
+
+/* Bind a wrapper to its C channel: from now on C reaches it through the
+   callbacks below, and the session keeps it (and its blocks) alive. */
+void ext_attach(rsess *rs, rchan *c, evssh_channel *ch, bool own_data) {
+  c->ch = ch;
+  c->rs = rs;
+  c->session = rs->self;
+  c->id = evssh_channel_id(ch);
+  evssh_channel_set_property(ch, RB_KEY, c);
+  if (own_data) {
+    evssh_channel_on_data(ch, t_on_data, c);
+    evssh_channel_on_extended_data(ch, t_on_ext, c);
+  }
+  evssh_channel_on_eof(ch, t_on_eof, c);
+  evssh_channel_on_close(ch, t_on_close, c);
+  evssh_channel_on_open_failed(ch, t_on_open_failed, c);
+  rb_hash_aset(rs->channels, c->self, Qtrue);
+}
+
+/* The C channel is over (or about to be freed): cut every path from C to
+   this wrapper and let the GC have its blocks once Ruby drops it. */
+void ext_detach(rchan *c) {
+  evssh_channel *ch = c->ch;
+  if (!ch) return;
+  evssh_channel_set_property(ch, RB_KEY, NULL);
+  evssh_channel_on_data(ch, NULL, NULL);
+  evssh_channel_on_extended_data(ch, NULL, NULL);
+  evssh_channel_on_eof(ch, NULL, NULL);
+  evssh_channel_on_close(ch, NULL, NULL);
+  evssh_channel_on_open_failed(ch, NULL, NULL);
+  evssh_channel_on_process(ch, NULL, NULL);
+  c->ch = NULL;
+  c->pending = rb_hash_new();
+  if (c->rs && !c->rs->dead) rb_hash_delete(c->rs->channels, c->self);
+}
+
+/* ------------------------------------------------------------- channels */
+
+static VALUE chan_set_cb(VALUE *slot) {
+  *slot = rb_block_given_p() ? rb_block_proc() : Qnil;
+  return Qnil;
+}
+static VALUE chan_on_data(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  chan_set_cb(&c->on_data);
+  /* an exec channel starts with exec's own data handlers; this replaces them */
+  if (c->ch) evssh_channel_on_data(c->ch, t_on_data, c);
+  return self;
+}
+static VALUE chan_on_extended_data(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  chan_set_cb(&c->on_ext);
+  if (c->ch) evssh_channel_on_extended_data(c->ch, t_on_ext, c);
+  return self;
+}
+static VALUE chan_on_eof(VALUE self) {
+  chan_set_cb(&ext_get_rc(self)->on_eof);
+  return self;
+}
+static VALUE chan_on_close(VALUE self) {
+  chan_set_cb(&ext_get_rc(self)->on_close);
+  return self;
+}
+static VALUE chan_on_process(VALUE self) {
+  chan_set_cb(&ext_get_rc(self)->on_process);
+  return self;
+}
+static VALUE chan_on_open_failed(VALUE self) {
+  chan_set_cb(&ext_get_rc(self)->on_open_failed);
+  return self;
+}
+static VALUE chan_on_confirm(VALUE self) {
+  chan_set_cb(&ext_get_rc(self)->on_open);
+  return self;
+}
+
+static VALUE chan_on_request(VALUE self, VALUE type) {
+  rchan *c = ext_get_rc(self);
+  VALUE t = rb_str_new_frozen(rb_obj_as_string(type));
+  VALUE blk = rb_block_given_p() ? rb_block_proc() : Qnil;
+  if (NIL_P(blk)) {
+    rb_hash_delete(c->requests, t);
+    if (c->ch) evssh_channel_on_request(c->ch, StringValueCStr(t), NULL, NULL);
+  } else {
+    rb_hash_aset(c->requests, t, blk);
+    if (c->ch) evssh_channel_on_request(c->ch, StringValueCStr(t), t_chan_request, c);
+  }
+  return self;
+}
+
+/* Reply bookkeeping shared by every request that takes a block. */
+static void *reply_token(rchan *c, VALUE blk) {
+  if (NIL_P(blk)) return NULL;
+  unsigned long token = ++c->rs->token;
+  rb_hash_aset(c->pending, ULONG2NUM(token), blk);
+  return (void *)(uintptr_t)token;
+}
+static void request_done(rchan *c, int rc, void *token) {
+  if (!rc) return;
+  if (token) rb_hash_delete(c->pending, ULONG2NUM((unsigned long)(uintptr_t)token));
+  ext_raise_code(rc, "channel request failed");
+}
+
+static VALUE chan_exec(VALUE self, VALUE cmd) {
+  rchan *c = open_rc(self);
+  void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
+  int rc = evssh_channel_exec(c->ch, StringValueCStr(cmd), tok ? t_chan_reply : NULL, tok);
+  request_done(c, rc, tok);
+  return self;
+}
+
+static VALUE chan_subsystem(VALUE self, VALUE name) {
+  rchan *c = open_rc(self);
+  void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
+  int rc = evssh_channel_subsystem(c->ch, StringValueCStr(name), tok ? t_chan_reply : NULL, tok);
+  request_done(c, rc, tok);
+  return self;
+}
+
+static VALUE chan_shell(VALUE self) {
+  rchan *c = open_rc(self);
+  void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
+  int rc = evssh_channel_shell(c->ch, tok ? t_chan_reply : NULL, tok);
+  request_done(c, rc, tok);
+  return self;
+}
+
+static VALUE chan_env(VALUE self, VALUE name, VALUE value) {
+  rchan *c = open_rc(self);
+  VALUE n = rb_obj_as_string(name), v = rb_obj_as_string(value);
+  void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
+  int rc = evssh_channel_env(c->ch, StringValueCStr(n), StringValueCStr(v), tok ? t_chan_reply : NULL, tok);
+  request_done(c, rc, tok);
+  return self;
+}
+
+/* request_pty(term: "xterm", chars_wide: 80, chars_high: 24) { |ch, ok| } */
+static VALUE chan_request_pty(int argc, VALUE *argv, VALUE self) {
+  VALUE opts;
+  rb_scan_args(argc, argv, "0:", &opts);
+  rchan *c = open_rc(self);
+  VALUE term = Qnil, wide = Qnil, high = Qnil;
+  if (!NIL_P(opts)) {
+    term = rb_hash_aref(opts, ID2SYM(rb_intern("term")));
+    wide = rb_hash_aref(opts, ID2SYM(rb_intern("chars_wide")));
+    high = rb_hash_aref(opts, ID2SYM(rb_intern("chars_high")));
+  }
+  VALUE t = NIL_P(term) ? rb_str_new_cstr("xterm") : rb_obj_as_string(term);
+  void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
+  int rc = evssh_channel_request_pty(c->ch, StringValueCStr(t), NIL_P(wide) ? 80 : NUM2UINT(wide),
+                                     NIL_P(high) ? 24 : NUM2UINT(high), tok ? t_chan_reply : NULL, tok);
+  request_done(c, rc, tok);
+  return self;
+}
+
+static VALUE chan_send_channel_request(int argc, VALUE *argv, VALUE self) {
+  rchan *c = open_rc(self);
+  if (argc < 1) rb_raise(rb_eArgError, "request type required");
+  VALUE type = rb_obj_as_string(argv[0]);
+  VALUE extra = argc > 1 ? ext_encode_pairs(argc - 1, argv + 1) : Qnil;
+  void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
+  int rc = evssh_channel_send_request(c->ch, StringValueCStr(type), NIL_P(extra) ? NULL : RSTRING_PTR(extra),
+                                      NIL_P(extra) ? 0 : (size_t)RSTRING_LEN(extra), tok ? t_chan_reply : NULL, tok);
+  request_done(c, rc, tok);
+  return self;
+}
+
+static VALUE chan_signal(VALUE self, VALUE name) {
+  rchan *c = open_rc(self);
+  int rc = evssh_channel_signal(c->ch, StringValueCStr(name));
+  if (rc) ext_raise_code(rc, "signal");
+  return self;
+}
+
+static VALUE chan_send_data(VALUE self, VALUE data) {
+  rchan *c = open_rc(self);
+  StringValue(data);
+  int rc = evssh_channel_send_data(c->ch, RSTRING_PTR(data), (size_t)RSTRING_LEN(data));
+  if (rc) ext_raise_code(rc, "send_data");
+  return self;
+}
+
+static VALUE chan_send_extended_data(VALUE self, VALUE type, VALUE data) {
+  rchan *c = open_rc(self);
+  StringValue(data);
+  int rc = evssh_channel_send_extended_data(c->ch, NUM2UINT(type), RSTRING_PTR(data), (size_t)RSTRING_LEN(data));
+  if (rc) ext_raise_code(rc, "send_extended_data");
+  return self;
+}
+
+static VALUE chan_eof_bang(VALUE self) {
+  rchan *c = open_rc(self);
+  int rc = evssh_channel_eof(c->ch);
+  if (rc) ext_raise_code(rc, "eof!");
+  return self;
+}
+
+static VALUE chan_close(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  if (!c->ch) return self;
+  c->close_requested = true;
+  int rc = evssh_channel_close(c->ch);
+  if (rc && rc != EVSSH_ECLOSED) ext_raise_code(rc, "close");
+  return self;
+}
+
+static VALUE chan_wait(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  if (!c->ch) return self;
+  ext_wait_channel(c->rs, c);
+  return self;
+}
+
+static VALUE chan_active_p(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  return c->ch && evssh_channel_active(c->ch) ? Qtrue : Qfalse;
+}
+static VALUE chan_closed_p(VALUE self) { return ext_get_rc(self)->ch ? Qfalse : Qtrue; }
+static VALUE chan_closing_p(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  return !c->ch || c->close_requested ? Qtrue : Qfalse;
+}
+static VALUE chan_eof_p(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  return c->eof_received || (c->ch && evssh_channel_eof_received(c->ch)) ? Qtrue : Qfalse;
+}
+static VALUE chan_local_id(VALUE self) { return UINT2NUM(ext_get_rc(self)->id); }
+static VALUE chan_type_m(VALUE self) { return ext_get_rc(self)->type; }
+static VALUE chan_session(VALUE self) { return ext_get_rc(self)->session; }
+static VALUE chan_properties(VALUE self) { return ext_get_rc(self)->properties; }
+static VALUE chan_aref(VALUE self, VALUE key) { return rb_hash_aref(ext_get_rc(self)->properties, key); }
+
+/* mirrored into the C channel too, so library-level keys (:invisible) act */
+static VALUE chan_aset(VALUE self, VALUE key, VALUE v) {
+  rchan *c = ext_get_rc(self);
+  rb_hash_aset(c->properties, key, v);
+  if (c->ch) {
+    VALUE k = rb_obj_as_string(key);
+    evssh_channel_set_property(c->ch, StringValueCStr(k), RTEST(v) ? (void *)c : NULL);
+  }
+  return v;
+}
+
+static VALUE chan_exit_status(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  int st;
+  if (c->ch && evssh_channel_exit_status(c->ch, &st) == EVSSH_OK) return INT2FIX(st);
+  return c->has_exit_status ? INT2FIX(c->exit_status) : Qnil;
+}
+static VALUE chan_exit_signal(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  const char *sig;
+  if (c->ch && evssh_channel_exit_signal(c->ch, &sig) == EVSSH_OK && sig) return rb_str_new_cstr(sig);
+  return c->exit_signal;
+}
+
+void ext_init_channel(void) {
+  ext_cChannel = rb_define_class_under(ext_mEvSSH, "Channel", rb_cObject);
+  rb_undef_alloc_func(ext_cChannel);
+  rb_define_method(ext_cChannel, "on_data", chan_on_data, 0);
+  rb_define_method(ext_cChannel, "on_extended_data", chan_on_extended_data, 0);
+  rb_define_method(ext_cChannel, "on_eof", chan_on_eof, 0);
+  rb_define_method(ext_cChannel, "on_close", chan_on_close, 0);
+  rb_define_method(ext_cChannel, "on_process", chan_on_process, 0);
+  rb_define_method(ext_cChannel, "on_open_failed", chan_on_open_failed, 0);
+  rb_define_method(ext_cChannel, "on_confirm", chan_on_confirm, 0);
+  rb_define_method(ext_cChannel, "on_request", chan_on_request, 1);
+  rb_define_method(ext_cChannel, "exec", chan_exec, 1);
+  rb_define_method(ext_cChannel, "subsystem", chan_subsystem, 1);
+  rb_define_method(ext_cChannel, "shell", chan_shell, 0);
+  rb_define_method(ext_cChannel, "env", chan_env, 2);
+  rb_define_method(ext_cChannel, "request_pty", chan_request_pty, -1);
+  rb_define_method(ext_cChannel, "send_channel_request", chan_send_channel_request, -1);
+  rb_define_method(ext_cChannel, "signal", chan_signal, 1);
+  rb_define_method(ext_cChannel, "send_data", chan_send_data, 1);
+  rb_define_method(ext_cChannel, "send_extended_data", chan_send_extended_data, 2);
+  rb_define_method(ext_cChannel, "eof!", chan_eof_bang, 0);
+  rb_define_method(ext_cChannel, "close", chan_close, 0);
+  rb_define_method(ext_cChannel, "wait", chan_wait, 0);
+  rb_define_method(ext_cChannel, "active?", chan_active_p, 0);
+  rb_define_method(ext_cChannel, "closed?", chan_closed_p, 0);
+  rb_define_method(ext_cChannel, "closing?", chan_closing_p, 0);
+  rb_define_method(ext_cChannel, "eof?", chan_eof_p, 0);
+  rb_define_method(ext_cChannel, "local_id", chan_local_id, 0);
+  rb_define_method(ext_cChannel, "type", chan_type_m, 0);
+  rb_define_method(ext_cChannel, "connection", chan_session, 0);
+  rb_define_method(ext_cChannel, "session", chan_session, 0);
+  rb_define_method(ext_cChannel, "properties", chan_properties, 0);
+  rb_define_method(ext_cChannel, "[]", chan_aref, 1);
+  rb_define_method(ext_cChannel, "[]=", chan_aset, 2);
+  rb_define_method(ext_cChannel, "exit_status", chan_exit_status, 0);
+  rb_define_method(ext_cChannel, "exit_signal", chan_exit_signal, 0);
+}
