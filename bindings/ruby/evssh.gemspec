@@ -9,7 +9,7 @@ Gem::Specification.new do |s|
                   "so a Net::SSH script ports by changing its require and its constant."
   s.authors = ["evssh authors"]
   s.license = "MIT"
-  s.files = Dir["lib/**/*.rb", "ext/**/*.{c,rb}", "README.md"]
+  s.files = Dir["lib/**/*.rb", "ext/**/*.{c,h,rb}", "README.md"]
   s.extensions = ["ext/evssh/extconf.rb"]
   s.require_paths = ["lib"]
   s.required_ruby_version = ">= 2.7"
