@@ -6,6 +6,7 @@
  * when sshd is not available. */
 #include "evssh.h"
 #include "harness.h"
+#include "streams.h"
 #include "session.h" /* transport_kex_count for the rekey test */
 
 #include <arpa/inet.h>
@@ -208,29 +209,12 @@ END_TEST
 START_TEST(test_rekey_under_load) {
   /* RekeyLimit 1M: a dozen key exchanges while 16 MiB go up and down */
   evssh_session *s = connect_to(&shared_peer, "RekeyLimit=1M", NULL);
-  size_t total = 16u * 1024 * 1024;
-  unsigned char *data = malloc(total);
-  ck_assert_ptr_nonnull(data);
-  for (size_t i = 0; i < total; i++) data[i] = (unsigned char)(i * 131 + (i >> 11));
-  unsigned char want[32], got[32];
-  unsigned int wl;
-  EVP_Digest(data, total, want, &wl, EVP_sha256(), NULL);
-  bulk echo = {EVP_MD_CTX_new(), 0, "", 0, false, -1};
-  EVP_DigestInit_ex(echo.md, EVP_sha256(), NULL);
-  evssh_channel *cat = evssh_session_open_channel(s, NULL, NULL);
-  evssh_channel_on_data(cat, bulk_data, &echo);
-  evssh_channel_on_close(cat, bulk_close, &echo);
-  ck_assert_int_eq(evssh_channel_exec(cat, "cat", NULL, NULL), 0);
-  ck_assert_int_eq(evssh_channel_send_data(cat, data, total), 0);
-  ck_assert_int_eq(evssh_channel_eof(cat), 0);
-  free(data);
   uint64_t kex_before = transport_kex_count(s->transport);
-  ck_assert_int_eq(evssh_session_loop(s, -1, NULL, NULL), 0);
+  stream_result st;
+  stream_through_cat(s, 16u * 1024 * 1024, &st);
   uint64_t kex_after = transport_kex_count(s->transport);
-  ck_assert_uint_eq(echo.received, total);
-  EVP_DigestFinal_ex(echo.md, got, &wl);
-  EVP_MD_CTX_free(echo.md);
-  ck_assert(memcmp(got, want, 32) == 0);
+  ck_assert_msg(st.loop_rc >= 0, "loop failed: %s", evssh_session_error(s));
+  ck_assert_msg(st.equal, "sent %zu, got %zu back, checksums differ", st.sent, st.received);
   ck_assert_uint_ge(kex_after - kex_before, 8);
   evssh_session_free(s);
 }
@@ -723,27 +707,11 @@ START_TEST(test_dropbear_basics) {
   ck_assert_ptr_nonnull(r.exit_signal);
   ck_assert_str_eq(r.exit_signal, "TERM");
   evssh_result_free(&r);
-  size_t total = 16u * 1024 * 1024;
-  unsigned char *data = malloc(total);
-  ck_assert_ptr_nonnull(data);
-  for (size_t i = 0; i < total; i++) data[i] = (unsigned char)(i * 7 + (i >> 9));
-  unsigned char want[32], got[32];
-  unsigned int wl;
-  EVP_Digest(data, total, want, &wl, EVP_sha256(), NULL);
-  bulk echo = {EVP_MD_CTX_new(), 0, "", 0, false, -1};
-  EVP_DigestInit_ex(echo.md, EVP_sha256(), NULL);
-  evssh_channel *cat = evssh_session_open_channel(s, NULL, NULL);
-  evssh_channel_on_data(cat, bulk_data, &echo);
-  evssh_channel_on_close(cat, bulk_close, &echo);
-  ck_assert_int_eq(evssh_channel_exec(cat, "cat", NULL, NULL), 0);
-  ck_assert_int_eq(evssh_channel_send_data(cat, data, total), 0);
-  ck_assert_int_eq(evssh_channel_eof(cat), 0);
-  free(data);
-  ck_assert_int_eq(evssh_channel_wait(cat), 0);
-  ck_assert_uint_eq(echo.received, total);
-  EVP_DigestFinal_ex(echo.md, got, &wl);
-  EVP_MD_CTX_free(echo.md);
-  ck_assert(memcmp(got, want, 32) == 0);
+  stream_result st;
+  stream_through_cat(s, 16u * 1024 * 1024, &st);
+  ck_assert_msg(st.loop_rc >= 0, "loop failed: %s", evssh_session_error(s));
+  ck_assert_msg(st.equal, "sent %zu, got %zu back, checksums differ", st.sent, st.received);
+  ck_assert_int_eq(st.exit_status, 0);
   ck_assert_int_eq(evssh_session_close(s), 0);
   evssh_session_free(s);
   harness_dropbear_stop(&p);
