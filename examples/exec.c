@@ -10,38 +10,19 @@
  * UserKnownHostsFile=..., StrictHostKeyChecking=accept-new, ...). */
 #include <evssh.h>
 
+#include "example_args.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int main(int argc, char **argv) {
-  const char *options[64];
-  size_t n_options = 0;
-  int i = 1;
-  for (; i + 1 < argc && strcmp(argv[i], "-o") == 0 && n_options < 63; i += 2) options[n_options++] = argv[i + 1];
-  options[n_options] = NULL;
-  if (argc - i != 2) {
-    fprintf(stderr, "usage: %s [-o Keyword=value]... [user@]host command\n", argv[0]);
-    return 2;
-  }
-  char *dest = argv[i];
-  const char *command = argv[i + 1];
-  char *at = strchr(dest, '@');
-  const char *user = NULL;
-  if (at) {
-    *at = 0;
-    user = dest;
-    dest = at + 1;
-  }
-
-  evssh_error err;
-  evssh_session *s = evssh_start(dest, user, options, &err);
-  if (!s) {
-    fprintf(stderr, "%s: %s (%s)\n", dest, err.message, evssh_strerror(err.code));
-    return 255;
-  }
+  example_cmdline c;
+  if (!example_parse(argc, argv, 1, 1, " command", &c)) return 2;
+  evssh_session *s = example_connect(&c);
+  if (!s) return 255;
   evssh_result result;
-  int rc = evssh_session_exec_wait(s, command, &result);
+  int rc = evssh_session_exec_wait(s, c.args[0], &result);
   if (rc != EVSSH_OK) {
     fprintf(stderr, "exec failed: %s: %s\n", evssh_strerror(rc), evssh_session_error(s));
     evssh_session_free(s);

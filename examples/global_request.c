@@ -10,6 +10,8 @@
  *   global_request [-o Keyword=value]... [user@]host [seconds-to-listen] */
 #include <evssh.h>
 
+#include "example_args.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,26 +63,22 @@ static bool until_replies(evssh_session *s, void *ud) { return replies < *(int *
 static bool until_deadline(evssh_session *s, void *ud) { return time(NULL) < *(time_t *)ud; }
 
 int main(int argc, char **argv) {
-  int i = 1;
-  evssh_session *s = NULL;
-  const char *options[64];
-  size_t n_options = 0;
-  for (; i + 1 < argc && strcmp(argv[i], "-o") == 0 && n_options < 63; i += 2) options[n_options++] = argv[i + 1];
-  if (argc - i < 1 || argc - i > 2) {
-    fprintf(stderr, "usage: %s [-o Keyword=value]... [user@]host [seconds-to-listen]\n", argv[0]);
-    return 2;
-  }
-  char *dest = argv[i], *at = strchr(dest, '@');
-  int listen_seconds = argc - i == 2 ? atoi(argv[i + 1]) : 0;
-  if (at) *at = 0;
-  s = evssh_session_new(at ? at + 1 : dest);
+  example_cmdline c;
+  if (!example_parse(argc, argv, 0, 1, " [seconds-to-listen]", &c)) return 2;
+  int listen_seconds = c.nargs == 1 ? atoi(c.args[0]) : 0;
+  /* built step by step rather than with evssh_start: handlers must be in
+     place before the connect */
+  evssh_session *s = evssh_session_new(c.host);
   if (!s) return 255;
-  if (at && evssh_session_option(s, "User", dest) != EVSSH_OK) goto fail;
-  for (size_t k = 0; k < n_options; k++) {
+  if (c.user && evssh_session_option(s, "User", c.user) != EVSSH_OK) goto fail;
+  for (size_t k = 0; c.options[k]; k++) {
     char kw[64];
-    const char *eq = strchr(options[k], '=');
-    if (!eq || eq - options[k] >= (int)sizeof kw) { fprintf(stderr, "bad option %s\n", options[k]); goto fail; }
-    snprintf(kw, sizeof kw, "%.*s", (int)(eq - options[k]), options[k]);
+    const char *eq = strchr(c.options[k], '=');
+    if (!eq || eq - c.options[k] >= (int)sizeof kw) {
+      fprintf(stderr, "bad option %s\n", c.options[k]);
+      goto fail;
+    }
+    snprintf(kw, sizeof kw, "%.*s", (int)(eq - c.options[k]), c.options[k]);
     if (evssh_session_option(s, kw, eq + 1) != EVSSH_OK) goto fail;
   }
   /* registered before connect: the announcement comes right after login */

@@ -10,6 +10,8 @@
  *   interactive [-o Keyword=value]... [user@]host */
 #include <evssh.h>
 
+#include "example_args.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,25 +121,10 @@ static void on_close(evssh_channel *ch, void *ud) {
 }
 
 int main(int argc, char **argv) {
-  const char *options[64];
-  size_t n_options = 0;
-  int i = 1;
-  for (; i + 1 < argc && strcmp(argv[i], "-o") == 0 && n_options < 63; i += 2) options[n_options++] = argv[i + 1];
-  options[n_options] = NULL;
-  if (argc - i != 1) {
-    fprintf(stderr, "usage: %s [-o Keyword=value]... [user@]host\n", argv[0]);
-    return 2;
-  }
-  char *dest = argv[i], *at = strchr(dest, '@');
-  const char *user = NULL;
-  if (at) { *at = 0; user = dest; dest = at + 1; }
-
-  evssh_error err;
-  evssh_session *s = evssh_start(dest, user, options, &err);
-  if (!s) {
-    fprintf(stderr, "%s: %s\n", dest, err.message);
-    return 255;
-  }
+  example_cmdline c;
+  if (!example_parse(argc, argv, 0, 0, "", &c)) return 2;
+  evssh_session *s = example_connect(&c);
+  if (!s) return 255;
   evssh_channel *ch = evssh_session_open_channel(s, on_open, NULL);
   if (!ch) {
     fprintf(stderr, "cannot open a channel: %s\n", evssh_session_error(s));

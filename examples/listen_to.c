@@ -9,6 +9,8 @@
  *   e.g.  seq 1 100000 | listen_to -o Port=2222 me@127.0.0.1 "wc -l" */
 #include <evssh.h>
 
+#include "example_args.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,27 +42,12 @@ static void on_close(evssh_channel *ch, void *ud) {
 }
 
 int main(int argc, char **argv) {
-  const char *options[64];
-  size_t n_options = 0;
-  int i = 1;
-  for (; i + 1 < argc && strcmp(argv[i], "-o") == 0 && n_options < 63; i += 2) options[n_options++] = argv[i + 1];
-  options[n_options] = NULL;
-  if (argc - i != 2) {
-    fprintf(stderr, "usage: %s [-o Keyword=value]... [user@]host command < input\n", argv[0]);
-    return 2;
-  }
-  char *dest = argv[i], *at = strchr(dest, '@');
-  const char *user = NULL;
-  if (at) { *at = 0; user = dest; dest = at + 1; }
-
-  evssh_error err;
-  evssh_session *s = evssh_start(dest, user, options, &err);
-  if (!s) {
-    fprintf(stderr, "%s: %s\n", dest, err.message);
-    return 255;
-  }
+  example_cmdline c;
+  if (!example_parse(argc, argv, 1, 1, " command < input", &c)) return 2;
+  evssh_session *s = example_connect(&c);
+  if (!s) return 255;
   evssh_channel *ch = evssh_session_open_channel(s, NULL, NULL);
-  if (!ch || evssh_channel_exec(ch, argv[i + 1], NULL, NULL) != EVSSH_OK) {
+  if (!ch || evssh_channel_exec(ch, c.args[0], NULL, NULL) != EVSSH_OK) {
     fprintf(stderr, "cannot start the command: %s\n", evssh_session_error(s));
     evssh_session_free(s);
     return 255;
