@@ -662,6 +662,7 @@ static void close_from_process(evssh_channel *ch, void *ud) {
   if (!cp->called_data || cp->called_process) return;
   cp->called_process = true;
   cp->rc_process = evssh_session_close(evssh_channel_session(ch));
+  evssh_channel_eof(ch);   /* now let the remote command finish */
 }
 
 static void close_probe_closed(evssh_channel *ch, void *ud) { ((close_probe *)ud)->closed = true; }
@@ -674,7 +675,9 @@ START_TEST(test_close_from_callback_is_busy) {
   evssh_channel_on_data(ch, close_from_data, &cp);
   evssh_channel_on_process(ch, close_from_process, &cp);
   evssh_channel_on_close(ch, close_probe_closed, &cp);
-  ck_assert_int_eq(evssh_channel_exec(ch, "echo hello", NULL, NULL), 0);
+  /* the command stays until our EOF, so on_process surely runs while the
+     channel is open (data, EOF and CLOSE could otherwise come in one read) */
+  ck_assert_int_eq(evssh_channel_exec(ch, "echo hello; cat", NULL, NULL), 0);
   ck_assert_int_ge(evssh_session_loop(s, 1000, close_probe_open, &cp), 0);
   ck_assert(cp.called_data && cp.called_process);
   ck_assert_int_eq(cp.rc_data, EVSSH_EBUSY);
