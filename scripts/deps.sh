@@ -8,6 +8,8 @@ PACKAGES=(
   openssh-server openssh-client dropbear-bin socat
   ruby ruby-dev ruby-minitest ruby-net-ssh
   valgrind procps iproute2 python3 python3-paramiko sshpass openssl
+  libevent-dev libev-dev doxygen clang libclang-rt-14-dev netcat-openbsd
+  ruby-net-scp ruby-net-sftp ruby-net-ssh-gateway ruby-net-ssh-multi ruby-sshkit
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
