@@ -437,7 +437,7 @@ END_TEST
 START_TEST(right_guess_is_processed) {
   script sc = {0};
   add_bytes(&sc, BANNER, strlen(BANNER));
-  add_kexinit_full(&sc, "curve25519-sha256", "ssh-ed25519", "aes128-ctr", true);
+  add_kexinit_full(&sc, "mlkem768x25519-sha256", "ssh-ed25519", "aes128-ctr", true);   /* our first choices */
   add_packet(&sc, bogus_kex, sizeof bogus_kex);
   add_disconnect(&sc, 11, "should not get here");
   char err[512];
