@@ -34,6 +34,16 @@ int harness_sshd_start(harness_peer *p, const char *extra_config);
 /* Stops the server and every process it forked, then removes p->dir. */
 int harness_sshd_stop(harness_peer *p);
 
+/* As harness_sshd_start, with another sshd binary (e.g. OpenSSH 10's). */
+int harness_sshd_start_bin(harness_peer *p, const char *sshd, const char *extra_config);
+
+/* Fetches OpenSSH 10 (Debian bookworm-backports) into a cache without
+ * installing it (sshd-harness.sh fetch-openssh10): $EVSSH_OPENSSH10_CACHE,
+ * else $EVSSH_BUILDDIR/test/openssh10-cache, else /tmp/evssh-openssh10-cache.
+ * 0 with root set to the extracted tree (usr/sbin/sshd, usr/lib/openssh/,
+ * usr/bin/ssh), or -1 with why set (no network, no apt). */
+int harness_openssh10(char *root, size_t rootlen, char *why, size_t whylen);
+
 /* Starts dropbear (ed25519, ecdsa-256, rsa-3072 host keys).  p->user is
  * evssh-test when root, else the current user (its ~/.ssh/authorized_keys
  * gets tagged lines that harness_dropbear_stop removes again). */
