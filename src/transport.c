@@ -470,7 +470,14 @@ static int kex_reply_done(evssh_transport *t) {
   const unsigned char *sig = evssh_kex_signature(t->kex, &slen);
   char err[256] = "";
   int rc = evssh_hostkey_verify(blob, klen, t->neg[NEG_HOSTKEY], sig, slen, H, hlen, err, sizeof err);
-  if (rc) return transport_fail(t, EVSSH_EPROTO, "server host key signature invalid: %s", err);
+  if (rc)
+    /* H covers K: with a KEM, a ciphertext changed on the way decapsulates
+       (implicit rejection) to another K, and this is where that shows */
+    return transport_fail(t, EVSSH_EPROTO, "server host key signature invalid: %s%s", err,
+                          kex_method_is_post_quantum(t->neg[NEG_KEX])
+                              ? " (with a post-quantum key exchange this is also what a tampered or corrupted "
+                                "KEM ciphertext gives: its implicit rejection yields a different shared secret)"
+                              : "");
   if (!t->first_kex_done) {
     if (hlen > sizeof t->session_id) return transport_fail(t, EVSSH_EPROTO, "exchange hash too long");
     memcpy(t->session_id, H, hlen);
