@@ -133,6 +133,22 @@ int harness_dir_path(const harness_peer *p, const char *name, char *out, size_t 
   return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }
 
+int harness_listen_loopback(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 8) != 0 ||
+      getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
 int harness_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -381,13 +397,15 @@ int harness_openssh10(char *root, size_t rootlen, char *why, size_t whylen) {
     return -1;
   }
   char cache[PATH_MAX];
-  const char *env = getenv("EVSSH_OPENSSH10_CACHE"), *build = getenv("EVSSH_BUILDDIR");
+  /* outside the source and build trees, kept across builds and runs */
+  const char *env = getenv("EVSSH_OPENSSH10_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
   if (env && *env) snprintf(cache, sizeof cache, "%s", env);
-  else if (build && *build) snprintf(cache, sizeof cache, "%s/test/openssh10-cache", build);
+  else if (xdg && *xdg) snprintf(cache, sizeof cache, "%s/evssh/openssh10", xdg);
+  else if (home && *home) snprintf(cache, sizeof cache, "%s/.cache/evssh/openssh10", home);
   else snprintf(cache, sizeof cache, "/tmp/evssh-openssh10-cache");
-  char cmd[PATH_MAX * 2 + 64], errpath[PATH_MAX + 16];
-  snprintf(errpath, sizeof errpath, "%s.err", cache);
-  snprintf(cmd, sizeof cmd, "bash '%s' fetch-openssh10 '%s' 2>'%s'", script, cache, errpath);
+  char cmd[PATH_MAX * 4 + 128], errpath[PATH_MAX + 16];
+  snprintf(errpath, sizeof errpath, "%s/fetch.err", cache);
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s' && bash '%s' fetch-openssh10 '%s' 2>'%s'", cache, script, cache, errpath);
   fflush(stdout);
   FILE *f = popen(cmd, "r");
   if (!f) {

@@ -12,6 +12,8 @@
  * at the host-key signature check, before any encrypted packet, and the
  * error must say that a tampered ciphertext is one cause. (test_kex checks
  * the rejection itself: the exchange completes with a different K.) */
+#include "harness.h"
+
 #include "buf.h"
 #include "cipher.h"
 #include "io.h"
@@ -237,15 +239,8 @@ static void server_start(server *sv, const char *kex, enum mischief mode) {
   memset(sv, 0, sizeof *sv);
   sv->kex = kex;
   sv->mode = mode;
-  sv->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(sv->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-  ck_assert_int_eq(listen(sv->listen_fd, 1), 0);
-  socklen_t sl = sizeof a;
-  getsockname(sv->listen_fd, (struct sockaddr *)&a, &sl);
-  sv->port = ntohs(a.sin_port);
+  sv->listen_fd = harness_listen_loopback(&sv->port);
+  ck_assert_int_ge(sv->listen_fd, 0);
   pthread_create(&sv->thread, NULL, server_main, sv);
 }
 

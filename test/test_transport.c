@@ -213,15 +213,8 @@ static void *script_main(void *arg) {
 }
 
 static void script_start(script *sc) {
-  sc->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(sc->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-  ck_assert_int_eq(listen(sc->listen_fd, 1), 0);
-  socklen_t sl = sizeof a;
-  getsockname(sc->listen_fd, (struct sockaddr *)&a, &sl);
-  sc->port = ntohs(a.sin_port);
+  sc->listen_fd = harness_listen_loopback(&sc->port);
+  ck_assert_int_ge(sc->listen_fd, 0);
   pthread_create(&sc->thread, NULL, script_main, sc);
 }
 
@@ -497,21 +490,20 @@ static void *flipper_main(void *arg) {
 static flipper *current_flipper;
 static void arm_flipper(void) { atomic_store(&current_flipper->armed, 1); }
 
+/* a proxy in front of the shared sshd: flips one bit, or drops everything, once armed */
+static void flipper_start(flipper *f, bool drop) {
+  memset(f, 0, sizeof *f);
+  f->target_port = sshd.port;
+  f->drop = drop;
+  f->listen_fd = harness_listen_loopback(&f->port);
+  ck_assert_int_ge(f->listen_fd, 0);
+  pthread_create(&f->thread, NULL, flipper_main, f);
+}
+
 static void flip_test(const char *cipher, const char *mac) {
   flipper f;
-  memset(&f, 0, sizeof f);
-  f.target_port = sshd.port;
-  f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(f.listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-  listen(f.listen_fd, 1);
-  socklen_t sl = sizeof a;
-  getsockname(f.listen_fd, (struct sockaddr *)&a, &sl);
-  f.port = ntohs(a.sin_port);
+  flipper_start(&f, false);
   current_flipper = &f;
-  pthread_create(&f.thread, NULL, flipper_main, &f);
   evssh_transport_config cfg = {NULL, NULL, cipher, mac, 0, 0, NULL};
   driver d;
   char err[512];
@@ -545,19 +537,7 @@ static double mono_s(void) {
 
 START_TEST(rekey_that_never_completes_times_out) {
   flipper f;
-  memset(&f, 0, sizeof f);
-  f.target_port = sshd.port;
-  f.drop = true;
-  f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(f.listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-  listen(f.listen_fd, 1);
-  socklen_t sl = sizeof a;
-  getsockname(f.listen_fd, (struct sockaddr *)&a, &sl);
-  f.port = ntohs(a.sin_port);
-  pthread_create(&f.thread, NULL, flipper_main, &f);
+  flipper_start(&f, true);
   driver d;
   char err[512];
   ck_assert_int_eq(handshake(f.port, NULL, &d, err, sizeof err, NULL), EVSSH_OK);
@@ -629,15 +609,8 @@ static double thread_cpu_s(void) {
 
 START_TEST(trickling_banner_does_not_spin) {
   trickler tr = {0};
-  tr.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(tr.listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-  listen(tr.listen_fd, 1);
-  socklen_t sl = sizeof a;
-  getsockname(tr.listen_fd, (struct sockaddr *)&a, &sl);
-  tr.port = ntohs(a.sin_port);
+  tr.listen_fd = harness_listen_loopback(&tr.port);
+  ck_assert_int_ge(tr.listen_fd, 0);
   pthread_create(&tr.thread, NULL, trickle_main, &tr);
   evssh_session *s = evssh_session_new("127.0.0.1");
   char port[16];
