@@ -1,12 +1,16 @@
-/* kex.c owns the client side of every key exchange method we offer
- * (curve25519-sha256, ecdh-sha2-nistp256/384/521, the RFC 3526 MODP groups
+/* kex.c owns the client side of every key exchange method we offer (the
+ * post-quantum hybrids mlkem768x25519-sha256 and sntrup761x25519-sha512,
+ * curve25519-sha256, ecdh-sha2-nistp256/384/521, the RFC 3526 MODP groups
  * 14/16/18 and diffie-hellman-group-exchange-sha256): it makes the ephemeral
- * key, builds the client's messages, checks the server's public value,
- * derives the shared secret K and the exchange hash H (RFC 4253 s8), and
- * extends keys per RFC 4253 s7.2. All arithmetic goes through OpenSSL EVP;
- * host key signatures on H are checked elsewhere (hostkey.c). */
+ * keys, builds the client's messages, checks the server's values, derives
+ * the shared secret K and the exchange hash H (RFC 4253 s8), and extends
+ * keys per RFC 4253 s7.2. Classical arithmetic goes through OpenSSL EVP; the
+ * KEMs are ours (mlkem.c, sntrup761.c). Host key signatures on H are checked
+ * elsewhere (hostkey.c). */
 #include "kex.h"
 #include "errors.h"
+#include "mlkem.h"
+#include "sntrup761.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -20,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kex_family { FAM_X25519, FAM_ECDH, FAM_DH, FAM_GEX };
+/* the hybrids: a KEM public key and an X25519 key out, a KEM ciphertext
+   and an X25519 key back (draft-ietf-sshm-mlkem-hybrid-kex, RFC 9941) */
+enum kex_family { FAM_X25519, FAM_ECDH, FAM_DH, FAM_GEX, FAM_MLKEM_X25519, FAM_SNTRUP_X25519 };
 
 typedef struct kex_method {
   evssh_kex_alg alg;
@@ -31,6 +37,9 @@ typedef struct kex_method {
 } kex_method;
 
 static const kex_method methods[] = {
+  {{"mlkem768x25519-sha256", "SHA256", true}, FAM_MLKEM_X25519, NULL, 0, 32},
+  {{"sntrup761x25519-sha512", "SHA512", true}, FAM_SNTRUP_X25519, NULL, 0, 32},
+  {{"sntrup761x25519-sha512@openssh.com", "SHA512", true}, FAM_SNTRUP_X25519, NULL, 0, 32},
   {{"curve25519-sha256", "SHA256", true}, FAM_X25519, NULL, 0, 32},
   {{"curve25519-sha256@libssh.org", "SHA256", true}, FAM_X25519, NULL, 0, 32},
   {{"ecdh-sha2-nistp256", "SHA256", true}, FAM_ECDH, "prime256v1", NID_X9_62_prime256v1, 32},
@@ -42,7 +51,9 @@ static const kex_method methods[] = {
   {{"diffie-hellman-group14-sha256", "SHA256", true}, FAM_DH, "modp_2048", 0, 0},
 };
 
+/* OpenSSH 10.5's client order */
 #define KEX_LIST                                                                        \
+  "mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,"     \
   "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384," \
   "ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512," \
   "diffie-hellman-group18-sha512,diffie-hellman-group14-sha256"
@@ -69,8 +80,10 @@ struct evssh_kex {
   size_t i_c_len, i_s_len;
   unsigned char *fixed_priv; /* test hook: replaces the random private value */
   size_t fixed_priv_len;
-  EVP_PKEY *eph;             /* our ephemeral key pair */
-  unsigned char *q_c;        /* X25519/ECDH public value as sent */
+  EVP_PKEY *eph;             /* our ephemeral key pair (X25519 in the hybrids) */
+  unsigned char *kem_secret; /* hybrids: the KEM's decapsulation key */
+  size_t kem_secret_len;
+  unsigned char *q_c;        /* X25519/ECDH public value (hybrids: KEM key || X25519) as sent */
   size_t q_c_len;
   BIGNUM *p, *g, *e;         /* finite-field group and our public value */
   uint32_t gex_min, gex_n, gex_max;
@@ -91,6 +104,13 @@ const evssh_kex_alg *evssh_kex_find(const char *name) {
 
 const char *evssh_kex_default_list(void) { return KEX_LIST; }
 const char *evssh_kex_supported_list(void) { return KEX_LIST; }
+
+bool kex_method_is_post_quantum(const char *name) {
+  for (size_t i = 0; name && i < sizeof methods / sizeof methods[0]; i++)
+    if (strcmp(methods[i].alg.name, name) == 0)
+      return methods[i].family == FAM_MLKEM_X25519 || methods[i].family == FAM_SNTRUP_X25519;
+  return false;
+}
 
 static const kex_method *method_of(const evssh_kex_alg *alg) {
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
@@ -146,6 +166,7 @@ void evssh_kex_free(evssh_kex *k) {
   free(k->i_s);
   free_secret(k->fixed_priv, k->fixed_priv_len);
   EVP_PKEY_free(k->eph);
+  free_secret(k->kem_secret, k->kem_secret_len);
   free(k->q_c);
   BN_free(k->p);
   BN_free(k->g);
@@ -160,6 +181,8 @@ void evssh_kex_free(evssh_kex *k) {
 int evssh_kex_set_private(evssh_kex *k, const unsigned char *priv, size_t len) {
   if (!k || !priv || len == 0 || k->state != ST_NEW) return EVSSH_EINVAL;
   if (k->m->family == FAM_X25519 && len != 32) return EVSSH_EINVAL;
+  if (k->m->family == FAM_MLKEM_X25519 && len != MLKEM768_SEED_BYTES + 32) return EVSSH_EINVAL;
+  if (k->m->family == FAM_SNTRUP_X25519 && len <= 32) return EVSSH_EINVAL;
   unsigned char *c = memdup(priv, len);
   if (!c) return EVSSH_ENOMEM;
   free_secret(k->fixed_priv, k->fixed_priv_len);
@@ -179,18 +202,66 @@ int evssh_kex_set_gex_sizes(evssh_kex *k, uint32_t min, uint32_t n, uint32_t max
 
 /* ------------------------------------------------------------ key making */
 
-static int x25519_keygen(evssh_kex *k) {
+/* The X25519 key pair; its public value goes at q_c + prefix (the KEM key
+   comes first in the hybrids). A fixed private key is the hook's last 32
+   bytes. */
+static int x25519_keygen(evssh_kex *k, size_t prefix) {
   if (k->fixed_priv)
-    k->eph = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, k->fixed_priv, k->fixed_priv_len);
+    k->eph = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, k->fixed_priv + k->fixed_priv_len - 32, 32);
   else
     k->eph = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
   if (!k->eph) return EVSSH_ENOMEM;
   size_t n = 32;
-  k->q_c = malloc(32);
-  if (!k->q_c) return EVSSH_ENOMEM;
-  if (EVP_PKEY_get_raw_public_key(k->eph, k->q_c, &n) != 1 || n != 32) return EVSSH_ENOMEM;
-  k->q_c_len = 32;
+  if (!k->q_c && !(k->q_c = malloc(prefix + 32))) return EVSSH_ENOMEM;
+  if (EVP_PKEY_get_raw_public_key(k->eph, k->q_c + prefix, &n) != 1 || n != 32) return EVSSH_ENOMEM;
+  k->q_c_len = prefix + 32;
   return EVSSH_OK;
+}
+
+/* Test hook for sntrup761: random bytes from SHAKE256(seed), in order.
+   OpenSSL 3.0 squeezes once, so the whole stream is made up front; key
+   generation takes 4p bytes per candidate g and rarely needs more than a
+   few. */
+typedef struct seeded_stream {
+  unsigned char *buf;
+  size_t len, pos;
+} seeded_stream;
+
+static int seeded_take(void *ctx, unsigned char *out, size_t len) {
+  seeded_stream *st = ctx;
+  if (st->pos + len > st->len) return -1;
+  memcpy(out, st->buf + st->pos, len);
+  st->pos += len;
+  return 0;
+}
+
+/* The KEM key pair of a hybrid: q_c = public key || (room for X25519) */
+static int kem_keygen(evssh_kex *k) {
+  bool mlkem = k->m->family == FAM_MLKEM_X25519;
+  size_t pk_len = mlkem ? MLKEM768_EK_BYTES : SNTRUP761_PK_BYTES;
+  k->kem_secret_len = mlkem ? MLKEM768_DK_BYTES : SNTRUP761_SK_BYTES;
+  k->kem_secret = malloc(k->kem_secret_len);
+  k->q_c = malloc(pk_len + 32);
+  if (!k->kem_secret || !k->q_c) return EVSSH_ENOMEM;
+  int rc;
+  if (mlkem) {
+    rc = k->fixed_priv ? mlkem768_keygen_derand(k->fixed_priv, k->q_c, k->kem_secret)
+                       : mlkem768_keygen(k->q_c, k->kem_secret);
+  } else if (k->fixed_priv) {
+    seeded_stream st = {malloc(1 << 16), 1 << 16, 0};
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    rc = EVSSH_ENOMEM;
+    if (st.buf && ctx && EVP_DigestInit_ex(ctx, EVP_shake256(), NULL) == 1 &&
+        EVP_DigestUpdate(ctx, k->fixed_priv, k->fixed_priv_len - 32) == 1 &&
+        EVP_DigestFinalXOF(ctx, st.buf, st.len) == 1)
+      rc = sntrup761_keygen(k->q_c, k->kem_secret, seeded_take, &st);
+    EVP_MD_CTX_free(ctx);
+    free_secret(st.buf, st.len);
+  } else {
+    rc = sntrup761_keygen(k->q_c, k->kem_secret, NULL, NULL);
+  }
+  if (rc) return rc;
+  return x25519_keygen(k, pk_len);
 }
 
 /* A fixed EC scalar needs its public point too: OpenSSL 3.0 does not derive
@@ -349,7 +420,11 @@ int evssh_kex_start(evssh_kex *k, evssh_buf *out) {
   switch (k->m->family) {
   case FAM_X25519:
   case FAM_ECDH:
-    rc = k->m->family == FAM_X25519 ? x25519_keygen(k) : ecdh_keygen(k);
+  case FAM_MLKEM_X25519:
+  case FAM_SNTRUP_X25519:
+    rc = k->m->family == FAM_X25519 ? x25519_keygen(k, 0)
+         : k->m->family == FAM_ECDH ? ecdh_keygen(k)
+                                    : kem_keygen(k);
     if (!rc) rc = evssh_buf_put_u8(out, SSH2_MSG_KEX_ECDH_INIT);
     if (!rc) rc = evssh_buf_put_string(out, k->q_c, k->q_c_len);
     if (!rc) k->state = ST_WAIT_REPLY;
@@ -401,10 +476,12 @@ done:
   return rc;
 }
 
-static int store_k(evssh_kex *k, const unsigned char *sec, size_t seclen) {
+/* K in its wire form: an mpint for the classical methods, a string for
+   the hybrids (whose K is a hash output, not a number) */
+static int store_k(evssh_kex *k, const unsigned char *sec, size_t seclen, bool as_string) {
   evssh_buf b = EVSSH_BUF_INIT;
   b.secret = true;
-  int rc = buf_put_mpint_bytes(&b, sec, seclen);
+  int rc = as_string ? evssh_buf_put_string(&b, sec, seclen) : buf_put_mpint_bytes(&b, sec, seclen);
   if (!rc) {
     k->k_wire = memdup(b.data, b.len);
     k->k_wire_len = b.len;
@@ -512,8 +589,68 @@ static int handle_ecdh_reply(evssh_kex *k, evssh_reader *body, char *err, size_t
     if (rc == EVSSH_EPROTO) evssh_errorf(err, errlen, "server key exchange value gives an invalid shared secret");
     return rc;
   }
-  rc = store_k(k, sec, seclen);
+  rc = store_k(k, sec, seclen, false);
   free_secret(sec, seclen);
+  if (!rc) rc = take_hostkey_sig(k, ks, kslen, sig, siglen);
+  if (rc) return rc;
+  evssh_buf mid = EVSSH_BUF_INIT;
+  rc = evssh_buf_put_string(&mid, k->q_c, k->q_c_len);
+  if (!rc) rc = evssh_buf_put_string(&mid, q, qslen);
+  if (!rc) rc = compute_h(k, mid.data, mid.len);
+  buf_release(&mid);
+  return rc;
+}
+
+/* The hybrids' reply: string K_S, string (KEM ciphertext || X25519 key),
+   string signature. K = HASH(kem_secret || x25519_secret), as a string. */
+static int handle_hybrid_reply(evssh_kex *k, evssh_reader *body, char *err, size_t errlen) {
+  const char *name = k->m->alg.name;
+  const char *ks, *qs, *sig;
+  size_t kslen, qslen, siglen;
+  if (evssh_read_string(body, &ks, &kslen) || evssh_read_string(body, &qs, &qslen) ||
+      evssh_read_string(body, &sig, &siglen) || body->left != 0) {
+    evssh_errorf(err, errlen, "%s: malformed KEX_HYBRID_REPLY", name);
+    return EVSSH_EPROTO;
+  }
+  bool mlkem = k->m->family == FAM_MLKEM_X25519;
+  size_t ct_len = mlkem ? MLKEM768_CT_BYTES : SNTRUP761_CT_BYTES;
+  if (qslen != ct_len + 32) {
+    evssh_errorf(err, errlen,
+                 "%s: server reply value has %zu bytes, not %zu (a %zu-byte %s ciphertext and a 32-byte X25519 key)",
+                 name, qslen, ct_len + 32, ct_len, mlkem ? "ML-KEM-768" : "sntrup761");
+    return EVSSH_EPROTO;
+  }
+  const unsigned char *q = (const unsigned char *)qs;
+  /* both shared secrets, hashed into K: kem (32) || x25519 (32) */
+  unsigned char shared[64], khash[EVP_MAX_MD_SIZE];
+  int rc = mlkem ? mlkem768_decaps(k->kem_secret, q, shared) : sntrup761_decaps(k->kem_secret, q, shared);
+  if (rc) {
+    OPENSSL_cleanse(shared, sizeof shared);
+    return rc == EVSSH_EINVAL ? EVSSH_ENOMEM : rc;   /* our own key failed its check: not the peer's fault */
+  }
+  EVP_PKEY *peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, q + ct_len, 32);
+  if (!peer) {
+    OPENSSL_cleanse(shared, sizeof shared);
+    return EVSSH_ENOMEM;
+  }
+  unsigned char *x = NULL;
+  size_t xlen = 0;
+  rc = derive_secret(k, peer, &x, &xlen);
+  EVP_PKEY_free(peer);
+  if (rc == EVSSH_OK && (xlen != 32 || all_zero(x, xlen))) rc = EVSSH_EPROTO;
+  if (rc) {
+    free_secret(x, xlen);
+    OPENSSL_cleanse(shared, sizeof shared);
+    if (rc == EVSSH_EPROTO) evssh_errorf(err, errlen, "%s: server X25519 key gives an invalid shared secret", name);
+    return rc;
+  }
+  memcpy(shared + 32, x, 32);
+  free_secret(x, xlen);
+  unsigned int hl = 0;
+  rc = EVP_Digest(shared, sizeof shared, khash, &hl, k->md, NULL) == 1 ? EVSSH_OK : EVSSH_ENOMEM;
+  OPENSSL_cleanse(shared, sizeof shared);
+  if (!rc) rc = store_k(k, khash, hl, true);
+  OPENSSL_cleanse(khash, sizeof khash);
   if (!rc) rc = take_hostkey_sig(k, ks, kslen, sig, siglen);
   if (rc) return rc;
   evssh_buf mid = EVSSH_BUF_INIT;
@@ -561,7 +698,7 @@ static int handle_dh_reply(evssh_kex *k, evssh_reader *body, char *err, size_t e
     if (rc == EVSSH_EPROTO) evssh_errorf(err, errlen, "server DH value f rejected");
     return rc;
   }
-  rc = store_k(k, sec, seclen);
+  rc = store_k(k, sec, seclen, false);
   free_secret(sec, seclen);
   if (!rc) rc = take_hostkey_sig(k, ks, kslen, sig, siglen);
   evssh_buf mid = EVSSH_BUF_INIT;
@@ -648,15 +785,19 @@ int evssh_kex_handle(evssh_kex *k, uint8_t msg, evssh_reader *body, evssh_buf *o
   }
   if (k->m->family == FAM_X25519 || k->m->family == FAM_ECDH)
     rc = handle_ecdh_reply(k, body, err, errlen);
+  else if (k->m->family == FAM_MLKEM_X25519 || k->m->family == FAM_SNTRUP_X25519)
+    rc = handle_hybrid_reply(k, body, err, errlen);
   else
     rc = handle_dh_reply(k, body, err, errlen);
   if (rc) {
     k->state = ST_FAILED;
     return rc;
   }
-  /* the ephemeral private key is not needed any more */
+  /* the ephemeral private keys are not needed any more */
   EVP_PKEY_free(k->eph);
   k->eph = NULL;
+  free_secret(k->kem_secret, k->kem_secret_len);
+  k->kem_secret = NULL;
   k->state = ST_DONE;
   *done = true;
   return EVSSH_OK;

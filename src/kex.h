@@ -1,5 +1,7 @@
-/* Key exchange methods: curve25519-sha256(@libssh.org), ecdh-sha2-nistp*,
- * diffie-hellman-group14/16/18 and group-exchange-sha256. One evssh_kex is
+/* Key exchange methods: the post-quantum hybrids mlkem768x25519-sha256 and
+ * sntrup761x25519-sha512(@openssh.com), curve25519-sha256(@libssh.org),
+ * ecdh-sha2-nistp*, diffie-hellman-group14/16/18 and group-exchange-sha256.
+ * One evssh_kex is
  * one exchange: it builds the client's messages, takes the server's, and
  * yields the exchange hash H, the shared secret K and the server's host key
  * and signature. Signature verification and host-key policy are not here
@@ -26,8 +28,11 @@ typedef struct evssh_kex_alg {
 } evssh_kex_alg;
 
 const evssh_kex_alg *evssh_kex_find(const char *name);
-const char *evssh_kex_default_list(void);   /* OpenSSH 9.x client order, no pseudo-algorithms */
+const char *evssh_kex_default_list(void);   /* OpenSSH 10.5 client order, no pseudo-algorithms */
 const char *evssh_kex_supported_list(void);
+/* true for the methods whose secret resists a quantum computer (the
+   ML-KEM and sntrup761 hybrids); false for the rest and for unknown names */
+bool kex_method_is_post_quantum(const char *name);
 
 /* The strings hashed into H that the transport knows (RFC 4253 8):
    V_C, V_S without CR LF; I_C, I_S the whole KEXINIT payloads. */
@@ -64,7 +69,10 @@ int evssh_kex_derive(const evssh_kex *k, const unsigned char *session_id, size_t
 
 /* Test hooks, for known-answer tests: replace the ephemeral private key
    before evssh_kex_start. For curve25519 a 32-byte scalar; for ECDH the
-   private scalar big-endian; for DH/GEX the exponent x big-endian. */
+   private scalar big-endian; for DH/GEX the exponent x big-endian; for
+   mlkem768x25519 the ML-KEM seed d || z (64 bytes) then the X25519 scalar;
+   for sntrup761x25519 a seed of any length whose SHAKE256 stream replaces
+   the key generation's randomness, then the X25519 scalar (32 bytes). */
 int evssh_kex_set_private(evssh_kex *k, const unsigned char *priv, size_t len);
 /* GEX: the (min, n, max) sizes requested; defaults 2048, 4096? (see kex.c) */
 

@@ -11,6 +11,7 @@
 #include "cipher.h"
 #include "hostkey.h"
 #include "kex.h"
+#include "kexinit.h"
 #include "mac.h"
 #include "packet.h"
 
@@ -38,8 +39,7 @@
 #define READ_CHUNK (64 * 1024)
 #define READ_BUDGET (512 * 1024)     /* per handle_io, so one session cannot starve others */
 #define REKEY_BYTES_MAX (1ull << 30)
-#define KEX_STRICT_C "kex-strict-c-v00@openssh.com"
-#define KEX_STRICT_S "kex-strict-s-v00@openssh.com"
+#define KEX_TIMEOUT_MS_DEFAULT 60000  /* a rekey's deadline: the session's default connect deadline */
 
 typedef enum { PHASE_VERSION, PHASE_PACKETS, PHASE_CLOSED } tr_phase;
 
@@ -49,9 +49,10 @@ struct evssh_transport {
   int fd;
   const evssh_transport_handler *h;
   void *ctx;
-  char *kex_algs, *hostkey_algs, *ciphers, *macs;
+  kexinit_offer offer;          /* our KEXINIT lists, resolved once */
   uint64_t rekey_bytes;
   int rekey_seconds;
+  int kex_timeout_ms;
 
   evssh_packet pkt;
   tr_phase phase;
@@ -67,7 +68,7 @@ struct evssh_transport {
   bool strict;
   bool first_kex_done;
   evssh_buf my_kexinit, peer_kexinit;
-  char *neg[6];                 /* kex, hostkey, enc c2s, enc s2c, mac c2s, mac s2c */
+  char *neg[NEG_COUNT];         /* kex, hostkey, enc c2s, enc s2c, mac c2s, mac s2c */
   evssh_kex *kex;
   evssh_cipher *rx_cipher_next;
   evssh_mac *rx_mac_next;
@@ -77,6 +78,7 @@ struct evssh_transport {
   size_t hostkey_len;
   uint64_t kex_count;
   int64_t last_kex_ms;
+  int64_t rekey_started_ms;     /* our KEXINIT of a running rekey went out */
   uint64_t rekey_limit_tx, rekey_limit_rx;
 
   /* packets from above, held while a key exchange runs: u32 len || payload */
@@ -92,8 +94,6 @@ struct evssh_transport {
   int error_code;
   char error[512];
 };
-
-enum { NEG_KEX, NEG_HOSTKEY, NEG_ENC_CTOS, NEG_ENC_STOC, NEG_MAC_CTOS, NEG_MAC_STOC };
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -179,8 +179,6 @@ int transport_disconnect(evssh_transport *t, uint32_t reason, const char *text) 
 
 /* --------------------------------------------------------- construction */
 
-static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
-
 int transport_new(int fd, const evssh_transport_config *cfg, const evssh_transport_handler *h,
                   void *ctx, evssh_transport **out) {
   evssh_transport *t = calloc(1, sizeof *t);
@@ -192,16 +190,16 @@ int transport_new(int fd, const evssh_transport_config *cfg, const evssh_transpo
   buf_init(&t->my_kexinit);
   buf_init(&t->peer_kexinit);
   buf_init(&t->held);
-  t->kex_algs = dupstr(cfg && cfg->kex_algorithms ? cfg->kex_algorithms : evssh_kex_default_list());
-  t->hostkey_algs = dupstr(cfg && cfg->hostkey_algorithms ? cfg->hostkey_algorithms
-                                                          : evssh_hostkey_default_list());
-  t->ciphers = dupstr(cfg && cfg->ciphers ? cfg->ciphers : evssh_cipher_default_list());
-  t->macs = dupstr(cfg && cfg->macs ? cfg->macs : evssh_mac_default_list());
+  int rc = kexinit_offer_init(&t->offer, cfg && cfg->kex_algorithms ? cfg->kex_algorithms : evssh_kex_default_list(),
+                              cfg && cfg->hostkey_algorithms ? cfg->hostkey_algorithms : evssh_hostkey_default_list(),
+                              cfg && cfg->ciphers ? cfg->ciphers : evssh_cipher_default_list(),
+                              cfg && cfg->macs ? cfg->macs : evssh_mac_default_list());
   t->rekey_bytes = cfg ? cfg->rekey_bytes : 0;
   t->rekey_seconds = cfg && cfg->rekey_seconds > 0 ? cfg->rekey_seconds : 3600;
+  t->kex_timeout_ms = KEX_TIMEOUT_MS_DEFAULT;
   snprintf(t->client_version, sizeof t->client_version, "%s",
            cfg && cfg->client_version ? cfg->client_version : "SSH-2.0-evssh_" PACKAGE_VERSION);
-  if (!t->kex_algs || !t->hostkey_algs || !t->ciphers || !t->macs) {
+  if (rc) {
     transport_free(t);
     return EVSSH_ENOMEM;
   }
@@ -225,16 +223,13 @@ void transport_free(evssh_transport *t) {
   buf_release(&t->peer_kexinit);
   t->held.secret = true;
   buf_release(&t->held);
-  for (int i = 0; i < 6; i++) free(t->neg[i]);
+  for (int i = 0; i < NEG_COUNT; i++) free(t->neg[i]);
   evssh_kex_free(t->kex);
   evssh_cipher_free(t->rx_cipher_next);
   evssh_mac_free(t->rx_mac_next);
   free(t->hostkey_blob);
   free(t->server_sig_algs);
-  free(t->kex_algs);
-  free(t->hostkey_algs);
-  free(t->ciphers);
-  free(t->macs);
+  kexinit_offer_free(&t->offer);
   OPENSSL_cleanse(t->session_id, sizeof t->session_id);
   free(t);
 }
@@ -327,40 +322,22 @@ static int release_held(evssh_transport *t) {
 
 static int send_kexinit(evssh_transport *t) {
   buf_reset(&t->my_kexinit);
-  evssh_buf *k = &t->my_kexinit;
-  unsigned char cookie[16];
-  if (RAND_bytes(cookie, sizeof cookie) != 1) return transport_fail(t, EVSSH_EPROTO, "RAND_bytes failed");
-  char kexlist[2048];
-  /* the pseudo-algorithms that signal extensions belong in the first
-     KEXINIT only */
-  if (!t->first_kex_done)
-    snprintf(kexlist, sizeof kexlist, "%s,ext-info-c," KEX_STRICT_C, t->kex_algs);
-  else
-    snprintf(kexlist, sizeof kexlist, "%s", t->kex_algs);
-  int rc = evssh_buf_put_u8(k, SSH_MSG_KEXINIT);
-  rc = rc ? rc : buf_append(k, cookie, sizeof cookie);
-  rc = rc ? rc : evssh_buf_put_cstring(k, kexlist);
-  rc = rc ? rc : evssh_buf_put_cstring(k, t->hostkey_algs);
-  rc = rc ? rc : evssh_buf_put_cstring(k, t->ciphers);
-  rc = rc ? rc : evssh_buf_put_cstring(k, t->ciphers);
-  rc = rc ? rc : evssh_buf_put_cstring(k, t->macs);
-  rc = rc ? rc : evssh_buf_put_cstring(k, t->macs);
-  rc = rc ? rc : evssh_buf_put_cstring(k, "none");
-  rc = rc ? rc : evssh_buf_put_cstring(k, "none");
-  rc = rc ? rc : evssh_buf_put_cstring(k, "");
-  rc = rc ? rc : evssh_buf_put_cstring(k, "");
-  rc = rc ? rc : evssh_buf_put_bool(k, false);
-  rc = rc ? rc : evssh_buf_put_u32(k, 0);
-  if (rc) return transport_fail(t, EVSSH_ENOMEM, "out of memory");
+  if (kexinit_build(&t->offer, !t->first_kex_done, &t->my_kexinit))
+    return transport_fail(t, EVSSH_ENOMEM, "cannot build KEXINIT: out of memory or no randomness");
   evssh_buf *b = packet_begin(&t->pkt);
-  if (!b || buf_append(b, buf_ptr(k), buf_avail(k)) != EVSSH_OK)
+  if (!b || buf_append(b, buf_ptr(&t->my_kexinit), buf_avail(&t->my_kexinit)) != EVSSH_OK)
     return transport_fail(t, EVSSH_ENOMEM, "out of memory");
-  rc = raw_end(t);
+  int rc = raw_end(t);
   if (rc) return rc;
   t->kex_running = true;
   t->newkeys_sent = t->newkeys_received = false;
+  t->rekey_started_ms = now_ms();
   tlog(t, EVSSH_LOG_DEBUG, "sent KEXINIT (%s)", t->first_kex_done ? "rekey" : "initial");
   return EVSSH_OK;
+}
+
+void transport_set_kex_timeout(evssh_transport *t, int ms) {
+  t->kex_timeout_ms = ms > 0 ? ms : KEX_TIMEOUT_MS_DEFAULT;
 }
 
 int transport_rekey(evssh_transport *t) {
@@ -379,103 +356,41 @@ static void check_rekey_volume(evssh_transport *t) {
   }
 }
 
-static const char *neg_what[6] = {"key exchange method", "host key type", "cipher (client to server)",
-                                  "cipher (server to client)", "MAC (client to server)",
-                                  "MAC (server to client)"};
-
-static int negotiate_one(evssh_transport *t, int idx, const char *mine, const char *theirs) {
-  free(t->neg[idx]);
-  t->neg[idx] = NULL;
-  int rc = namelist_negotiate(mine, theirs, &t->neg[idx]);
-  if (rc == EVSSH_ENOALGO)
-    return transport_fail(t, EVSSH_ENOALGO, "no matching %s found: client offers %s; server offers %s",
-                          neg_what[idx], mine, theirs);
-  if (rc) return transport_fail(t, rc, "out of memory");
-  return EVSSH_OK;
-}
-
-static bool first_name_equal(const char *a, const char *b) {
-  size_t la = strcspn(a, ","), lb = strcspn(b, ",");
-  return la == lb && memcmp(a, b, la) == 0;
-}
-
 static int handle_kexinit(evssh_transport *t, const unsigned char *payload, size_t len) {
   if (t->peer_kexinit_seen)
     return transport_fail(t, EVSSH_EPROTO, "server sent a second KEXINIT during key exchange");
   buf_reset(&t->peer_kexinit);
   if (buf_append(&t->peer_kexinit, payload, len)) return transport_fail(t, EVSSH_ENOMEM, "out of memory");
-  evssh_reader r = reader_of(payload + 1, len - 1);
-  const unsigned char *cookie;
-  const char *lists[10];
-  size_t lens[10];
-  char *names[10] = {0};
-  bool follows;
-  uint32_t reserved;
-  int rc = evssh_read_bytes(&r, 16, &cookie);
-  for (int i = 0; i < 10 && rc == EVSSH_OK; i++) rc = evssh_read_string(&r, &lists[i], &lens[i]);
-  if (rc == EVSSH_OK) rc = evssh_read_bool(&r, &follows);
-  if (rc == EVSSH_OK) rc = evssh_read_u32(&r, &reserved);
-  if (rc) return transport_fail(t, EVSSH_EPROTO, "malformed KEXINIT from server");
-  for (int i = 0; i < 10; i++) {
-    names[i] = strndup(lists[i], lens[i]);
-    if (!names[i] || strlen(names[i]) != lens[i]) {
-      for (int j = 0; j <= i; j++) free(names[j]);
-      return transport_fail(t, EVSSH_EPROTO, "malformed name-list in server KEXINIT");
-    }
-  }
+  kexinit_peer peer;
+  char err[1024] = "";
+  int rc = kexinit_parse(payload, len, &peer, err, sizeof err);
+  if (rc) return transport_fail(t, rc, "%s", err[0] ? err : "out of memory");
   t->peer_kexinit_seen = true;
   if (!t->first_kex_done) {
-    t->strict = namelist_contains(names[0], KEX_STRICT_S);
+    t->strict = namelist_contains(peer.lists[0], KEX_STRICT_S);
     if (t->strict && t->pkt.rx.seq != 1) {
-      for (int i = 0; i < 10; i++) free(names[i]);
+      kexinit_peer_free(&peer);
       return transport_fail(t, EVSSH_EPROTO,
                             "strict key exchange: KEXINIT was not the first packet from the server");
     }
   }
   /* our own KEXINIT goes out first if the peer started this exchange */
   if (!t->kex_running && (rc = send_kexinit(t)) != EVSSH_OK) {
-    for (int i = 0; i < 10; i++) free(names[i]);
+    kexinit_peer_free(&peer);
     return rc;
   }
-  evssh_reader mine = reader_of(buf_ptr(&t->my_kexinit) + 17, buf_avail(&t->my_kexinit) - 17);
-  const char *my_lists[10];
-  size_t my_lens[10];
-  char *my_names[10] = {0};
-  for (int i = 0; i < 10; i++) {
-    evssh_read_string(&mine, &my_lists[i], &my_lens[i]);
-    my_names[i] = strndup(my_lists[i], my_lens[i]);
-  }
-  rc = EVSSH_OK;
-  for (int i = 0; i < 6 && rc == EVSSH_OK; i++) {
-    int idx = i;
-    /* cipher/MAC lists in the KEXINIT are enc c2s(2), enc s2c(3), mac c2s(4), mac s2c(5) */
-    if (i >= NEG_MAC_CTOS) {
-      /* AEAD ciphers carry their own integrity: the MAC lists do not matter */
-      const evssh_cipher_alg *c = evssh_cipher_find(t->neg[i == NEG_MAC_CTOS ? NEG_ENC_CTOS : NEG_ENC_STOC]);
-      if (c && (c->flags & CIPHER_AEAD)) {
-        free(t->neg[i]);
-        t->neg[i] = NULL;
-        continue;
-      }
-    }
-    rc = negotiate_one(t, idx, my_names[i], names[i]);
-  }
-  if (rc == EVSSH_OK && (!namelist_contains(names[6], "none") || !namelist_contains(names[7], "none")))
-    rc = transport_fail(t, EVSSH_ENOALGO, "no matching compression method: client offers none; server offers %s",
-                        names[6]);
-  if (rc == EVSSH_OK && follows) {
-    /* RFC 4253 7: the guess was right only if both first algorithms match */
-    t->ignore_guessed_packet = !(first_name_equal(names[0], my_names[0]) &&
-                                 first_name_equal(names[1], my_names[1]));
-  }
-  for (int i = 0; i < 10; i++) {
-    free(names[i]);
-    free(my_names[i]);
-  }
-  if (rc) return rc;
+  rc = kexinit_negotiate(&t->offer, &peer, t->neg, &t->ignore_guessed_packet, err, sizeof err);
+  kexinit_peer_free(&peer);
+  if (rc) return transport_fail(t, rc, "%s", rc == EVSSH_ENOALGO ? err : "out of memory");
   tlog(t, EVSSH_LOG_DEBUG, "negotiated kex %s, host key %s, cipher %s/%s, mac %s/%s%s", t->neg[0],
        t->neg[1], t->neg[2], t->neg[3], t->neg[4] ? t->neg[4] : "<implicit>",
        t->neg[5] ? t->neg[5] : "<implicit>", t->strict ? ", strict kex" : "");
+  /* like OpenSSH 10.1's WarnWeakCrypto: say so once, at the first exchange */
+  if (!t->first_kex_done && !kex_method_is_post_quantum(t->neg[NEG_KEX]))
+    tlog(t, EVSSH_LOG_INFO,
+         "connection is not using a post-quantum key exchange (%s): it may be vulnerable to "
+         "\"store now, decrypt later\" attacks; the server may need to be upgraded",
+         t->neg[NEG_KEX]);
 
   const evssh_kex_alg *ka = evssh_kex_find(t->neg[NEG_KEX]);
   if (!ka) return transport_fail(t, EVSSH_ENOALGO, "unsupported key exchange %s", t->neg[NEG_KEX]);
@@ -555,7 +470,14 @@ static int kex_reply_done(evssh_transport *t) {
   const unsigned char *sig = evssh_kex_signature(t->kex, &slen);
   char err[256] = "";
   int rc = evssh_hostkey_verify(blob, klen, t->neg[NEG_HOSTKEY], sig, slen, H, hlen, err, sizeof err);
-  if (rc) return transport_fail(t, EVSSH_EPROTO, "server host key signature invalid: %s", err);
+  if (rc)
+    /* H covers K: with a KEM, a ciphertext changed on the way decapsulates
+       (implicit rejection) to another K, and this is where that shows */
+    return transport_fail(t, EVSSH_EPROTO, "server host key signature invalid: %s%s", err,
+                          kex_method_is_post_quantum(t->neg[NEG_KEX])
+                              ? " (with a post-quantum key exchange this is also what a tampered or corrupted "
+                                "KEM ciphertext gives: its implicit rejection yields a different shared secret)"
+                              : "");
   if (!t->first_kex_done) {
     if (hlen > sizeof t->session_id) return transport_fail(t, EVSSH_EPROTO, "exchange hash too long");
     memcpy(t->session_id, H, hlen);
@@ -805,7 +727,11 @@ int transport_dispatch(evssh_transport *t) {
   if (t->phase == PHASE_VERSION) {
     rc = parse_version(t);
     if (rc == EVSSH_OK) rc = send_kexinit(t);
-    if (rc == EVSSH_EAGAIN) rc = EVSSH_OK;
+    if (rc == EVSSH_EAGAIN) {
+      /* an incomplete line is not work: wait for bytes, do not spin */
+      t->undispatched = false;
+      rc = EVSSH_OK;
+    }
   }
   while (rc == EVSSH_OK && t->phase == PHASE_PACKETS) {
     const unsigned char *payload;
@@ -882,6 +808,10 @@ int transport_handle_io(evssh_transport *t, int revents) {
   }
   rc = transport_dispatch(t);
   if (rc) return rc;
+  if (t->first_kex_done && t->kex_running && now_ms() - t->rekey_started_ms >= t->kex_timeout_ms)
+    return transport_fail(t, EVSSH_ETIMEOUT, "key re-exchange%s%s did not complete within %d ms",
+                          t->peer_kexinit_seen ? " " : "", t->peer_kexinit_seen ? t->neg[NEG_KEX] : "",
+                          t->kex_timeout_ms);
   if (t->first_kex_done && !t->kex_running && t->rekey_seconds > 0 &&
       now_ms() - t->last_kex_ms >= (int64_t)t->rekey_seconds * 1000) {
     rc = transport_rekey(t);
@@ -900,7 +830,12 @@ int transport_events(const evssh_transport *t) {
 int transport_timeout_ms(const evssh_transport *t) {
   if (t->phase == PHASE_CLOSED) return -1;
   if (t->undispatched && !t->dispatching) return 0;
-  if (!t->first_kex_done || t->kex_running) return -1;
+  /* the initial exchange runs under the session's connect deadline */
+  if (!t->first_kex_done) return -1;
+  if (t->kex_running) {
+    int64_t left = t->rekey_started_ms + t->kex_timeout_ms - now_ms();
+    return left < 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int)left;
+  }
   int64_t due = t->last_kex_ms + (int64_t)t->rekey_seconds * 1000 - now_ms();
   if (due < 0) return 0;
   return due > 0x7fffffff ? 0x7fffffff : (int)due;
@@ -921,11 +856,14 @@ const unsigned char *transport_session_id(const evssh_transport *t, size_t *len)
 const char *transport_server_version(const evssh_transport *t) { return t->server_version; }
 const char *transport_server_sig_algs(const evssh_transport *t) { return t->server_sig_algs; }
 uint64_t transport_kex_count(const evssh_transport *t) { return t->kex_count; }
+bool transport_kex_post_quantum(const evssh_transport *t) {
+  return t->first_kex_done && kex_method_is_post_quantum(t->neg[NEG_KEX]);
+}
 bool transport_dispatching(const evssh_transport *t) { return t->dispatching; }
 
 const char *transport_algorithm(const evssh_transport *t, const char *what) {
-  static const char *keys[6] = {"kex", "hostkey", "cipher_ctos", "cipher_stoc", "mac_ctos", "mac_stoc"};
-  for (int i = 0; i < 6; i++)
+  static const char *keys[NEG_COUNT] = {"kex", "hostkey", "cipher_ctos", "cipher_stoc", "mac_ctos", "mac_stoc"};
+  for (int i = 0; i < NEG_COUNT; i++)
     if (strcmp(what, keys[i]) == 0) return t->neg[i];
   if (strcmp(what, "strict") == 0) return t->strict ? "yes" : "no";
   return NULL;

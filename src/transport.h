@@ -46,8 +46,9 @@ void transport_free(evssh_transport *t);   /* does not close fd */
 
 /* Poll interest now (EVSSH_READ / EVSSH_WRITE). */
 int  transport_events(const evssh_transport *t);
-/* ms until the transport's next timer (rekey by time), -1 none, 0 if it has
-   work to do without I/O (received packets not yet dispatched). */
+/* ms until the transport's next timer (rekey by time, or the deadline of a
+   running rekey), -1 none, 0 if it has work to do without I/O (received
+   packets not yet dispatched; an incomplete version line is not work). */
 int  transport_timeout_ms(const evssh_transport *t);
 /* Do the I/O that revents allows, dispatch every complete packet, run
    timers. Returns EVSSH_OK, or a negative code when the transport failed
@@ -80,7 +81,15 @@ const char *transport_server_sig_algs(const evssh_transport *t);
    "cipher_stoc", "mac_ctos", "mac_stoc" */
 const char *transport_algorithm(const evssh_transport *t, const char *what);
 uint64_t transport_kex_count(const evssh_transport *t);
+/* true once the first key exchange is done and its method was post-quantum
+   (kex_method_is_post_quantum); a session-level accessor wraps this */
+bool transport_kex_post_quantum(const evssh_transport *t);
 
+/* A key re-exchange must finish within ms of our KEXINIT, or the transport
+   fails with EVSSH_ETIMEOUT. Default (and ms <= 0) 60000, the session's
+   default connect deadline; the first exchange runs under the session's
+   own deadline instead. */
+void transport_set_kex_timeout(evssh_transport *t, int ms);
 /* Start a key exchange now (no-op if one runs). */
 int  transport_rekey(evssh_transport *t);
 /* Fail the transport with a code and message (first failure wins). */

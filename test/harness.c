@@ -23,6 +23,8 @@
 enum { KIND_SSHD = 1, KIND_DROPBEAR = 2 };
 
 static char script_path[PATH_MAX];
+/* sshd binary for the next start (NULL: $SSHD or /usr/sbin/sshd) */
+static const char *sshd_binary;
 
 static bool is_file(const char *path) {
   struct stat st;
@@ -131,6 +133,22 @@ int harness_dir_path(const harness_peer *p, const char *name, char *out, size_t 
   return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }
 
+int harness_listen_loopback(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 8) != 0 ||
+      getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
 int harness_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -164,6 +182,7 @@ static int run_script(const char *cmd, const char *dir, const char *arg) {
     char owner[32];
     snprintf(owner, sizeof owner, "%d", (int)getppid());
     setenv("HARNESS_OWNER_PID", owner, 1);
+    if (sshd_binary) setenv("SSHD", sshd_binary, 1);
     int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) {
       dup2(devnull, 0);
@@ -362,6 +381,55 @@ fail:
   remove_tree(p->dir);
   memset(p, 0, sizeof *p);
   return -1;
+}
+
+int harness_sshd_start_bin(harness_peer *p, const char *sshd, const char *extra_config) {
+  sshd_binary = sshd;
+  int rc = harness_sshd_start(p, extra_config);
+  sshd_binary = NULL;
+  return rc;
+}
+
+int harness_openssh10(char *root, size_t rootlen, char *why, size_t whylen) {
+  const char *script = harness_script_path();
+  if (!script) {
+    snprintf(why, whylen, "sshd-harness.sh not found");
+    return -1;
+  }
+  char cache[PATH_MAX];
+  /* outside the source and build trees, kept across builds and runs */
+  const char *env = getenv("EVSSH_OPENSSH10_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  if (env && *env) snprintf(cache, sizeof cache, "%s", env);
+  else if (xdg && *xdg) snprintf(cache, sizeof cache, "%s/evssh/openssh10", xdg);
+  else if (home && *home) snprintf(cache, sizeof cache, "%s/.cache/evssh/openssh10", home);
+  else snprintf(cache, sizeof cache, "/tmp/evssh-openssh10-cache");
+  char cmd[PATH_MAX * 4 + 128], errpath[PATH_MAX + 16];
+  snprintf(errpath, sizeof errpath, "%s/fetch.err", cache);
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s' && bash '%s' fetch-openssh10 '%s' 2>'%s'", cache, script, cache, errpath);
+  fflush(stdout);
+  FILE *f = popen(cmd, "r");
+  if (!f) {
+    snprintf(why, whylen, "cannot run sshd-harness.sh: %s", strerror(errno));
+    return -1;
+  }
+  char line[PATH_MAX] = "";
+  if (!fgets(line, sizeof line, f)) line[0] = 0;
+  int st = pclose(f);
+  line[strcspn(line, "\n")] = 0;
+  if (st != 0 || !line[0]) {
+    char msg[400] = "";
+    FILE *e = fopen(errpath, "r");
+    if (e) {
+      size_t n = fread(msg, 1, sizeof msg - 1, e);
+      msg[n] = 0;
+      msg[strcspn(msg, "\n")] = 0;
+      fclose(e);
+    }
+    snprintf(why, whylen, "could not fetch OpenSSH 10 from bookworm-backports (no network?): %s", msg);
+    return -1;
+  }
+  snprintf(root, rootlen, "%s", line);
+  return 0;
 }
 
 int harness_dropbear_start(harness_peer *p) {

@@ -34,6 +34,16 @@ int harness_sshd_start(harness_peer *p, const char *extra_config);
 /* Stops the server and every process it forked, then removes p->dir. */
 int harness_sshd_stop(harness_peer *p);
 
+/* As harness_sshd_start, with another sshd binary (e.g. OpenSSH 10's). */
+int harness_sshd_start_bin(harness_peer *p, const char *sshd, const char *extra_config);
+
+/* Fetches OpenSSH 10 (Debian bookworm-backports) into a cache without
+ * installing it (sshd-harness.sh fetch-openssh10) into $EVSSH_OPENSSH10_CACHE,
+ * else ${XDG_CACHE_HOME:-$HOME/.cache}/evssh/openssh10 (about 6 MB, reused).
+ * 0 with root set to the extracted tree (usr/sbin/sshd, usr/lib/openssh/,
+ * usr/bin/ssh), or -1 with why set (no network, no apt). */
+int harness_openssh10(char *root, size_t rootlen, char *why, size_t whylen);
+
 /* Starts dropbear (ed25519, ecdsa-256, rsa-3072 host keys).  p->user is
  * evssh-test when root, else the current user (its ~/.ssh/authorized_keys
  * gets tagged lines that harness_dropbear_stop removes again). */
@@ -52,6 +62,10 @@ int harness_embedded_stop(harness_peer *p);
  * fork while we walk the tree; SIGCONT hits the children first.  Returns the
  * number of processes signalled, or -1. */
 int harness_sshd_signal(const harness_peer *p, int sig);
+
+/* A listening TCP socket on 127.0.0.1 with a port the kernel chose, for
+ * scripted servers and proxies; *port gets it. Returns the fd, or -1. */
+int harness_listen_loopback(int *port);
 
 /* A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0). */
 int harness_free_port(void);

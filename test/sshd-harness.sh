@@ -8,6 +8,16 @@
 #
 #   sshd-harness.sh start DIR [EXTRA_CONFIG_FILE]   sshd-harness.sh stop DIR [--remove]
 #   sshd-harness.sh dropbear-start DIR              sshd-harness.sh dropbear-stop DIR [--remove]
+#   sshd-harness.sh fetch-openssh10 CACHE_DIR
+#
+# fetch-openssh10 puts OpenSSH 10 (Debian's bookworm-backports build, which
+# speaks mlkem768x25519-sha256) under CACHE_DIR/root without installing it:
+# `apt-get download` with a source list of its own (the archive named in
+# /etc/apt/sources.list.d/debian.sources, suite bookworm-backports) and its
+# own state and cache directories under CACHE_DIR, then `dpkg -x`. The system
+# sshd is untouched. Prints the root; a second call reuses it. Start that
+# sshd with SSHD=CACHE_DIR/root/usr/sbin/sshd and, in the extra config,
+# SshdSessionPath/SshdAuthPath pointing into CACHE_DIR/root/usr/lib/openssh.
 #
 # stop kills the listener and every process it forked; --remove also deletes
 # DIR.  Set HARNESS_OWNER_PID to have the server stopped when that process ends.
@@ -435,6 +445,45 @@ server_stop() { # remove-flag
     return $rc
 }
 
+# The archive and keyring the machine's own apt uses (deb822 or one-line form).
+debian_archive() {
+    local f=/etc/apt/sources.list.d/debian.sources uri="" key=""
+    if [ -r "$f" ]; then
+        uri=$(awk '/^URIs:/ { print $2; exit }' "$f")
+        key=$(awk '/^Signed-By:/ { print $2; exit }' "$f")
+    elif [ -r /etc/apt/sources.list ]; then
+        uri=$(awk '$1 == "deb" && $2 !~ /^\[/ { print $2; exit }' /etc/apt/sources.list)
+    fi
+    echo "${uri:-http://deb.debian.org/debian} ${key:-/usr/share/keyrings/debian-archive-keyring.gpg}"
+}
+
+fetch_openssh10() {
+    local cache=$1 root arch uri key
+    mkdir -p "$cache" || die "cannot create $cache"
+    cache=$(cd "$cache" && pwd -P)
+    root=$cache/root
+    if [ -x "$root/usr/sbin/sshd" ] && "$root/usr/sbin/sshd" -V 2>&1 | grep -q "OpenSSH_1[0-9]"; then
+        echo "$root"; return 0
+    fi
+    command -v apt-get >/dev/null && command -v dpkg >/dev/null || die "apt-get/dpkg not available"
+    read -r uri key <<< "$(debian_archive)"
+    mkdir -p "$cache/lists/partial" "$cache/archives/partial" "$cache/debs"
+    echo "deb [signed-by=$key] $uri bookworm-backports main" > "$cache/sources.list"
+    local opts=(-o "Dir::Etc::SourceList=$cache/sources.list" -o Dir::Etc::SourceParts=/dev/null
+                -o "Dir::State::Lists=$cache/lists" -o "Dir::Cache=$cache" -o "Dir::Cache::Archives=$cache/archives"
+                -o Debug::NoLocking=1 -o APT::Sandbox::User=root -o Acquire::Retries=2)
+    apt-get -q "${opts[@]}" update > "$cache/apt.log" 2>&1 || die "apt-get update for bookworm-backports failed: $(tail -3 "$cache/apt.log")"
+    ( cd "$cache/debs" && rm -f ./*.deb && apt-get -q "${opts[@]}" download \
+        openssh-server/bookworm-backports openssh-client/bookworm-backports ) >> "$cache/apt.log" 2>&1 || \
+        die "apt-get download of OpenSSH from bookworm-backports failed: $(tail -3 "$cache/apt.log")"
+    rm -rf "$root.tmp"
+    local d
+    for d in "$cache"/debs/*.deb; do dpkg -x "$d" "$root.tmp" || die "dpkg -x $d failed"; done
+    "$root.tmp/usr/sbin/sshd" -V 2>&1 | grep -q "OpenSSH_1[0-9]" || die "the downloaded sshd is not OpenSSH 10: $("$root.tmp/usr/sbin/sshd" -V 2>&1)"
+    rm -rf "$root" && mv "$root.tmp" "$root"
+    echo "$root"
+}
+
 cmd=${1:-}
 DIR=${2:-}
 [ -n "$cmd" ] && [ -n "$DIR" ] || die "usage: $0 start|stop|dropbear-start|dropbear-stop DIR [extra-config|--remove]"
@@ -443,5 +492,6 @@ case $cmd in
     stop|dropbear-stop) server_stop "${3:-}" ;;
     dropbear-start) dropbear_start ;;
     watch) DIR=$(cd "$DIR" && pwd -P) && watch_owner "${3:-}" ;;
+    fetch-openssh10) fetch_openssh10 "$DIR" ;;
     *) die "unknown command $cmd" ;;
 esac

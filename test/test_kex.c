@@ -8,6 +8,8 @@
 #include "buf.h"
 #include "hostkey.h"
 #include "kex.h"
+#include "mlkem.h"
+#include "sntrup761.h"
 
 #include <check.h>
 #include <openssl/bn.h>
@@ -137,6 +139,7 @@ static void put_bn_reply(evssh_buf *b, const BIGNUM *v) {
 
 START_TEST(test_lists) {
   ck_assert_str_eq(evssh_kex_default_list(),
+                   "mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,"
                    "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,"
                    "ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,"
                    "diffie-hellman-group18-sha512,diffie-hellman-group14-sha256");
@@ -156,6 +159,15 @@ START_TEST(test_lists) {
   ck_assert_str_eq(evssh_kex_find("diffie-hellman-group18-sha512")->digest, "SHA512");
   ck_assert_ptr_null(evssh_kex_find("diffie-hellman-group1-sha1"));
   ck_assert_ptr_null(evssh_kex_find("ext-info-c"));
+  ck_assert_str_eq(evssh_kex_find("mlkem768x25519-sha256")->digest, "SHA256");
+  ck_assert_str_eq(evssh_kex_find("sntrup761x25519-sha512@openssh.com")->digest, "SHA512");
+  ck_assert(kex_method_is_post_quantum("mlkem768x25519-sha256"));
+  ck_assert(kex_method_is_post_quantum("sntrup761x25519-sha512"));
+  ck_assert(kex_method_is_post_quantum("sntrup761x25519-sha512@openssh.com"));
+  ck_assert(!kex_method_is_post_quantum("curve25519-sha256"));
+  ck_assert(!kex_method_is_post_quantum("diffie-hellman-group16-sha512"));
+  ck_assert(!kex_method_is_post_quantum("mlkem1024nistp384-sha384"));
+  ck_assert(!kex_method_is_post_quantum(NULL));
   ck_assert_str_eq(evssh_hostkey_default_list(),
                    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256");
   ck_assert(namelist_contains(evssh_hostkey_supported_list(), "ssh-rsa"));
@@ -600,6 +612,235 @@ static int reply_with(const char *alg, uint8_t msg, const evssh_buf *body, char 
   evssh_kex_free(k);
   return rc;
 }
+
+/* ------------------------------------------- post-quantum hybrids */
+
+/* The exchange hashes below were computed independently of kex.c, mlkem.c
+   and sntrup761.c, over the same fixed transcript as the generator at the
+   end of this file, X25519 scalars seed('x25519 client') and
+   seed('x25519 server'):
+   - mlkem768x25519-sha256: node with npm's @noble/post-quantum 0.7.1,
+     @noble/curves and @noble/hashes: ek = ml_kem768.keygen(bytes 0..63),
+     (ct, ss) = encapsulate(ek, bytes 0x80..0x9f), K = sha256(ss || x25519),
+     H = sha256(PRE || S(ek || a_pub) || S(ct || b_pub) || S(K)).
+   - sntrup761x25519-sha512: python3 with the throwaway sntrup761 reference
+     reproduced in test/test_sntrup.c (keygen from SHAKE256("evssh sntrup761
+     keygen"), encaps from SHAKE256("evssh sntrup761 encaps")), the
+     `cryptography` package's X25519, K = sha512(ss || x25519),
+     H = sha512(PRE || S(pk || a_pub) || S(ct || b_pub) || S(K)).
+   K is a string in H (S(K)), not an mpint. */
+typedef struct hybrid_kat {
+  const char *alg;
+  const char *k_hex, *h_hex;
+} hybrid_kat;
+
+static const hybrid_kat hybrid_kats[] = {
+  {"mlkem768x25519-sha256", "3972f683be76fee488e781601e3212aefeede3e91cdba8c6a0b05118d7c845a1",
+   "cc7a1b4ec299cda6683491a029bff049235816deabd15efe1f4fd003e9599684"},
+  {"sntrup761x25519-sha512",
+   "e6a82b10b4e83f754121f878ee9eeafaf7602f377568f34e5a9868b9ac7e097b65bd46beccd351c76562b7fdd9b06040de6074a8e23d9a175ce611879fc2ff6f",
+   "8e3d8989e389fddd37a4d5bf6b3d676cb76e38ad97e5a3d4da4a0445084104c6f4dc12051407990927310296d0cea3d1223deb72f709b9b3a5e8dc8bcb3e53ee"},
+  /* the @openssh.com name is the same method */
+  {"sntrup761x25519-sha512@openssh.com",
+   "e6a82b10b4e83f754121f878ee9eeafaf7602f377568f34e5a9868b9ac7e097b65bd46beccd351c76562b7fdd9b06040de6074a8e23d9a175ce611879fc2ff6f",
+   "8e3d8989e389fddd37a4d5bf6b3d676cb76e38ad97e5a3d4da4a0445084104c6f4dc12051407990927310296d0cea3d1223deb72f709b9b3a5e8dc8bcb3e53ee"},
+};
+
+#define X25519_CLIENT "450c3b8998778c14b4c8c0a62831d5c7934ddfc8996891c623d2eb37970b4e21"
+#define X25519_SERVER_PUB "1b0f4ca2e98311f0e7a05746b12ac820b719a19d3a5a3bbff966ca78e398fa37"
+
+static int shake_stream(void *ctx, unsigned char *out, size_t len) {
+  /* SHAKE256(seed) from the start each time, skipping what was taken */
+  struct { const char *seed; size_t pos; } *st = ctx;
+  unsigned char *all = malloc(st->pos + len);
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  ck_assert_int_eq(EVP_DigestInit_ex(c, EVP_shake256(), NULL), 1);
+  ck_assert_int_eq(EVP_DigestUpdate(c, st->seed, strlen(st->seed)), 1);
+  ck_assert_int_eq(EVP_DigestFinalXOF(c, all, st->pos + len), 1);
+  EVP_MD_CTX_free(c);
+  memcpy(out, all + st->pos, len);
+  st->pos += len;
+  free(all);
+  return 0;
+}
+
+/* Starts alg with the fixed keys above; out gets the INIT message. */
+static evssh_kex *hybrid_start(const char *alg, evssh_buf *out) {
+  evssh_kex *k = new_kex(alg);
+  size_t n;
+  unsigned char *x = unhex(X25519_CLIENT, &n), priv[96];
+  size_t plen;
+  if (strncmp(alg, "mlkem", 5) == 0) {
+    for (int i = 0; i < 64; i++) priv[i] = (unsigned char)i;
+    memcpy(priv + 64, x, 32);
+    plen = 96;
+  } else {
+    const char *seed = "evssh sntrup761 keygen";
+    memcpy(priv, seed, strlen(seed));
+    memcpy(priv + strlen(seed), x, 32);
+    plen = strlen(seed) + 32;
+  }
+  free(x);
+  ck_assert_int_eq(evssh_kex_set_private(k, priv, plen), EVSSH_OK);
+  ck_assert_int_eq(evssh_kex_start(k, out), EVSSH_OK);
+  return k;
+}
+
+/* The server's value for the client's INIT: KEM ciphertext (fixed message
+   or stream) || the fixed server X25519 key. ss gets the KEM secret. */
+static void hybrid_server_value(const char *alg, const evssh_buf *init, unsigned char *qs, size_t *qslen,
+                                unsigned char ss[32]) {
+  const unsigned char *qc = init->data + 5;
+  size_t n;
+  unsigned char *bpub = unhex(X25519_SERVER_PUB, &n);
+  if (strncmp(alg, "mlkem", 5) == 0) {
+    unsigned char m[32];
+    for (int i = 0; i < 32; i++) m[i] = (unsigned char)(0x80 + i);
+    ck_assert_int_eq(mlkem768_encaps_derand(qc, m, qs, ss), EVSSH_OK);
+    memcpy(qs + MLKEM768_CT_BYTES, bpub, 32);
+    *qslen = MLKEM768_CT_BYTES + 32;
+  } else {
+    struct { const char *seed; size_t pos; } st = {"evssh sntrup761 encaps", 0};
+    ck_assert_int_eq(sntrup761_encaps(qc, qs, ss, shake_stream, &st), EVSSH_OK);
+    memcpy(qs + SNTRUP761_CT_BYTES, bpub, 32);
+    *qslen = SNTRUP761_CT_BYTES + 32;
+  }
+  free(bpub);
+}
+
+START_TEST(test_kat_hybrid) {
+  const hybrid_kat *t = &hybrid_kats[_i];
+  bool mlkem = strncmp(t->alg, "mlkem", 5) == 0;
+  evssh_buf out = EVSSH_BUF_INIT, body = EVSSH_BUF_INIT;
+  evssh_kex *k = hybrid_start(t->alg, &out);
+  /* SSH_MSG_KEX_HYBRID_INIT: string (KEM public key || X25519 key) */
+  size_t pk_len = mlkem ? MLKEM768_EK_BYTES : SNTRUP761_PK_BYTES;
+  ck_assert_uint_eq(out.data[0], 30);
+  ck_assert_uint_eq(get_u32(out.data + 1), pk_len + 32);
+  ck_assert_uint_eq(out.len, 5 + pk_len + 32);
+  size_t n;
+  unsigned char *apub = unhex("65b94d22593d39a779d7ee58c9d31858362ef51911678f5fb33424e6373d2d2e", &n);
+  ck_assert_mem_eq(out.data + 5 + pk_len, apub, 32);
+  free(apub);
+  unsigned char qs[MLKEM768_CT_BYTES + 32], ss[32];
+  size_t qslen;
+  hybrid_server_value(t->alg, &out, qs, &qslen, ss);
+  put_reply(&body, qs, qslen, false);
+  bool done = false;
+  char err[200];
+  buf_reset(&out);
+  ck_assert_int_eq(feed(k, 31, &body, &out, &done, err, sizeof err), EVSSH_OK);
+  ck_assert(done);
+  ck_assert_uint_eq(out.len, 0);
+  /* K on the wire: string, 32 or 64 bytes, never an mpint's extra zero */
+  const unsigned char *kw = evssh_kex_secret(k, &n);
+  unsigned char *kwant = unhex(t->k_hex, &n);
+  size_t klen;
+  evssh_kex_secret(k, &klen);
+  ck_assert_uint_eq(klen, 4 + n);
+  ck_assert_uint_eq(get_u32(kw), n);
+  ck_assert_mem_eq(kw + 4, kwant, n);
+  free(kwant);
+  check_done(k, t->h_hex);
+  evssh_kex_free(k);
+  buf_release(&out);
+  buf_release(&body);
+}
+END_TEST
+
+START_TEST(test_random_hybrid_roundtrip) {
+  /* fresh keys both sides; the server computes K as a string the same way */
+  const char *alg = hybrid_kats[_i].alg;
+  bool mlkem = strncmp(alg, "mlkem", 5) == 0;
+  evssh_kex *k = new_kex(alg);
+  evssh_buf out = EVSSH_BUF_INIT, body = EVSSH_BUF_INIT;
+  ck_assert_int_eq(evssh_kex_start(k, &out), EVSSH_OK);
+  const unsigned char *qc = out.data + 5;
+  size_t pk_len = mlkem ? MLKEM768_EK_BYTES : SNTRUP761_PK_BYTES, ct_len = mlkem ? MLKEM768_CT_BYTES : SNTRUP761_CT_BYTES;
+  unsigned char qs[MLKEM768_CT_BYTES + 32], shared[64];
+  if (mlkem) ck_assert_int_eq(mlkem768_encaps(qc, qs, shared), EVSSH_OK);
+  else ck_assert_int_eq(sntrup761_encaps(qc, qs, shared, NULL, NULL), EVSSH_OK);
+  EVP_PKEY *srv = EVP_PKEY_Q_keygen(NULL, NULL, "X25519"), *cli =
+      EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, qc + pk_len, 32);
+  size_t n = 32;
+  ck_assert_int_eq(EVP_PKEY_get_raw_public_key(srv, qs + ct_len, &n), 1);
+  EVP_PKEY_CTX *dc = EVP_PKEY_CTX_new(srv, NULL);
+  ck_assert_int_eq(EVP_PKEY_derive_init(dc), 1);
+  ck_assert_int_eq(EVP_PKEY_derive_set_peer(dc, cli), 1);
+  n = 32;
+  ck_assert_int_eq(EVP_PKEY_derive(dc, shared + 32, &n), 1);
+  unsigned char kh[64];
+  unsigned int hl;
+  EVP_Digest(shared, 64, kh, &hl, mlkem ? EVP_sha256() : EVP_sha512(), NULL);
+  put_reply(&body, qs, ct_len + 32, false);
+  bool done = false;
+  char err[200];
+  buf_reset(&out);
+  ck_assert_int_eq(feed(k, 31, &body, &out, &done, err, sizeof err), EVSSH_OK);
+  const unsigned char *kw = evssh_kex_secret(k, &n);
+  ck_assert_uint_eq(n, 4 + hl);
+  ck_assert_mem_eq(kw + 4, kh, hl);
+  EVP_PKEY_CTX_free(dc);
+  EVP_PKEY_free(srv);
+  EVP_PKEY_free(cli);
+  evssh_kex_free(k);
+  buf_release(&out);
+  buf_release(&body);
+}
+END_TEST
+
+START_TEST(test_bad_hybrid) {
+  const char *alg = hybrid_kats[_i].alg;
+  bool mlkem = strncmp(alg, "mlkem", 5) == 0;
+  size_t ct_len = mlkem ? MLKEM768_CT_BYTES : SNTRUP761_CT_BYTES;
+  unsigned char qs[MLKEM768_CT_BYTES + 40] = {0}, ss[32];
+  evssh_buf out = EVSSH_BUF_INIT, body = EVSSH_BUF_INIT;
+  char err[200];
+  /* one byte short or long of the ciphertext, or of the X25519 key; only a
+     ciphertext; nothing */
+  size_t lens[] = {ct_len + 31, ct_len + 33, ct_len, ct_len - 1, 32, 0};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    put_reply(&body, qs, lens[i], false);
+    ck_assert_int_eq(reply_with(alg, 31, &body, err, sizeof err), EVSSH_EPROTO);
+    ck_assert_msg(strstr(err, alg) && strstr(err, mlkem ? "ML-KEM-768" : "sntrup761") && strstr(err, "X25519"),
+                  "message for %zu bytes: %s", lens[i], err);
+  }
+  /* right length, but the X25519 key is a small-order point (all zero) */
+  evssh_kex *k = hybrid_start(alg, &out);
+  size_t qslen;
+  hybrid_server_value(alg, &out, qs, &qslen, ss);
+  memset(qs + ct_len, 0, 32);
+  put_reply(&body, qs, qslen, false);
+  bool done = false;
+  buf_reset(&out);
+  ck_assert_int_eq(feed(k, 31, &body, &out, &done, err, sizeof err), EVSSH_EPROTO);
+  ck_assert_msg(strstr(err, alg) && strstr(err, "X25519"), "message: %s", err);
+  evssh_kex_free(k);
+  /* a tampered ciphertext is not an error here: implicit rejection gives a
+     K the server does not have, which the first encrypted packet exposes */
+  buf_reset(&out);
+  k = hybrid_start(alg, &out);
+  hybrid_server_value(alg, &out, qs, &qslen, ss);
+  qs[10] ^= 0x20;
+  put_reply(&body, qs, qslen, false);
+  buf_reset(&out);
+  ck_assert_int_eq(feed(k, 31, &body, &out, &done, err, sizeof err), EVSSH_OK);
+  size_t n;
+  const unsigned char *kw = evssh_kex_secret(k, &n);
+  unsigned char *kgood = unhex(hybrid_kats[_i].k_hex, &n);
+  ck_assert_uint_eq(get_u32(kw), n);
+  ck_assert_msg(memcmp(kw + 4, kgood, n) != 0, "tampered ciphertext gave the real K");
+  free(kgood);
+  evssh_kex_free(k);
+  /* hook lengths: ML-KEM takes seed (64) + X25519 (32); sntrup a seed + 32 */
+  k = new_kex(alg);
+  ck_assert_int_eq(evssh_kex_set_private(k, qs, 32), EVSSH_EINVAL);
+  if (mlkem) ck_assert_int_eq(evssh_kex_set_private(k, qs, 95), EVSSH_EINVAL);
+  evssh_kex_free(k);
+  buf_release(&out);
+  buf_release(&body);
+}
+END_TEST
 
 START_TEST(test_bad_curve25519) {
   evssh_buf body = EVSSH_BUF_INIT;
@@ -1217,6 +1458,9 @@ static Suite *kex_suite(void) {
   tcase_add_test(tc, test_bad_dh_f);
   tcase_add_test(tc, test_bad_gex_group);
   tcase_add_test(tc, test_bad_messages);
+  tcase_add_loop_test(tc, test_kat_hybrid, 0, (int)(sizeof hybrid_kats / sizeof hybrid_kats[0]));
+  tcase_add_loop_test(tc, test_random_hybrid_roundtrip, 0, (int)(sizeof hybrid_kats / sizeof hybrid_kats[0]));
+  tcase_add_loop_test(tc, test_bad_hybrid, 0, (int)(sizeof hybrid_kats / sizeof hybrid_kats[0]));
   suite_add_tcase(s, tc);
   TCase *hk = tcase_create("hostkey");
   tcase_set_timeout(hk, 120);

@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static harness_peer sshd;
@@ -211,15 +213,8 @@ static void *script_main(void *arg) {
 }
 
 static void script_start(script *sc) {
-  sc->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(sc->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-  ck_assert_int_eq(listen(sc->listen_fd, 1), 0);
-  socklen_t sl = sizeof a;
-  getsockname(sc->listen_fd, (struct sockaddr *)&a, &sl);
-  sc->port = ntohs(a.sin_port);
+  sc->listen_fd = harness_listen_loopback(&sc->port);
+  ck_assert_int_ge(sc->listen_fd, 0);
   pthread_create(&sc->thread, NULL, script_main, sc);
 }
 
@@ -437,7 +432,7 @@ END_TEST
 START_TEST(right_guess_is_processed) {
   script sc = {0};
   add_bytes(&sc, BANNER, strlen(BANNER));
-  add_kexinit_full(&sc, "curve25519-sha256", "ssh-ed25519", "aes128-ctr", true);
+  add_kexinit_full(&sc, "mlkem768x25519-sha256", "ssh-ed25519", "aes128-ctr", true);   /* our first choices */
   add_packet(&sc, bogus_kex, sizeof bogus_kex);
   add_disconnect(&sc, 11, "should not get here");
   char err[512];
@@ -452,6 +447,7 @@ typedef struct flipper {
   int listen_fd, port, target_port;
   atomic_int armed;      /* set once our side finished the key exchange */
   atomic_int flipped;
+  bool drop;             /* once armed, swallow the server's bytes instead of flipping one */
   pthread_t thread;
 } flipper;
 
@@ -478,6 +474,7 @@ static void *flipper_main(void *arg) {
     if (p[1].revents) {
       ssize_t n = read(s, buf, sizeof buf);
       if (n <= 0) break;
+      if (f->drop && atomic_load(&f->armed)) continue;
       if (atomic_load(&f->armed) && !atomic_load(&f->flipped)) {
         buf[n / 2] ^= 0x10;   /* inside the ciphertext of an encrypted packet */
         atomic_store(&f->flipped, 1);
@@ -493,21 +490,20 @@ static void *flipper_main(void *arg) {
 static flipper *current_flipper;
 static void arm_flipper(void) { atomic_store(&current_flipper->armed, 1); }
 
+/* a proxy in front of the shared sshd: flips one bit, or drops everything, once armed */
+static void flipper_start(flipper *f, bool drop) {
+  memset(f, 0, sizeof *f);
+  f->target_port = sshd.port;
+  f->drop = drop;
+  f->listen_fd = harness_listen_loopback(&f->port);
+  ck_assert_int_ge(f->listen_fd, 0);
+  pthread_create(&f->thread, NULL, flipper_main, f);
+}
+
 static void flip_test(const char *cipher, const char *mac) {
   flipper f;
-  memset(&f, 0, sizeof f);
-  f.target_port = sshd.port;
-  f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(f.listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-  listen(f.listen_fd, 1);
-  socklen_t sl = sizeof a;
-  getsockname(f.listen_fd, (struct sockaddr *)&a, &sl);
-  f.port = ntohs(a.sin_port);
+  flipper_start(&f, false);
   current_flipper = &f;
-  pthread_create(&f.thread, NULL, flipper_main, &f);
   evssh_transport_config cfg = {NULL, NULL, cipher, mac, 0, 0, NULL};
   driver d;
   char err[512];
@@ -528,6 +524,113 @@ START_TEST(flipped_bit_is_bad_mac) {
   flip_test("aes128-gcm@openssh.com", NULL);
   flip_test("aes128-ctr", "hmac-sha2-256-etm@openssh.com");
   flip_test("aes256-ctr", "hmac-sha2-512");
+}
+END_TEST
+
+/* ------------------------------- a rekey the server never answers */
+
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+START_TEST(rekey_that_never_completes_times_out) {
+  flipper f;
+  flipper_start(&f, true);
+  driver d;
+  char err[512];
+  ck_assert_int_eq(handshake(f.port, NULL, &d, err, sizeof err, NULL), EVSSH_OK);
+  /* from now on the server's answers vanish */
+  atomic_store(&f.armed, 1);
+  ck_assert_int_eq(transport_rekey(d.t), EVSSH_OK);
+  ck_assert(transport_kex_running(d.t));
+  int t0 = transport_timeout_ms(d.t);
+  ck_assert_msg(t0 > 50000 && t0 <= 60000, "default rekey deadline %d ms, want the 60 s connect default", t0);
+  transport_set_kex_timeout(d.t, 1500);
+  int t1 = transport_timeout_ms(d.t);
+  ck_assert_msg(t1 > 0 && t1 <= 1500, "rekey deadline %d ms after setting 1500", t1);
+  /* a loop that sleeps as long as the transport says, as the session's does */
+  double start = mono_s();
+  int rc = EVSSH_OK;
+  while (rc == EVSSH_OK && mono_s() - start < 30) {
+    int ev = transport_events(d.t), timeout = transport_timeout_ms(d.t);
+    struct pollfd p = {d.fd, (short)((ev & EVSSH_READ ? POLLIN : 0) | (ev & EVSSH_WRITE ? POLLOUT : 0)), 0};
+    int n = poll(&p, 1, timeout < 0 ? 1000 : timeout);
+    int revents = n > 0 ? ((p.revents & (POLLIN | POLLHUP | POLLERR) ? EVSSH_READ : 0) |
+                           (p.revents & POLLOUT ? EVSSH_WRITE : 0))
+                        : 0;
+    rc = transport_handle_io(d.t, revents);
+  }
+  double took = mono_s() - start;
+  printf("rekey never answered: %s after %.2f s\n", transport_error(d.t), took);
+  ck_assert_int_eq(rc, EVSSH_ETIMEOUT);
+  ck_assert_msg(strstr(transport_error(d.t), "key re-exchange") && strstr(transport_error(d.t), "1500 ms"),
+                "message: %s", transport_error(d.t));
+  ck_assert_msg(took >= 1.4, "gave up after %.2f s, before the deadline", took);
+  drv_done(&d);
+  pthread_join(f.thread, NULL);
+  close(f.listen_fd);
+}
+END_TEST
+
+/* ----------------------------------------- a server that trickles its banner */
+
+typedef struct trickler {
+  int listen_fd, port;
+  pthread_t thread;
+} trickler;
+
+static void *trickle_main(void *arg) {
+  trickler *tr = arg;
+  int c = accept(tr->listen_fd, NULL, NULL);
+  if (c < 0) return NULL;
+  /* a whole pre-banner line, then a version line that never ends */
+  const char *text = "please wait\r\nSSH-2.0-slow_server_that_never_finishes_its_line";
+  send(c, text, 13, MSG_NOSIGNAL);
+  for (size_t i = 13; text[i]; i++) {
+    struct pollfd p = {c, POLLIN, 0};
+    if (poll(&p, 1, 250) > 0) {   /* the client hung up (or wrote): stop */
+      char sink[512];
+      if (read(c, sink, sizeof sink) <= 0) break;
+    }
+    if (send(c, text + i, 1, MSG_NOSIGNAL) != 1) break;
+  }
+  close(c);
+  return NULL;
+}
+
+static double thread_cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
+}
+
+START_TEST(trickling_banner_does_not_spin) {
+  trickler tr = {0};
+  tr.listen_fd = harness_listen_loopback(&tr.port);
+  ck_assert_int_ge(tr.listen_fd, 0);
+  pthread_create(&tr.thread, NULL, trickle_main, &tr);
+  evssh_session *s = evssh_session_new("127.0.0.1");
+  char port[16];
+  snprintf(port, sizeof port, "%d", tr.port);
+  ck_assert_int_eq(evssh_session_option(s, "Port", port), EVSSH_OK);
+  ck_assert_int_eq(evssh_session_option(s, "User", "nobody"), EVSSH_OK);
+  ck_assert_int_eq(evssh_session_option(s, "ConnectTimeout", "4"), EVSSH_OK);
+  ck_assert_int_eq(evssh_session_option(s, "UserKnownHostsFile", "/dev/null"), EVSSH_OK);
+  ck_assert_int_eq(evssh_session_option(s, "GlobalKnownHostsFile", "none"), EVSSH_OK);
+  double wall0 = mono_s(), cpu0 = thread_cpu_s();
+  int rc = evssh_session_connect(s);
+  double wall = mono_s() - wall0, cpu = thread_cpu_s() - cpu0;
+  printf("trickling banner: %s after %.2f s wall, %.3f s CPU\n", evssh_session_error(s), wall, cpu);
+  ck_assert_int_eq(rc, EVSSH_ETIMEOUT);
+  ck_assert_msg(strstr(evssh_session_error(s), "version exchange"), "message: %s", evssh_session_error(s));
+  /* spinning costs about one CPU second per wall second; waiting costs nearly none */
+  ck_assert_msg(cpu < 0.25 * wall, "client used %.3f s of CPU in %.2f s waiting for a banner", cpu, wall);
+  evssh_session_free(s);
+  pthread_join(tr.thread, NULL);
+  close(tr.listen_fd);
 }
 END_TEST
 
@@ -563,6 +666,8 @@ int main(void) {
   tcase_add_test(bad, flipped_bit_is_bad_mac);
   tcase_add_test(bad, wrong_guess_is_ignored);
   tcase_add_test(bad, right_guess_is_processed);
+  tcase_add_test(bad, rekey_that_never_completes_times_out);
+  tcase_add_test(bad, trickling_banner_does_not_spin);
   suite_add_tcase(s, bad);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
