@@ -38,7 +38,8 @@ enum {
   EVSSH_ENOALGO = -11,    /* no algorithm in common */
   EVSSH_ECHANNEL = -12,   /* channel open refused */
   /* additions (not in the original contract) */
-  EVSSH_EAGAIN = -13      /* internal: would block; never returned by the public API */
+  EVSSH_EAGAIN = -13,     /* internal: would block; never returned by the public API */
+  EVSSH_ESFTP = -15       /* the SFTP server answered with an error status */
 };
 EVSSH_API const char *evssh_strerror(int code);
 
@@ -220,6 +221,293 @@ typedef struct evssh_result {
 } evssh_result;
 EVSSH_API int evssh_session_exec_wait(evssh_session *s, const char *command, evssh_result *result);
 EVSSH_API void evssh_result_free(evssh_result *result);
+
+/* -------------------------------------------------------------------- SFTP */
+/* SFTP protocol version 3 (draft-ietf-secsh-filexfer-02) as OpenSSH's
+   sftp-server speaks it, with its extensions used when the server
+   advertises them. An evssh_sftp is one "sftp" subsystem channel on a
+   session; it runs on the session's loop (evssh_session_loop, a multi, or a
+   foreign loop) and never blocks except in the functions marked blocking.
+   Many evssh_sftp may share a session, and any number of requests and
+   transfers may run at once on one evssh_sftp.
+
+   Conventions for every call below:
+   - An asynchronous call returns EVSSH_OK when the request is on its way;
+     its callback then runs exactly once, from the loop (never from inside
+     the call). Any other return means no callback will run: EVSSH_EINVAL
+     (bad argument), EVSSH_ECLOSED (the sftp is not ready or has failed),
+     EVSSH_ENOMEM, EVSSH_ESFTP with evssh_sftp_status() ==
+     EVSSH_SFTP_FX_OP_UNSUPPORTED for an extension the server does not
+     advertise, EVSSH_EBUSY past EVSSH_SFTP_MAX_PENDING requests.
+   - A callback's status is EVSSH_OK; EVSSH_ESFTP when the server answered
+     with an error status (evssh_sftp_status() gives its SSH_FX code and
+     evssh_sftp_error() "remote: No such file (/srv/x)": the server's
+     message and the path); EVSSH_EPROTO when the server broke the protocol
+     (malformed or oversized packet, a reply to no request: the sftp is then
+     failed); EVSSH_ECLOSED when the channel or session ended first.
+   - Pointers a callback receives (data, names, attributes) are valid only
+     during the callback; paths and buffers passed in are copied.
+   - Inside a callback evssh_sftp_error()/evssh_sftp_status() describe that
+     callback's request; elsewhere, the most recent failure.
+   - Callbacks may call any evssh_sftp_* function, evssh_sftp_free included
+     (the free then happens when the callback returns). */
+
+typedef struct evssh_sftp evssh_sftp;
+/* an open remote file or directory: valid from its open callback until its
+   close callback has returned, or until evssh_sftp_free */
+typedef struct evssh_sftp_file evssh_sftp_file;
+typedef void (*evssh_sftp_cb)(evssh_sftp *sftp, int status, void *ud);
+
+/* SSH_FX status codes, as evssh_sftp_status() reports them */
+enum {
+  EVSSH_SFTP_FX_OK = 0,
+  EVSSH_SFTP_FX_EOF = 1,
+  EVSSH_SFTP_FX_NO_SUCH_FILE = 2,
+  EVSSH_SFTP_FX_PERMISSION_DENIED = 3,
+  EVSSH_SFTP_FX_FAILURE = 4,
+  EVSSH_SFTP_FX_BAD_MESSAGE = 5,
+  EVSSH_SFTP_FX_NO_CONNECTION = 6,
+  EVSSH_SFTP_FX_CONNECTION_LOST = 7,
+  EVSSH_SFTP_FX_OP_UNSUPPORTED = 8
+};
+
+/* The "sftp" subsystem on a new session channel. Returns at once (NULL only
+   for a bad argument, a session that is not connected, or no memory);
+   on_ready runs from the loop once SSH_FXP_VERSION (and the server's
+   limits@openssh.com, when advertised) has arrived, with EVSSH_OK, or with
+   EVSSH_ECHANNEL (channel or subsystem refused: "is 'Subsystem sftp'
+   configured?"), EVSSH_EPROTO (the server's first bytes are no SFTP
+   VERSION), EVSSH_ECLOSED. The handle stays allocated after a failure:
+   free it with evssh_sftp_free. on_ready may be NULL. */
+EVSSH_API evssh_sftp *evssh_sftp_open(evssh_session *s, evssh_sftp_cb on_ready, void *ud);
+/* As evssh_sftp_open with another subsystem name; a name containing '/' is
+   run as a command (an exec request), as `sftp -s /usr/lib/openssh/sftp-server`. */
+EVSSH_API evssh_sftp *evssh_sftp_open_subsystem(evssh_session *s, const char *subsystem,
+                                                evssh_sftp_cb on_ready, void *ud);
+/* Blocking: evssh_sftp_open and run the session's loop until it is ready.
+   NULL with err filled on failure (EVSSH_EBUSY from inside a callback). */
+EVSSH_API evssh_sftp *evssh_sftp_start(evssh_session *s, evssh_error *err);
+EVSSH_API evssh_sftp *evssh_sftp_start_subsystem(evssh_session *s, const char *subsystem,
+                                                 evssh_error *err);
+/* Closes the channel and frees everything: pending requests and transfers
+   are dropped without their callbacks, open evssh_sftp_file handles become
+   invalid, local files of transfers are closed as they are. NULL ok. Also
+   valid after the session has been freed. */
+EVSSH_API void evssh_sftp_free(evssh_sftp *sftp);
+/* "remote: No such file (/x/y)"; "" when nothing failed yet */
+EVSSH_API const char *evssh_sftp_error(const evssh_sftp *sftp);
+/* the server's SSH_FX code for the failure evssh_sftp_error describes (0 when
+   that failure was not a server status) */
+EVSSH_API uint32_t evssh_sftp_status(const evssh_sftp *sftp);
+EVSSH_API evssh_session *evssh_sftp_session(const evssh_sftp *sftp);
+/* true between on_ready(EVSSH_OK) and the end of the channel */
+EVSSH_API bool evssh_sftp_ready(const evssh_sftp *sftp);
+/* the version string the server advertised for an extension
+   ("posix-rename@openssh.com" -> "1"), or NULL */
+EVSSH_API const char *evssh_sftp_extension(const evssh_sftp *sftp, const char *name);
+/* limits@openssh.com as the server sent them (all 0 when not advertised) */
+typedef struct evssh_sftp_limits {
+  uint64_t max_packet_length, max_read_length, max_write_length, max_open_handles;
+} evssh_sftp_limits;
+EVSSH_API int evssh_sftp_server_limits(const evssh_sftp *sftp, evssh_sftp_limits *out);
+/* requests sent and not answered yet (transfers' included) */
+EVSSH_API size_t evssh_sftp_pending(const evssh_sftp *sftp);
+#define EVSSH_SFTP_MAX_PENDING 65536
+
+/* Pipelining of whole-file transfers, for transfers started afterwards
+   (0 keeps a value's default): max_requests in flight per transfer
+   (default 64, at most 1024; each transfer ramps up to it), block_size
+   per READ/WRITE (default: from limits@openssh.com, else 32768; never more
+   than the server's limits), max_inflight_bytes: the cap on bytes
+   requested or written and not yet answered and written out, for all
+   transfers of this sftp together (default 16 MiB) — the memory a
+   transfer may hold is bounded by it. */
+EVSSH_API int evssh_sftp_set_pipeline(evssh_sftp *sftp, uint32_t max_requests, uint32_t block_size,
+                                      size_t max_inflight_bytes);
+/* The receive window wanted for the sftp channel (default 16 MiB): it should
+   be at least the bandwidth-delay product (50 ms at 1 Gbit/s: 6 MiB).
+   Applied to the channel when the channel API offers a per-channel window;
+   until then the session's fixed channel window applies. */
+EVSSH_API int evssh_sftp_set_receive_window(evssh_sftp *sftp, uint32_t bytes);
+
+/* attributes (ATTRS): fields are meaningful when their flag is set */
+#define EVSSH_SFTP_ATTR_SIZE 0x1u
+#define EVSSH_SFTP_ATTR_UIDGID 0x2u
+#define EVSSH_SFTP_ATTR_PERMISSIONS 0x4u
+#define EVSSH_SFTP_ATTR_ACMODTIME 0x8u
+#define EVSSH_SFTP_ATTR_EXTENDED 0x80000000u
+typedef struct evssh_sftp_attrs {
+  uint32_t flags;
+  uint64_t size;
+  uint32_t uid, gid;
+  uint32_t permissions;        /* st_mode: type and permission bits */
+  uint32_t atime, mtime;       /* seconds since the epoch */
+  /* EXTENDED: extended_count pairs (string type, string data), raw, for
+     evssh_read_string; on input the caller's bytes, sent as they are */
+  uint32_t extended_count;
+  const unsigned char *extended;
+  size_t extended_len;
+} evssh_sftp_attrs;
+
+/* a directory entry or a name reply */
+typedef struct evssh_sftp_name {
+  const char *filename;        /* NUL-terminated */
+  size_t filename_len;
+  const char *longname;        /* `ls -l` line, NUL-terminated; "" if none */
+  evssh_sftp_attrs attrs;
+} evssh_sftp_name;
+
+typedef struct evssh_sftp_fsstat {
+  uint64_t bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax;
+} evssh_sftp_fsstat;
+
+typedef void (*evssh_sftp_file_cb)(evssh_sftp *sftp, int status, evssh_sftp_file *file, void *ud);
+/* data: EVSSH_OK with len 0 is end of file */
+typedef void (*evssh_sftp_data_cb)(evssh_sftp *sftp, int status, const char *data, size_t len, void *ud);
+typedef void (*evssh_sftp_attrs_cb)(evssh_sftp *sftp, int status, const evssh_sftp_attrs *attrs, void *ud);
+/* readdir batches: EVSSH_OK with count 0 is the end of the directory */
+typedef void (*evssh_sftp_names_cb)(evssh_sftp *sftp, int status, const evssh_sftp_name *names,
+                                    size_t count, void *ud);
+typedef void (*evssh_sftp_entry_cb)(evssh_sftp *sftp, const evssh_sftp_name *entry, void *ud);
+typedef void (*evssh_sftp_path_cb)(evssh_sftp *sftp, int status, const char *path, void *ud);
+typedef void (*evssh_sftp_statvfs_cb)(evssh_sftp *sftp, int status, const evssh_sftp_fsstat *st, void *ud);
+/* users-groups-by-id: names in request order, "" where the server knows none */
+typedef void (*evssh_sftp_ids_cb)(evssh_sftp *sftp, int status, const char *const *users, size_t nusers,
+                                  const char *const *groups, size_t ngroups, void *ud);
+/* an extended request's raw reply: the EXTENDED_REPLY body (empty for an OK status) */
+typedef void (*evssh_sftp_reply_cb)(evssh_sftp *sftp, int status, evssh_reader *reply, void *ud);
+
+/* SSH_FXF open flags */
+enum {
+  EVSSH_SFTP_READ = 0x1, EVSSH_SFTP_WRITE = 0x2, EVSSH_SFTP_APPEND = 0x4,
+  EVSSH_SFTP_CREAT = 0x8, EVSSH_SFTP_TRUNC = 0x10, EVSSH_SFTP_EXCL = 0x20
+};
+
+/* Requests, one per protocol request; attrs may be NULL (no attributes). */
+EVSSH_API int evssh_sftp_open_file(evssh_sftp *sftp, const char *path, uint32_t pflags,
+                                   const evssh_sftp_attrs *attrs, evssh_sftp_file_cb cb, void *ud);
+EVSSH_API int evssh_sftp_opendir(evssh_sftp *sftp, const char *path, evssh_sftp_file_cb cb, void *ud);
+/* CLOSE: the handle is freed after cb returns, whatever the status (also
+   when the channel is gone) */
+EVSSH_API int evssh_sftp_close(evssh_sftp *sftp, evssh_sftp_file *file, evssh_sftp_cb cb, void *ud);
+/* the path the file was opened with */
+EVSSH_API const char *evssh_sftp_file_path(const evssh_sftp_file *file);
+/* READ of up to len bytes (a shorter answer is not the end of the file) */
+EVSSH_API int evssh_sftp_read(evssh_sftp *sftp, evssh_sftp_file *file, uint64_t offset, uint32_t len,
+                              evssh_sftp_data_cb cb, void *ud);
+/* WRITE; data is copied. len above the server's max-write-length
+   (limits@openssh.com; 261120 when not advertised) is EVSSH_EINVAL. */
+EVSSH_API int evssh_sftp_write(evssh_sftp *sftp, evssh_sftp_file *file, uint64_t offset,
+                               const void *data, size_t len, evssh_sftp_cb cb, void *ud);
+EVSSH_API int evssh_sftp_stat(evssh_sftp *sftp, const char *path, evssh_sftp_attrs_cb cb, void *ud);
+EVSSH_API int evssh_sftp_lstat(evssh_sftp *sftp, const char *path, evssh_sftp_attrs_cb cb, void *ud);
+EVSSH_API int evssh_sftp_fstat(evssh_sftp *sftp, evssh_sftp_file *file, evssh_sftp_attrs_cb cb, void *ud);
+EVSSH_API int evssh_sftp_setstat(evssh_sftp *sftp, const char *path, const evssh_sftp_attrs *attrs,
+                                 evssh_sftp_cb cb, void *ud);
+EVSSH_API int evssh_sftp_fsetstat(evssh_sftp *sftp, evssh_sftp_file *file, const evssh_sftp_attrs *attrs,
+                                  evssh_sftp_cb cb, void *ud);
+/* one READDIR: a batch of entries (count 0: the end) */
+EVSSH_API int evssh_sftp_readdir(evssh_sftp *sftp, evssh_sftp_file *dir, evssh_sftp_names_cb cb, void *ud);
+/* a whole directory, streamed: OPENDIR, READDIR until the end (on_entry for
+   each entry, "." and ".." included, as they come), CLOSE, then done */
+EVSSH_API int evssh_sftp_list(evssh_sftp *sftp, const char *path, evssh_sftp_entry_cb on_entry,
+                              evssh_sftp_cb done, void *ud);
+EVSSH_API int evssh_sftp_mkdir(evssh_sftp *sftp, const char *path, const evssh_sftp_attrs *attrs,
+                               evssh_sftp_cb cb, void *ud);
+EVSSH_API int evssh_sftp_rmdir(evssh_sftp *sftp, const char *path, evssh_sftp_cb cb, void *ud);
+EVSSH_API int evssh_sftp_remove(evssh_sftp *sftp, const char *path, evssh_sftp_cb cb, void *ud);
+/* RENAME: fails when newpath exists (draft semantics) */
+EVSSH_API int evssh_sftp_rename(evssh_sftp *sftp, const char *oldpath, const char *newpath,
+                                evssh_sftp_cb cb, void *ud);
+EVSSH_API int evssh_sftp_realpath(evssh_sftp *sftp, const char *path, evssh_sftp_path_cb cb, void *ud);
+EVSSH_API int evssh_sftp_readlink(evssh_sftp *sftp, const char *path, evssh_sftp_path_cb cb, void *ud);
+/* linkpath -> target (sent in OpenSSH's argument order, PROTOCOL 4.1) */
+EVSSH_API int evssh_sftp_symlink(evssh_sftp *sftp, const char *target, const char *linkpath,
+                                 evssh_sftp_cb cb, void *ud);
+/* extensions (EVSSH_ESFTP / OP_UNSUPPORTED at once when not advertised) */
+EVSSH_API int evssh_sftp_posix_rename(evssh_sftp *sftp, const char *oldpath, const char *newpath,
+                                      evssh_sftp_cb cb, void *ud);
+EVSSH_API int evssh_sftp_statvfs(evssh_sftp *sftp, const char *path, evssh_sftp_statvfs_cb cb, void *ud);
+EVSSH_API int evssh_sftp_fstatvfs(evssh_sftp *sftp, evssh_sftp_file *file, evssh_sftp_statvfs_cb cb, void *ud);
+EVSSH_API int evssh_sftp_fsync(evssh_sftp *sftp, evssh_sftp_file *file, evssh_sftp_cb cb, void *ud);
+EVSSH_API int evssh_sftp_hardlink(evssh_sftp *sftp, const char *oldpath, const char *newpath,
+                                  evssh_sftp_cb cb, void *ud);
+EVSSH_API int evssh_sftp_lsetstat(evssh_sftp *sftp, const char *path, const evssh_sftp_attrs *attrs,
+                                  evssh_sftp_cb cb, void *ud);
+/* server-side copy: length 0 copies to the end of from */
+EVSSH_API int evssh_sftp_copy_data(evssh_sftp *sftp, evssh_sftp_file *from, uint64_t from_offset,
+                                   uint64_t length, evssh_sftp_file *to, uint64_t to_offset,
+                                   evssh_sftp_cb cb, void *ud);
+/* "~", "~/x", "~user/x" and relative paths, canonicalised */
+EVSSH_API int evssh_sftp_expand_path(evssh_sftp *sftp, const char *path, evssh_sftp_path_cb cb, void *ud);
+/* a user's home directory; "" means the logged-in user by PROTOCOL, but
+   OpenSSH 9.2's sftp-server answers Failure to "" (realpath of "." gives
+   the login directory there) */
+EVSSH_API int evssh_sftp_home_directory(evssh_sftp *sftp, const char *user, evssh_sftp_path_cb cb, void *ud);
+EVSSH_API int evssh_sftp_users_groups_by_id(evssh_sftp *sftp, const uint32_t *uids, size_t nuids,
+                                            const uint32_t *gids, size_t ngids,
+                                            evssh_sftp_ids_cb cb, void *ud);
+/* any other SSH_FXP_EXTENDED request: data is the request-specific part
+   (after the name), sent as it is; no advertisement check */
+EVSSH_API int evssh_sftp_extended(evssh_sftp *sftp, const char *request, const void *data, size_t len,
+                                  evssh_sftp_reply_cb cb, void *ud);
+
+/* Whole files. Pipelined: up to max_requests READs/WRITEs in flight after a
+   ramp, block size from limits@openssh.com, bounded by max_inflight_bytes
+   (evssh_sftp_set_pipeline); a download writes the local file strictly in
+   offset order, so after any failure the local file is an exact prefix of
+   the remote one, and stops cleanly at the end of the file (a short read is
+   asked again for the rest). offset > 0 resumes: the transfer starts there,
+   keeping what is before it (a download opens the local file without
+   truncating it and cuts it to the final size at the end; an upload opens
+   the remote file without TRUNC); EVSSH_SFTP_RESUME takes the offset from
+   the destination's current size. progress (may be NULL) gets the bytes in
+   place at the destination (a prefix, resume offset included) and the
+   total (0 when unknown); done runs once. The call returns EVSSH_EINVAL,
+   with evssh_sftp_error set ("local: /x: No such file or directory"), when
+   the local file cannot be opened or created; done is then not called.
+   On failure done's status is the cause (EVSSH_ESFTP, EVSSH_ECLOSED,
+   EVSSH_EPROTO, or EVSSH_EINVAL for a local I/O error) and
+   evssh_sftp_error says what and how far it got: "download of /srv/x to
+   /tmp/x stopped after 5242880 of 10485760 bytes: ..."; evssh_sftp_transferred
+   gives that byte count (the offset to resume from). */
+typedef void (*evssh_sftp_progress_cb)(evssh_sftp *sftp, uint64_t done, uint64_t total, void *ud);
+#define EVSSH_SFTP_RESUME UINT64_MAX
+EVSSH_API int evssh_sftp_upload(evssh_sftp *sftp, const char *local, const char *remote, uint64_t offset,
+                                evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud);
+EVSSH_API int evssh_sftp_download(evssh_sftp *sftp, const char *remote, const char *local, uint64_t offset,
+                                  evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud);
+/* blocking: run the session's loop until the transfer is done; the result
+   is done's status (EVSSH_EBUSY from inside a callback) */
+EVSSH_API int evssh_sftp_upload_wait(evssh_sftp *sftp, const char *local, const char *remote);
+EVSSH_API int evssh_sftp_download_wait(evssh_sftp *sftp, const char *remote, const char *local);
+
+/* transfer flags */
+enum {
+  /* permissions and access/modification times copied to the destination
+     (directories too, in a tree) */
+  EVSSH_SFTP_PRESERVE = 0x1,
+  /* local/remote may be directories: the whole tree is copied (regular
+     files and directories; other entries, symlinks included, are skipped);
+     destination directories are created as needed; offset must be 0 or
+     EVSSH_SFTP_RESUME (then per file); progress counts the whole tree */
+  EVSSH_SFTP_RECURSIVE = 0x2,
+  /* upload: fsync@openssh.com before the close, when advertised */
+  EVSSH_SFTP_FSYNC = 0x4
+};
+EVSSH_API int evssh_sftp_upload_flags(evssh_sftp *sftp, const char *local, const char *remote,
+                                      uint64_t offset, unsigned flags, evssh_sftp_progress_cb progress,
+                                      evssh_sftp_cb done, void *ud);
+EVSSH_API int evssh_sftp_download_flags(evssh_sftp *sftp, const char *remote, const char *local,
+                                        uint64_t offset, unsigned flags, evssh_sftp_progress_cb progress,
+                                        evssh_sftp_cb done, void *ud);
+EVSSH_API int evssh_sftp_upload_flags_wait(evssh_sftp *sftp, const char *local, const char *remote,
+                                           uint64_t offset, unsigned flags);
+EVSSH_API int evssh_sftp_download_flags_wait(evssh_sftp *sftp, const char *remote, const char *local,
+                                             uint64_t offset, unsigned flags);
+/* bytes in place at the destination for the transfer whose done (or
+   progress) callback is running, or that the last _wait call ran */
+EVSSH_API uint64_t evssh_sftp_transferred(const evssh_sftp *sftp);
 
 /* ------------------------------------------------- many sessions, one loop */
 

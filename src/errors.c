@@ -30,6 +30,7 @@ const char *evssh_strerror(int code) {
   case EVSSH_ENOALGO: return "no algorithm in common";
   case EVSSH_ECHANNEL: return "channel open refused";
   case EVSSH_EAGAIN: return "operation would block";
+  case EVSSH_ESFTP: return "SFTP server error";
   default: return "unknown error";
   }
 }
