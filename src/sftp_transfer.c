@@ -66,6 +66,7 @@ struct sftp_xfer {
   uint32_t block;
   uint32_t window;
   uint32_t outstanding;
+  int busy;                     /* frames of ours on the stack: they finish it */
   xfer_chunk *chunks;
   size_t chunk_bytes;
   xfer_range *holes;
@@ -594,6 +595,9 @@ static void start_run(sftp_xfer *x) {
 static void on_reply(evssh_sftp *sftp, sftp_req *req, uint8_t type, evssh_reader *body) {
   sftp_xfer *x = req->owner;
   x->outstanding--;
+  /* a protocol error below fails the whole sftp, which reaches this
+     transfer again (its other requests): busy keeps it alive till here */
+  x->busy++;
   int rc;
   switch (x->phase) {
   case P_STAT: /* resume: how much of the upload is there already */
@@ -697,24 +701,30 @@ static void on_reply(evssh_sftp *sftp, sftp_req *req, uint8_t type, evssh_reader
     }
     break;
   }
+  x->busy--;
   advance(x);
 }
 
-/* What to do once nothing is in flight: the next step, or the end. */
+/* What to do once nothing is in flight: the next step, or the end. Only
+   the outermost frame of ours acts, so x is freed by no one else. */
 static void advance(sftp_xfer *x) {
+  if (x->busy) return;
   evssh_sftp *sftp = x->sftp;
-  while (!x->outstanding) {
+  bool end = false;
+  x->busy++;
+  while (!x->outstanding && !end) {
     if (x->status) {
-      if (send_diagnosis(x)) return;
+      if (send_diagnosis(x)) break;
       if (x->file && x->phase != P_CLOSE && sftp_usable(sftp)) {
         send_simple(x, SSH_FXP_CLOSE, P_CLOSE);
-        if (x->outstanding) return;
+        if (x->outstanding) break;
         x->phase = P_CLOSE;
       }
       if (!x->ran && x->created && !x->upload) unlink(x->local);
-      finish(x);
-      return;
+      end = true;
+      break;
     }
+    bool next = false;
     switch (x->phase) {
     case P_RUN:
       fill(x);
@@ -745,13 +755,17 @@ static void advance(sftp_xfer *x) {
       send_simple(x, SSH_FXP_CLOSE, P_CLOSE);
       continue;
     case P_CLOSE:
-      finish(x);
-      return;
+      end = true;
+      break;
     default:
       /* the stat/open/fstat handlers send the next step themselves */
-      return;
+      next = true;
+      break;
     }
+    if (next) break;
   }
+  x->busy--;
+  if (end) finish(x);
 }
 
 void sftp_xfers_pump(evssh_sftp *sftp) {
@@ -766,7 +780,9 @@ void sftp_xfers_pump(evssh_sftp *sftp) {
     sftp_xfer *next = x->next ? x->next : sftp->xfers;
     if (next == x) next = NULL;
     if (x->phase == P_RUN && !x->status) {
+      x->busy++;
       fill(x);
+      x->busy--;
       if (!x->outstanding) advance(x); /* may finish x */
     }
     x = next;
@@ -774,8 +790,18 @@ void sftp_xfers_pump(evssh_sftp *sftp) {
 }
 
 void sftp_xfers_abort(evssh_sftp *sftp, int code) {
-  while (sftp->xfers) {
+  for (;;) {
+    /* a transfer with a frame on the stack is finished by that frame */
     sftp_xfer *x = sftp->xfers;
+    while (x && x->busy) {
+      if (!x->status) {
+        memcpy(sftp->error, sftp->fail_msg, sizeof sftp->error);
+        sftp->status_code = 0;
+        fail(x, code);
+      }
+      x = x->next;
+    }
+    if (!x) return;
     x->outstanding = 0;
     if (!x->status) {
       memcpy(sftp->error, sftp->fail_msg, sizeof sftp->error);

@@ -20,7 +20,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static evssh_session *sftp_test_connect(const harness_peer *p, const char *extra) {
+/* not every program uses every helper */
+#define SFTP_TEST_UNUSED __attribute__((unused))
+
+static SFTP_TEST_UNUSED evssh_session *sftp_test_connect(const harness_peer *p, const char *extra) {
   char port[32], kh[700], id[700];
   snprintf(port, sizeof port, "Port=%d", p->port);
   snprintf(kh, sizeof kh, "UserKnownHostsFile=%s", p->known_hosts);
@@ -34,7 +37,7 @@ static evssh_session *sftp_test_connect(const harness_peer *p, const char *extra
   return s;
 }
 
-static evssh_sftp *sftp_test_start(evssh_session *s) {
+static SFTP_TEST_UNUSED evssh_sftp *sftp_test_start(evssh_session *s) {
   evssh_error err;
   evssh_sftp *sftp = evssh_sftp_start(s, &err);
   ck_assert_msg(sftp != NULL, "evssh_sftp_start: %d %s", err.code, err.message);
@@ -43,7 +46,7 @@ static evssh_sftp *sftp_test_start(evssh_session *s) {
 
 /* A deterministic byte stream (xorshift64 per 8 bytes), so any prefix of a
    file can be checked against what it should hold. */
-static void sftp_test_fill(unsigned char *buf, size_t len, uint64_t offset, uint32_t seed) {
+static SFTP_TEST_UNUSED void sftp_test_fill(unsigned char *buf, size_t len, uint64_t offset, uint32_t seed) {
   for (size_t i = 0; i < len;) {
     uint64_t block = (offset + i) / 8;
     uint64_t x = block * 0x9E3779B97F4A7C15ull + seed + 1;
@@ -55,7 +58,7 @@ static void sftp_test_fill(unsigned char *buf, size_t len, uint64_t offset, uint
   }
 }
 
-static void sftp_test_make_file(const char *path, uint64_t size, uint32_t seed) {
+static SFTP_TEST_UNUSED void sftp_test_make_file(const char *path, uint64_t size, uint32_t seed) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
   ck_assert_msg(fd >= 0, "create %s: %s", path, strerror(errno));
   fchmod(fd, 0666); /* the server's user (evssh-test when root) may rewrite it */
@@ -72,7 +75,7 @@ static void sftp_test_make_file(const char *path, uint64_t size, uint32_t seed) 
 }
 
 /* does path hold exactly the first len bytes of the stream for seed? */
-static bool sftp_test_prefix_ok(const char *path, uint64_t len, uint32_t seed) {
+static SFTP_TEST_UNUSED bool sftp_test_prefix_ok(const char *path, uint64_t len, uint32_t seed) {
   int fd = open(path, O_RDONLY);
   if (fd < 0) return false;
   struct stat st;
@@ -90,7 +93,7 @@ static bool sftp_test_prefix_ok(const char *path, uint64_t len, uint32_t seed) {
   return ok;
 }
 
-static void sftp_test_sha256(const char *path, unsigned char out[32]) {
+static SFTP_TEST_UNUSED void sftp_test_sha256(const char *path, unsigned char out[32]) {
   int fd = open(path, O_RDONLY);
   ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
   EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -107,7 +110,7 @@ static void sftp_test_sha256(const char *path, unsigned char out[32]) {
   close(fd);
 }
 
-static bool sftp_test_same(const char *a, const char *b) {
+static SFTP_TEST_UNUSED bool sftp_test_same(const char *a, const char *b) {
   unsigned char ha[32], hb[32];
   sftp_test_sha256(a, ha);
   sftp_test_sha256(b, hb);
@@ -115,7 +118,7 @@ static bool sftp_test_same(const char *a, const char *b) {
 }
 
 /* a fresh directory under /tmp the server's user may write */
-static int sftp_test_workdir(char *out, size_t outlen) {
+static SFTP_TEST_UNUSED int sftp_test_workdir(char *out, size_t outlen) {
   snprintf(out, outlen, "/tmp/evssh-sftp-XXXXXX");
   if (!mkdtemp(out) || chmod(out, 0777)) {
     perror("work directory");
@@ -124,7 +127,7 @@ static int sftp_test_workdir(char *out, size_t outlen) {
   return 0;
 }
 
-static void sftp_test_rm_rf(const char *path) {
+static SFTP_TEST_UNUSED void sftp_test_rm_rf(const char *path) {
   struct stat st;
   if (lstat(path, &st)) return;
   if (S_ISDIR(st.st_mode)) {
@@ -144,7 +147,7 @@ static void sftp_test_rm_rf(const char *path) {
   }
 }
 
-static uint64_t sftp_test_size(const char *path) {
+static SFTP_TEST_UNUSED uint64_t sftp_test_size(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 ? (uint64_t)st.st_size : UINT64_MAX;
 }
@@ -161,29 +164,29 @@ typedef struct sftp_test_wait {
   evssh_sftp_fsstat fs;
 } sftp_test_wait;
 
-static bool sftp_test_until(evssh_session *s, void *ud) { return !((sftp_test_wait *)ud)->done; }
+static SFTP_TEST_UNUSED bool sftp_test_until(evssh_session *s, void *ud) { return !((sftp_test_wait *)ud)->done; }
 
-static int sftp_test_run(evssh_sftp *sftp, sftp_test_wait *w, int rc) {
+static SFTP_TEST_UNUSED int sftp_test_run(evssh_sftp *sftp, sftp_test_wait *w, int rc) {
   if (rc) return rc;
   evssh_session_loop(evssh_sftp_session(sftp), -1, sftp_test_until, w);
   ck_assert(w->done);
   return w->status;
 }
 
-static void sftp_test_status_cb(evssh_sftp *sftp, int status, void *ud) {
+static SFTP_TEST_UNUSED void sftp_test_status_cb(evssh_sftp *sftp, int status, void *ud) {
   sftp_test_wait *w = ud;
   w->done = true;
   w->status = status;
 }
 
-static void sftp_test_file_cb(evssh_sftp *sftp, int status, evssh_sftp_file *f, void *ud) {
+static SFTP_TEST_UNUSED void sftp_test_file_cb(evssh_sftp *sftp, int status, evssh_sftp_file *f, void *ud) {
   sftp_test_wait *w = ud;
   w->done = true;
   w->status = status;
   w->file = f;
 }
 
-static void sftp_test_attrs_cb(evssh_sftp *sftp, int status, const evssh_sftp_attrs *a, void *ud) {
+static SFTP_TEST_UNUSED void sftp_test_attrs_cb(evssh_sftp *sftp, int status, const evssh_sftp_attrs *a, void *ud) {
   sftp_test_wait *w = ud;
   w->done = true;
   w->status = status;
@@ -191,14 +194,14 @@ static void sftp_test_attrs_cb(evssh_sftp *sftp, int status, const evssh_sftp_at
   if (a) w->attrs.extended = NULL;
 }
 
-static void sftp_test_path_cb(evssh_sftp *sftp, int status, const char *path, void *ud) {
+static SFTP_TEST_UNUSED void sftp_test_path_cb(evssh_sftp *sftp, int status, const char *path, void *ud) {
   sftp_test_wait *w = ud;
   w->done = true;
   w->status = status;
   snprintf(w->text, sizeof w->text, "%s", path ? path : "");
 }
 
-static void sftp_test_data_cb(evssh_sftp *sftp, int status, const char *data, size_t len, void *ud) {
+static SFTP_TEST_UNUSED void sftp_test_data_cb(evssh_sftp *sftp, int status, const char *data, size_t len, void *ud) {
   sftp_test_wait *w = ud;
   w->done = true;
   w->status = status;
@@ -207,7 +210,7 @@ static void sftp_test_data_cb(evssh_sftp *sftp, int status, const char *data, si
   if (data && len) memcpy(w->text, data, len);
 }
 
-static void sftp_test_fs_cb(evssh_sftp *sftp, int status, const evssh_sftp_fsstat *fs, void *ud) {
+static SFTP_TEST_UNUSED void sftp_test_fs_cb(evssh_sftp *sftp, int status, const evssh_sftp_fsstat *fs, void *ud) {
   sftp_test_wait *w = ud;
   w->done = true;
   w->status = status;
@@ -215,7 +218,7 @@ static void sftp_test_fs_cb(evssh_sftp *sftp, int status, const evssh_sftp_fssta
 }
 
 /* stat through the sftp: status, attrs */
-static int sftp_test_stat(evssh_sftp *sftp, const char *path, evssh_sftp_attrs *a) {
+static SFTP_TEST_UNUSED int sftp_test_stat(evssh_sftp *sftp, const char *path, evssh_sftp_attrs *a) {
   sftp_test_wait w = {0};
   int rc = sftp_test_run(sftp, &w, evssh_sftp_stat(sftp, path, sftp_test_attrs_cb, &w));
   if (a) *a = w.attrs;
