@@ -62,6 +62,7 @@ struct sftp_tree {
   int running;
   bool waiting;                 /* a directory request is out */
   int stamps_out;               /* setstat replies still to come */
+  int closes_out;               /* directory handles being given back */
   bool walked;
   uint64_t bytes, total;
   tree_stamp *stamps, *stamps_tail;
@@ -112,13 +113,25 @@ static void free_entries(tree_entry *e) {
   }
 }
 
-static void pop_dir(sftp_tree *t) {
+static void dir_closed(evssh_sftp *sftp, int status, void *ud) {
+  sftp_tree *t = ud;
+  if (sftp->freeing) return;
+  /* the walk goes on meanwhile; only the end waits for the handles */
+  t->closes_out--;
+  step(t);
+}
+
+/* wait: the tree counts the close and ends only after its answer */
+static void pop_dir(sftp_tree *t, bool wait) {
   tree_dir *d = t->top;
   t->top = d->up;
   if (d->ldir) closedir(d->ldir);
-  /* the handle goes back without waiting; nothing depends on the answer */
-  if (d->rdir && evssh_sftp_close(t->sftp, d->rdir, NULL, NULL) != EVSSH_OK) {
-    /* the sftp is gone: the handle object is released with it */
+  if (d->rdir) {
+    t->sftp->internal++;
+    int rc = evssh_sftp_close(t->sftp, d->rdir, wait ? dir_closed : NULL, wait ? t : NULL);
+    t->sftp->internal--;
+    /* refused: the sftp is gone, and the handle object with it */
+    if (rc == EVSSH_OK && wait) t->closes_out++;
   }
   free_entries(d->entries);
   free(d->local);
@@ -128,7 +141,7 @@ static void pop_dir(sftp_tree *t) {
 
 static void tree_free(sftp_tree *t) {
   evssh_sftp *sftp = t->sftp;
-  while (t->top) pop_dir(t);
+  while (t->top) pop_dir(t, false);
   while (t->stamps) {
     tree_stamp *s = t->stamps;
     t->stamps = s->next;
@@ -137,6 +150,7 @@ static void tree_free(sftp_tree *t) {
   }
   if (t->prev) t->prev->next = t->next; else sftp->trees = t->next;
   if (t->next) t->next->prev = t->prev;
+  t->sftp = NULL;
   free(t->root_local);
   free(t->root_remote);
   free(t);
@@ -223,7 +237,10 @@ static void apply_stamps(sftp_tree *t) {
 }
 
 static void maybe_end(sftp_tree *t) {
-  if (t->running || t->waiting || t->stamps_out) return;
+  if (t->running || t->waiting) return;
+  /* a failure: give the open directories back before done */
+  while (t->status && t->top) pop_dir(t, true);
+  if (t->stamps_out || t->closes_out) return;
   if (t->status || (t->walked && !t->top)) {
     if (!t->status && (t->flags & EVSSH_SFTP_PRESERVE)) {
       apply_stamps(t);
@@ -388,7 +405,7 @@ static bool upload_next(sftp_tree *t) {
   struct dirent *e = readdir(d->ldir);
   if (!e) {
     if (errno) local_fail(t, "read directory", d->local);
-    pop_dir(t);
+    pop_dir(t, true);
     return false;
   }
   if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) return true;
@@ -538,7 +555,7 @@ static bool download_next(sftp_tree *t) {
   tree_entry *e = d->entries;
   if (!e) {
     if (d->eof) {
-      pop_dir(t);
+      pop_dir(t, true);
       return false;
     }
     t->sftp->internal++;
