@@ -462,6 +462,11 @@ static void handle_packet(evssh_sftp *sftp, const unsigned char *p, size_t len) 
     on_version(sftp, &r);
     return;
   }
+  /* only reply types reach the handlers (type 0 means "aborted" there) */
+  if ((type < SSH_FXP_STATUS || type > SSH_FXP_ATTRS) && type != SSH_FXP_EXTENDED_REPLY) {
+    sftp_fail(sftp, EVSSH_EPROTO, "sftp: protocol error: the server sent packet type %u, which is no reply", type);
+    return;
+  }
   uint32_t id;
   if (evssh_read_u32(&r, &id)) {
     sftp_fail(sftp, EVSSH_EPROTO, "sftp: protocol error: %zu-byte %s packet without a request id", len,

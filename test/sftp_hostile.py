@@ -8,6 +8,7 @@
 #   oversize   a 16 MiB packet length in reply to the first request
 #   malformed  a STATUS without its code in reply to the first request
 #   unknown-id a STATUS for an id nobody asked about
+#   type0      a packet of type 0 (no reply type) for the pending request
 #   too-much   DATA longer than the READ asked for
 #   banner     text on stdout before the VERSION (a chatty login script)
 #   version2   VERSION 2
@@ -93,6 +94,9 @@ def main():
             continue
         if mode == "unknown-id":
             status(rid + 1000, 0)
+            continue
+        if mode == "type0":
+            send(0, struct.pack(">I", rid) + b"\0" * 8)
             continue
         if ptype == 3:  # OPEN
             send(102, struct.pack(">I", rid) + string(b"h1"))

@@ -327,6 +327,9 @@ START_TEST(test_hostile_malformed) { expect_proto_error("malformed", false, "STA
 END_TEST
 START_TEST(test_hostile_unknown_id) { expect_proto_error("unknown-id", false, "which is not pending"); }
 END_TEST
+/* found by fuzz_sftp: type 0 looked like "aborted" to the handlers */
+START_TEST(test_hostile_type0) { expect_proto_error("type0", false, "packet type 0, which is no reply"); }
+END_TEST
 START_TEST(test_hostile_too_much_data) { expect_proto_error("too-much", false, "malformed DATA"); }
 END_TEST
 START_TEST(test_hostile_banner) { expect_proto_error("banner", true, "does a login script print to stdout?"); }
@@ -418,6 +421,7 @@ static Suite *faults_suite(void) {
   tcase_add_test(tc, test_hostile_oversize);
   tcase_add_test(tc, test_hostile_malformed);
   tcase_add_test(tc, test_hostile_unknown_id);
+  tcase_add_test(tc, test_hostile_type0);
   tcase_add_test(tc, test_hostile_too_much_data);
   tcase_add_test(tc, test_hostile_banner);
   tcase_add_test(tc, test_hostile_version2);
@@ -439,7 +443,7 @@ int main(void) {
     printf("SKIP: /usr/bin/python3 runs the scripted SFTP server\n");
     return HARNESS_SKIP;
   }
-  const char *modes[] = {"oversize", "malformed", "unknown-id", "too-much", "banner", "version2", "reorder"};
+  const char *modes[] = {"oversize", "malformed", "unknown-id", "type0", "too-much", "banner", "version2", "reorder"};
   char extra[8192] = "";
   for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
     size_t n = strlen(extra);
