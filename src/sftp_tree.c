@@ -34,7 +34,6 @@ typedef struct tree_dir {
   evssh_sftp_file *rdir;        /* download */
   tree_entry *entries;          /* download: the last batch, not yet taken */
   bool eof;
-  uint32_t mode, atime, mtime;  /* the source directory's */
 } tree_dir;
 
 typedef struct tree_stamp {
@@ -168,11 +167,9 @@ static int push_dir(sftp_tree *t, const char *local, const char *remote, uint32_
     free(d);
     return EVSSH_ENOMEM;
   }
-  d->mode = mode;
-  d->atime = atime;
-  d->mtime = mtime;
   d->up = t->top;
   t->top = d;
+  /* the source directory's mode and times, for the end */
   if (t->flags & EVSSH_SFTP_PRESERVE) {
     tree_stamp *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(t->upload ? remote : local))) {

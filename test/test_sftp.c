@@ -783,15 +783,4 @@ static Suite *sftp_suite(void) {
   return s;
 }
 
-int main(void) {
-  harness_require_sshd();
-  if (harness_sshd_start(&peer, NULL) != 0) return 1;
-  if (sftp_test_workdir(work, sizeof work)) return 1;
-  SRunner *sr = srunner_create(sftp_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  sftp_test_rm_rf(work);
-  harness_sshd_stop(&peer);
-  return failed ? 1 : 0;
-}
+int main(void) { return sftp_test_main(sftp_suite(), &peer, NULL, work, sizeof work); }

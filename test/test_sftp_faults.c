@@ -156,6 +156,7 @@ START_TEST(test_remote_disk_full) {
   path_in(local, sizeof local, "fill.local");
   snprintf(remote, sizeof remote, "%s/fill", mnt);
   ck_assert_int_eq(mkdir(mnt, 0777), 0);
+  /* a failed test leaves it mounted: sftp_test_rm_rf detaches it */
   if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0777")) {
     fprintf(stderr, "SKIP test_remote_disk_full: mount tmpfs: %s\n", strerror(errno));
     return;
@@ -449,16 +450,5 @@ int main(void) {
     size_t n = strlen(extra);
     snprintf(extra + n, sizeof extra - n, "Subsystem hostile-%s /usr/bin/python3 %s %s\n", modes[i], hostile, modes[i]);
   }
-  if (harness_sshd_start(&peer, extra) != 0) return 1;
-  if (sftp_test_workdir(work, sizeof work)) return 1;
-  SRunner *sr = srunner_create(faults_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  char mnt[600];
-  snprintf(mnt, sizeof mnt, "%s/tiny", work);
-  umount(mnt); /* a failed disk-full test may have left it */
-  sftp_test_rm_rf(work);
-  harness_sshd_stop(&peer);
-  return failed ? 1 : 0;
+  return sftp_test_main(faults_suite(), &peer, extra, work, sizeof work);
 }

@@ -56,7 +56,7 @@ static void make_tree(const char *root) {
 }
 
 /* world-readable, for a tree the server must read as another user */
-static void open_tree(const char *root) {
+static void make_readable(const char *root) {
   char cmd[700];
   snprintf(cmd, sizeof cmd, "chmod -R a+rX '%s'", root);
   ck_assert_int_eq(system(cmd), 0);
@@ -171,7 +171,7 @@ START_TEST(test_tree_resume_and_failure) {
   snprintf(src, sizeof src, "%s/tree2-src", work);
   snprintf(down, sizeof down, "%s/tree2-down", work);
   make_tree(src);
-  open_tree(src);
+  make_readable(src);
   ck_assert_int_eq(evssh_sftp_download_flags_wait(sftp, src, down, 0, EVSSH_SFTP_RECURSIVE), 0);
   /* cut some files short, remove one: resume per file completes them */
   for (int i = 0; i < FILES; i += 17) {
@@ -316,15 +316,4 @@ static Suite *many_suite(void) {
   return s;
 }
 
-int main(void) {
-  harness_require_sshd();
-  if (harness_sshd_start(&peer, NULL) != 0) return 1;
-  if (sftp_test_workdir(work, sizeof work)) return 1;
-  SRunner *sr = srunner_create(many_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  sftp_test_rm_rf(work);
-  harness_sshd_stop(&peer);
-  return failed ? 1 : 0;
-}
+int main(void) { return sftp_test_main(many_suite(), &peer, NULL, work, sizeof work); }
