@@ -247,8 +247,8 @@ EVSSH_API void evssh_result_free(evssh_result *result);
      failed); EVSSH_ECLOSED when the channel or session ended first.
    - Pointers a callback receives (data, names, attributes) are valid only
      during the callback; paths and buffers passed in are copied.
-   - Inside a callback evssh_sftp_error()/evssh_sftp_status() describe that
-     callback's request; elsewhere, the most recent failure.
+   - evssh_sftp_error()/evssh_sftp_status() describe the most recent
+     failure; inside a failing request's callback, that request's.
    - Callbacks may call any evssh_sftp_* function, evssh_sftp_free included
      (the free then happens when the callback returns). */
 
@@ -292,7 +292,9 @@ EVSSH_API evssh_sftp *evssh_sftp_start_subsystem(evssh_session *s, const char *s
 /* Closes the channel and frees everything: pending requests and transfers
    are dropped without their callbacks, open evssh_sftp_file handles become
    invalid, local files of transfers are closed as they are. NULL ok. Also
-   valid after the session has been freed. */
+   valid after the session has been freed, and from inside the sftp's own
+   callbacks (the free happens when the callback returns) — but not while
+   a blocking call (_wait, start) on this sftp runs further up the stack. */
 EVSSH_API void evssh_sftp_free(evssh_sftp *sftp);
 /* "remote: No such file (/x/y)"; "" when nothing failed yet */
 EVSSH_API const char *evssh_sftp_error(const evssh_sftp *sftp);

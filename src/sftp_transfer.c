@@ -399,6 +399,9 @@ static void on_read_reply(sftp_xfer *x, sftp_req *req, uint8_t type, evssh_reade
   report(x);
 }
 
+/* the request table is near its limit: wait for answers rather than fail */
+static bool pending_full(const evssh_sftp *sftp) { return sftp->pending + 1 >= EVSSH_SFTP_MAX_PENDING; }
+
 static bool download_complete(const sftp_xfer *x) {
   return x->eof_at != UINT64_MAX && x->nholes == 0;
 }
@@ -406,7 +409,7 @@ static bool download_complete(const sftp_xfer *x) {
 static void fill_download(sftp_xfer *x) {
   evssh_sftp *sftp = x->sftp;
   while (!x->status && x->outstanding < x->window && sftp_usable(sftp)) {
-    if (x->outstanding && sftp->inflight + x->block > sftp->inflight_cap) return;
+    if (x->outstanding && (sftp->inflight + x->block > sftp->inflight_cap || pending_full(sftp))) return;
     uint64_t offset;
     uint32_t len;
     bool hole = x->nholes > 0;
@@ -511,7 +514,7 @@ static void fill_upload(sftp_xfer *x) {
   }
   while (!x->status && !x->local_eof && x->outstanding < x->window && x->wr_count < x->wr_cap &&
          sftp_usable(sftp)) {
-    if (x->outstanding && sftp->inflight + x->block > sftp->inflight_cap) return;
+    if (x->outstanding && (sftp->inflight + x->block > sftp->inflight_cap || pending_full(sftp))) return;
     ssize_t n = pread(x->fd, sftp->iobuf, x->block, (off_t)x->next_offset);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
