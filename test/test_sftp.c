@@ -5,7 +5,7 @@
  * from the destination's size, modes and times preserved, progress), many
  * transfers at once on one sftp, the pipeline's ramp and its memory cap,
  * and a download driven from a foreign poll loop. Big transfers:
- * EVSSH_SFTP_TEST_MB each way (default 1024; 256 in the sanitizer build).
+ * EVSSH_SFTP_TEST_MB each way (default 256; 1024 for the issue's 1 GiB).
  * Skips (77) without sshd. */
 #include "test_sftp_util.h"
 
@@ -459,12 +459,12 @@ static void log_done(evssh_sftp *sftp, int status, void *ud) {
 
 static bool until_logged(evssh_session *s, void *ud) { return !((progress_log *)ud)->done; }
 
-/* 1 GiB each way; 256 MiB in the sanitizer build, where it would only
-   test the sanitizers' speed */
+/* 256 MiB each way by default: 1 GiB (EVSSH_SFTP_TEST_MB=1024) takes a
+   minute on a loaded 2-core machine; test/bench/bench_sftp moves 1 GiB
+   each way and compares the copies */
 static uint64_t big_size(void) {
-  const char *mb = getenv("EVSSH_SFTP_TEST_MB"), *san = getenv("EVSSH_SANITIZERS");
-  uint64_t dflt = san && !strcmp(san, "yes") ? 256 : 1024;
-  return (uint64_t)(mb && *mb ? strtoull(mb, NULL, 10) : dflt) << 20;
+  const char *mb = getenv("EVSSH_SFTP_TEST_MB");
+  return (uint64_t)(mb && *mb ? strtoull(mb, NULL, 10) : 256) << 20;
 }
 
 static double now_s(void) {
