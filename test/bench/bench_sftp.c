@@ -11,8 +11,9 @@
  *
  *   bench_sftp [MiB on loopback, default 1024] [MiB at 50 ms, default 1024]
  *              [MiB for net-sftp at 50 ms, default 16]
+ *              [runs on loopback, default 3] [runs at 50 ms, default 1]
  *
- * Timing excludes connecting: evssh, AsyncSSH and net-sftp time the
+ * EVSSH_BENCH_ONLY=evssh runs our client alone. Timing excludes connecting: evssh, AsyncSSH and net-sftp time the
  * transfer alone; OpenSSH's sftp is timed from start to exit and the same
  * run with an empty batch (connect, authenticate, quit) is subtracted, wall
  * and CPU alike (sftp and its ssh child both count). */
@@ -334,58 +335,77 @@ static bool same_file(const char *a, const char *b) {
   return system(cmd) == 0;
 }
 
+/* one client, one direction, checked against the source */
+static figure transfer_once(int c, int port, const char *kh, bool down, const char *from, const char *to) {
+  figure f;
+  unlink(to);
+  switch (c) {
+  case 0:
+    f = ev_transfer(port, kh, down, from, to);
+    break;
+  case 1:
+    f = openssh_transfer(port, kh, down, from, to);
+    break;
+  case 2:
+    f = script_transfer("/usr/bin/python3", "bench_sftp.py", CIPHER, port, kh, down, from, to);
+    break;
+  default:
+    /* net-ssh 7.0.1 has no AES-GCM: its fastest AES, aes128-ctr + its default MAC */
+    f = script_transfer("/usr/bin/ruby", "bench_sftp.rb", "aes128-ctr", port, kh, down, from, to);
+    break;
+  }
+  if (f.ok && !same_file(from, to)) {
+    fprintf(stderr, "%s: %s copy differs\n", names[c], down ? "downloaded" : "uploaded");
+    f.ok = false;
+  }
+  unlink(to);
+  return f;
+}
+
+/* the best of the runs: least wall time; CPU the least seen (contention on
+   a shared machine only ever adds to either) */
+static void keep_best(figure *best, figure f) {
+  if (!f.ok) return;
+  if (!best->ok) {
+    *best = f;
+    return;
+  }
+  if (f.wall < best->wall) best->wall = f.wall;
+  if (f.cpu < best->cpu) best->cpu = f.cpu;
+}
+
+/* evssh and OpenSSH run `reps` times each, alternating, so load that comes
+   and goes on a shared machine falls on both; the slow peers run once */
 static void round_run(const char *title, int port, uint64_t size, uint64_t small_size, bool small_for_ruby,
-                      round_result *r) {
+                      int reps, round_result *r) {
   char kh[600];
   known_hosts_for(port, kh, sizeof kh);
-  char src[600], small[600], down[600], up[600];
+  char src[600], small[600], to[600];
   snprintf(src, sizeof src, "%s/src", work);
   snprintf(small, sizeof small, "%s/src-small", work);
-  printf("%s\n", title);
-  for (int c = 0; c < 4; c++) {
+  snprintf(to, sizeof to, "%s/copy", work);
+  printf("%s (evssh and OpenSSH: best of %d, alternating)\n", title, reps);
+  /* EVSSH_BENCH_ONLY=evssh: our client alone (quick looks at one change) */
+  const char *only = getenv("EVSSH_BENCH_ONLY");
+  int clients = only && !strcmp(only, "evssh") ? 1 : 4;
+  memset(r, 0, sizeof *r);
+  for (int rep = 0; rep < reps; rep++) {
+    for (int c = 0; c < clients && c < 2; c++) {
+      keep_best(&r->down[c], transfer_once(c, port, kh, true, src, to));
+      keep_best(&r->up[c], transfer_once(c, port, kh, false, src, to));
+    }
+  }
+  for (int c = 2; c < clients; c++) {
+    const char *from = small_for_ruby && c == 3 ? small : src;
+    r->down[c] = transfer_once(c, port, kh, true, from, to);
+    r->up[c] = transfer_once(c, port, kh, false, from, to);
+  }
+  for (int c = 0; c < clients; c++) {
     bool use_small = small_for_ruby && c == 3;
-    const char *from = use_small ? small : src;
-    uint64_t bytes = use_small ? small_size : size;
-    snprintf(down, sizeof down, "%s/down-%d", work, c);
-    snprintf(up, sizeof up, "%s/up-%d", work, c);
-    unlink(down);
-    unlink(up);
-    figure d, u;
-    switch (c) {
-    case 0:
-      d = ev_transfer(port, kh, true, from, down);
-      u = ev_transfer(port, kh, false, from, up);
-      break;
-    case 1:
-      d = openssh_transfer(port, kh, true, from, down);
-      u = openssh_transfer(port, kh, false, from, up);
-      break;
-    case 2:
-      d = script_transfer("/usr/bin/python3", "bench_sftp.py", CIPHER, port, kh, true, from, down);
-      u = script_transfer("/usr/bin/python3", "bench_sftp.py", CIPHER, port, kh, false, from, up);
-      break;
-    default:
-      /* net-ssh 7.0.1 has no AES-GCM: its fastest AES, aes128-ctr + its default MAC */
-      d = script_transfer("/usr/bin/ruby", "bench_sftp.rb", "aes128-ctr", port, kh, true, from, down);
-      u = script_transfer("/usr/bin/ruby", "bench_sftp.rb", "aes128-ctr", port, kh, false, from, up);
-      break;
-    }
-    if (d.ok && !same_file(from, down)) {
-      fprintf(stderr, "%s: downloaded copy differs\n", names[c]);
-      d.ok = false;
-    }
-    if (u.ok && !same_file(from, up)) {
-      fprintf(stderr, "%s: uploaded copy differs\n", names[c]);
-      u.ok = false;
-    }
-    unlink(down);
-    unlink(up);
+    r->bytes[c] = use_small ? small_size : size;
     char who[64];
     snprintf(who, sizeof who, "%s%s", names[c], use_small ? "*" : "");
-    print_row(who, bytes, d, u);
-    r->down[c] = d;
-    r->up[c] = u;
-    r->bytes[c] = bytes;
+    print_row(who, r->bytes[c], r->down[c], r->up[c]);
   }
   printf("  (net-sftp with aes128-ctr: net-ssh 7.0.1 has no AES-GCM)\n");
   if (small_for_ruby) printf("  * net-sftp moved %llu MiB here (at its speed the full size takes too long)\n",
@@ -418,6 +438,9 @@ int main(int argc, char **argv) {
   uint64_t size = (argc > 1 ? strtoull(argv[1], NULL, 10) : 1024) << 20;
   uint64_t rtt_size = (argc > 2 ? strtoull(argv[2], NULL, 10) : 1024) << 20;
   uint64_t ruby_rtt_size = (argc > 3 ? strtoull(argv[3], NULL, 10) : 16) << 20;
+  int reps = argc > 4 ? atoi(argv[4]) : 3, rtt_reps = argc > 5 ? atoi(argv[5]) : 1;
+  if (reps < 1) reps = 1;
+  if (rtt_reps < 1) rtt_reps = 1;
   const char *sd = getenv("EVSSH_SRCDIR");
   snprintf(srcdir, sizeof srcdir, "%s", sd && *sd ? sd : ".");
   harness_require_sshd();
@@ -436,7 +459,7 @@ int main(int argc, char **argv) {
   char title[128];
   if (size) {
     snprintf(title, sizeof title, "loopback, %llu MiB each way:", (unsigned long long)(size >> 20));
-    round_run(title, sshd.port, size, size, false, &lo);
+    round_run(title, sshd.port, size, size, false, reps, &lo);
     ratios("loopback", &lo);
   }
 
@@ -446,7 +469,7 @@ int main(int argc, char **argv) {
     pid_t relay = relay_start(sshd.port, 0.025, &rport);
     snprintf(title, sizeof title, "50 ms RTT (userspace relay, 25 ms each way), %llu MiB each way:",
              (unsigned long long)(rtt_size >> 20));
-    round_run(title, rport, rtt_size, ruby_rtt_size, true, &far);
+    round_run(title, rport, rtt_size, ruby_rtt_size, true, rtt_reps, &far);
     ratios("50ms", &far);
     kill(relay, SIGKILL);
     waitpid(relay, NULL, 0);
