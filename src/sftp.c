@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Arriving in the channel API (the "rebuild" branch). Referenced weakly so
    this file builds before that lands and uses it as soon as it does; the
@@ -725,7 +726,9 @@ evssh_sftp *evssh_sftp_start_subsystem(evssh_session *s, const char *subsystem, 
                evssh_session_closed(s) ? evssh_session_error(s) : "sftp: could not open a channel");
     return NULL;
   }
-  rc = sftp_wait(sftp, &w.done);
+  /* a server that takes the subsystem and never answers must not hang
+     us: the same bound as the connect phases' default */
+  rc = sftp_wait(sftp, &w.done, SFTP_START_TIMEOUT_MS);
   if (!w.done || w.status) {
     fill_error(err, w.done ? w.status : rc, sftp->error);
     evssh_sftp_free(sftp);
@@ -742,17 +745,33 @@ evssh_sftp *evssh_sftp_start(evssh_session *s, evssh_error *err) {
   return evssh_sftp_start_subsystem(s, "sftp", err);
 }
 
-int sftp_wait(evssh_sftp *sftp, const bool *done) {
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int sftp_wait(evssh_sftp *sftp, const bool *done, int timeout_ms) {
   if (*done) return EVSSH_OK;
   evssh_session *s = sftp->session;
   if (!s) return EVSSH_ECLOSED;
-  int rc = evssh_session_loop(s, -1, until_done, (void *)done);
+  int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  int rc = 1;
+  while (!*done && rc > 0) {
+    int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+    if (deadline >= 0 && left <= 0) break;
+    rc = evssh_session_process(s, left < 0 || left > 1000 ? 1000 : (int)left, until_done, (void *)done);
+  }
   if (!*done) {
-    /* the loop gave up with our work still pending (it fails every channel
-       when the session dies, so this is a loop error): end it here so no
-       callback outlives the caller's frame */
-    sftp_fail(sftp, rc < 0 ? rc : EVSSH_ECLOSED, "sftp: the session's loop stopped: %s",
-              evssh_strerror(rc < 0 ? rc : EVSSH_ECLOSED));
+    /* given up with our work still pending (the loop fails every channel
+       when the session dies, so this is a deadline or a loop error): end
+       it here so no callback outlives the caller's frame */
+    if (rc > 0)
+      sftp_fail(sftp, EVSSH_ETIMEOUT, "sftp: no answer from the server within %d s", timeout_ms / 1000);
+    else
+      sftp_fail(sftp, rc < 0 ? rc : EVSSH_ECLOSED, "sftp: the session's loop stopped: %s",
+                evssh_strerror(rc < 0 ? rc : EVSSH_ECLOSED));
+    return rc > 0 ? EVSSH_ETIMEOUT : rc < 0 ? rc : EVSSH_ECLOSED;
   }
   return rc < 0 ? rc : EVSSH_OK;
 }

@@ -37,6 +37,9 @@ enum {
 #define SFTP_DEFAULT_INFLIGHT (16u * 1024u * 1024u)
 #define SFTP_DEFAULT_WINDOW (16u * 1024u * 1024u)
 #define SFTP_ERROR_MAX 1024
+#ifndef SFTP_START_TIMEOUT_MS
+#define SFTP_START_TIMEOUT_MS 60000
+#endif
 
 typedef struct sftp_req sftp_req;
 typedef struct sftp_xfer sftp_xfer;
@@ -190,8 +193,9 @@ void sftp_file_ref(sftp_req *req, evssh_sftp_file *f);
 void sftp_file_unref(evssh_sftp_file *f);
 /* the handle body (string) of a HANDLE reply into a new file object */
 int sftp_read_handle(evssh_sftp *sftp, sftp_req *req, evssh_reader *body, evssh_sftp_file **out);
-/* blocking helper for the _wait calls: run the session's loop until *done */
-int sftp_wait(evssh_sftp *sftp, const bool *done);
+/* blocking helper for the _wait calls: run the session's loop until *done,
+   or fail the sftp (ETIMEOUT) after timeout_ms (-1: no limit) */
+int sftp_wait(evssh_sftp *sftp, const bool *done, int timeout_ms);
 /* EVSSH_OK when a _wait call may run the loop (not inside a callback) */
 int sftp_wait_check(evssh_sftp *sftp);
 /* an evssh_sftp_file the caller passed belongs to this sftp and is usable */

@@ -983,7 +983,7 @@ static int transfer_wait(evssh_sftp *sftp, bool upload, const char *local, const
   memset(&w, 0, sizeof w);
   rc = transfer(sftp, upload, local, remote, offset, flags, NULL, wait_done, &w);
   if (rc) return rc;
-  sftp_wait(sftp, &w.done);
+  sftp_wait(sftp, &w.done, -1);
   /* other work on the loop may have failed meanwhile: ours is the result */
   memcpy(sftp->error, w.error, sizeof sftp->error);
   sftp->status_code = w.fx;

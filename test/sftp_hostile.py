@@ -12,6 +12,7 @@
 #   too-much   DATA longer than the READ asked for
 #   banner     text on stdout before the VERSION (a chatty login script)
 #   version2   VERSION 2
+#   silent     reads everything, answers nothing (not even VERSION)
 #   reorder    a correct server that answers READs in reverse order, in
 #              batches, and returns every third READ short (the client
 #              must reassemble by offset and ask again for the rest)
@@ -67,6 +68,10 @@ def main():
     ptype, _ = packet()
     if ptype != 1:
         sys.exit(1)
+    if mode == "silent":
+        while inp.read(65536):
+            pass
+        return
     if mode == "banner":
         out.write(b"Welcome to the machine!\n")
         out.flush()

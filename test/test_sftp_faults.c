@@ -6,7 +6,7 @@
  * stays a correct prefix, the message gives the byte count, a resume over
  * a new connection completes it), a scripted SFTP server run
  * by sshd as a subsystem (test/sftp_hostile.py: oversized, malformed and
- * misaddressed replies, a banner before VERSION, version 2, and a correct
+ * misaddressed replies, a banner before VERSION, version 2, one that never answers, and a correct
  * server that reorders and shortens its answers), a subsystem that is not
  * configured (sshd and the embedded server), and the subsystem given as a
  * command. Skips (77) without sshd. */
@@ -15,6 +15,7 @@
 #include <libgen.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <time.h>
 
 static harness_peer peer;
 static char work[256];
@@ -361,6 +362,49 @@ END_TEST
 START_TEST(test_hostile_version2) { expect_proto_error("version2", true, "SFTP version 2"); }
 END_TEST
 
+/* a server that never answers: not ready, requests refused, freeing it
+   then is clean and the session goes on; evssh_sftp_start gives up */
+static void never_ready(evssh_sftp *sftp, int status, void *ud) { *(int *)ud = status; }
+static bool for_two_seconds(evssh_session *s, void *ud) {
+  struct timespec *t0 = ud, now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec - t0->tv_sec < 2;
+}
+
+START_TEST(test_silent_server) {
+  evssh_session *s = sftp_test_connect(&peer, NULL);
+  int status = 1;
+  evssh_sftp *sftp = evssh_sftp_open_subsystem(s, "hostile-silent", never_ready, &status);
+  ck_assert_ptr_nonnull(sftp);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  evssh_session_loop(s, 200, for_two_seconds, &t0);
+  ck_assert_int_eq(status, 1);
+  ck_assert(!evssh_sftp_ready(sftp));
+  sftp_test_wait w = {0};
+  ck_assert_int_eq(evssh_sftp_stat(sftp, "/", sftp_test_attrs_cb, &w), EVSSH_ECLOSED);
+  evssh_sftp_free(sftp);
+  evssh_result res;
+  ck_assert_int_eq(evssh_session_exec_wait(s, "echo alive", &res), 0);
+  ck_assert_str_eq(res.out, "alive\n");
+  evssh_result_free(&res);
+
+  /* the blocking start gives up with ETIMEOUT at its 60 s bound: a minute
+     more than the suite should spend, so only when asked */
+  if (getenv("EVSSH_SFTP_SLOW_TESTS")) {
+    evssh_error err;
+    ck_assert_ptr_null(evssh_sftp_start_subsystem(s, "hostile-silent", &err));
+    ck_assert_int_eq(err.code, EVSSH_ETIMEOUT);
+    ck_assert_msg(strstr(err.message, "no answer from the server within 60 s"), "%s", err.message);
+    ck_assert_int_eq(evssh_session_exec_wait(s, "echo alive", &res), 0);
+    evssh_result_free(&res);
+  } else {
+    fprintf(stderr, "SKIP blocking half of test_silent_server (60 s): set EVSSH_SFTP_SLOW_TESTS=1\n");
+  }
+  evssh_session_free(s);
+}
+END_TEST
+
 START_TEST(test_reordered_and_short_replies) {
   evssh_session *s = sftp_test_connect(&peer, NULL);
   int status;
@@ -449,6 +493,7 @@ static Suite *faults_suite(void) {
   tcase_add_test(tc, test_hostile_too_much_data);
   tcase_add_test(tc, test_hostile_banner);
   tcase_add_test(tc, test_hostile_version2);
+  tcase_add_test(tc, test_silent_server);
   tcase_add_test(tc, test_reordered_and_short_replies);
   tcase_add_test(tc, test_subsystem_not_configured);
   tcase_add_test(tc, test_subsystem_as_command);
@@ -467,7 +512,8 @@ int main(void) {
     printf("SKIP: /usr/bin/python3 runs the scripted SFTP server\n");
     return HARNESS_SKIP;
   }
-  const char *modes[] = {"oversize", "malformed", "unknown-id", "type0", "too-much", "banner", "version2", "reorder"};
+  const char *modes[] = {"oversize", "malformed", "unknown-id", "type0", "too-much", "banner", "version2", "silent",
+                         "reorder"};
   char extra[8192] = "";
   for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
     size_t n = strlen(extra);
