@@ -33,30 +33,34 @@
 
 /* ------------------------------------------------------------- patterns */
 
+static bool same_char(unsigned char a, unsigned char b, bool fold) {
+  return fold ? tolower(a) == tolower(b) : a == b;
+}
+
+/* * and ? matching without recursion: on a mismatch only the last * is
+   retried one character further on, so the cost is at most the product of
+   the two lengths, however many stars the pattern has (the recursive form
+   backtracks exponentially: *a*a*a*a*a*a*a*a*b). */
 static bool match_pattern_impl(const char *s, const char *p, bool fold) {
-  for (;;) {
-    if (*p == '\0')
-      return *s == '\0';
+  const char *star = NULL, *resume = NULL;
+  while (*s) {
     if (*p == '*') {
-      while (*p == '*')
-        p++;
-      if (*p == '\0')
-        return true;
-      for (; *s; s++)
-        if (match_pattern_impl(s, p, fold))
-          return true;
+      while (*p == '*') p++;
+      if (!*p) return true;
+      star = p;
+      resume = s;
+    } else if (*p && (*p == '?' || same_char((unsigned char)*s, (unsigned char)*p, fold))) {
+      s++;
+      p++;
+    } else if (star) {
+      p = star;
+      s = ++resume;
+    } else {
       return false;
     }
-    if (*s == '\0')
-      return false;
-    if (*p != '?') {
-      unsigned char a = (unsigned char)*s, b = (unsigned char)*p;
-      if (fold ? tolower(a) != tolower(b) : a != b)
-        return false;
-    }
-    s++;
-    p++;
   }
+  while (*p == '*') p++;
+  return *p == '\0';
 }
 
 bool evssh_config_match_pattern(const char *s, const char *pattern) {
@@ -154,11 +158,15 @@ int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
       evssh_errorf(err, errlen, "out of memory");
     return rc;
   }
-  if (k == K_PROXYCOMMAND)
-    cfg_slot_clear(&c->explicit_opt[K_PROXYJUMP]);
-  else if (k == K_PROXYJUMP)
-    cfg_slot_clear(&c->explicit_opt[K_PROXYCOMMAND]);
-  rc = cfg_store_value(c->explicit_opt, k, canon, &items, false);
+  /* first value wins, as for ssh -o; ProxyCommand and ProxyJump are one
+     setting (whichever came first) */
+  if ((k == K_PROXYCOMMAND || k == K_PROXYJUMP) &&
+      (c->explicit_opt[K_PROXYCOMMAND].set || c->explicit_opt[K_PROXYJUMP].set)) {
+    free(canon);
+    cfg_strlist_free(&items);
+    return EVSSH_OK;
+  }
+  rc = cfg_store_value(c->explicit_opt, k, canon, &items, true);
   if (rc == EVSSH_OK && c->finalized)
     clear_derived(c);   /* stale until the next finalize */
   return rc;
