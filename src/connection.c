@@ -140,6 +140,7 @@ struct evssh_conn {
   uint64_t owed_serial;
   registry global_handlers, open_handlers;
 
+  uint64_t moved;               /* channel data bytes handed to the transport */
   int alive_interval_s, alive_count_max;
   int64_t last_received_ms, last_probe_ms;
   int probes_unanswered;
@@ -458,6 +459,7 @@ static int send_chunks(evssh_channel *ch, bool extended, uint32_t ext_type, cons
     rc = end_or_abort(c, rc);
     if (rc) break;
     ch->remote_window -= (uint32_t)n;
+    c->moved += n;
     done += n;
   }
   *sent = done;
@@ -1363,6 +1365,8 @@ void conn_run_on_process(evssh_conn *c) {
     if (ch && ch->state == CHAN_OPEN && ch->on_process) ch->on_process(ch, ch->on_process_ud);
   }
 }
+
+uint64_t conn_moved(const evssh_conn *c) { return c ? c->moved : 0; }
 
 bool conn_has_on_process(const evssh_conn *c) {
   for (size_t i = 0; usable(c) && i < c->table_size; i++) {

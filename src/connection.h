@@ -52,6 +52,8 @@ int  conn_flush(evssh_conn *c);
 /* true while queued data could move into the transport now */
 bool conn_has_work(const evssh_conn *c);
 bool conn_busy(const evssh_conn *c, bool include_invisible);
+/* channel data bytes handed to the transport so far */
+uint64_t conn_moved(const evssh_conn *c);
 /* an open channel has an on_process callback */
 bool conn_has_on_process(const evssh_conn *c);
 /* graceful close: CLOSE on every channel; true once all are closed */

@@ -126,6 +126,7 @@ struct evssh_session {
   size_t nspares;
 
   int depth;                    /* iterations and callbacks on the stack */
+  bool again;                   /* on_process moved data: iterate without sleeping */
   size_t exec_limit;
   void *multi;
   void (*multi_detach)(void *multi, evssh_session *s);
@@ -639,7 +640,7 @@ static int ms_until(int64_t when) {
 
 int evssh_session_timeout(const evssh_session *s) {
   if (!s || s->state == SESSION_CLOSED || s->state == SESSION_NEW) return -1;
-  if (s->inbox_head || (s->state == SESSION_AUTH && !s->auth)) return 0;
+  if (s->inbox_head || s->again || (s->state == SESSION_AUTH && !s->auth)) return 0;
   int t = -1;
   if (via_connector(s)) t = connector_timeout_ms(s->connector);
   if (s->transport) t = min_timeout(t, transport_timeout_ms(s->transport));
@@ -745,11 +746,18 @@ static int session_result(const evssh_session *s) {
 }
 
 static int iterate(evssh_session *s, int revents) {
+  s->again = false;
   int rc = step_io(s, revents);
   if (rc >= 0 && s->state == SESSION_AUTH && !s->auth) rc = start_auth(s);
   if (rc >= 0) rc = inbox_dispatch(s);
+  uint64_t moved = conn_moved(s->conn);
   if (rc >= 0 && s->state == SESSION_READY) conn_run_on_process(s->conn);
   if (rc >= 0 && s->state != SESSION_CLOSED) rc = step_flush(s);
+  /* a producer in on_process (net-scp's upload) made progress toward the
+     wire: it may have more, and nothing from the peer will wake us for it,
+     so the next iteration comes without sleeping, as Net::SSH's select on
+     its pending output does */
+  if (s->state == SESSION_READY && conn_moved(s->conn) != moved && conn_has_on_process(s->conn)) s->again = true;
   if (rc >= 0 && s->state != SESSION_CLOSED) rc = step_timers(s);
   return rc;
 }

@@ -1605,6 +1605,381 @@ START_TEST(test_on_process_feeds_data) {
 }
 END_TEST
 
+/* ------------------------------------------- hostile peers (issue 15) */
+
+static int feed_request(uint32_t local, const char *type, bool want, const void *extra, size_t n) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, local);
+  evssh_buf_put_cstring(&b, type);
+  evssh_buf_put_bool(&b, want);
+  if (n) buf_append(&b, extra, n);
+  int rc = feed(SSH_MSG_CHANNEL_REQUEST, &b);
+  buf_release(&b);
+  return rc;
+}
+
+/* Only OPEN_CONFIRMATION / OPEN_FAILURE may come for a channel still
+   opening; anything else is EPROTO naming the message and the channel, and
+   nothing is answered to the unknown remote number. */
+START_TEST(test_unconfirmed_channel_messages_refused) {
+  static const struct { uint8_t msg; const char *name; } msgs[] = {
+    {SSH_MSG_CHANNEL_DATA, "CHANNEL_DATA"}, {SSH_MSG_CHANNEL_EXTENDED_DATA, "CHANNEL_EXTENDED_DATA"},
+    {SSH_MSG_CHANNEL_EOF, "CHANNEL_EOF"}, {SSH_MSG_CHANNEL_CLOSE, "CHANNEL_CLOSE"},
+    {SSH_MSG_CHANNEL_WINDOW_ADJUST, "CHANNEL_WINDOW_ADJUST"}, {SSH_MSG_CHANNEL_REQUEST, "CHANNEL_REQUEST"},
+    {SSH_MSG_CHANNEL_SUCCESS, "CHANNEL_SUCCESS"}, {SSH_MSG_CHANNEL_FAILURE, "CHANNEL_FAILURE"},
+  };
+  for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+    teardown();
+    setup();
+    events[0] = 0;
+    evssh_channel *ch = evssh_session_open_channel(S, rec_open, NULL);
+    evssh_channel_on_data(ch, rec_data, NULL);
+    evssh_channel_on_close(ch, rec_close, NULL);
+    evssh_channel_on_request(ch, "exit-status", rec_exit, NULL);
+    packet_free(sent_pop());   /* the CHANNEL_OPEN */
+    evssh_buf b = EVSSH_BUF_INIT;
+    evssh_buf_put_u32(&b, evssh_channel_id(ch));
+    if (msgs[i].msg == SSH_MSG_CHANNEL_EXTENDED_DATA) evssh_buf_put_u32(&b, 1);
+    if (msgs[i].msg == SSH_MSG_CHANNEL_DATA || msgs[i].msg == SSH_MSG_CHANNEL_EXTENDED_DATA)
+      evssh_buf_put_cstring(&b, "x");
+    if (msgs[i].msg == SSH_MSG_CHANNEL_WINDOW_ADJUST) evssh_buf_put_u32(&b, 100);
+    if (msgs[i].msg == SSH_MSG_CHANNEL_REQUEST) {
+      evssh_buf_put_cstring(&b, "exit-status");
+      evssh_buf_put_bool(&b, true);
+      evssh_buf_put_u32(&b, 3);
+    }
+    ck_assert_int_eq(feed(msgs[i].msg, &b), EVSSH_EPROTO);
+    buf_release(&b);
+    ck_assert_msg(strstr(last_error, msgs[i].name) && strstr(last_error, "channel 0") &&
+                  strstr(last_error, "not confirmed"), "%s: %s", msgs[i].name, last_error);
+    /* no callback ran for it, nothing went to remote channel 0 */
+    ck_assert_msg(strstr(events, "data") == NULL && strstr(events, "exit") == NULL, "%s: %s", msgs[i].name, events);
+    ck_assert_ptr_null(fake_t.sent.head);
+  }
+}
+END_TEST
+
+START_TEST(test_data_over_max_packet_is_eproto) {
+  evssh_channel *ch = open_confirmed(9, 1000, 32768);
+  static char blob[CONN_MAX_PACKET + 1];
+  ck_assert_int_eq(feed_data(evssh_channel_id(ch), blob, CONN_MAX_PACKET), 0);
+  ck_assert_int_eq(feed_data(evssh_channel_id(ch), blob, CONN_MAX_PACKET + 1), EVSSH_EPROTO);
+  ck_assert_ptr_nonnull(strstr(last_error, "maximum packet"));
+}
+END_TEST
+
+static void pause_in_data(evssh_channel *ch, const char *d, size_t n, void *ud) {
+  *(size_t *)ud += n;
+  evssh_channel_pause(ch, true);   /* the consumer is full */
+}
+
+/* The window is granted only for data the program took: not while paused
+   (even past half the window), and back in one adjust on resume. */
+START_TEST(test_window_granted_as_consumed) {
+  evssh_channel *ch = open_confirmed(9, 1000, 32768);
+  size_t got = 0;
+  evssh_channel_on_data(ch, pause_in_data, &got);
+  uint32_t id = evssh_channel_id(ch);
+  ck_assert_int_eq(feed_bulk(id, 3u * 1024 * 1024), 0);
+  ck_assert_uint_eq(got, 3u * 1024 * 1024);
+  ck_assert(evssh_channel_paused(ch));
+  ck_assert_ptr_null(fake_t.sent.head);   /* nothing granted while paused */
+  ck_assert_uint_eq(evssh_channel_receive_window(ch), CONN_WINDOW_SIZE - 3u * 1024 * 1024);
+  ck_assert_int_eq(evssh_channel_pause(ch, false), 0);
+  packet *p = sent_pop();
+  evssh_reader r = sent_expect(p, SSH_MSG_CHANNEL_WINDOW_ADJUST);
+  uint32_t rid, add;
+  ck_assert_int_eq(evssh_read_u32(&r, &rid), 0);
+  ck_assert_int_eq(evssh_read_u32(&r, &add), 0);
+  ck_assert_uint_eq(add, 3u * 1024 * 1024);
+  packet_free(p);
+  ck_assert_uint_eq(evssh_channel_receive_window(ch), CONN_WINDOW_SIZE);
+  /* a grant that cannot be built is not counted as given */
+  ck_assert_int_eq(evssh_channel_pause(ch, true), 0);
+  ck_assert_int_eq(feed_bulk(id, 3u * 1024 * 1024), 0);
+  fake_t.failed = 1;
+  ck_assert_int_ne(evssh_channel_pause(ch, false), 0);
+  ck_assert_uint_eq(evssh_channel_receive_window(ch), CONN_WINDOW_SIZE - 3u * 1024 * 1024);
+  fake_t.failed = 0;
+}
+END_TEST
+
+/* Our receive window per channel: set before confirmation it is granted
+   right after it; grown later it is granted at once; shrunk, it only grants
+   less from then on. */
+START_TEST(test_set_receive_window) {
+  evssh_channel *ch = evssh_session_open_channel(S, NULL, NULL);
+  packet_free(sent_pop());
+  ck_assert_int_eq(evssh_channel_set_receive_window(ch, 16u * 1024 * 1024), 0);
+  ck_assert_ptr_null(fake_t.sent.head);
+  ck_assert_int_eq(feed_confirm(evssh_channel_id(ch), 5, 1000, 32768), 0);
+  packet *p = sent_pop();
+  evssh_reader r = sent_expect(p, SSH_MSG_CHANNEL_WINDOW_ADJUST);
+  uint32_t rid, add;
+  ck_assert_int_eq(evssh_read_u32(&r, &rid), 0);
+  ck_assert_int_eq(evssh_read_u32(&r, &add), 0);
+  ck_assert_uint_eq(rid, 5);
+  ck_assert_uint_eq(add, 12u * 1024 * 1024);
+  packet_free(p);
+  ck_assert_int_eq(evssh_channel_set_receive_window(ch, 32u * 1024 * 1024), 0);
+  p = sent_pop();
+  r = sent_expect(p, SSH_MSG_CHANNEL_WINDOW_ADJUST);
+  ck_assert_int_eq(evssh_read_u32(&r, &rid), 0);
+  ck_assert_int_eq(evssh_read_u32(&r, &add), 0);
+  ck_assert_uint_eq(add, 16u * 1024 * 1024);
+  packet_free(p);
+  ck_assert_int_eq(evssh_channel_set_receive_window(ch, 1024 * 1024), 0);
+  ck_assert_ptr_null(fake_t.sent.head);
+  ck_assert_int_eq(evssh_channel_set_receive_window(ch, 0), EVSSH_EINVAL);
+}
+END_TEST
+
+static void count_drain(evssh_channel *ch, void *ud) { (*(int *)ud)++; }
+
+/* The send cap: a call that finds the queue at or over it queues nothing
+   and says EVSSH_EAGAIN; on_drain tells when to go on. */
+START_TEST(test_send_limit_and_drain) {
+  evssh_channel *ch = open_confirmed(7, 0, 32768);   /* the peer gives no window yet */
+  ck_assert_int_eq(evssh_channel_set_send_limit(ch, 1000), 0);
+  static char chunk[600];
+  ck_assert_int_eq(evssh_channel_send_data(ch, chunk, sizeof chunk), 0);
+  ck_assert_int_eq(evssh_channel_send_data(ch, chunk, sizeof chunk), 0);   /* below the cap: taken whole */
+  ck_assert_uint_eq(evssh_channel_pending(ch), 1200);
+  ck_assert_int_eq(evssh_channel_send_data(ch, chunk, 1), EVSSH_EAGAIN);
+  ck_assert_int_eq(evssh_channel_send_extended_data(ch, 1, chunk, 1), EVSSH_EAGAIN);
+  ck_assert_uint_eq(evssh_channel_pending(ch), 1200);
+  int drains = 0;
+  evssh_channel_on_drain(ch, 0, count_drain, &drains);
+  ck_assert_int_eq(conn_flush(S->conn), 0);
+  ck_assert_int_eq(drains, 0);
+  /* the peer opens its window: the queue drains, on_drain runs once */
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_u32(&b, evssh_channel_id(ch));
+  evssh_buf_put_u32(&b, 5000);
+  ck_assert_int_eq(feed(SSH_MSG_CHANNEL_WINDOW_ADJUST, &b), 0);
+  buf_release(&b);
+  ck_assert_uint_eq(evssh_channel_pending(ch), 0);
+  ck_assert(conn_has_work(S->conn));   /* the drain callback is due */
+  ck_assert_int_eq(conn_flush(S->conn), 0);
+  ck_assert_int_eq(drains, 1);
+  ck_assert_int_eq(conn_flush(S->conn), 0);
+  ck_assert_int_eq(drains, 1);
+  ck_assert_int_eq(evssh_channel_send_data(ch, chunk, sizeof chunk), 0);   /* the window takes it */
+  ck_assert_int_eq(conn_flush(S->conn), 0);
+  ck_assert_int_eq(drains, 1);   /* never rose above low water: not re-armed */
+}
+END_TEST
+
+static int exit_reports;
+static uint32_t last_exit;
+static int count_exit(evssh_channel *ch, const char *type, evssh_reader *d, bool want, void *ud) {
+  exit_reports++;
+  ck_assert_int_eq(evssh_read_u32(d, &last_exit), 0);
+  ck_assert_uint_eq(d->left, 0);   /* held without trailing bytes */
+  return EVSSH_REPLY_SUCCESS;
+}
+
+/* A flood of exit-status requests before EOF keeps only the latest. */
+START_TEST(test_exit_status_flood_keeps_latest) {
+  evssh_channel *ch = open_confirmed(4, 1000, 1000);
+  exit_reports = 0;
+  evssh_channel_on_request(ch, "exit-status", count_exit, NULL);
+  static unsigned char body[4 + 32768];
+  for (uint32_t i = 0; i < 2000; i++) {
+    put_u32(body, i);
+    ck_assert_int_eq(feed_request(evssh_channel_id(ch), "exit-status", false, body, sizeof body), 0);
+  }
+  int st = -1;
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &st), 0);
+  ck_assert_int_eq(st, 1999);
+  ck_assert_int_eq(exit_reports, 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_EOF, evssh_channel_id(ch)), 0);
+  ck_assert_int_eq(exit_reports, 1);
+  ck_assert_uint_eq(last_exit, 1999);
+}
+END_TEST
+
+static int accept_all(evssh_session *s, evssh_channel *ch, evssh_reader *data, void *ud) { return 0; }
+
+static int feed_peer_open(const char *type, uint32_t sender) {
+  evssh_buf b = EVSSH_BUF_INIT;
+  evssh_buf_put_cstring(&b, type);
+  evssh_buf_put_u32(&b, sender);
+  evssh_buf_put_u32(&b, 1000);
+  evssh_buf_put_u32(&b, 1000);
+  int rc = feed(SSH_MSG_CHANNEL_OPEN, &b);
+  buf_release(&b);
+  return rc;
+}
+
+/* Channels the peer opens are limited (like sshd's MaxSessions): beyond the
+   limit OPEN_FAILURE, resource shortage; a closed one makes room. */
+START_TEST(test_peer_channel_limit) {
+  conn_set_max_peer_channels(S->conn, 2);
+  evssh_session_on_open_channel(S, "forwarded-tcpip", accept_all, NULL);
+  uint32_t local[3];
+  for (uint32_t i = 0; i < 3; i++) {
+    ck_assert_int_eq(feed_peer_open("forwarded-tcpip", 70 + i), 0);
+    packet *p = sent_pop();
+    ck_assert_ptr_nonnull(p);
+    evssh_reader r = reader_of(p->data + 1, p->len - 1);
+    uint32_t v;
+    ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+    ck_assert_uint_eq(v, 70 + i);
+    if (i < 2) {
+      ck_assert_uint_eq(p->data[0], SSH_MSG_CHANNEL_OPEN_CONFIRMATION);
+      ck_assert_int_eq(evssh_read_u32(&r, &local[i]), 0);
+    } else {
+      ck_assert_uint_eq(p->data[0], SSH_MSG_CHANNEL_OPEN_FAILURE);
+      ck_assert_int_eq(evssh_read_u32(&r, &v), 0);
+      ck_assert_uint_eq(v, 4);
+    }
+    packet_free(p);
+  }
+  /* one closes: the next open is taken */
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_CLOSE, local[0]), 0);
+  packet_free(sent_pop());
+  ck_assert_int_eq(feed_peer_open("forwarded-tcpip", 80), 0);
+  packet *p = sent_pop();
+  ck_assert_uint_eq(p->data[0], SSH_MSG_CHANNEL_OPEN_CONFIRMATION);
+  packet_free(p);
+}
+END_TEST
+
+/* exec_wait keeps at most the session's limit of output: past it the
+   command is ended and the error says so. */
+START_TEST(test_exec_wait_output_limit) {
+  S->exec_limit = 10000;
+  peer.keep_seen = true;
+  evssh_result r;
+  ck_assert_int_eq(evssh_session_exec_wait(S, "big 50000", &r), EVSSH_ELIMIT);
+  ck_assert_ptr_null(r.out);
+  ck_assert_ptr_nonnull(strstr(last_error, "limit of 10000 bytes"));
+  bool closed = false;
+  for (packet *p = peer.seen.head; p; p = p->next) closed |= p->data[0] == SSH_MSG_CHANNEL_CLOSE;
+  for (packet *p = fake_t.sent.head; p; p = p->next) closed |= p->data[0] == SSH_MSG_CHANNEL_CLOSE;
+  ck_assert(closed);   /* we ended the command */
+  /* under the limit it works as before */
+  ck_assert_int_eq(evssh_session_exec_wait(S, "big 9000", &r), 0);
+  ck_assert_uint_eq(r.out_len, 9000);
+  evssh_result_free(&r);
+}
+END_TEST
+
+/* ---------------------------------------------- lifetimes and nesting */
+
+static void note_freed(evssh_channel *ch, void *ud) { *(bool *)ud = true; }
+
+/* wait, then read the exit status: the handle lives until the loop is next
+   entered from the outermost level, or longer while held (run under ASan). */
+START_TEST(test_wait_then_exit_status) {
+  bool freed = false;
+  evssh_channel *ch = evssh_session_open_channel(S, NULL, NULL);
+  evssh_channel_on_free(ch, note_freed, &freed);
+  ck_assert_int_eq(evssh_channel_exec(ch, "hello", NULL, NULL), 0);
+  ck_assert_int_eq(evssh_channel_wait(ch), 0);
+  int st = -1;
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &st), 0);
+  ck_assert_int_eq(st, 5);
+  ck_assert(!evssh_channel_active(ch));
+  ck_assert(!freed);
+  evssh_channel_hold(ch);
+  ck_assert_int_eq(evssh_session_process(S, 0, NULL, NULL), 1);
+  ck_assert(!freed);                                   /* held */
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &st), 0);
+  evssh_channel_release(ch);
+  ck_assert(!freed);                                   /* freed at the next entry, not here */
+  ck_assert_int_eq(evssh_session_process(S, 0, NULL, NULL), 1);
+  ck_assert(freed);
+}
+END_TEST
+
+/* Nested loops from every callback kind, three levels deep, with channels
+   opened, closed and retired at each level. */
+typedef struct nest_state {
+  int opened[4], closed[4], ran[4][5];
+} nest_state;
+
+static nest_state nest;
+enum { K_OPEN, K_DATA, K_REQUEST, K_CLOSE, K_LISTEN };
+
+static void nest_level(int level);
+
+static void nest_in(int level, int kind) {
+  if (nest.ran[level][kind]++ || level >= 3) return;
+  nest_level(level + 1);
+  /* and a blocking exec of its own, a channel that comes and goes */
+  evssh_result r;
+  ck_assert_int_eq(evssh_session_exec_wait(S, "x", &r), 0);
+  ck_assert_str_eq(r.out, "out:x");
+  evssh_result_free(&r);
+}
+
+static void nest_open(evssh_channel *ch, void *ud) { nest_in((int)(intptr_t)ud, K_OPEN); }
+static void nest_data(evssh_channel *ch, const char *d, size_t n, void *ud) { nest_in((int)(intptr_t)ud, K_DATA); }
+static int nest_request(evssh_channel *ch, const char *type, evssh_reader *d, bool want, void *ud) {
+  nest_in((int)(intptr_t)ud, K_REQUEST);
+  return EVSSH_REPLY_SUCCESS;
+}
+static void nest_close(evssh_channel *ch, void *ud) {
+  int level = (int)(intptr_t)ud;
+  nest.closed[level]++;
+  nest_in(level, K_CLOSE);
+}
+
+static void nest_level(int level) {
+  nest.opened[level]++;
+  evssh_channel *ch = evssh_session_open_channel(S, nest_open, (void *)(intptr_t)level);
+  ck_assert_ptr_nonnull(ch);
+  evssh_channel_on_data(ch, nest_data, (void *)(intptr_t)level);
+  evssh_channel_on_request(ch, "exit-status", nest_request, (void *)(intptr_t)level);
+  evssh_channel_on_close(ch, nest_close, (void *)(intptr_t)level);
+  ck_assert_int_eq(evssh_channel_exec(ch, "hello", NULL, NULL), 0);
+  ck_assert_int_eq(evssh_channel_wait(ch), 0);
+  int st = -1;
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &st), 0);   /* readable after its wait */
+  ck_assert_int_eq(st, 5);
+}
+
+static void nest_listen(evssh_session *s, int fd, int ready, void *ud) {
+  char c;
+  ck_assert_int_eq(read(fd, &c, 1), 1);
+  evssh_session_stop_listening_to(s, fd);
+  nest_in(0, K_LISTEN);
+}
+
+START_TEST(test_nested_loops_every_callback) {
+  memset(&nest, 0, sizeof nest);
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  ck_assert_int_eq(write(fds[1], "!", 1), 1);
+  ck_assert_int_eq(evssh_session_listen_to(S, fds[0], EVSSH_READ, nest_listen, NULL), 0);
+  nest_level(0);
+  /* the listener's nested run happens in a loop entered from the top */
+  for (int i = 0; i < 10 && !nest.ran[0][K_LISTEN]; i++) evssh_session_process(S, 100, NULL, NULL);
+  for (int kind = K_OPEN; kind <= K_CLOSE; kind++)
+    for (int level = 0; level < 3; level++) ck_assert_msg(nest.ran[level][kind] > 0, "level %d kind %d", level, kind);
+  ck_assert_int_eq(nest.ran[0][K_LISTEN], 1);
+  for (int level = 0; level <= 3; level++) ck_assert_int_eq(nest.opened[level], nest.closed[level]);
+  ck_assert_int_eq(nest.opened[3], 4);   /* one per callback kind of level 2 */
+  ck_assert(!evssh_session_busy(S, true));
+  close(fds[0]);
+  close(fds[1]);
+}
+END_TEST
+
+typedef struct counter { int calls; } counter;
+static void count_process(evssh_channel *ch, void *ud) { ((counter *)ud)->calls++; }
+
+START_TEST(test_on_process_once_per_iteration) {
+  counter c = {0};
+  evssh_channel *ch = open_confirmed(3, 1000, 1000);
+  evssh_channel_on_process(ch, count_process, &c);
+  for (int i = 0; i < 10; i++) ck_assert_int_eq(evssh_session_process(S, 0, NULL, NULL), 1);
+  ck_assert_int_eq(c.calls, 10);
+}
+END_TEST
+
 static Suite *connection_suite(void) {
   Suite *s = suite_create("connection");
   TCase *tc = tcase_create("core");
@@ -1637,6 +2012,17 @@ static Suite *connection_suite(void) {
   tcase_add_test(tc, test_on_process_feeds_data);
   tcase_add_test(tc, test_garbage_from_peer);
   tcase_add_test(tc, test_unknown_message_unimplemented);
+  tcase_add_test(tc, test_unconfirmed_channel_messages_refused);
+  tcase_add_test(tc, test_data_over_max_packet_is_eproto);
+  tcase_add_test(tc, test_window_granted_as_consumed);
+  tcase_add_test(tc, test_set_receive_window);
+  tcase_add_test(tc, test_send_limit_and_drain);
+  tcase_add_test(tc, test_exit_status_flood_keeps_latest);
+  tcase_add_test(tc, test_peer_channel_limit);
+  tcase_add_test(tc, test_exec_wait_output_limit);
+  tcase_add_test(tc, test_wait_then_exit_status);
+  tcase_add_test(tc, test_nested_loops_every_callback);
+  tcase_add_test(tc, test_on_process_once_per_iteration);
   suite_add_tcase(s, tc);
   return s;
 }
