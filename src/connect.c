@@ -60,6 +60,32 @@ static int inherited_options(evssh_config *c, char ***out) {
   return EVSSH_OK;
 }
 
+static void fill_error(evssh_error *err, int code, const char *msg) {
+  if (!err) return;
+  err->code = code;
+  base_copy_elided(err->message, sizeof err->message, msg);
+}
+
+/* One "Keyword=value" of an option list. */
+static int apply_option(evssh_session *s, const char *option) {
+  const char *eq = strchr(option, '=');
+  if (!eq || eq == option || eq - option >= 64) {
+    session_note(s, "option \"%s\" is not Keyword=value", option);
+    return EVSSH_EINVAL;
+  }
+  char kw[64];
+  snprintf(kw, sizeof kw, "%.*s", (int)(eq - option), option);
+  return evssh_session_option(s, kw, eq + 1);
+}
+
+/* The session failed to come up: its message into err, and it is gone. */
+static evssh_session *give_up(evssh_session *s, int rc, evssh_error *err) {
+  const char *m = evssh_session_error(s);
+  fill_error(err, rc, m[0] ? m : evssh_strerror(rc));
+  evssh_session_free(s);
+  return NULL;
+}
+
 /* The jump session to the hop nearest the target (the rest of the list is
    its own ProxyJump), with what it inherits and the callbacks it shares. */
 static int jump_session(evssh_session *s, const char *spec, evssh_session **out, char *err, size_t errlen) {
@@ -86,12 +112,7 @@ static int jump_session(evssh_session *s, const char *spec, evssh_session **out,
     rc = rest ? evssh_session_option(outer, "ProxyJump", rest) : EVSSH_ENOMEM;
     free(rest);
   }
-  for (size_t i = 0; !rc && inherit[i]; i++) {
-    const char *eq = strchr(inherit[i], '=');
-    char kw[64];
-    snprintf(kw, sizeof kw, "%.*s", (int)(eq - inherit[i]), inherit[i]);
-    rc = evssh_session_option(outer, kw, eq + 1);
-  }
+  for (size_t i = 0; !rc && inherit[i]; i++) rc = apply_option(outer, inherit[i]);
   free_list(inherit);
   if (rc) {
     snprintf(err, errlen, "ProxyJump %s: %s", hop, outer ? evssh_session_error(outer) : "out of memory");
@@ -156,11 +177,6 @@ int evssh_session_connect(evssh_session *s) {
   return EVSSH_OK;
 }
 
-static void fill_error(evssh_error *err, int code, const char *msg) {
-  if (!err) return;
-  err->code = code;
-  base_copy_elided(err->message, sizeof err->message, msg);
-}
 
 evssh_session *evssh_session_new_with(const char *host, const char *user, const char *const *options,
                                       evssh_error *err) {
@@ -176,35 +192,13 @@ evssh_session *evssh_session_new_with(const char *host, const char *user, const 
   }
   int rc = EVSSH_OK;
   if (user && *user) rc = evssh_session_option(s, "User", user);
-  for (size_t i = 0; rc == EVSSH_OK && options && options[i]; i++) {
-    const char *eq = strchr(options[i], '=');
-    if (!eq || eq == options[i]) {
-      rc = EVSSH_EINVAL;
-      session_note(s, "option \"%s\" is not Keyword=value", options[i]);
-      break;
-    }
-    char kw[64];
-    snprintf(kw, sizeof kw, "%.*s", (int)(eq - options[i]), options[i]);
-    rc = evssh_session_option(s, kw, eq + 1);
-  }
-  if (rc != EVSSH_OK) {
-    const char *m = evssh_session_error(s);
-    fill_error(err, rc, m[0] ? m : evssh_strerror(rc));
-    evssh_session_free(s);
-    return NULL;
-  }
-  return s;
+  for (size_t i = 0; rc == EVSSH_OK && options && options[i]; i++) rc = apply_option(s, options[i]);
+  return rc == EVSSH_OK ? s : give_up(s, rc, err);
 }
 
 evssh_session *evssh_start(const char *host, const char *user, const char *const *options, evssh_error *err) {
   evssh_session *s = evssh_session_new_with(host, user, options, err);
   if (!s) return NULL;
   int rc = evssh_session_connect(s);
-  if (rc != EVSSH_OK) {
-    const char *m = evssh_session_error(s);
-    fill_error(err, rc, m[0] ? m : evssh_strerror(rc));
-    evssh_session_free(s);
-    return NULL;
-  }
-  return s;
+  return rc == EVSSH_OK ? s : give_up(s, rc, err);
 }

@@ -28,7 +28,8 @@
 /* the jump host must answer our channel open within this, ConnectTimeout
    or not: a target it cannot reach must not hold the session forever */
 #define OPEN_TIMEOUT_MS 60000
-/* read no more from the bridge while this much waits in the jump channel */
+/* read no more from the bridge while this much waits in the jump channel,
+   and pause the channel while this much waits for the bridge */
 #define BRIDGE_HIGH_WATER (1024u * 1024u)
 
 typedef enum { J_CONNECTING, J_OPENING, J_OPEN, J_CLOSED } jump_phase;
@@ -106,6 +107,9 @@ static void flush_to_bridge(jump_pipe *jp) {
     break;
   }
   if (buf_avail(&jp->to_bridge) == 0) buf_compact(&jp->to_bridge);
+  /* the carried transport took some: let the jump host send again */
+  if (jp->ch && evssh_channel_paused(jp->ch) && buf_avail(&jp->to_bridge) < BRIDGE_HIGH_WATER / 2)
+    evssh_channel_pause(jp->ch, false);
   shut_bridge_if_drained(jp);
 }
 
@@ -124,6 +128,8 @@ static void on_channel_data(evssh_channel *ch, const char *data, size_t len, voi
   }
   if (done < len && buf_append(&jp->to_bridge, data + done, len - done) != EVSSH_OK)
     jump_failed(jp, EVSSH_ENOMEM, "ProxyJump via %s: out of memory", evssh_session_host(jp->outer));
+  /* bounded: past the mark the jump channel's window stops being granted */
+  if (buf_avail(&jp->to_bridge) > BRIDGE_HIGH_WATER) evssh_channel_pause(ch, true);
 }
 
 static void on_channel_eof(evssh_channel *ch, void *ud) {
