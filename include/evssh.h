@@ -159,7 +159,8 @@ EVSSH_API size_t evssh_session_exec_limit(const evssh_session *s);
    (sshd's MaxSessions for the other direction; default 1024); beyond it an
    open gets OPEN_FAILURE (4, "too many channels open"). */
 EVSSH_API int evssh_session_set_max_peer_channels(evssh_session *s, size_t max);
-EVSSH_API void evssh_session_set_property(evssh_session *s, const char *key, void *value);
+/* set (value NULL: remove) a property; EVSSH_ENOMEM when it cannot be stored */
+EVSSH_API int evssh_session_set_property(evssh_session *s, const char *key, void *value);
 EVSSH_API void *evssh_session_property(const evssh_session *s, const char *key);
 
 /* ---------------------------------------------------------- the event loop */
@@ -208,7 +209,8 @@ EVSSH_API evssh_channel *evssh_session_open_channel_type(evssh_session *s, const
 
 EVSSH_API void evssh_channel_on_data(evssh_channel *ch, evssh_data_cb cb, void *ud);
 EVSSH_API void evssh_channel_on_extended_data(evssh_channel *ch, evssh_ext_data_cb cb, void *ud);
-EVSSH_API void evssh_channel_on_request(evssh_channel *ch, const char *type, evssh_request_cb cb, void *ud);
+/* registration that can fail (memory) returns EVSSH_ENOMEM; cb NULL removes */
+EVSSH_API int evssh_channel_on_request(evssh_channel *ch, const char *type, evssh_request_cb cb, void *ud);
 EVSSH_API void evssh_channel_on_eof(evssh_channel *ch, evssh_channel_cb cb, void *ud);
 EVSSH_API void evssh_channel_on_close(evssh_channel *ch, evssh_channel_cb cb, void *ud);
 EVSSH_API void evssh_channel_on_process(evssh_channel *ch, evssh_channel_cb cb, void *ud);
@@ -242,7 +244,7 @@ EVSSH_API bool evssh_channel_active(const evssh_channel *ch);
 EVSSH_API bool evssh_channel_eof_received(const evssh_channel *ch);
 EVSSH_API int evssh_channel_exit_status(const evssh_channel *ch, int *status);
 EVSSH_API int evssh_channel_exit_signal(const evssh_channel *ch, const char **signame);
-EVSSH_API void evssh_channel_set_property(evssh_channel *ch, const char *key, void *value);
+EVSSH_API int evssh_channel_set_property(evssh_channel *ch, const char *key, void *value);
 EVSSH_API void *evssh_channel_property(const evssh_channel *ch, const char *key);
 /* true once the open was confirmed (stays true after close) */
 EVSSH_API bool evssh_channel_opened(const evssh_channel *ch);
@@ -297,15 +299,15 @@ EVSSH_API int evssh_session_send_global_request(evssh_session *s, const char *ty
                                                 evssh_global_reply_cb cb, void *ud);
 typedef int (*evssh_global_request_cb)(evssh_session *s, const char *type,
                                        evssh_reader *data, bool want_reply, void *ud);
-EVSSH_API void evssh_session_on_global_request(evssh_session *s, const char *type,
-                                               evssh_global_request_cb cb, void *ud);
+EVSSH_API int evssh_session_on_global_request(evssh_session *s, const char *type,
+                                              evssh_global_request_cb cb, void *ud);
 EVSSH_API int evssh_session_send_global_reply(evssh_session *s, bool success,
                                               const void *extra, size_t len);
 
 typedef int (*evssh_open_channel_cb)(evssh_session *s, evssh_channel *ch,
                                      evssh_reader *data, void *ud);
-EVSSH_API void evssh_session_on_open_channel(evssh_session *s, const char *type,
-                                             evssh_open_channel_cb cb, void *ud);
+EVSSH_API int evssh_session_on_open_channel(evssh_session *s, const char *type,
+                                            evssh_open_channel_cb cb, void *ud);
 
 /* --------------------------------------------------------- exec helpers */
 

@@ -31,7 +31,7 @@ typedef struct auth_key {
   char type[64];
   char *path;                /* NULL for an agent key */
   char *label;               /* for messages: path or agent comment */
-  char outcome[320];         /* what happened to it, for the failure message */
+  char outcome[400];         /* what happened to it, for the failure message */
   bool unqueried;            /* signed at once, without asking the server first */
 } auth_key;
 

@@ -588,9 +588,9 @@ void evssh_channel_on_open_failed(evssh_channel *ch, evssh_open_failed_cb cb, vo
   if (ch) { ch->on_open_failed = cb; ch->on_open_failed_ud = ud; }
 }
 
-void evssh_channel_on_request(evssh_channel *ch, const char *type, evssh_request_cb cb, void *ud) {
-  if (!ch || !type) return;
-  registry_set(&ch->handlers, type, (registry_fn)cb, cb ? ud : NULL);
+int evssh_channel_on_request(evssh_channel *ch, const char *type, evssh_request_cb cb, void *ud) {
+  if (!ch || !type) return EVSSH_EINVAL;
+  return registry_set(&ch->handlers, type, (registry_fn)cb, cb ? ud : NULL);
 }
 
 int evssh_channel_send_request(evssh_channel *ch, const char *type, const void *extra, size_t extra_len,
@@ -712,14 +712,14 @@ int evssh_channel_exit_signal(const evssh_channel *ch, const char **signame) {
   return EVSSH_OK;
 }
 
-void evssh_channel_set_property(evssh_channel *ch, const char *key, void *value) {
-  if (ch && key) registry_set(&ch->properties, key, NULL, value);
+int evssh_channel_set_property(evssh_channel *ch, const char *key, void *value) {
+  if (!ch || !key) return EVSSH_EINVAL;
+  return registry_set(&ch->properties, key, NULL, value);
 }
 
 void *evssh_channel_property(const evssh_channel *ch, const char *key) {
-  if (!ch || !key) return NULL;
-  const registry_entry *e = registry_find(&ch->properties, key, strlen(key));
-  return e ? e->ud : NULL;
+  if (!ch) return NULL;
+  return registry_value(&ch->properties, key);
 }
 
 /* ---------------------------------------------------- public: backpressure */

@@ -44,6 +44,11 @@ const registry_entry *registry_find(const registry *r, const char *key, size_t l
   return NULL;
 }
 
+void *registry_value(const registry *r, const char *key) {
+  const registry_entry *e = key ? registry_find(r, key, strlen(key)) : NULL;
+  return e ? e->ud : NULL;
+}
+
 void registry_clear(registry *r) {
   while (r->head) {
     registry_entry *e = r->head;

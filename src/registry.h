@@ -26,6 +26,8 @@ typedef struct registry { registry_entry *head; } registry;
 int registry_set(registry *r, const char *key, registry_fn fn, void *ud);
 /* Entry for a key given by pointer and length (not NUL-terminated), or NULL. */
 const registry_entry *registry_find(const registry *r, const char *key, size_t len);
+/* the ud of key's entry (a property's value), NULL when none */
+void *registry_value(const registry *r, const char *key);
 void registry_clear(registry *r);
 
 typedef struct ring {

@@ -285,14 +285,14 @@ void evssh_session_set_hostkey_check(evssh_session *s, evssh_hostkey_cb cb, void
   s->hostkey_check_ud = ud;
 }
 
-void evssh_session_set_property(evssh_session *s, const char *key, void *value) {
-  if (s && key) registry_set(&s->properties, key, NULL, value);
+int evssh_session_set_property(evssh_session *s, const char *key, void *value) {
+  if (!s || !key) return EVSSH_EINVAL;
+  return registry_set(&s->properties, key, NULL, value);
 }
 
 void *evssh_session_property(const evssh_session *s, const char *key) {
-  if (!s || !key) return NULL;
-  const registry_entry *e = registry_find(&s->properties, key, strlen(key));
-  return e ? e->ud : NULL;
+  if (!s) return NULL;
+  return registry_value(&s->properties, key);
 }
 
 int evssh_session_set_exec_limit(evssh_session *s, size_t bytes) {
@@ -362,12 +362,15 @@ int session_resolve_options(evssh_session *s, const evssh_options **out) {
    what lets callbacks run nested loops. */
 static int inbox_push(evssh_session *s, uint8_t msg, const evssh_reader *body) {
   size_t len = 1 + body->left;
-  inbox_packet *p = s->spares;
-  if (p && p->cap >= len) {
-    s->spares = p->next;
+  /* a kept packet big enough: no allocation on the data path */
+  inbox_packet **pp = &s->spares;
+  while (*pp && (*pp)->cap < len) pp = &(*pp)->next;
+  inbox_packet *p = *pp;
+  if (p) {
+    *pp = p->next;
     s->nspares--;
   } else {
-    size_t cap = len < INBOX_SPARE_MAX ? INBOX_SPARE_MAX : len;
+    size_t cap = (len + 4095) & ~(size_t)4095;   /* whole pages: one size serves a run of data packets */
     p = malloc(sizeof *p + cap);
     if (!p) return EVSSH_ENOMEM;
     p->cap = cap;
@@ -382,14 +385,29 @@ static int inbox_push(evssh_session *s, uint8_t msg, const evssh_reader *body) {
   return EVSSH_OK;
 }
 
+/* Keep a few packets for reuse, the larger ones when there are too many:
+   a run of data packets then allocates nothing. */
 static void inbox_recycle(evssh_session *s, inbox_packet *p) {
-  if (s->nspares < INBOX_SPARES && p->cap <= INBOX_SPARE_MAX) {
-    p->next = s->spares;
-    s->spares = p;
-    s->nspares++;
-  } else {
+  if (p->cap > INBOX_SPARE_MAX) {
     free(p);
+    return;
   }
+  if (s->nspares == INBOX_SPARES) {
+    inbox_packet **smallest = &s->spares;
+    for (inbox_packet **q = &s->spares; *q; q = &(*q)->next)
+      if ((*q)->cap < (*smallest)->cap) smallest = q;
+    if ((*smallest)->cap >= p->cap) {
+      free(p);
+      return;
+    }
+    inbox_packet *gone = *smallest;
+    *smallest = gone->next;
+    free(gone);
+    s->nspares--;
+  }
+  p->next = s->spares;
+  s->spares = p;
+  s->nspares++;
 }
 
 static void inbox_free(evssh_session *s) {
@@ -772,7 +790,7 @@ int evssh_session_handle_events(evssh_session *s, int revents) {
     conn_reap(s->conn);
     compact_listeners(s);
   }
-  if (s->state == SESSION_NEW) return EVSSH_OK;
+  if (s->state == SESSION_NEW) return EVSSH_EINVAL;   /* not connecting: nothing to drive */
   if (s->state == SESSION_CLOSED) {
     conn_abort(s->conn, session_result(s));
     return session_result(s);
@@ -870,10 +888,11 @@ int evssh_session_send_global_request(evssh_session *s, const char *type, const 
   return conn_send_global_request(s->conn, type, extra, extra_len, cb, ud);
 }
 
-void evssh_session_on_global_request(evssh_session *s, const char *type, evssh_global_request_cb cb, void *ud) {
+int evssh_session_on_global_request(evssh_session *s, const char *type, evssh_global_request_cb cb, void *ud) {
   /* handlers may be registered before connect: OpenSSH sends
      hostkeys-00@openssh.com right after authentication */
-  if (s && type) conn_on_global_request(s->conn, type, cb, ud);
+  if (!s || !type) return EVSSH_EINVAL;
+  return conn_on_global_request(s->conn, type, cb, ud);
 }
 
 int evssh_session_send_global_reply(evssh_session *s, bool success, const void *extra, size_t len) {
@@ -881,8 +900,9 @@ int evssh_session_send_global_reply(evssh_session *s, bool success, const void *
   return conn_send_global_reply(s->conn, success, extra, len);
 }
 
-void evssh_session_on_open_channel(evssh_session *s, const char *type, evssh_open_channel_cb cb, void *ud) {
-  if (s && type) conn_on_open_channel(s->conn, type, cb, ud);
+int evssh_session_on_open_channel(evssh_session *s, const char *type, evssh_open_channel_cb cb, void *ud) {
+  if (!s || !type) return EVSSH_EINVAL;
+  return conn_on_open_channel(s->conn, type, cb, ud);
 }
 
 bool evssh_session_busy(const evssh_session *s, bool include_invisible) {

@@ -172,14 +172,14 @@ int evssh_session_send_global_request(evssh_session *s, const char *type, const 
                                       evssh_global_reply_cb cb, void *ud) {
   return conn_send_global_request(s->conn, type, extra, len, cb, ud);
 }
-void evssh_session_on_global_request(evssh_session *s, const char *type, evssh_global_request_cb cb, void *ud) {
-  conn_on_global_request(s->conn, type, cb, ud);
+int evssh_session_on_global_request(evssh_session *s, const char *type, evssh_global_request_cb cb, void *ud) {
+  return conn_on_global_request(s->conn, type, cb, ud);
 }
 int evssh_session_send_global_reply(evssh_session *s, bool ok, const void *extra, size_t len) {
   return conn_send_global_reply(s->conn, ok, extra, len);
 }
-void evssh_session_on_open_channel(evssh_session *s, const char *type, evssh_open_channel_cb cb, void *ud) {
-  conn_on_open_channel(s->conn, type, cb, ud);
+int evssh_session_on_open_channel(evssh_session *s, const char *type, evssh_open_channel_cb cb, void *ud) {
+  return conn_on_open_channel(s->conn, type, cb, ud);
 }
 int evssh_session_fd(const evssh_session *s) { return -1; }
 int evssh_session_events(const evssh_session *s) { return 0; }
