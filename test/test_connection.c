@@ -354,7 +354,9 @@ static void peer_exec(peer_channel *pc, const char *cmd, size_t len) {
   }
   if (len >= 4 && memcmp(cmd, "big ", 4) == 0) {
     /* "big N": N bytes of a pattern on stdout */
-    size_t n = strtoul(cmd + 4, NULL, 10);
+    char num[32];
+    snprintf(num, sizeof num, "%.*s", (int)(len - 4), cmd + 4);   /* the packet's string is not NUL-terminated */
+    size_t n = strtoul(num, NULL, 10);
     for (size_t i = 0; i < n; i++) {
       unsigned char c = (unsigned char)(i * 7 + 3);
       buf_append(&pc->backlog, &c, 1);
