@@ -30,7 +30,7 @@ enum {
   EVSSH_ECONNECT = -3,    /* TCP connect / resolve / proxy failed */
   EVSSH_ETIMEOUT = -4,
   EVSSH_EPROTO = -5,      /* peer broke the protocol, bad MAC, oversize packet */
-  EVSSH_EHOSTKEY = -6,    /* host key unknown (strict) or mismatched */
+  EVSSH_EHOSTKEY = -6,    /* host key unknown (strict policy) or refused by the program's check */
   EVSSH_EAUTH = -7,       /* every authentication method failed */
   EVSSH_ECLOSED = -8,     /* session or channel already closed */
   EVSSH_EDISCONNECT = -9, /* peer disconnected */
@@ -38,13 +38,20 @@ enum {
   EVSSH_ENOALGO = -11,    /* no algorithm in common */
   EVSSH_ECHANNEL = -12,   /* channel open refused */
   /* additions (not in the original contract) */
-  EVSSH_EAGAIN = -13      /* internal: would block; never returned by the public API */
+  EVSSH_EAGAIN = -13,     /* would exceed a limit now: evssh_channel_send_data with the send
+                             queue at its cap (evssh_channel_set_send_limit); try after on_drain */
+  EVSSH_EHOSTKEY_CHANGED = -14, /* host key differs from known_hosts, or is revoked */
+  EVSSH_ESFTP = -15,      /* the SFTP server answered with an error status */
+  EVSSH_ELIMIT = -16      /* a size limit was reached (exec_wait output: evssh_session_set_exec_limit) */
 };
 EVSSH_API const char *evssh_strerror(int code);
 
+/* message holds the whole text of the failure, hints at its end included;
+   only a message longer than the array (none the library writes today) is
+   shortened, in its middle, so the end stays. */
 typedef struct evssh_error {
   int code;
-  char message[256];
+  char message[2048];
 } evssh_error;
 
 /* --------------------------------------------------------------- wire data */
@@ -87,6 +94,15 @@ EVSSH_API evssh_session *evssh_start(const char *host, const char *user,
                                      const char *const *options, evssh_error *err);
 
 EVSSH_API evssh_session *evssh_session_new(const char *host); /* host or ssh_config alias */
+/* evssh_session_new plus the options evssh_start takes (user may be NULL),
+   not connected: for evssh_session_connect_async. NULL with err filled
+   when an option is bad. Non-blocking. */
+EVSSH_API evssh_session *evssh_session_new_with(const char *host, const char *user,
+                                                const char *const *options, evssh_error *err);
+/* Any keyword evssh_start takes, ConfigFile included. A keyword given twice
+   keeps its first value, as `ssh -o` does (IdentityFile and SendEnv
+   accumulate); a bad value, an algorithm list naming nothing we support
+   included, is EVSSH_EINVAL here, not at connect. Before connect only. */
 EVSSH_API int evssh_session_option(evssh_session *s, const char *keyword, const char *value);
 /* NULL: ~/.ssh/config (read at connect when this is never called);
    "none": read no config file at all */
@@ -104,17 +120,52 @@ EVSSH_API void evssh_session_set_hostkey_check(evssh_session *s, evssh_hostkey_c
 EVSSH_API int evssh_session_connect(evssh_session *s); /* blocking */
 typedef void (*evssh_session_cb)(evssh_session *s, int status, void *ud);
 EVSSH_API int evssh_session_connect_async(evssh_session *s, evssh_session_cb on_ready, void *ud);
-/* graceful: closes every channel and disconnects; waits a few seconds at
-   most. From inside a callback it returns EVSSH_EBUSY. */
+/* graceful: closes every channel and disconnects; blocking, a few seconds
+   at most. From inside a callback it runs a nested loop. */
 EVSSH_API int evssh_session_close(evssh_session *s);
+/* Start a graceful close and return at once (for foreign loops): CLOSE goes
+   to every channel; the loop (handle_events) finishes it once every channel
+   is closed or after the same few-seconds deadline, then on_closed (may be
+   NULL) runs with EVSSH_OK, or EVSSH_ETIMEOUT when the deadline ended it,
+   or the session's error if it failed meanwhile. A session not yet ready
+   ends at once. EVSSH_EBUSY while a close is under way. */
+EVSSH_API int evssh_session_close_async(evssh_session *s, evssh_session_cb on_closed, void *ud);
 /* hard shutdown if needed, then free; NULL ok. Every open channel gets its
-   on_close first. Never call it from one of the session's own callbacks
-   (the object is in use up the stack): close there, free after the loop. */
+   on_close first; every channel handle, held or not, is freed with it. A
+   session in an evssh_multi leaves it first. Called from one of the
+   session's own callbacks it is refused (logged; nothing happens): close
+   there, free after the loop. */
 EVSSH_API void evssh_session_free(evssh_session *s);
 EVSSH_API const char *evssh_session_error(const evssh_session *s);
 EVSSH_API bool evssh_session_closed(const evssh_session *s);
 EVSSH_API const char *evssh_session_host(const evssh_session *s);
-EVSSH_API void evssh_session_set_property(evssh_session *s, const char *key, void *value);
+/* true while the connect is under way (resolve, TCP, kex, authentication) */
+EVSSH_API bool evssh_session_connecting(const evssh_session *s);
+/* Negotiated algorithm names: what is "kex", "hostkey", "cipher_c2s",
+   "cipher_s2c", "mac_c2s" or "mac_s2c". NULL before the first key exchange
+   or for another what. The string lives as long as the session. */
+EVSSH_API const char *evssh_session_algorithm(const evssh_session *s, const char *what);
+/* true once the first key exchange is done and its method was a
+   post-quantum hybrid (mlkem768x25519-sha256, sntrup761x25519-sha512);
+   a connection that is not logs an INFO line saying so, as OpenSSH 10.1
+   warns. */
+EVSSH_API bool evssh_session_post_quantum(const evssh_session *s);
+/* The server's host key for this connection: key type ("ssh-ed25519") and
+   public key blob, both owned by the session. EVSSH_EINVAL before the key
+   exchange. Any out pointer may be NULL. */
+EVSSH_API int evssh_session_host_key(const evssh_session *s, const char **type,
+                                     const unsigned char **blob, size_t *blob_len);
+/* exec_wait keeps at most this many bytes of output (stdout and stderr
+   together; default 64 MiB); past it the command is ended and exec_wait
+   returns EVSSH_ELIMIT with the reason in evssh_session_error. */
+EVSSH_API int evssh_session_set_exec_limit(evssh_session *s, size_t bytes);
+EVSSH_API size_t evssh_session_exec_limit(const evssh_session *s);
+/* At most this many channels the server opened are accepted at once
+   (sshd's MaxSessions for the other direction; default 1024); beyond it an
+   open gets OPEN_FAILURE (4, "too many channels open"). */
+EVSSH_API int evssh_session_set_max_peer_channels(evssh_session *s, size_t max);
+/* set (value NULL: remove) a property; EVSSH_ENOMEM when it cannot be stored */
+EVSSH_API int evssh_session_set_property(evssh_session *s, const char *key, void *value);
 EVSSH_API void *evssh_session_property(const evssh_session *s, const char *key);
 
 /* ---------------------------------------------------------- the event loop */
@@ -129,6 +180,18 @@ enum { EVSSH_READ = 1, EVSSH_WRITE = 2 };
 typedef void (*evssh_io_cb)(evssh_session *s, int fd, int events, void *ud);
 EVSSH_API int evssh_session_listen_to(evssh_session *s, int fd, int events, evssh_io_cb cb, void *ud);
 EVSSH_API int evssh_session_stop_listening_to(evssh_session *s, int fd);
+/* For drivers (multi, adapters): the listen_to set. Fills up to max fds and
+   their EVSSH_READ/WRITE interest; returns how many there are (may be more
+   than max). */
+EVSSH_API size_t evssh_session_listeners(const evssh_session *s, int *fds, int *events, size_t max);
+/* For drivers: a listen_to fd is ready; runs its callback now. Call it
+   before evssh_session_handle_events of the same iteration, so what the
+   callback queued is written in that iteration. EVSSH_EINVAL: not listened to. */
+EVSSH_API int evssh_session_handle_listener(evssh_session *s, int fd, int revents);
+/* true while an open channel has an on_process callback: a driver then runs
+   handle_events every iteration of its loop (Net::SSH runs on_process once
+   per iteration), not only when the session's fd is ready. */
+EVSSH_API bool evssh_session_has_on_process(const evssh_session *s);
 
 /* ---------------------------------------------------------------- channels */
 
@@ -151,7 +214,8 @@ EVSSH_API evssh_channel *evssh_session_open_channel_type(evssh_session *s, const
 
 EVSSH_API void evssh_channel_on_data(evssh_channel *ch, evssh_data_cb cb, void *ud);
 EVSSH_API void evssh_channel_on_extended_data(evssh_channel *ch, evssh_ext_data_cb cb, void *ud);
-EVSSH_API void evssh_channel_on_request(evssh_channel *ch, const char *type, evssh_request_cb cb, void *ud);
+/* registration that can fail (memory) returns EVSSH_ENOMEM; cb NULL removes */
+EVSSH_API int evssh_channel_on_request(evssh_channel *ch, const char *type, evssh_request_cb cb, void *ud);
 EVSSH_API void evssh_channel_on_eof(evssh_channel *ch, evssh_channel_cb cb, void *ud);
 EVSSH_API void evssh_channel_on_close(evssh_channel *ch, evssh_channel_cb cb, void *ud);
 EVSSH_API void evssh_channel_on_process(evssh_channel *ch, evssh_channel_cb cb, void *ud);
@@ -174,7 +238,10 @@ EVSSH_API int evssh_channel_send_extended_data(evssh_channel *ch, uint32_t type,
                                                const void *data, size_t len);
 EVSSH_API int evssh_channel_eof(evssh_channel *ch);
 EVSSH_API int evssh_channel_close(evssh_channel *ch);
-EVSSH_API int evssh_channel_wait(evssh_channel *ch); /* blocking */
+/* blocking: loop until this channel is over (closed, or its open refused);
+   EVSSH_OK then, or the session's error. May be called from a callback (a
+   nested loop). The handle stays readable afterwards (see hold). */
+EVSSH_API int evssh_channel_wait(evssh_channel *ch);
 
 EVSSH_API uint32_t evssh_channel_id(const evssh_channel *ch);
 EVSSH_API evssh_session *evssh_channel_session(const evssh_channel *ch);
@@ -182,8 +249,51 @@ EVSSH_API bool evssh_channel_active(const evssh_channel *ch);
 EVSSH_API bool evssh_channel_eof_received(const evssh_channel *ch);
 EVSSH_API int evssh_channel_exit_status(const evssh_channel *ch, int *status);
 EVSSH_API int evssh_channel_exit_signal(const evssh_channel *ch, const char **signame);
-EVSSH_API void evssh_channel_set_property(evssh_channel *ch, const char *key, void *value);
+EVSSH_API int evssh_channel_set_property(evssh_channel *ch, const char *key, void *value);
 EVSSH_API void *evssh_channel_property(const evssh_channel *ch, const char *key);
+/* true once the open was confirmed (stays true after close) */
+EVSSH_API bool evssh_channel_opened(const evssh_channel *ch);
+/* Runs once, when the library frees the handle (after on_close, by the
+   lifetime rule below): release what hangs off it; call nothing on ch but
+   the property getters. */
+typedef void (*evssh_channel_free_cb)(evssh_channel *ch, void *ud);
+EVSSH_API void evssh_channel_on_free(evssh_channel *ch, evssh_channel_free_cb cb, void *ud);
+
+/* ------------------------------------------------------------ backpressure */
+
+/* Lifetime: a channel handle stays readable (state, exit status, exit
+   signal, properties) after it closes until the session's loop is next
+   entered from the outermost level (no callback of the session on the
+   stack), or longer while held; a session frees all its channels. */
+
+/* bytes given to send_data / send_extended_data not yet handed to the
+   transport (which holds at most about 1 MiB more for the socket) */
+EVSSH_API size_t evssh_channel_pending(const evssh_channel *ch);
+/* cb runs once pending falls to low_water or below (0: all handed down),
+   from the loop's flush step; it is armed again each time pending rises
+   above low_water. Registering arms it (it runs at the next flush when
+   pending is already low). cb NULL removes it. */
+EVSSH_API void evssh_channel_on_drain(evssh_channel *ch, size_t low_water, evssh_channel_cb cb, void *ud);
+/* Paused: our window is not topped up, so the peer stops once it used what
+   it was granted; data that still arrives is delivered. Unpausing grants
+   the window back. EVSSH_ECLOSED on a closed channel. */
+EVSSH_API int evssh_channel_pause(evssh_channel *ch, bool paused);
+EVSSH_API bool evssh_channel_paused(const evssh_channel *ch);
+/* keep the handle readable after close until as many releases as holds */
+EVSSH_API void evssh_channel_hold(evssh_channel *ch);
+EVSSH_API void evssh_channel_release(evssh_channel *ch);
+/* Our receive window for this channel (default 4 MiB): data the peer may
+   send before we grant more. Before confirmation it takes effect once the
+   peer confirms; growing it later sends WINDOW_ADJUST at once; shrinking
+   it grants less from then on. Size it to the bandwidth-delay product. */
+EVSSH_API int evssh_channel_set_receive_window(evssh_channel *ch, uint32_t bytes);
+/* The send queue's cap (default 64 MiB): a send_data call that finds
+   pending at or above it queues nothing and returns EVSSH_EAGAIN; one
+   below it is taken whole. */
+EVSSH_API int evssh_channel_set_send_limit(evssh_channel *ch, size_t bytes);
+/* what the peer may still send us / we may still send it */
+EVSSH_API uint32_t evssh_channel_receive_window(const evssh_channel *ch);
+EVSSH_API uint32_t evssh_channel_send_window(const evssh_channel *ch);
 
 /* ------------------------------ global requests and server-opened channels */
 
@@ -194,15 +304,15 @@ EVSSH_API int evssh_session_send_global_request(evssh_session *s, const char *ty
                                                 evssh_global_reply_cb cb, void *ud);
 typedef int (*evssh_global_request_cb)(evssh_session *s, const char *type,
                                        evssh_reader *data, bool want_reply, void *ud);
-EVSSH_API void evssh_session_on_global_request(evssh_session *s, const char *type,
-                                               evssh_global_request_cb cb, void *ud);
+EVSSH_API int evssh_session_on_global_request(evssh_session *s, const char *type,
+                                              evssh_global_request_cb cb, void *ud);
 EVSSH_API int evssh_session_send_global_reply(evssh_session *s, bool success,
                                               const void *extra, size_t len);
 
 typedef int (*evssh_open_channel_cb)(evssh_session *s, evssh_channel *ch,
                                      evssh_reader *data, void *ud);
-EVSSH_API void evssh_session_on_open_channel(evssh_session *s, const char *type,
-                                             evssh_open_channel_cb cb, void *ud);
+EVSSH_API int evssh_session_on_open_channel(evssh_session *s, const char *type,
+                                            evssh_open_channel_cb cb, void *ud);
 
 /* --------------------------------------------------------- exec helpers */
 
