@@ -197,7 +197,7 @@ typedef struct evssh_buf evssh_buf;
 /** A new empty buffer, or NULL when out of memory. Free it with
  * evssh_buf_free(). */
 EVSSH_API evssh_buf *evssh_buf_new(void);
-/** Free the buffer and its bytes (they are wiped first); NULL is ignored. */
+/** Free the buffer and its bytes; NULL is ignored. */
 EVSSH_API void evssh_buf_free(evssh_buf *b);
 /** Append one byte. `EVSSH_OK` or `EVSSH_ENOMEM` (the buffer is unchanged);
  * the same for every evssh_buf_put_*(). */
@@ -209,7 +209,7 @@ EVSSH_API int evssh_buf_put_u32(evssh_buf *b, uint32_t v);
 /** Append a big-endian `uint64`. */
 EVSSH_API int evssh_buf_put_u64(evssh_buf *b, uint64_t v);
 /** Append an SSH `string`: a `uint32` length, then `len` bytes copied from
- * `data`. */
+ * `data`; `EVSSH_EINVAL` when `len` does not fit in 32 bits. */
 EVSSH_API int evssh_buf_put_string(evssh_buf *b, const void *data, size_t len);
 /** Append a NUL-terminated C string as an SSH `string` (without the NUL). */
 EVSSH_API int evssh_buf_put_cstring(evssh_buf *b, const char *s);
@@ -811,8 +811,9 @@ EVSSH_API int evssh_session_handle_events(evssh_session *s, int revents);
  * Per-session log messages. See docs/errors-and-logging.md.
  * @{ */
 
-/** Log levels: errors, then connection milestones, then protocol detail,
- * then every packet's type and size. */
+/** Log levels: errors, then connection milestones, then protocol detail
+ * (requests, channels, keepalives), then one line per connection-layer
+ * message. */
 enum { EVSSH_LOG_ERROR = 1, EVSSH_LOG_INFO = 2, EVSSH_LOG_DEBUG = 3, EVSSH_LOG_PACKET = 4 };
 /** A log message of `level`, one line without the newline, valid during
  * the call. Runs from inside whatever evssh call produced it. */
