@@ -32,8 +32,9 @@ run() {
 }
 
 echo "embedded server listening on 127.0.0.1:$EVSSH_SERVER_PORT (keys in $EVSSH_SERVER_DIR)"
-echo "the example binaries are in $PWD/examples (sources in $top/examples);"
-echo "each command below is run from $PWD and can be pasted while the server runs"
+echo "the example binaries are in $PWD/examples (sources in $top/examples); each command"
+echo "line below is printed before it runs, from $PWD. To run them yourself later, start a"
+echo "server with: EVSSH_SERVER_BIN=$PWD/test/server/evssh-server bash $top/test/server/run-server.sh"
 
 heading "exec: one command, stdout, stderr and exit status kept apart (Net::SSH's exec!)"
 run ./examples/exec "${O[@]}" "$dest" 'echo "hello from $(uname -s)"; echo "this goes to stderr" >&2; exit 3'
