@@ -195,6 +195,25 @@ static void reset_stopped(bool detach_there) {
   stopped.detach_there = detach_there;
 }
 
+struct adapter_later {
+  void (*fn)(void *);
+  void *ud;
+};
+
+adapter_later *adapter_later_new(void (*fn)(void *), void *ud) {
+  adapter_later *c = malloc(sizeof *c);
+  if (!c) abort();
+  c->fn = fn;
+  c->ud = ud;
+  return c;
+}
+
+void adapter_later_fire(adapter_later *c) {
+  adapter_later call = *c;
+  free(c);
+  call.fn(call.ud);
+}
+
 /* ========================================================= one session */
 
 /* ---------------------------- data sent from outside evssh's callbacks */
@@ -290,6 +309,14 @@ static void single_start_exec(void *ud) {
   ops->after_outside_call(t->adapter);
 }
 
+/* A fresh loop and a session to the harness sshd on port, not connected. */
+static void single_begin(single *t, int port, bool detach_in_stopped) {
+  reset_stopped(detach_in_stopped);
+  ops->loop_new();
+  memset(t, 0, sizeof *t);
+  t->s = new_session(port);
+}
+
 static void single_on_ready(evssh_session *s, int status, void *ud) {
   single *t = ud;
   t->ready_calls++;
@@ -299,11 +326,8 @@ static void single_on_ready(evssh_session *s, int status, void *ud) {
 }
 
 START_TEST(test_session_exec_and_16mib) {
-  reset_stopped(false);
-  ops->loop_new();
   single t;
-  memset(&t, 0, sizeof t);
-  t.s = new_session(peer.port);
+  single_begin(&t, peer.port, false);
   /* a name, not an address: the session watches the resolver's wake-up fd
      first, then the socket, so the adapter must follow the fd */
   ck_assert_int_eq(evssh_session_option(t.s, "HostName", "localhost"), 0);
@@ -353,11 +377,8 @@ static void close_on_ready(evssh_session *s, int status, void *ud) {
 }
 
 START_TEST(test_session_closed_by_program_stops_adapter) {
-  reset_stopped(true);
-  ops->loop_new();
   single t;
-  memset(&t, 0, sizeof t);
-  t.s = new_session(peer.port);
+  single_begin(&t, peer.port, true);
   ck_assert_int_eq(evssh_session_connect_async(t.s, close_on_ready, &t), EVSSH_OK);
   t.adapter = stopped.handle = ops->attach(t.s);
   ck_assert_ptr_nonnull(t.adapter);
@@ -372,11 +393,8 @@ START_TEST(test_session_closed_by_program_stops_adapter) {
 END_TEST
 
 START_TEST(test_refused_connect_stops_adapter) {
-  reset_stopped(true);
-  ops->loop_new();
   single t;
-  memset(&t, 0, sizeof t);
-  t.s = new_session(harness_free_port());
+  single_begin(&t, harness_free_port(), true);
   /* the refusal may already be known here or only in the loop */
   evssh_session_connect_async(t.s, close_on_ready, &t);
   t.adapter = stopped.handle = ops->attach(t.s);
@@ -480,6 +498,12 @@ START_TEST(test_multi_exec_and_16mib) {
 END_TEST
 
 /* ---------------------------------------------------------------- main */
+
+int adapter_test_skip(const char *loop, const char *debian_package) {
+  printf("SKIP: %s was not found by configure (Debian %s): the %s adapter is not tested\n", loop,
+         debian_package, loop);
+  return 77;
+}
 
 int adapter_test_main(const adapter_ops *o) {
   ops = o;

@@ -28,6 +28,16 @@ typedef struct adapter_ops {
 /* Called by the driver's stopped callback. */
 void adapter_stopped(void *a, int status);
 
+/* A deferred call for loops with a one-shot "call me later" (libevent's
+   event_base_once, libev's ev_once): the driver passes adapter_later_new's
+   result as the argument and calls adapter_later_fire from its callback. */
+typedef struct adapter_later adapter_later;
+adapter_later *adapter_later_new(void (*fn)(void *ud), void *ud);
+void adapter_later_fire(adapter_later *c);   /* runs fn(ud) and frees c */
+
+/* The whole test when configure did not find the loop: says so, returns 77. */
+int adapter_test_skip(const char *loop, const char *debian_package);
+
 /* Starts sshd, runs every scenario through ops, stops sshd; the test's
    exit status (77 when sshd is missing). */
 int adapter_test_main(const adapter_ops *ops);

@@ -2,15 +2,11 @@
  * (the scenarios are in test_adapter_common.c). Nothing is done after the
  * program's own calls into evssh: the adapter's prepare watcher must notice
  * them. Skips (77) without sshd; not built without libev. */
-#ifndef EVSSH_TEST_LOOP_FOUND
-#include <stdio.h>
-
-int main(void) {
-  printf("SKIP: libev was not found by configure (Debian libev-dev): the libev adapter is not tested\n");
-  return 77;
-}
-#else
 #include "test_adapter_common.h"
+
+#ifndef EVSSH_TEST_LOOP_FOUND
+int main(void) { return adapter_test_skip("libev", "libev-dev"); }
+#else
 
 #include <evssh/adapters/libev.h>
 #include <stdlib.h>
@@ -38,23 +34,10 @@ static void *attach_multi(evssh_multi *m) { return evssh_libev_attach_multi(loop
 static void detach(void *a) { evssh_libev_detach(a); }
 static void after_outside_call(void *a) {}
 
-typedef struct later_call {
-  void (*fn)(void *);
-  void *ud;
-} later_call;
-
-static void later_fire(int revents, void *arg) {
-  later_call c = *(later_call *)arg;
-  free(arg);
-  c.fn(c.ud);
-}
+static void later_fire(int revents, void *arg) { adapter_later_fire(arg); }
 
 static void later(int ms, void (*fn)(void *), void *ud) {
-  later_call *c = malloc(sizeof *c);
-  if (!c) abort();
-  c->fn = fn;
-  c->ud = ud;
-  ev_once(loop, -1, 0, ms / 1000.0, later_fire, c);
+  ev_once(loop, -1, 0, ms / 1000.0, later_fire, adapter_later_new(fn, ud));
 }
 
 int main(void) {

@@ -3,15 +3,11 @@
  * no hook before it waits, so after the program's own calls into evssh the
  * test calls evssh_libevent_update(), as the header asks. Skips (77)
  * without sshd; not built without libevent. */
-#ifndef EVSSH_TEST_LOOP_FOUND
-#include <stdio.h>
-
-int main(void) {
-  printf("SKIP: libevent was not found by configure (Debian libevent-dev): the libevent adapter is not tested\n");
-  return 77;
-}
-#else
 #include "test_adapter_common.h"
+
+#ifndef EVSSH_TEST_LOOP_FOUND
+int main(void) { return adapter_test_skip("libevent", "libevent-dev"); }
+#else
 
 #include <evssh/adapters/libevent.h>
 #include <stdlib.h>
@@ -36,24 +32,11 @@ static void *attach_multi(evssh_multi *m) { return evssh_libevent_attach_multi(b
 static void detach(void *a) { evssh_libevent_detach(a); }
 static void after_outside_call(void *a) { evssh_libevent_update(a); }
 
-typedef struct later_call {
-  void (*fn)(void *);
-  void *ud;
-} later_call;
-
-static void later_fire(evutil_socket_t fd, short what, void *arg) {
-  later_call c = *(later_call *)arg;
-  free(arg);
-  c.fn(c.ud);
-}
+static void later_fire(evutil_socket_t fd, short what, void *arg) { adapter_later_fire(arg); }
 
 static void later(int ms, void (*fn)(void *), void *ud) {
-  later_call *c = malloc(sizeof *c);
-  if (!c) abort();
-  c->fn = fn;
-  c->ud = ud;
   struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-  if (event_base_once(base, -1, EV_TIMEOUT, later_fire, c, &tv) != 0) abort();
+  if (event_base_once(base, -1, EV_TIMEOUT, later_fire, adapter_later_new(fn, ud), &tv) != 0) abort();
 }
 
 int main(void) {

@@ -2,15 +2,11 @@
  * (the scenarios are in test_adapter_common.c). Nothing is done after the
  * program's own calls into evssh: the adapter's prepare handle must notice
  * them. Skips (77) without sshd; not built without libuv. */
-#ifndef EVSSH_TEST_LOOP_FOUND
-#include <stdio.h>
-
-int main(void) {
-  printf("SKIP: libuv was not found by configure (Debian libuv1-dev): the libuv adapter is not tested\n");
-  return 77;
-}
-#else
 #include "test_adapter_common.h"
+
+#ifndef EVSSH_TEST_LOOP_FOUND
+int main(void) { return adapter_test_skip("libuv", "libuv1-dev"); }
+#else
 
 #include <evssh/adapters/libuv.h>
 #include <stdlib.h>
