@@ -58,13 +58,6 @@ class TestCallbacks < Minitest::Test
     assert_equal "z\n", @ssh.exec!("echo z")
   end
 
-  def test_nested_loop_from_callback_is_busy
-    err = nil
-    @ssh.exec("echo a") { |_c, _s, _d| begin; @ssh.exec!("echo b"); rescue EvSSH::Busy => e; err = e; end }
-    @ssh.loop
-    assert_kind_of EvSSH::Busy, err
-  end
-
   def test_blocks_survive_gc_stress
     outputs = []
     GC.stress = true
