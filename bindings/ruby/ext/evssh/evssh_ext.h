@@ -141,7 +141,7 @@ struct rsess {
   int depth;             /* callbacks currently on the stack */
   unsigned long activity; /* callbacks run (on_process aside): work arrived */
   unsigned long long sent;   /* bytes handed to send_data, ever */
-  unsigned long long streak; /* bytes sent since the loop last slept or heard from the peer */
+  unsigned long long streak; /* bytes sent since the peer was last heard from */
   unsigned long token;
   int connect_status;
   bool connect_done, connecting;

@@ -184,11 +184,16 @@ static void step(rsess *rs) {
 /* Data sent in the preprocess (a producer in on_process, as net-scp's
    upload) went out: Net::SSH would not sleep (its socket has pending
    writes), so neither do we while the peer's window takes it. With
-   evssh_channel_pending that is exact (nothing left queued); without it,
-   at most STREAK_MAX bytes more are pushed without hearing from the peer
-   (its window adjusts are what resume us), so a closed window costs a
-   bounded amount of queue, not a spin. */
-#define STREAK_MAX (1024ull * 1024ull)
+   evssh_channel_pending that is exact (nothing left queued: go on, else
+   sleep until the peer's window adjust). Without it we cannot tell a full
+   window from an empty queue, so we go on for up to STREAK_MAX bytes
+   without hearing from the peer (more than half of a common window:
+   OpenSSH adjusts after half of its 2 MiB; anything readable on the socket
+   counts as hearing) and then poll every STREAK_POLL_MS,
+   so neither a closed window (the queue grows by one producer step per
+   poll) nor a window larger than that (no adjust is due yet) can stall us. */
+#define STREAK_MAX (4ull * 1024ull * 1024ull)
+#define STREAK_POLL_MS 10
 
 static int clear_sent(VALUE chan, VALUE val, VALUE arg) {
   rchan *c = ext_get_rc(chan);
@@ -199,15 +204,17 @@ static int clear_sent(VALUE chan, VALUE val, VALUE arg) {
   return ST_CONTINUE;
 }
 
-static bool producer_may_go_on(rsess *rs, unsigned long long bytes) {
+/* how long the wait after a preprocess that sent bytes may be */
+static int producer_wait(rsess *rs, unsigned long long bytes, int wait_ms) {
   bool drained = false;
   rb_hash_foreach(rs->channels, clear_sent, (VALUE)&drained);
 #ifdef HAVE_EVSSH_CHANNEL_PENDING
   (void)bytes;
-  return drained;
+  return drained ? 0 : wait_ms;
 #else
   rs->streak += bytes;
-  return rs->streak < STREAK_MAX;
+  if (rs->streak < STREAK_MAX) return 0;
+  return wait_ms < 0 || wait_ms > STREAK_POLL_MS ? STREAK_POLL_MS : wait_ms;
 #endif
 }
 
@@ -242,13 +249,13 @@ static bool process_once(rsess *rs, int wait_ms, VALUE cond, loop_pred pred, voi
        is for the next on_process: no sleeping before it has seen it */
     wait_ms = 0;
     rs->streak = 0;
-  } else if (rs->sent != sent_before && producer_may_go_on(rs, rs->sent - sent_before)) {
-    wait_ms = 0;
+  } else if (rs->sent != sent_before) {
+    wait_ms = producer_wait(rs, rs->sent - sent_before, wait_ms);
   }
-  if (wait_ms != 0) rs->streak = 0;
   ext_refresh_listeners(rs);
   int revents;
   ext_wait_ready(&rs, 1, wait_ms, &revents);
+  if (revents & EVSSH_READ) rs->streak = 0; /* the peer spoke (a window adjust, say) */
   ext_dispatch_listeners(rs);
   return true;
 }
