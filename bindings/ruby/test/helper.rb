@@ -54,6 +54,17 @@ module SSHD
     EvSSH.start("127.0.0.1", user, **opts(**extra), &blk)
   end
 
+  # a known_hosts file that gives the fixture another ed25519 key (a
+  # changed host key), for the block
+  def self.with_changed_host_key
+    Dir.mktmpdir do |d|
+      system("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", File.join(d, "other"), out: File::NULL)
+      kh = File.join(d, "known_hosts")
+      File.write(kh, "[127.0.0.1]:#{port} #{File.read(File.join(d, 'other.pub')).split[0, 2].join(' ')}\n")
+      yield kh
+    end
+  end
+
   def self.password_user?
     env["HARNESS_HAVE_PASSWORD_USER"] == "1"
   end
@@ -67,6 +78,33 @@ module SSHD
     rescue LoadError
       false
     end
+  end
+end
+
+# @ssh: a session to the fixture for each test
+module OneSession
+  def setup
+    super
+    @ssh = SSHD.start
+  end
+
+  def teardown
+    @ssh&.close
+    super
+  end
+end
+
+# A scratch directory the remote side (the harness account) may write to:
+# @dir, removed after each test.
+module WorkDir
+  def make_work_dir(prefix)
+    @dir = Dir.mktmpdir(prefix)
+    File.chmod(0o777, @dir)
+  end
+
+  def teardown
+    FileUtils.remove_entry(@dir) if @dir
+    super
   end
 end
 
@@ -103,6 +141,15 @@ module SideBySide
     r = both(&block)
     assert_equal r["net-ssh"], r["evssh"], msg || "net-ssh and evssh differ"
     r["evssh"]
+  end
+
+  # a known_hosts file holding content, for the block
+  def with_known_hosts(content = "")
+    Dir.mktmpdir do |d|
+      kh = File.join(d, "known_hosts")
+      File.write(kh, content)
+      yield kh
+    end
   end
 
   # a library's start with the fixture's options

@@ -2,15 +2,9 @@ require_relative "helper"
 require "socket"
 
 class TestCallbacks < Minitest::Test
+  include OneSession
   class Boom < StandardError; end
 
-  def setup
-    @ssh = SSHD.start
-  end
-
-  def teardown
-    @ssh&.close
-  end
 
   def test_exception_in_callback_leaves_loop_with_state_intact
     data = +""

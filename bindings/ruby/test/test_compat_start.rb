@@ -116,9 +116,7 @@ class TestCompatStart < Minitest::Test
   end
 
   def test_unknown_host_key
-    Dir.mktmpdir do |d|
-      empty = File.join(d, "known_hosts")
-      File.write(empty, "")
+    with_known_hosts do |empty|
       r = assert_same_result { |lib| start_with(lib, user_known_hosts_file: empty) }
       assert_equal [:raised, "HostKeyUnknown"], r
       e = assert_raises(EvSSH::HostKeyUnknown) { SSHD.start(user_known_hosts_file: empty) }
@@ -127,10 +125,7 @@ class TestCompatStart < Minitest::Test
   end
 
   def test_mismatched_host_key
-    Dir.mktmpdir do |d|
-      kh = File.join(d, "known_hosts")
-      system("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", File.join(d, "other"), out: File::NULL)
-      File.write(kh, "[127.0.0.1]:#{SSHD.port} #{File.read(File.join(d, 'other.pub')).split[0, 2].join(' ')}\n")
+    SSHD.with_changed_host_key do |kh|
       r = assert_same_result { |lib| start_with(lib, user_known_hosts_file: kh, host_key: "ssh-ed25519") }
       assert_equal [:raised, "HostKeyMismatch"], r
     end
@@ -140,9 +135,7 @@ class TestCompatStart < Minitest::Test
   # (needs the server's key blob from libevssh: evssh_session_host_key)
   def test_remember_host
     assert_same_result do |lib|
-      Dir.mktmpdir do |d|
-        kh = File.join(d, "known_hosts")
-        File.write(kh, "")
+      with_known_hosts do |kh|
         begin
           start_with(lib, user_known_hosts_file: kh)
           :connected_unexpectedly
@@ -159,18 +152,14 @@ class TestCompatStart < Minitest::Test
   # where any key is taken and nothing written
   def test_default_verify_host_key
     assert_same_result do |lib|
-      Dir.mktmpdir do |d|
-        kh = File.join(d, "known_hosts")
-        File.write(kh, "")
+      with_known_hosts do |kh|
         o = SSHD.opts(user_known_hosts_file: kh).tap { |h| h.delete(:verify_host_key) }
         out = lib.start("127.0.0.1", SSHD.user, o) { |s| s.exec!("echo tunnel") }
         [out, File.read(kh)]
       end
     end
     assert_same_result do |lib|
-      Dir.mktmpdir do |d|
-        kh = File.join(d, "known_hosts")
-        File.write(kh, "")
+      with_known_hosts do |kh|
         out = start_with(lib, user_known_hosts_file: kh, verify_host_key: :accept_new) { |s| s.exec!("echo new") }
         [out, File.readlines(kh).size, File.read(kh).start_with?("[127.0.0.1]:#{SSHD.port} ")]
       end
@@ -206,9 +195,7 @@ class TestCompatStart < Minitest::Test
     end
     assert_equal r["net-ssh"], r["evssh"]
     assert_equal "obj\n", r["evssh"][0]
-    Dir.mktmpdir do |d|
-      empty = File.join(d, "kh")
-      File.write(empty, "")
+    with_known_hosts do |empty|
       r = assert_same_result { |lib| start_with(lib, known_hosts: store.new(lib, empty)) }
       assert_equal [:raised, "HostKeyUnknown"], r
     end
@@ -219,9 +206,7 @@ class TestCompatStart < Minitest::Test
   # blob: evssh_session_host_key)
   def test_known_hosts_object_add
     assert_same_result do |lib|
-      Dir.mktmpdir do |d|
-        file = File.join(d, "kh")
-        File.write(file, "")
+      with_known_hosts do |file|
         added = []
         known = Object.new
         known.define_singleton_method(:search_for) do |host, options = {}|

@@ -5,15 +5,9 @@ require "socket"
 # there is work (a relay from a listened IO, a producer in on_process), and
 # blocking calls from inside callbacks (nested loops, as Net::SSH allows).
 class TestLoop < Minitest::Test
+  include OneSession
   include SideBySide
 
-  def setup
-    @ssh = SSHD.start
-  end
-
-  def teardown
-    @ssh&.close
-  end
 
   def open_exec(cmd)
     opened = false

@@ -9,6 +9,7 @@ require "rbconfig"
 # two outputs must agree.
 class TestNetSSHShim < Minitest::Test
   include SideBySide
+  include WorkDir
 
   PRELUDE = <<~RUBY
     OPTS = { port: Integer(ENV["SSH_PORT"]), keys: [ENV["SSH_KEY"]], keys_only: true,
@@ -20,12 +21,7 @@ class TestNetSSHShim < Minitest::Test
 
   def setup
     need_netssh
-    @dir = Dir.mktmpdir("evssh-shim-")
-    File.chmod(0o777, @dir)
-  end
-
-  def teardown
-    FileUtils.remove_entry(@dir) if @dir
+    make_work_dir("evssh-shim-")
   end
 
   def run_ruby(code, shim:, env: {})

@@ -6,6 +6,7 @@ require "digest"
 # case runs once over net-ssh and once over EvSSH and must give the same.
 class TestNetSCP < Minitest::Test
   include SideBySide
+  include WorkDir
 
   def setup
     begin
@@ -13,15 +14,10 @@ class TestNetSCP < Minitest::Test
     rescue LoadError
       skip "net-scp not installed (Debian: ruby-net-scp)"
     end
-    @dir = Dir.mktmpdir("evssh-scp-")
-    File.chmod(0o777, @dir) # the remote side writes here as the test account
-    @remote = Dir.mktmpdir("evssh-scp-remote-")
+    make_work_dir("evssh-scp-")
+    @remote = File.join(@dir, "remote")
+    Dir.mkdir(@remote)
     File.chmod(0o777, @remote)
-  end
-
-  def teardown
-    FileUtils.remove_entry(@dir) if @dir
-    FileUtils.remove_entry(@remote) if @remote
   end
 
   def scp_with(lib, &block)

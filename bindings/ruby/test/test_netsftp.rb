@@ -7,6 +7,7 @@ require "stringio"
 # sshd runs internal-sftp.
 class TestNetSFTP < Minitest::Test
   include SideBySide
+  include WorkDir
 
   def setup
     begin
@@ -14,12 +15,7 @@ class TestNetSFTP < Minitest::Test
     rescue LoadError
       skip "net-sftp not installed (Debian: ruby-net-sftp)"
     end
-    @dir = Dir.mktmpdir("evssh-sftp-")
-    File.chmod(0o777, @dir)
-  end
-
-  def teardown
-    FileUtils.remove_entry(@dir) if @dir
+    make_work_dir("evssh-sftp-")
   end
 
   def sftp_with(lib)

@@ -1,13 +1,7 @@
 require_relative "helper"
 
 class TestSession < Minitest::Test
-  def setup
-    @ssh = SSHD.start
-  end
-
-  def teardown
-    @ssh&.close
-  end
+  include OneSession
 
   def test_exec_bang_interleaves_and_keeps_status
     r = @ssh.exec!("printf out1; printf err1 >&2; sleep 0.1; printf out2; exit 3")

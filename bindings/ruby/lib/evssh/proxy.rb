@@ -55,13 +55,26 @@ module EvSSH
       end
     end
 
-    class HTTP
+    # what HTTP, SOCKS4 and SOCKS5 share: the proxy server's address
+    class Server
       attr_reader :proxy_host, :proxy_port, :options
 
-      def initialize(proxy_host, proxy_port = 80, options = {})
+      def initialize(proxy_host, proxy_port, options = {})
         @proxy_host = proxy_host
         @proxy_port = proxy_port
         @options = options
+      end
+
+      protected
+
+      def establish_connection(connect_timeout)
+        Socket.tcp(proxy_host, proxy_port, nil, nil, connect_timeout: connect_timeout)
+      end
+    end
+
+    class HTTP < Server
+      def initialize(proxy_host, proxy_port = 80, options = {})
+        super
       end
 
       def open(host, port, connection_options)
@@ -80,10 +93,6 @@ module EvSSH
       end
 
       protected
-
-      def establish_connection(connect_timeout)
-        Socket.tcp(proxy_host, proxy_port, nil, nil, connect_timeout: connect_timeout)
-      end
 
       def parse_response(socket)
         version, code, reason = socket.gets.to_s.chomp.split(/ /, 3)
@@ -115,21 +124,17 @@ module EvSSH
       end
     end
 
-    class SOCKS4
+    class SOCKS4 < Server
       VERSION = 4
       CONNECT = 1
       GRANTED = 90
 
-      attr_reader :proxy_host, :proxy_port, :options
-
       def initialize(proxy_host, proxy_port = 1080, options = {})
-        @proxy_host = proxy_host
-        @proxy_port = proxy_port
-        @options = options
+        super
       end
 
       def open(host, port, connection_options)
-        socket = Socket.tcp(proxy_host, proxy_port, nil, nil, connect_timeout: connection_options[:timeout])
+        socket = establish_connection(connection_options[:timeout])
         ip = Addrinfo.getaddrinfo(host, nil, :INET, :STREAM).first&.ip_address or raise ConnectError, "#{host}: no IPv4 address"
         packet = [VERSION, CONNECT, port.to_i, *ip.split(".").map(&:to_i)].pack("CCnC4") << options[:user].to_s << "\0"
         socket.write(packet)
@@ -143,7 +148,7 @@ module EvSSH
       end
     end
 
-    class SOCKS5
+    class SOCKS5 < Server
       VERSION = 5
       METHOD_NO_AUTH = 0
       METHOD_PASSWD = 2
@@ -154,16 +159,12 @@ module EvSSH
       ATYP_IPV6 = 4
       SUCCESS = 0
 
-      attr_reader :proxy_host, :proxy_port, :options
-
       def initialize(proxy_host, proxy_port = 1080, options = {})
-        @proxy_host = proxy_host
-        @proxy_port = proxy_port
-        @options = options
+        super
       end
 
       def open(host, port, connection_options)
-        socket = Socket.tcp(proxy_host, proxy_port, nil, nil, connect_timeout: connection_options[:timeout])
+        socket = establish_connection(connection_options[:timeout])
         methods = [METHOD_NO_AUTH]
         methods << METHOD_PASSWD if options[:user]
         socket.write([VERSION, methods.size, *methods].pack("C*"))
