@@ -151,6 +151,30 @@ class TestCompatSession < Minitest::Test
     end
   end
 
+  # every name in ALGORITHMS works with libevssh: each one the fixture's
+  # sshd offers connects alone, each other one finds no match (NoAlgorithm)
+  def test_supported_algorithms_are_libevssh_s
+    algs = EvSSH::Transport::Algorithms
+    config = File.read(File.join(SSHD.env["HARNESS_DIR"], "sshd_config"))
+    server = { kex: "KexAlgorithms", encryption: "Ciphers", hmac: "MACs", host_key: "HostKeyAlgorithms" }
+             .transform_values { |kw| config[/^#{kw} (\S+)/, 1].to_s.split(",") }
+    offered = 0
+    algs::KEYWORDS.each_key do |name|
+      algs::ALGORITHMS[name].each do |alg|
+        r = begin
+          SSHD.start(name => alg) { |s| s.exec!("echo ok") }
+        rescue EvSSH::NoAlgorithm
+          :no_match
+        end
+        expected = server[name].include?(alg) ? "ok\n" : :no_match
+        offered += 1 if expected == "ok\n"
+        assert_equal expected, r, "#{name}: #{alg}"
+      end
+      assert_empty algs::DEFAULT_ALGORITHMS[name] - algs::ALGORITHMS[name]
+    end
+    assert_operator offered, :>=, 20
+  end
+
   # scp / sftp accessors appear once net-scp / net-sftp are loaded
   def test_scp_and_sftp_accessors
     ssh = SSHD.start
