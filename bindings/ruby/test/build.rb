@@ -28,6 +28,9 @@ module EvSSHBuild
     stamp = File.join(OUT, "inputs-sha256.log")
     return OUT if File.exist?(so) && File.exist?(stamp) && File.read(stamp) == digest.hexdigest
     log = File.join(OUT, "build.log")
+    # extconf's feature checks change the compile flags, which make does not
+    # see: objects from an earlier configuration must not survive
+    FileUtils.rm_f(Dir[File.join(OUT, "*.o")] + [so])
     Dir.chdir(OUT) do
       ok = system(RbConfig.ruby, File.join(EXT, "extconf.rb"), out: log, err: [:child, :out]) &&
            system("make", "-s", "V=0", out: [log, "a"], err: [:child, :out])
