@@ -10,6 +10,9 @@
 
 static void chan_mark(void *p) {
   rchan *c = p;
+  /* C keeps this wrapper's VALUE (callbacks pass c->self, the session's
+     channel table is keyed by it): pinned, so GC.compact cannot move it */
+  rb_gc_mark(c->self);
   rb_gc_mark(c->session);
   rb_gc_mark(c->on_open);
   rb_gc_mark(c->on_data);

@@ -12,6 +12,8 @@ static VALUE cStringWithExitstatus;
 
 static void sess_mark(void *p) {
   rsess *rs = p;
+  /* rs->self goes to every callback from C: pinned against GC.compact */
+  rb_gc_mark(rs->self);
   rb_gc_mark(rs->host);
   rb_gc_mark(rs->channels);
   rb_gc_mark(rs->pending);
