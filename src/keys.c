@@ -462,6 +462,20 @@ static int openssh_ecdsa(evssh_reader *r, const struct key_type_info *t, EVP_PKE
   return rc;
 }
 
+/* n = p*q and e*d = 1 modulo p-1 and q-1: the private numbers make
+   signatures the public key (n, e) verifies (p and q prime assumed). */
+static bool rsa_numbers_consistent(const BIGNUM *n, const BIGNUM *e, const BIGNUM *d, const BIGNUM *p,
+                                   const BIGNUM *q, BN_CTX *ctx) {
+  BN_CTX_start(ctx);
+  BIGNUM *t = BN_CTX_get(ctx), *ed = BN_CTX_get(ctx), *m = BN_CTX_get(ctx);
+  bool ok = m && !BN_is_zero(p) && !BN_is_zero(q) && BN_mul(t, p, q, ctx) && BN_cmp(t, n) == 0 &&
+            BN_mul(ed, e, d, ctx);
+  for (int i = 0; i < 2 && ok; i++)
+    ok = BN_sub(m, i ? q : p, BN_value_one()) && !BN_is_zero(m) && BN_mod(t, ed, m, ctx) && BN_is_one(t);
+  BN_CTX_end(ctx);
+  return ok;
+}
+
 static int openssh_rsa(evssh_reader *r, EVP_PKEY **out) {
   /* field order in the private section: n e d iqmp p q */
   BIGNUM *bn[6] = {NULL};
@@ -496,9 +510,8 @@ static int openssh_rsa(evssh_reader *r, EVP_PKEY **out) {
   if (!bnctx || !dmp1 || !dmq1 || !tmp || !bld) goto out;
   rc = EVSSH_EINVAL;
   /* OpenSSL's RSA pairwise check runs primality tests (~40 ms for 2048
-     bits), too slow for a loop that loads keys for many sessions; n = p*q
-     catches a mismatched file, a bad d only makes signatures fail */
-  if (!BN_mul(tmp, p, q, bnctx) || BN_cmp(tmp, n) != 0) goto out;
+     bits), too slow for a loop that loads keys for many sessions */
+  if (!rsa_numbers_consistent(n, e, d, p, q, bnctx)) goto out;
   if (!BN_sub(tmp, p, BN_value_one()) || !BN_mod(dmp1, d, tmp, bnctx) ||
       !BN_sub(tmp, q, BN_value_one()) || !BN_mod(dmq1, d, tmp, bnctx))
     goto out;
@@ -723,6 +736,33 @@ static int pem_passphrase_cb(char *buf, int size, int rwflag, void *u) {
   return (int)strlen(buf);
 }
 
+/* Whether a decoded key's private half belongs to the public half it
+   carries. Decoders take a stored public part as it is (a SEC1 or PKCS#8
+   EC key holds its point next to the scalar), so a file can pair any two;
+   every signature would then be refused by the server with nothing saying
+   why. EC and Ed25519: OpenSSL's pairwise check (one scalar
+   multiplication). RSA: the arithmetic of the numbers, not OpenSSL's
+   pairwise check, whose primality tests cost ~40 ms a key. */
+static bool pair_matches(EVP_PKEY *pkey, const struct key_type_info *t) {
+  if (t->kind != KIND_RSA) {
+    EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    bool ok = check && EVP_PKEY_pairwise_check(check) == 1;
+    EVP_PKEY_CTX_free(check);
+    return ok;
+  }
+  static const char *const names[] = {OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_RSA_E,
+                                      OSSL_PKEY_PARAM_RSA_D, OSSL_PKEY_PARAM_RSA_FACTOR1,
+                                      OSSL_PKEY_PARAM_RSA_FACTOR2};
+  BIGNUM *bn[5] = {NULL};
+  bool ok = true;
+  for (int i = 0; i < 5 && ok; i++) ok = EVP_PKEY_get_bn_param(pkey, names[i], &bn[i]) == 1;
+  BN_CTX *ctx = ok ? BN_CTX_secure_new() : NULL;
+  ok = ctx && rsa_numbers_consistent(bn[0], bn[1], bn[2], bn[3], bn[4], ctx);
+  BN_CTX_free(ctx);
+  for (int i = 0; i < 5; i++) BN_clear_free(bn[i]);
+  return ok;
+}
+
 /* Checks a decoded OpenSSL key is one we sign with and wraps it. */
 static int key_from_decoded(EVP_PKEY *pkey, evssh_key **out, char *sub, size_t sublen) {
   const struct key_type_info *t = type_of_pkey(pkey);
@@ -734,6 +774,12 @@ static int key_from_decoded(EVP_PKEY *pkey, evssh_key **out, char *sub, size_t s
   if (t->kind == KIND_RSA && EVP_PKEY_get_bits(pkey) < EVSSH_RSA_MIN_BITS) {
     EVP_PKEY_free(pkey);
     snprintf(sub, sublen, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
+    return EVSSH_EINVAL;
+  }
+  if (!pair_matches(pkey, t)) {
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    snprintf(sub, sublen, "private key does not match its public key");
     return EVSSH_EINVAL;
   }
   return key_from_pkey(pkey, t, NULL, out);
@@ -774,6 +820,9 @@ static int load_pem(const char *path, const char *text, size_t len, struct pass_
   return rc;
 }
 
+static int openssh_v1_precheck(const char *path, const char *text, size_t len, unsigned char **pub,
+                               size_t *pub_len, char *err, size_t errlen);
+
 /* The export is never encrypted; refusing any password request keeps
    OpenSSL from prompting on the terminal. */
 static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1; }
@@ -781,12 +830,17 @@ static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1;
 /* Encrypted openssh-key-v1 (bcrypt-pbkdf): libssh decrypts, then exports
    the key unencrypted in memory (openssh-key-v1 for Ed25519, PKCS#8 for
    ECDSA in 0.10), which is parsed into an EVP_PKEY and wiped. */
-static int load_via_libssh(const char *path, const char *text, struct pass_ctx *pc,
+static int load_via_libssh(const char *path, const char *text, size_t len, struct pass_ctx *pc,
                            evssh_key **out, char *err, size_t errlen) {
+  unsigned char *header_pub = NULL;
+  size_t header_pub_len = 0;
+  int prc = openssh_v1_precheck(path, text, len, &header_pub, &header_pub_len, err, errlen);
+  if (prc) return prc;
   ssh_key skey = NULL;
   int src = ssh_pki_import_privkey_base64(text, NULL, libssh_auth_cb, pc, &skey);
   if (src != SSH_OK || !skey) {
     ssh_key_free(skey);
+    free(header_pub);
     return decode_failure(path, pc, err, errlen);
   }
   enum ssh_keytypes_e stype = ssh_key_type(skey);
@@ -803,6 +857,7 @@ static int load_via_libssh(const char *path, const char *text, struct pass_ctx *
       ssh_string_free_char(exported);
     }
     ssh_string_free_char(pub_b64);
+    free(header_pub);
     if (stype == SSH_KEYTYPE_RSA)
       evssh_errorf(err, errlen,
               "%s: libssh could not hand over this RSA key; add it to ssh-agent or "
@@ -842,8 +897,15 @@ static int load_via_libssh(const char *path, const char *text, struct pass_ctx *
       rc = EVSSH_EINVAL;
     }
     free(pub);
+    /* and the one the file's unencrypted header announces (what a .pub
+       beside it would say) */
+    if (!rc && (header_pub_len != k->blob_len || memcmp(header_pub, k->blob, header_pub_len) != 0)) {
+      snprintf(sub, sizeof sub, "private key does not match its public key");
+      rc = EVSSH_EINVAL;
+    }
     if (rc) evssh_key_free(k);
   }
+  free(header_pub);
   ssh_string_free_char(pub_b64);
   if (rc) {
     if (rc == EVSSH_EINVAL)
@@ -854,12 +916,80 @@ static int load_via_libssh(const char *path, const char *text, struct pass_ctx *
   return EVSSH_OK;
 }
 
+/* ssh-keygen's default is 16 rounds; a file may name any count up to
+   2^32-1 and each round costs ~10 ms here, in our code and in libssh's.
+   Fuzzing builds lower the cap so an input cannot stall the fuzzer. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define KDF_ROUNDS_MAX 4u
+#else
+#define KDF_ROUNDS_MAX ((uint32_t)EVSSH_KEY_KDF_ROUNDS_MAX)
+#endif
+
+/* The bcrypt KDF parameters of an encrypted openssh-key-v1 header (salt
+   points into o), refused when the rounds are 0 or above the cap. Runs
+   before any passphrase prompt and before libssh sees the file, so a file
+   cannot make either spend unbounded CPU. */
+static int openssh_v1_kdf(const openssh_v1 *o, const unsigned char **salt, size_t *salt_len,
+                          uint32_t *rounds, char *sub, size_t sublen) {
+  evssh_reader kr = reader_of(o->kdfopts, o->kdfopts_len);
+  const char *sp = NULL;
+  if (!str_is(o->kdf, o->kdf_len, "bcrypt")) {
+    snprintf(sub, sublen, "unsupported key derivation %.*s", (int)(o->kdf_len > 32 ? 32 : o->kdf_len), o->kdf);
+    return EVSSH_EINVAL;
+  }
+  if (evssh_read_string(&kr, &sp, salt_len) || evssh_read_u32(&kr, rounds) || kr.left != 0 ||
+      *salt_len == 0) {
+    snprintf(sub, sublen, "malformed bcrypt KDF options");
+    return EVSSH_EINVAL;
+  }
+  if (*rounds == 0 || *rounds > KDF_ROUNDS_MAX) {
+    snprintf(sub, sublen,
+             "bcrypt KDF rounds %u exceed the limit of %u%s; re-encrypt the key with ssh-keygen -p -a 16 "
+             "or load it into ssh-agent",
+             (unsigned)*rounds, (unsigned)KDF_ROUNDS_MAX, *rounds == 0 ? " (0 is not valid)" : "");
+    return EVSSH_EINVAL;
+  }
+  *salt = (const unsigned char *)sp;
+  return EVSSH_OK;
+}
+
+/* Checks the header of an encrypted openssh-key-v1 file before it goes to
+   libssh: the KDF must be bcrypt with rounds within the cap, and the
+   public key the header carries is returned (malloc'd) so the decoded key
+   can be compared with it. */
+static int openssh_v1_precheck(const char *path, const char *text, size_t len, unsigned char **pub,
+                               size_t *pub_len, char *err, size_t errlen) {
+  unsigned char *raw = NULL;
+  size_t raw_len = 0;
+  int rc = openssh_v1_decode(text, len, &raw, &raw_len);
+  if (rc) {
+    evssh_errorf(err, errlen, "%s: malformed openssh-key-v1 armour", path);
+    return rc == EVSSH_ENOMEM ? rc : EVSSH_EINVAL;
+  }
+  openssh_v1 o;
+  char sub[300] = "";
+  const unsigned char *salt;
+  size_t salt_len;
+  uint32_t rounds;
+  rc = openssh_v1_split(raw, raw_len, &o, sub, sizeof sub);
+  if (!rc) rc = openssh_v1_kdf(&o, &salt, &salt_len, &rounds, sub, sizeof sub);
+  if (!rc) {
+    *pub = malloc(o.pub_len ? o.pub_len : 1);
+    if (!*pub) rc = EVSSH_ENOMEM;
+    else {
+      memcpy(*pub, o.pub, o.pub_len);
+      *pub_len = o.pub_len;
+    }
+  }
+  if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "%s: %s", path, sub);
+  wipe_free(raw, raw_len);
+  return rc;
+}
+
 /* Encrypted openssh-key-v1 that libssh cannot hand over (RSA in 0.10):
    bcrypt-pbkdf derives the cipher key and IV from the passphrase, the
    private section is decrypted with OpenSSL, and the check ints tell a
    wrong passphrase from a damaged file. */
-#define BCRYPT_ROUNDS_MAX 4096   /* ssh-keygen's default is 16; more is a denial of service */
-
 static const EVP_CIPHER *openssh_key_cipher(const char *name, size_t len) {
   static const struct { const char *name; const char *evp; } ciphers[] = {
       {"aes256-ctr", "AES-256-CTR"}, {"aes192-ctr", "AES-192-CTR"}, {"aes128-ctr", "AES-128-CTR"},
@@ -879,32 +1009,28 @@ static int load_openssh_bcrypt(const char *path, const char *text, size_t len, s
     return rc == EVSSH_ENOMEM ? rc : EVSSH_EINVAL;
   }
   openssh_v1 o;
-  char sub[200] = "";
+  char sub[300] = "";
   const unsigned char *salt = NULL;
   size_t salt_len = 0;
   uint32_t rounds = 0;
   unsigned char keyiv[64 + 16];
   rc = openssh_v1_split(raw, raw_len, &o, sub, sizeof sub);
   const EVP_CIPHER *cipher = rc ? NULL : openssh_key_cipher(o.cipher, o.cipher_len);
+  if (rc == EVSSH_OK) rc = openssh_v1_kdf(&o, &salt, &salt_len, &rounds, sub, sizeof sub);
   if (rc == EVSSH_OK) {
-    evssh_reader kr = reader_of(o.kdfopts, o.kdfopts_len);
-    const char *sp;
-    if (!str_is(o.kdf, o.kdf_len, "bcrypt") || evssh_read_string(&kr, &sp, &salt_len) ||
-        evssh_read_u32(&kr, &rounds) || kr.left != 0 || salt_len == 0) {
-      snprintf(sub, sizeof sub, "unsupported key derivation %.*s", (int)(o.kdf_len > 32 ? 32 : o.kdf_len), o.kdf);
-      rc = EVSSH_EINVAL;
-    } else if (rounds == 0 || rounds > BCRYPT_ROUNDS_MAX) {
-      snprintf(sub, sizeof sub, "bcrypt rounds %u outside 1..%d", (unsigned)rounds, BCRYPT_ROUNDS_MAX);
-      rc = EVSSH_EINVAL;
-    } else if (!cipher) {
+    if (!cipher) {
       snprintf(sub, sizeof sub, "unsupported key cipher %.*s", (int)(o.cipher_len > 40 ? 40 : o.cipher_len),
                o.cipher);
       rc = EVSSH_EINVAL;
-    } else if (o.priv_len == 0 || o.priv_len % (size_t)EVP_CIPHER_get_block_size(cipher) != 0) {
+    } else if (o.priv_len < 8) {
+      /* the two check words come first; a CTR cipher's block size of 1
+         would let a shorter section through the next check */
+      snprintf(sub, sizeof sub, "encrypted private section too short (%zu bytes)", o.priv_len);
+      rc = EVSSH_EINVAL;
+    } else if (o.priv_len % (size_t)EVP_CIPHER_get_block_size(cipher) != 0) {
       snprintf(sub, sizeof sub, "encrypted private section has a bad length");
       rc = EVSSH_EINVAL;
     }
-    salt = (const unsigned char *)sp;
   }
   char pass[PASSPHRASE_MAX];
   if (rc == EVSSH_OK && libssh_auth_cb(NULL, pass, sizeof pass, 0, 0, pc) != 0) {
@@ -966,7 +1092,7 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
       if (kind == OPENSSH_ENCRYPTED && is_rsa && LIBSSH_CANNOT_EXPORT_OPENSSH_RSA)
         rc = load_openssh_bcrypt(path, text, len, pc, out, err, errlen);
       else if (kind == OPENSSH_ENCRYPTED)
-        rc = load_via_libssh(path, text, pc, out, err, errlen);
+        rc = load_via_libssh(path, text, len, pc, out, err, errlen);
       else
         rc = load_pem(path, text, len, pc, out, err, errlen);
       wipe_free(pc, sizeof *pc);

@@ -26,6 +26,18 @@
 #define EVSSH_KEYTYPE_ECDSA521 "ecdsa-sha2-nistp521"
 #define EVSSH_KEYTYPE_RSA "ssh-rsa"
 
+/* Largest bcrypt-pbkdf rounds count accepted in an encrypted openssh-key-v1
+   file, for every key type (the RSA files decrypted here and the Ed25519 /
+   ECDSA files that go to libssh, which has no limit of its own). Checked
+   from the file's unencrypted header before any passphrase prompt.
+   ssh-keygen writes 16 by default; each round costs about 10 ms of CPU on
+   the project's test machine, so 16 rounds take ~0.2 s and the cap ~1.3 s
+   per passphrase attempt; the often-recommended `ssh-keygen -a 100` fits.
+   Above it (or 0) the load fails with EVSSH_EINVAL: "FILE: bcrypt KDF
+   rounds N exceed the limit of 128; re-encrypt the key with ssh-keygen -p
+   -a 16 or load it into ssh-agent". */
+#define EVSSH_KEY_KDF_ROUNDS_MAX 128
+
 /* RSA keys smaller than this are refused, as OpenSSH does. */
 #define EVSSH_RSA_MIN_BITS 1024
 
@@ -49,13 +61,18 @@ int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t e
    EVSSH_EAUTH). Errors:
      EVSSH_EINVAL  "FILE: No such file or directory" (errno text), unreadable,
                    "FILE: unsupported or invalid private key format",
-                   unsupported key type, RSA below EVSSH_RSA_MIN_BITS
+                   unsupported key type, RSA below EVSSH_RSA_MIN_BITS,
+                   "FILE: private key does not match its public key" (every
+                   loaded pair is checked once, whichever decoder read it),
+                   "FILE: bcrypt KDF rounds N exceed the limit of ..." (see
+                   EVSSH_KEY_KDF_ROUNDS_MAX), "FILE: encrypted private
+                   section too short (N bytes)"
      EVSSH_EAUTH   "wrong passphrase for key FILE", passphrase refused or no
                    passphrase callback for an encrypted key
      EVSSH_ENOMEM
    A single passphrase attempt: the caller retries (ssh allows three).
-   The passphrase callback is asked only for encrypted files, and not for an
-   encrypted openssh-format RSA key (refused up front, EVSSH_EINVAL). */
+   The passphrase callback is asked only for encrypted files, and only once
+   the file's unencrypted header has passed the checks above. */
 int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
                            evssh_key **out, char *err, size_t errlen);
 
