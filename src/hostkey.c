@@ -5,6 +5,7 @@
  * and prints SHA256 fingerprints and base64 the way OpenSSH does. Whether a
  * key is trusted is decided elsewhere (knownhosts.c, transport.c). */
 #include "hostkey.h"
+#include "cert.h"
 #include "errors.h"
 
 #include "buf.h"
@@ -68,6 +69,10 @@ int evssh_hostkey_blob_type(const unsigned char *blob, size_t len, char *out, si
 
 bool evssh_hostkey_alg_matches(const char *alg, const char *blob_type) {
   if (!alg || !blob_type) return false;
+  if (evssh_cert_is_cert_name(blob_type)) {
+    const char *bt = evssh_cert_alg_blob_type(alg);
+    return bt && strcmp(bt, blob_type) == 0;
+  }
   if (strcmp(blob_type, "ssh-rsa") == 0)
     return strcmp(alg, "ssh-rsa") == 0 || strcmp(alg, "rsa-sha2-256") == 0 ||
            strcmp(alg, "rsa-sha2-512") == 0;
@@ -207,6 +212,26 @@ static int verify_with(EVP_PKEY *pk, const char *digest, const unsigned char *si
   return rc;
 }
 
+/* A host certificate signs with the key it certifies, and its signature
+   blob carries the plain algorithm (rsa-sha2-512-cert-v01@openssh.com ->
+   "rsa-sha2-512"). Whether the certificate itself is to be trusted is the
+   known_hosts check's business (evssh_knownhosts_check_hostcert). */
+static int verify_certified(const unsigned char *blob, size_t blob_len, const char *alg,
+                            const unsigned char *sig_blob, size_t sig_len, const unsigned char *data,
+                            size_t data_len, char *err, size_t errlen) {
+  evssh_cert *c = NULL;
+  char perr[200] = "";
+  int rc = evssh_cert_parse(blob, blob_len, &c, perr, sizeof perr);
+  if (rc) {
+    if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "%s host key: %s", alg, perr);
+    return rc == EVSSH_ENOMEM ? rc : EVSSH_EPROTO;
+  }
+  rc = evssh_hostkey_verify(c->key_blob, c->key_blob_len, evssh_cert_alg_sig_alg(alg), sig_blob, sig_len, data,
+                            data_len, err, errlen);
+  evssh_cert_free(c);
+  return rc;
+}
+
 int evssh_hostkey_verify(const unsigned char *blob, size_t blob_len, const char *expected_alg,
                          const unsigned char *sig_blob, size_t sig_len,
                          const unsigned char *data, size_t data_len, char *err, size_t errlen) {
@@ -221,6 +246,8 @@ int evssh_hostkey_verify(const unsigned char *blob, size_t blob_len, const char 
     evssh_errorf(err, errlen, "host key type %s cannot make %s signatures", type, expected_alg);
     return EVSSH_EPROTO;
   }
+  if (evssh_cert_is_cert_name(type))
+    return verify_certified(blob, blob_len, expected_alg, sig_blob, sig_len, data, data_len, err, errlen);
   evssh_reader r = reader_of(sig_blob, sig_len);
   const char *salg, *sig;
   size_t salen, slen;

@@ -17,11 +17,19 @@ const char *evssh_hostkey_supported_list(void); /* includes ssh-rsa */
 int evssh_hostkey_blob_type(const unsigned char *blob, size_t len, char *out, size_t outlen);
 /* Parse a public key blob into an EVP_PKEY (caller frees). */
 int evssh_pubkey_from_blob(const unsigned char *blob, size_t len, EVP_PKEY **out);
-/* Does signature algorithm alg apply to keys of blob type ("rsa-sha2-256" ~ "ssh-rsa")? */
+/* Does signature algorithm alg apply to keys of blob type ("rsa-sha2-256" ~
+   "ssh-rsa"; "rsa-sha2-512-cert-v01@openssh.com" ~
+   "ssh-rsa-cert-v01@openssh.com"; each other certificate algorithm ~ its
+   own blob type)? */
 bool evssh_hostkey_alg_matches(const char *alg, const char *blob_type);
 /* Verify sig_blob (string alg, string sig) over data with the key in blob.
    expected_alg: the negotiated host key algorithm; the signature's own
-   algorithm name must equal it. EVSSH_EPROTO with a message on failure. */
+   algorithm name must equal it. When expected_alg is a certificate
+   algorithm (ssh-ed25519-cert-v01@openssh.com, rsa-sha2-256-cert-v01@...,
+   ...), blob is the host certificate: the signature is checked with the
+   key it certifies and must carry the plain algorithm (ssh-ed25519,
+   rsa-sha2-256, ...); the certificate's own validity is not checked here.
+   EVSSH_EPROTO with a message on failure. */
 int evssh_hostkey_verify(const unsigned char *blob, size_t blob_len, const char *expected_alg,
                          const unsigned char *sig_blob, size_t sig_len,
                          const unsigned char *data, size_t data_len, char *err, size_t errlen);

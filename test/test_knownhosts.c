@@ -337,11 +337,72 @@ START_TEST(test_add_found_by_ssh_keygen) {
   ck_assert_int_eq(r.status, EVSSH_KH_MATCH);
   ck_assert_int_eq(r.line, 2);
 
-  /* names that would corrupt the file are refused */
-  ck_assert_int_eq(evssh_knownhosts_add(nonl, "a b", 22, k_ed1.blob, k_ed1.blob_len, false, err,
-                                        sizeof(err)), EVSSH_EINVAL);
-  ck_assert_int_eq(evssh_knownhosts_add(nonl, "a,b", 22, k_ed1.blob, k_ed1.blob_len, false, err,
-                                        sizeof(err)), EVSSH_EINVAL);
+}
+END_TEST
+
+/* Issue 15 item 9: a name that a plain host field would read as syntax is
+   written so that looking up that same name finds it (hashed: the HMAC
+   compares the exact name), ssh-keygen -F finds it too, and no other name
+   matches it; names that cannot be written are refused with a message.
+   Before, "!neg" was written as a negated pattern (never found again:
+   accept-new appended it on every connect) and "star*" as a wildcard that
+   also vouched for every other host it matches. */
+START_TEST(test_add_then_lookup_odd_names) {
+  static const struct {
+    const char *name;
+    const char *other;   /* a name the literal text would have matched, or NULL */
+  } odd[] = {
+    {"!neg.host", NULL},         {"@marker.host", NULL}, {"|1|fake|name", NULL}, {"#comment.host", NULL},
+    {"star*.host", "starX.host"}, {"q?.host", "qX.host"}, {"a,b", "a"},          {"sp ace.host", NULL},
+    {"*", "any.host"},
+  };
+  char err[256], out[8192];
+  int ports[] = {22, 2222};
+  for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+    for (int pi = 0; pi < 2; pi++) {
+      char fname[64];
+      snprintf(fname, sizeof(fname), "odd_%zu_%d", i, pi);
+      const char *f = khfile(fname, "");
+      ck_assert_msg(evssh_knownhosts_add(f, odd[i].name, ports[pi], k_ed1.blob, k_ed1.blob_len, false, err,
+                                         sizeof(err)) == EVSSH_OK, "%s: %s", odd[i].name, err);
+      evssh_kh_result r = check1(f, odd[i].name, ports[pi], NULL, &k_ed1);
+      ck_assert_msg(r.status == EVSSH_KH_MATCH, "%s port %d: status %d", odd[i].name, ports[pi], r.status);
+      /* a second connect finds it: nothing would be appended again */
+      ck_assert_int_eq(check1(f, odd[i].name, ports[pi], NULL, &k_ed2).status, EVSSH_KH_MISMATCH);
+      if (odd[i].other)
+        ck_assert_msg(check1(f, odd[i].other, ports[pi], NULL, &k_ed1).status == EVSSH_KH_UNKNOWN, "%s vouches for %s",
+                      odd[i].name, odd[i].other);
+      char lookup[300];
+      ck_assert_int_eq(evssh_knownhosts_name(odd[i].name, ports[pi], lookup, sizeof(lookup)), EVSSH_OK);
+      ck_assert_msg(keygen_find(f, lookup, out, sizeof(out)) == 0, "ssh-keygen -F '%s' does not find it", lookup);
+      ck_assert_ptr_nonnull(strstr(out, k_ed1.b64));
+    }
+  }
+  /* ordinary names stay readable unless hashing was asked for */
+  const char *plain = khfile("odd_plain", "");
+  ck_assert_int_eq(evssh_knownhosts_add(plain, "Mixed.Case.host", 22, k_ed1.blob, k_ed1.blob_len, false, err,
+                                        sizeof(err)), EVSSH_OK);
+  FILE *fp = fopen(plain, "r");
+  ck_assert_ptr_nonnull(fgets(out, sizeof(out), fp));
+  fclose(fp);
+  ck_assert(strncmp(out, "Mixed.Case.host ssh-ed25519 ", 28) == 0);
+  /* hashed names are hashed in lower case and found in any case, as ssh does */
+  const char *hashed = khfile("odd_hashed", "");
+  ck_assert_int_eq(evssh_knownhosts_add(hashed, "Mixed.Case.host", 22, k_ed1.blob, k_ed1.blob_len, true, err,
+                                        sizeof(err)), EVSSH_OK);
+  ck_assert_int_eq(check1(hashed, "mixed.case.host", 22, NULL, &k_ed1).status, EVSSH_KH_MATCH);
+  ck_assert_int_eq(check1(hashed, "MIXED.CASE.HOST", 22, NULL, &k_ed1).status, EVSSH_KH_MATCH);
+  ck_assert_int_eq(keygen_find(hashed, "mixed.case.host", out, sizeof(out)), 0);
+  /* what cannot be written at all */
+  const char *refused[] = {"", "tab\there", "new\nline", "[a]:1", "bra]cket", "del\x7f"};
+  for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+    const char *name = refused[i];
+    err[0] = '\0';
+    ck_assert_int_eq(evssh_knownhosts_add(plain, name, 22, k_ed1.blob, k_ed1.blob_len, false, err, sizeof(err)),
+                     EVSSH_EINVAL);
+    ck_assert_msg(strstr(err, "cannot be recorded") || strstr(err, "missing argument") || strstr(err, "bad host"),
+                  "%s", err);
+  }
 }
 END_TEST
 
@@ -377,6 +438,7 @@ int main(void) {
   tcase_add_test(tc, test_address_and_files);
   tcase_add_test(tc, test_malformed_lines_skipped);
   tcase_add_test(tc, test_add_found_by_ssh_keygen);
+  tcase_add_test(tc, test_add_then_lookup_odd_names);
   tcase_add_test(tc, test_bad_arguments);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
