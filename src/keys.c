@@ -8,6 +8,8 @@
 #include "keys.h"
 #include "errors.h"
 #include "bcrypt_pbkdf.h"
+#include "cert.h"
+#include "keys_internal.h"
 
 #include "buf.h"
 #include "hostkey.h"
@@ -68,6 +70,7 @@ struct evssh_key {
   size_t blob_len;
   char *comment;
   EVP_PKEY *pkey; /* NULL: public half only */
+  evssh_cert *cert; /* certificate for this key (keys_cert.c), or NULL */
 };
 
 static const struct key_type_info *type_by_name(const char *name, size_t len) {
@@ -94,13 +97,20 @@ void evssh_key_free(evssh_key *k) {
   free(k->blob);
   free(k->comment);
   EVP_PKEY_free(k->pkey);
+  evssh_cert_free(k->cert);
   free(k);
 }
 
+void keys_set_cert(evssh_key *k, evssh_cert *c) {
+  evssh_cert_free(k->cert);
+  k->cert = c;
+}
+
+const evssh_cert *evssh_key_cert(const evssh_key *k) { return k ? k->cert : NULL; }
+
 /* Whole file into a NUL-terminated heap buffer. The caller wipes it: a
    private key file may be unencrypted. */
-static int read_small_file(const char *path, char **out, size_t *out_len, char *err,
-                           size_t errlen) {
+int keys_read_file(const char *path, char **out, size_t *out_len, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     evssh_errorf(err, errlen, "%s: %s", path, strerror(errno));
@@ -285,14 +295,11 @@ int evssh_pubkey_blob_from_line(const char *line, unsigned char **blob, size_t *
   return EVSSH_OK;
 }
 
-int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t errlen) {
-  char *text = NULL;
-  size_t len = 0;
-  int rc = read_small_file(path, &text, &len, err, errlen);
-  if (rc) return rc;
+/* text: NUL-terminated, len bytes before the NUL */
+static int load_public_text(const char *path, const char *text, size_t len, evssh_key **out, char *err,
+                            size_t errlen) {
   if (memchr(text, 0, len)) {
     evssh_errorf(err, errlen, "%s: not an OpenSSH public key", path);
-    free(text);
     return EVSSH_EINVAL;
   }
   /* first line that is neither blank nor a comment */
@@ -313,16 +320,41 @@ int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t e
   unsigned char *blob = NULL;
   size_t blob_len = 0;
   char *comment = NULL;
-  rc = evssh_pubkey_blob_from_line(line, &blob, &blob_len, &comment);
-  free(text);
+  int rc = evssh_pubkey_blob_from_line(line, &blob, &blob_len, &comment);
   if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "%s: not an OpenSSH public key", path);
   if (rc) return rc;
+  return keys_new_public(path, blob, blob_len, comment, out, err, errlen);
+}
 
+int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t errlen) {
+  if (!path || !out) return EVSSH_EINVAL;
+  char *text = NULL;
+  size_t len = 0;
+  int rc = keys_read_file(path, &text, &len, err, errlen);
+  if (rc) return rc;
+  rc = load_public_text(path, text, len, out, err, errlen);
+  free(text);
+  return rc;
+}
+
+int evssh_key_load_public_text(const char *label, const char *text, size_t len, evssh_key **out, char *err,
+                               size_t errlen) {
+  if (!label || (!text && len) || !out || len > KEYFILE_MAX) return EVSSH_EINVAL;
+  char *copy = malloc(len + 1);
+  if (!copy) return EVSSH_ENOMEM;
+  if (len) memcpy(copy, text, len);
+  copy[len] = 0;
+  int rc = load_public_text(label, copy, len, out, err, errlen);
+  free(copy);
+  return rc;
+}
+
+int keys_new_public(const char *path, unsigned char *blob, size_t blob_len, char *comment, evssh_key **out,
+                    char *err, size_t errlen) {
   evssh_reader r = reader_of(blob, blob_len);
-  const char *tname;
-  size_t tlen;
-  evssh_read_string(&r, &tname, &tlen); /* checked by the line parser */
-  const struct key_type_info *t = type_by_name(tname, tlen);
+  const char *tname = "";
+  size_t tlen = 0;
+  const struct key_type_info *t = evssh_read_string(&r, &tname, &tlen) ? NULL : type_by_name(tname, tlen);
   if (!t) {
     evssh_errorf(err, errlen, "%s: unsupported key type %.*s", path, (int)(tlen > 64 ? 64 : tlen),
             tname);
@@ -1063,18 +1095,15 @@ static int load_openssh_bcrypt(const char *path, const char *text, size_t len, s
   return rc;
 }
 
-int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
-                           evssh_key **out, char *err, size_t errlen) {
-  if (!path || !out) return EVSSH_EINVAL;
-  char *text = NULL;
-  size_t len = 0;
-  int rc = read_small_file(path, &text, &len, err, errlen);
-  if (rc) return rc;
+/* text: NUL-terminated, len bytes before the NUL; path names the key in
+   prompts and messages */
+static int load_private_text(const char *path, const char *text, size_t len, evssh_passphrase_fn fn, void *ud,
+                             evssh_key **out, char *err, size_t errlen) {
   if (len == 0 || memchr(text, 0, len)) {
     evssh_errorf(err, errlen, "%s: unsupported or invalid private key format", path);
-    wipe_free(text, len + 1);
     return EVSSH_EINVAL;
   }
+  int rc;
   bool is_rsa = false;
   enum openssh_kind kind = openssh_v1_classify(text, len, &is_rsa);
   if (kind == OPENSSH_PLAIN) {
@@ -1098,9 +1127,32 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
       wipe_free(pc, sizeof *pc);
     }
   }
-  wipe_free(text, len + 1);
   /* decoder failures must not linger for the next OpenSSL user to misread */
   if (rc) ERR_clear_error();
+  return rc;
+}
+
+int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
+                           evssh_key **out, char *err, size_t errlen) {
+  if (!path || !out) return EVSSH_EINVAL;
+  char *text = NULL;
+  size_t len = 0;
+  int rc = keys_read_file(path, &text, &len, err, errlen);
+  if (rc) return rc;
+  rc = load_private_text(path, text, len, fn, ud, out, err, errlen);
+  wipe_free(text, len + 1);
+  return rc;
+}
+
+int evssh_key_load_private_text(const char *label, const char *text, size_t len, evssh_passphrase_fn fn,
+                                void *ud, evssh_key **out, char *err, size_t errlen) {
+  if (!label || (!text && len) || !out || len > KEYFILE_MAX) return EVSSH_EINVAL;
+  char *copy = malloc(len + 1);
+  if (!copy) return EVSSH_ENOMEM;
+  if (len) memcpy(copy, text, len);
+  copy[len] = 0;
+  int rc = load_private_text(label, copy, len, fn, ud, out, err, errlen);
+  wipe_free(copy, len + 1);
   return rc;
 }
 
@@ -1119,42 +1171,67 @@ bool evssh_key_can_sign(const evssh_key *k) { return k && k->pkey; }
 
 /* --------------------------------------------------- signature algorithms */
 
-/* OpenSSH 9's PubkeyAcceptedAlgorithms default, plain keys only (no
-   certificates or security keys, which we do not load). */
+/* OpenSSH's PubkeyAcceptedAlgorithms default without security keys, which
+   we do not load: certificates first, then the plain keys. */
 static const char default_accepted[] =
+    "ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,"
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521-cert-v01@openssh.com,"
+    "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com,"
     "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
     "rsa-sha2-512,rsa-sha2-256";
 
 static const char *const rsa_sig_algs[] = {"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"};
 
-const char *evssh_sig_alg_for_type(const char *key_type, const char *server_sig_algs,
-                                   const char *accepted) {
-  if (!key_type) return NULL;
-  if (!accepted) accepted = default_accepted;
-  const struct key_type_info *t = type_by_name(key_type, strlen(key_type));
-  if (!t) return NULL;
-  if (t->kind != KIND_RSA) return namelist_contains(accepted, t->name) ? t->name : NULL;
-
-  if (!server_sig_algs) {
-    if (namelist_contains(accepted, "ssh-rsa")) return "ssh-rsa";
-    return namelist_contains(accepted, "rsa-sha2-512") ? "rsa-sha2-512" : NULL;
-  }
-  /* first RSA algorithm in the client's order that the server lists */
+/* An RSA key or certificate: the first algorithm of the accepted list that
+   an RSA key of this kind can use and whose signature algorithm the server
+   lists (OpenSSH's key_sig_algorithm); candidates are the plain names for a
+   plain key, the -cert-v01 names for a certificate. */
+static const char *rsa_alg_choice(bool cert, const char *server_sig_algs, const char *accepted) {
   const char *p = accepted;
   while (*p) {
     size_t n = strcspn(p, ",");
-    for (size_t i = 0; i < sizeof rsa_sig_algs / sizeof rsa_sig_algs[0]; i++)
-      if (str_is(p, n, rsa_sig_algs[i]) && namelist_contains(server_sig_algs, rsa_sig_algs[i]))
-        return rsa_sig_algs[i];
+    for (size_t i = 0; i < sizeof rsa_sig_algs / sizeof rsa_sig_algs[0]; i++) {
+      const char *alg = cert ? evssh_cert_alg_for("ssh-rsa-cert-v01@openssh.com", rsa_sig_algs[i]) : rsa_sig_algs[i];
+      if (str_is(p, n, alg) && namelist_contains(server_sig_algs, rsa_sig_algs[i])) return alg;
+    }
     p += n;
     if (*p == ',') p++;
   }
   return NULL;
 }
 
+const char *evssh_sig_alg_for_type(const char *key_type, const char *server_sig_algs,
+                                   const char *accepted) {
+  if (!key_type) return NULL;
+  if (!accepted) accepted = default_accepted;
+  bool cert = evssh_cert_is_cert_name(key_type);
+  const char *plain = key_type;
+  if (cert) {
+    /* a certificate blob type is also the algorithm name of its key, bar
+       RSA's SHA-2 variants */
+    plain = evssh_cert_alg_sig_alg(key_type);
+    if (!plain || strcmp(evssh_cert_alg_blob_type(key_type), key_type) != 0) return NULL;
+  }
+  const struct key_type_info *t = type_by_name(plain, strlen(plain));
+  if (!t) return NULL;
+  if (t->kind != KIND_RSA) return namelist_contains(accepted, key_type) ? key_type : NULL;
+
+  if (!server_sig_algs) {
+    const char *sha1 = cert ? "ssh-rsa-cert-v01@openssh.com" : "ssh-rsa";
+    const char *sha512 = cert ? "rsa-sha2-512-cert-v01@openssh.com" : "rsa-sha2-512";
+    if (namelist_contains(accepted, sha1)) return sha1;
+    return namelist_contains(accepted, sha512) ? sha512 : NULL;
+  }
+  return rsa_alg_choice(cert, server_sig_algs, accepted);
+}
+
 const char *evssh_key_sig_alg(const evssh_key *k, const char *server_sig_algs,
                               const char *accepted) {
   return k ? evssh_sig_alg_for_type(k->type->name, server_sig_algs, accepted) : NULL;
+}
+
+const char *evssh_key_cert_sig_alg(const evssh_key *k, const char *server_sig_algs, const char *accepted) {
+  return k && k->cert ? evssh_sig_alg_for_type(k->cert->type, server_sig_algs, accepted) : NULL;
 }
 
 /* ---------------------------------------------------------------- signing */
@@ -1199,6 +1276,15 @@ static int ecdsa_der_to_ssh(const unsigned char *der, size_t der_len, evssh_buf 
 int evssh_key_sign(const evssh_key *k, const char *alg, const unsigned char *data, size_t len,
                    evssh_buf *sig_blob) {
   if (!k || !k->pkey || !alg || !sig_blob || (!data && len)) return EVSSH_EINVAL;
+  if (evssh_cert_is_cert_name(alg)) {
+    /* a certified key signs as the plain key: the certificate algorithm only
+       names what the request carries */
+    const char *blob_type = evssh_cert_alg_blob_type(alg);
+    const char *plain = evssh_cert_alg_sig_alg(alg);
+    if (!blob_type || !plain) return EVSSH_EINVAL;
+    if (strcmp(evssh_cert_alg_sig_alg(blob_type), k->type->name) != 0) return EVSSH_EINVAL;
+    alg = plain;
+  }
   if (!alg_fits_key(k->type, alg)) return EVSSH_EINVAL;
   const EVP_MD *md = sign_md(k->type, alg);
   EVP_MD_CTX *mctx = EVP_MD_CTX_new();

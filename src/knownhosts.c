@@ -501,8 +501,8 @@ int evssh_knownhosts_lookup(const evssh_known_hosts *kh, const unsigned char *bl
     return EVSSH_ENOMEM;
   }
   const kh_entry *revoked = find_revoked(kh, key, key_len, cert ? cert->ca_blob : NULL, cert ? cert->ca_blob_len : 0);
-  evssh_cert_free(cert);
   if (revoked) {
+    evssh_cert_free(cert);
     fill_result(kh, res, EVSSH_KH_REVOKED, revoked);
     return EVSSH_OK;
   }
@@ -541,6 +541,7 @@ int evssh_knownhosts_lookup(const evssh_known_hosts *kh, const unsigned char *bl
   } else {
     fill_result(kh, res, EVSSH_KH_UNKNOWN, NULL);
   }
+  evssh_cert_free(cert); /* key pointed into it */
   return EVSSH_OK;
 }
 
