@@ -598,6 +598,16 @@ START_TEST(knownhosts_cert_authority) {
   kh = kh_of(text, "web1.example.com", 2222);
   ck_assert_int_eq(hostcert(kh, c, now).status, EVSSH_HOSTCERT_ACCEPT);
   evssh_knownhosts_free(kh);
+  /* a CA line for the server's address does not vouch for its name */
+  char atext[8192];
+  snprintf(atext, sizeof atext, "@cert-authority 10.1.2.3 %s\n", ca);
+  char aerr[300];
+  ck_assert_int_eq(evssh_knownhosts_load_text(atext, strlen(atext), "kh", "web1.example.com", 22, "10.1.2.3", &kh,
+                                              aerr, sizeof aerr),
+                   EVSSH_OK);
+  ck_assert(!evssh_knownhosts_has_cert_authority(kh));
+  ck_assert_int_eq(hostcert(kh, c, now).status, EVSSH_HOSTCERT_UNKNOWN_CA);
+  evssh_knownhosts_free(kh);
   kh = kh_of(text, "web1.example.com", 2200);
   ck_assert(!evssh_knownhosts_has_cert_authority(kh));
   r = hostcert(kh, c, now);
