@@ -985,6 +985,28 @@ static int openssh_v1_kdf(const openssh_v1 *o, const unsigned char **salt, size_
   return EVSSH_OK;
 }
 
+/* Decodes an encrypted openssh-key-v1 file and checks its header up to the
+   KDF (messages name path). On success *raw (wipe it) holds the file and
+   o, salt and rounds point into it. */
+static int openssh_v1_open(const char *path, const char *text, size_t len, unsigned char **raw, size_t *raw_len,
+                           openssh_v1 *o, const unsigned char **salt, size_t *salt_len, uint32_t *rounds, char *err,
+                           size_t errlen) {
+  int rc = openssh_v1_decode(text, len, raw, raw_len);
+  if (rc) {
+    evssh_errorf(err, errlen, "%s: malformed openssh-key-v1 armour", path);
+    return rc == EVSSH_ENOMEM ? rc : EVSSH_EINVAL;
+  }
+  char sub[300] = "";
+  rc = openssh_v1_split(*raw, *raw_len, o, sub, sizeof sub);
+  if (!rc) rc = openssh_v1_kdf(o, salt, salt_len, rounds, sub, sizeof sub);
+  if (rc) {
+    evssh_errorf(err, errlen, "%s: %s", path, sub);
+    wipe_free(*raw, *raw_len);
+    *raw = NULL;
+  }
+  return rc;
+}
+
 /* Checks the header of an encrypted openssh-key-v1 file before it goes to
    libssh: the KDF must be bcrypt with rounds within the cap, and the
    public key the header carries is returned (malloc'd) so the decoded key
@@ -992,28 +1014,19 @@ static int openssh_v1_kdf(const openssh_v1 *o, const unsigned char **salt, size_
 static int openssh_v1_precheck(const char *path, const char *text, size_t len, unsigned char **pub,
                                size_t *pub_len, char *err, size_t errlen) {
   unsigned char *raw = NULL;
-  size_t raw_len = 0;
-  int rc = openssh_v1_decode(text, len, &raw, &raw_len);
-  if (rc) {
-    evssh_errorf(err, errlen, "%s: malformed openssh-key-v1 armour", path);
-    return rc == EVSSH_ENOMEM ? rc : EVSSH_EINVAL;
-  }
+  size_t raw_len = 0, salt_len;
   openssh_v1 o;
-  char sub[300] = "";
   const unsigned char *salt;
-  size_t salt_len;
   uint32_t rounds;
-  rc = openssh_v1_split(raw, raw_len, &o, sub, sizeof sub);
-  if (!rc) rc = openssh_v1_kdf(&o, &salt, &salt_len, &rounds, sub, sizeof sub);
-  if (!rc) {
-    *pub = malloc(o.pub_len ? o.pub_len : 1);
-    if (!*pub) rc = EVSSH_ENOMEM;
-    else {
-      memcpy(*pub, o.pub, o.pub_len);
-      *pub_len = o.pub_len;
-    }
+  int rc = openssh_v1_open(path, text, len, &raw, &raw_len, &o, &salt, &salt_len, &rounds, err, errlen);
+  if (rc) return rc;
+  *pub = malloc(o.pub_len ? o.pub_len : 1);
+  if (!*pub) {
+    rc = EVSSH_ENOMEM;
+  } else {
+    memcpy(*pub, o.pub, o.pub_len);
+    *pub_len = o.pub_len;
   }
-  if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "%s: %s", path, sub);
   wipe_free(raw, raw_len);
   return rc;
 }
@@ -1035,34 +1048,26 @@ static int load_openssh_bcrypt(const char *path, const char *text, size_t len, s
                                evssh_key **out, char *err, size_t errlen) {
   unsigned char *raw = NULL, *plain = NULL;
   size_t raw_len = 0;
-  int rc = openssh_v1_decode(text, len, &raw, &raw_len);
-  if (rc) {
-    evssh_errorf(err, errlen, "%s: malformed openssh-key-v1 armour", path);
-    return rc == EVSSH_ENOMEM ? rc : EVSSH_EINVAL;
-  }
   openssh_v1 o;
-  char sub[300] = "";
   const unsigned char *salt = NULL;
   size_t salt_len = 0;
   uint32_t rounds = 0;
+  int rc = openssh_v1_open(path, text, len, &raw, &raw_len, &o, &salt, &salt_len, &rounds, err, errlen);
+  if (rc) return rc;
+  char sub[300] = "";
   unsigned char keyiv[64 + 16];
-  rc = openssh_v1_split(raw, raw_len, &o, sub, sizeof sub);
-  const EVP_CIPHER *cipher = rc ? NULL : openssh_key_cipher(o.cipher, o.cipher_len);
-  if (rc == EVSSH_OK) rc = openssh_v1_kdf(&o, &salt, &salt_len, &rounds, sub, sizeof sub);
-  if (rc == EVSSH_OK) {
-    if (!cipher) {
-      snprintf(sub, sizeof sub, "unsupported key cipher %.*s", (int)(o.cipher_len > 40 ? 40 : o.cipher_len),
-               o.cipher);
-      rc = EVSSH_EINVAL;
-    } else if (o.priv_len < 8) {
-      /* the two check words come first; a CTR cipher's block size of 1
-         would let a shorter section through the next check */
-      snprintf(sub, sizeof sub, "encrypted private section too short (%zu bytes)", o.priv_len);
-      rc = EVSSH_EINVAL;
-    } else if (o.priv_len % (size_t)EVP_CIPHER_get_block_size(cipher) != 0) {
-      snprintf(sub, sizeof sub, "encrypted private section has a bad length");
-      rc = EVSSH_EINVAL;
-    }
+  const EVP_CIPHER *cipher = openssh_key_cipher(o.cipher, o.cipher_len);
+  if (!cipher) {
+    snprintf(sub, sizeof sub, "unsupported key cipher %.*s", (int)(o.cipher_len > 40 ? 40 : o.cipher_len), o.cipher);
+    rc = EVSSH_EINVAL;
+  } else if (o.priv_len < 8) {
+    /* the two check words come first; a CTR cipher's block size of 1 would
+       let a shorter section through the next check */
+    snprintf(sub, sizeof sub, "encrypted private section too short (%zu bytes)", o.priv_len);
+    rc = EVSSH_EINVAL;
+  } else if (o.priv_len % (size_t)EVP_CIPHER_get_block_size(cipher) != 0) {
+    snprintf(sub, sizeof sub, "encrypted private section has a bad length");
+    rc = EVSSH_EINVAL;
   }
   char pass[PASSPHRASE_MAX];
   if (rc == EVSSH_OK && libssh_auth_cb(NULL, pass, sizeof pass, 0, 0, pc) != 0) {
