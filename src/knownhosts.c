@@ -250,11 +250,13 @@ static int load_line(evssh_known_hosts *kh, char *line, size_t file, int lineno)
 }
 
 /* Reads lines of at most LINE_MAX_BYTES into buf; longer ones are skipped
-   whole. 1: a line, 0: end of file. */
-static int read_line(FILE *fp, char *buf, size_t cap) {
+   whole. *lineno counts every line, read or skipped. 1: a line, 0: end of
+   file. */
+static int read_line(FILE *fp, char *buf, size_t cap, int *lineno) {
   for (;;) {
     if (fgets(buf, (int)cap, fp) == NULL)
       return 0;
+    (*lineno)++;
     size_t n = strlen(buf);
     if (n + 1 < cap || buf[n - 1] == '\n' || feof(fp))
       return 1;
@@ -272,10 +274,8 @@ static int load_stream(evssh_known_hosts *kh, FILE *fp, const char *label) {
   if (buf == NULL)
     return EVSSH_ENOMEM;
   int lineno = 0;
-  while (rc == EVSSH_OK && read_line(fp, buf, LINE_MAX_BYTES)) {
-    lineno++;
+  while (rc == EVSSH_OK && read_line(fp, buf, LINE_MAX_BYTES, &lineno))
     rc = load_line(kh, buf, file, lineno);
-  }
   free(buf);
   return rc;
 }
@@ -380,8 +380,7 @@ int evssh_knownhosts_load_revoked(evssh_known_hosts *kh, const char *path, char 
   }
   rewind(fp);
   int lineno = 0;
-  while (rc == EVSSH_OK && read_line(fp, buf, LINE_MAX_BYTES)) {
-    lineno++;
+  while (rc == EVSSH_OK && read_line(fp, buf, LINE_MAX_BYTES, &lineno)) {
     const char *p = buf + strspn(buf, " \t\r\n");
     if (*p == '\0' || *p == '#')
       continue;

@@ -406,6 +406,51 @@ START_TEST(test_add_then_lookup_odd_names) {
 }
 END_TEST
 
+/* Lines longer than the 64 KiB cap are skipped whole (the next line is
+   read as a line of its own), and host patterns with many stars are
+   matched without backtracking exponentially: this lookup would take
+   years with a matcher that retries every star. A loaded set answers the
+   same as the one-shot check. */
+START_TEST(test_long_lines_and_patterns) {
+  size_t cap = 200 * 1024;
+  char *text = malloc(cap);
+  size_t n = 0;
+  n += (size_t)snprintf(text + n, cap - n, "long.host ssh-ed25519 ");
+  while (n < 100 * 1024) text[n++] = 'A';
+  n += (size_t)snprintf(text + n, cap - n, " %s\n", k_ed2.b64);
+  n += (size_t)snprintf(text + n, cap - n, "long.host %s %s\n", k_ed1.type, k_ed1.b64);
+  char stars[128] = "";
+  for (int i = 0; i < 24; i++) strcat(stars, "*a");
+  strcat(stars, "*b");
+  n += (size_t)snprintf(text + n, cap - n, "%s %s %s\n", stars, k_ed1.type, k_ed1.b64);
+  const char *f = khfile("long", text);
+  evssh_kh_result r = check1(f, "long.host", 22, NULL, &k_ed1);
+  ck_assert_int_eq(r.status, EVSSH_KH_MATCH);
+  ck_assert_int_eq(r.line, 2);
+  char host[80];
+  memset(host, 'a', 70);
+  host[70] = '\0';
+  ck_assert_int_eq(check1(f, host, 22, NULL, &k_ed1).status, EVSSH_KH_UNKNOWN);
+  host[69] = 'b';
+  ck_assert_int_eq(check1(f, host, 22, NULL, &k_ed1).status, EVSSH_KH_MATCH);
+
+  evssh_known_hosts *kh = NULL;
+  char err[256];
+  ck_assert_int_eq(evssh_knownhosts_load_text(text, n, "mem", "long.host", 22, NULL, &kh, err, sizeof(err)), EVSSH_OK);
+  ck_assert_int_eq(evssh_knownhosts_lookup(kh, k_ed1.blob, k_ed1.blob_len, &r, err, sizeof(err)), EVSSH_OK);
+  ck_assert_int_eq(r.status, EVSSH_KH_MATCH);
+  ck_assert_str_eq(r.file, "mem");
+  ck_assert_int_eq(r.line, 2);
+  char *types = NULL;
+  ck_assert_int_eq(evssh_knownhosts_loaded_types(kh, &types), EVSSH_OK);
+  ck_assert_str_eq(types, "ssh-ed25519");
+  free(types);
+  ck_assert(!evssh_knownhosts_has_cert_authority(kh));
+  evssh_knownhosts_free(kh);
+  free(text);
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
   evssh_kh_result r;
   char err[256];
@@ -439,6 +484,7 @@ int main(void) {
   tcase_add_test(tc, test_malformed_lines_skipped);
   tcase_add_test(tc, test_add_found_by_ssh_keygen);
   tcase_add_test(tc, test_add_then_lookup_odd_names);
+  tcase_add_test(tc, test_long_lines_and_patterns);
   tcase_add_test(tc, test_bad_arguments);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
