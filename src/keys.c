@@ -35,6 +35,7 @@
 #include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 /* libssh 0.10 builds RSA keys from openssh-key-v1 without CRT parameters,
    so OpenSSL cannot encode them and the export fails after decryption:
@@ -45,6 +46,16 @@
    allocate without bound. */
 #define KEYFILE_MAX (1024u * 1024u)
 #define PASSPHRASE_MAX 1024
+
+/* Key derivation work a file may ask for (keys.h says why these values).
+   Fuzzing builds lower the caps so an input cannot stall the fuzzer. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define KDF_ROUNDS_MAX 4u
+#define PBKDF2_ITER_MAX 4096u
+#else
+#define KDF_ROUNDS_MAX ((uint32_t)EVSSH_KEY_KDF_ROUNDS_MAX)
+#define PBKDF2_ITER_MAX ((unsigned long)EVSSH_KEY_PBKDF2_ITER_MAX)
+#endif
 
 enum key_kind { KIND_ED25519, KIND_ECDSA, KIND_RSA };
 
@@ -836,11 +847,67 @@ static int decode_failure(const char *path, const struct pass_ctx *pc, char *err
   return EVSSH_EINVAL;
 }
 
+/* Decoding without a passphrase (the libssh export is never encrypted, an
+   encrypted header is read for its parameters only); refusing any
+   password request keeps OpenSSL from prompting on the terminal. */
+static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1; }
+
+/* Encrypted PKCS#8 names its own key derivation, and PBKDF2's iteration
+   count is as unbounded as bcrypt's rounds (OpenSSL writes 2048; 2^31
+   would keep the decoder busy for the better part of an hour), so it is
+   capped before the passphrase is asked, like the bcrypt rounds. scrypt
+   needs no cap here: OpenSSL refuses parameters needing over 32 MiB, which
+   bounds its time too. Legacy PEM encryption derives with one MD5. */
+static long pkcs8_iterations(const X509_ALGOR *alg) {
+  long iter = 0;
+  int nid = OBJ_obj2nid(alg->algorithm);
+  if (nid == NID_pbes2) {
+    PBE2PARAM *pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+    if (pbe2 && pbe2->keyfunc && OBJ_obj2nid(pbe2->keyfunc->algorithm) == NID_id_pbkdf2) {
+      PBKDF2PARAM *kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), pbe2->keyfunc->parameter);
+      iter = kdf && kdf->iter ? ASN1_INTEGER_get(kdf->iter) : 0;
+      PBKDF2PARAM_free(kdf);
+    }
+    PBE2PARAM_free(pbe2);
+  } else if (alg->parameter && alg->parameter->type == V_ASN1_SEQUENCE) {
+    /* PKCS#5 v1 / PKCS#12 PBE: salt and iterations */
+    PBEPARAM *pbe = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBEPARAM), alg->parameter);
+    iter = pbe && pbe->iter ? ASN1_INTEGER_get(pbe->iter) : 0;
+    PBEPARAM_free(pbe);
+  }
+  return iter;
+}
+
+static int pkcs8_precheck(const char *path, const char *text, size_t len, char *err, size_t errlen) {
+  static const char begin[] = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+  if (!memmem(text, len, begin, strlen(begin))) return EVSSH_OK;
+  BIO *bio = BIO_new_mem_buf(text, (int)len);
+  if (!bio) return EVSSH_ENOMEM;
+  X509_SIG *p8 = PEM_read_bio_PKCS8(bio, NULL, no_password_cb, NULL);
+  BIO_free(bio);
+  if (!p8) return EVSSH_OK; /* the decoder reports what is wrong with it */
+  const X509_ALGOR *alg = NULL;
+  X509_SIG_get0(p8, &alg, NULL);
+  long iter = alg ? pkcs8_iterations(alg) : 0;
+  X509_SIG_free(p8);
+  ERR_clear_error();
+  if (iter < 0 || (unsigned long)iter > PBKDF2_ITER_MAX) {
+    evssh_errorf(err, errlen,
+                 "%s: PKCS#8 key derivation iterations %ld exceed the limit of %lu; re-encrypt the key "
+                 "(ssh-keygen -p) or load it into ssh-agent",
+                 path, iter, (unsigned long)PBKDF2_ITER_MAX);
+    return EVSSH_EINVAL;
+  }
+  return EVSSH_OK;
+}
+
 /* PEM containers (PKCS#1, SEC1, PKCS#8, each possibly encrypted) are
    OpenSSL's own formats: its decoder reads them directly, the same one
    libssh would call, without a round trip through libssh. */
 static int load_pem(const char *path, const char *text, size_t len, struct pass_ctx *pc,
                     evssh_key **out, char *err, size_t errlen) {
+  int prc = pkcs8_precheck(path, text, len, err, errlen);
+  if (prc) return prc;
   BIO *bio = BIO_new_mem_buf(text, (int)len);
   if (!bio) return EVSSH_ENOMEM;
   EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, pem_passphrase_cb, pc);
@@ -854,10 +921,6 @@ static int load_pem(const char *path, const char *text, size_t len, struct pass_
 
 static int openssh_v1_precheck(const char *path, const char *text, size_t len, unsigned char **pub,
                                size_t *pub_len, char *err, size_t errlen);
-
-/* The export is never encrypted; refusing any password request keeps
-   OpenSSL from prompting on the terminal. */
-static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1; }
 
 /* Encrypted openssh-key-v1 (bcrypt-pbkdf): libssh decrypts, then exports
    the key unencrypted in memory (openssh-key-v1 for Ed25519, PKCS#8 for
@@ -947,15 +1010,6 @@ static int load_via_libssh(const char *path, const char *text, size_t len, struc
   *out = k;
   return EVSSH_OK;
 }
-
-/* ssh-keygen's default is 16 rounds; a file may name any count up to
-   2^32-1 and each round costs ~10 ms here, in our code and in libssh's.
-   Fuzzing builds lower the cap so an input cannot stall the fuzzer. */
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-#define KDF_ROUNDS_MAX 4u
-#else
-#define KDF_ROUNDS_MAX ((uint32_t)EVSSH_KEY_KDF_ROUNDS_MAX)
-#endif
 
 /* The bcrypt KDF parameters of an encrypted openssh-key-v1 header (salt
    points into o), refused when the rounds are 0 or above the cap. Runs

@@ -47,6 +47,13 @@
    -a 16 or load it into ssh-agent". */
 #define EVSSH_KEY_KDF_ROUNDS_MAX 128
 
+/* The same for encrypted PKCS#8 files (PBKDF2, or PKCS#5 v1 / PKCS#12 PBE):
+   OpenSSL writes 2048 iterations; PBKDF2-HMAC-SHA256 costs about 1 us an
+   iteration, so the cap costs about a second per attempt. Above it the load
+   fails with EVSSH_EINVAL "FILE: PKCS#8 key derivation iterations N exceed
+   the limit of 1000000; ..." before any prompt. */
+#define EVSSH_KEY_PBKDF2_ITER_MAX 1000000
+
 /* RSA keys smaller than this are refused, as OpenSSH does. */
 #define EVSSH_RSA_MIN_BITS 1024
 

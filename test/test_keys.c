@@ -917,6 +917,28 @@ START_TEST(kdf_rounds_capped) {
 }
 END_TEST
 
+/* The same cap idea for encrypted PKCS#8: a PBKDF2 (PBES2) or PKCS#12-PBE
+   iteration count above EVSSH_KEY_PBKDF2_ITER_MAX is refused before the
+   prompt (OpenSSL alone would run them all, ~1 us each). */
+START_TEST(pkcs8_iterations_capped) {
+  const char *schemes[] = {"-v2 aes-256-cbc", "-v1 PBE-SHA1-3DES"};
+  char src[256], path[256], msg[400];
+  path_of(src, sizeof src, "ecdsa256_pem", "");
+  for (int i = 0; i < 2; i++) {
+    path_of(path, sizeof path, "pkcs8_iter", i ? "_v1.pem" : "_v2.pem");
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "openssl pkcs8 -topk8 %s -iter %d -passout 'pass:%s' -in '%s' -out '%s' 2>/dev/null",
+             schemes[i], EVSSH_KEY_PBKDF2_ITER_MAX + 1, PASSPHRASE, src, path);
+    ck_assert_int_eq(run(cmd), 0);
+    struct pass_state ps = {PASSPHRASE, 0, ""};
+    snprintf(msg, sizeof msg, "%s: PKCS#8 key derivation iterations %d exceed the limit of %d", path,
+             EVSSH_KEY_PBKDF2_ITER_MAX + 1, EVSSH_KEY_PBKDF2_ITER_MAX);
+    expect_load_error(path, &ps, EVSSH_EINVAL, msg);
+    ck_assert_int_eq(ps.calls, 0);
+  }
+}
+END_TEST
+
 /* EC private key whose public point is another key's: priv from `from`,
    public from `pubof`, built with OpenSSL's fromdata (which checks nothing). */
 static EVP_PKEY *mismatched_ec(const char *from, const char *pubof) {
@@ -1127,6 +1149,7 @@ static Suite *keys_suite(void) {
   tcase_set_timeout(th, 120);
   tcase_add_test(th, encrypted_rsa_short_private_section);
   tcase_add_test(th, kdf_rounds_capped);
+  tcase_add_test(th, pkcs8_iterations_capped);
   tcase_add_test(th, mismatched_pairs_refused);
   suite_add_tcase(s, th);
   TCase *ta = tcase_create("agent");
