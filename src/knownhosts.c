@@ -750,6 +750,9 @@ static int name_encoding(const char *host) {
   return strchr("!@#|", host[0]) != NULL || strpbrk(host, "*?, ") != NULL ? 1 : 0;
 }
 
+static int write_entry(const char *file, const char *name, bool hashed, const char *type,
+                       const unsigned char *blob, size_t blob_len, char *err, size_t errlen);
+
 int evssh_knownhosts_add(const char *file, const char *host, int port,
                          const unsigned char *blob, size_t blob_len, bool hashed,
                          char *err, size_t errlen) {
@@ -773,6 +776,28 @@ int evssh_knownhosts_add(const char *file, const char *host, int port,
     evssh_errorf(err, errlen, "known_hosts: bad host, port or key");
     return EVSSH_EINVAL;
   }
+  /* a host certificate is recorded as the key it certifies, as ssh records
+     it once it has fallen back from the certificate: a certificate expires,
+     the key stays */
+  evssh_cert *cert = NULL;
+  if (evssh_cert_is_cert_name(type)) {
+    char cerr[200] = "";
+    int crc = evssh_cert_parse(blob, blob_len, &cert, cerr, sizeof(cerr));
+    if (crc != EVSSH_OK) {
+      evssh_errorf(err, errlen, "known_hosts: %s", crc == EVSSH_ENOMEM ? "out of memory" : cerr);
+      return crc;
+    }
+    blob = cert->key_blob;
+    blob_len = cert->key_blob_len;
+    snprintf(type, sizeof(type), "%s", cert->key_type);
+  }
+  int rc = write_entry(file, name, hashed, type, blob, blob_len, err, errlen);
+  evssh_cert_free(cert);
+  return rc;
+}
+
+static int write_entry(const char *file, const char *name, bool hashed, const char *type,
+                       const unsigned char *blob, size_t blob_len, char *err, size_t errlen) {
   char hostfield[160];
   const char *field = name;
   if (hashed) {

@@ -104,7 +104,8 @@ int evssh_knownhosts_types(const char *const *files, size_t nfiles, const char *
    are hashed in lower case, as ssh hashes. Names that cannot be written
    either way are refused with EVSSH_EINVAL and a message: empty, control
    characters, '[' or ']' (a host "[a]:1" on port 22 would read as host a on
-   port 1). */
+   port 1). A host certificate blob is recorded as the key it certifies (as
+   ssh records it after falling back from the certificate). */
 int evssh_knownhosts_add(const char *file, const char *host, int port,
                          const unsigned char *blob, size_t blob_len, bool hashed,
                          char *err, size_t errlen);

@@ -639,6 +639,17 @@ START_TEST(knownhosts_cert_authority) {
   ck_assert_int_eq(pr.status, EVSSH_KH_MATCH);
   ck_assert_int_eq(pr.line, 4);
   evssh_knownhosts_free(kh);
+  /* accept-new after the fallback records the certified key, not the
+     certificate (which expires) */
+  char added[300];
+  snprintf(added, sizeof added, "%s/added_known_hosts", tmpdir);
+  ck_assert_int_eq(evssh_knownhosts_add(added, "web1.example.com", 22, c->blob, c->blob_len, false, err, sizeof err),
+                   EVSSH_OK);
+  char *written = slurp("added_known_hosts", "");
+  char want_line[4200];
+  snprintf(want_line, sizeof want_line, "web1.example.com %s\n", hostkey);
+  ck_assert_str_eq(written, want_line);
+  free(written);
   evssh_cert_free(c);
 
   /* a user certificate where a host certificate is required */
