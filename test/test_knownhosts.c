@@ -3,7 +3,9 @@
  * `ssh-keygen -H`, and lines written by evssh are looked up with
  * `ssh-keygen -F`, so OpenSSH is the reference on both sides. Covers plain,
  * hashed, [host]:port, wildcards, negation, @revoked, @cert-authority,
- * other key types, address entries, several files and malformed lines. */
+ * other key types, address entries, several files and malformed lines,
+ * host names that must be written hashed to be found again, over-long
+ * lines and many-star patterns. Certificates: test_cert.c. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
