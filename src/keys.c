@@ -1,10 +1,11 @@
 /* keys.c owns the user's key material: it reads public key files and lines,
- * decodes private key files (unencrypted openssh-key-v1 itself, encrypted
- * openssh-key-v1 through libssh, PEM/PKCS#8 through OpenSSL's decoder),
- * moves the secret into an OpenSSL EVP_PKEY, picks the signature algorithm
- * the way OpenSSH's client does and produces SSH signature blobs. Every
- * intermediate copy of a secret (file text, decoded blobs, libssh exports,
- * passphrases) is wiped before it is freed. */
+ * decodes private key files (openssh-key-v1 itself, plain and encrypted,
+ * with bcrypt_pbkdf.c and OpenSSL's ciphers; PEM/PKCS#8 through OpenSSL's
+ * decoder), checks that each key's halves belong together, moves the
+ * secret into an OpenSSL EVP_PKEY, picks the signature algorithm the way
+ * OpenSSH's client does and produces SSH signature blobs. Every
+ * intermediate copy of a secret (file text, decoded blobs, decrypted
+ * sections, passphrases) is wiped before it is freed. */
 #include "keys.h"
 #include "errors.h"
 #include "bcrypt_pbkdf.h"
@@ -23,7 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <libssh/libssh.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -36,11 +36,6 @@
 #include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-
-/* libssh 0.10 builds RSA keys from openssh-key-v1 without CRT parameters,
-   so OpenSSL cannot encode them and the export fails after decryption:
-   those files are decrypted here instead (bcrypt_pbkdf.c). */
-#define LIBSSH_CANNOT_EXPORT_OPENSSH_RSA (LIBSSH_VERSION_INT < SSH_VERSION_INT(0, 11, 0))
 
 /* Key files are small; anything larger is not a key and must not make us
    allocate without bound. */
@@ -58,6 +53,10 @@
 #endif
 
 enum key_kind { KIND_ED25519, KIND_ECDSA, KIND_RSA };
+
+/* internal result of the openssh-key-v1 key readers: the numbers are
+   well-formed but the private half is not the public half's */
+#define KEY_PAIR_MISMATCH 1
 
 struct key_type_info {
   const char *name;       /* SSH key type */
@@ -457,7 +456,7 @@ static int pkey_fromdata(const char *keytype, OSSL_PARAM_BLD *bld, bool pairwise
   EVP_PKEY_CTX_free(check);
   if (!ok) {
     EVP_PKEY_free(pkey);
-    return EVSSH_EINVAL;
+    return KEY_PAIR_MISMATCH;
   }
   *out = pkey;
   return EVSSH_OK;
@@ -478,7 +477,7 @@ static int openssh_ed25519(evssh_reader *r, EVP_PKEY **out) {
   if (EVP_PKEY_get_raw_public_key(pkey, derived, &dlen) != 1 || dlen != 32 ||
       memcmp(derived, pub, 32) != 0 || memcmp(priv + 32, pub, 32) != 0) {
     EVP_PKEY_free(pkey);
-    return EVSSH_EINVAL;
+    return KEY_PAIR_MISMATCH;
   }
   *out = pkey;
   return EVSSH_OK;
@@ -554,7 +553,10 @@ static int openssh_rsa(evssh_reader *r, EVP_PKEY **out) {
   rc = EVSSH_EINVAL;
   /* OpenSSL's RSA pairwise check runs primality tests (~40 ms for 2048
      bits), too slow for a loop that loads keys for many sessions */
-  if (!rsa_numbers_consistent(n, e, d, p, q, bnctx)) goto out;
+  if (!rsa_numbers_consistent(n, e, d, p, q, bnctx)) {
+    rc = KEY_PAIR_MISMATCH;
+    goto out;
+  }
   if (!BN_sub(tmp, p, BN_value_one()) || !BN_mod(dmp1, d, tmp, bnctx) ||
       !BN_sub(tmp, q, BN_value_one()) || !BN_mod(dmq1, d, tmp, bnctx))
     goto out;
@@ -584,6 +586,8 @@ out:
 typedef struct openssh_v1 {
   const char *cipher, *kdf, *kdfopts, *pub, *priv;
   size_t cipher_len, kdf_len, kdfopts_len, pub_len, priv_len;
+  const unsigned char *tag; /* what follows the private section: an AEAD cipher's tag */
+  size_t tag_len;
 } openssh_v1;
 
 static int openssh_v1_split(const unsigned char *raw, size_t raw_len, openssh_v1 *o, char *err,
@@ -599,10 +603,12 @@ static int openssh_v1_split(const unsigned char *raw, size_t raw_len, openssh_v1
     return EVSSH_EINVAL;
   }
   if (nkeys != 1 || evssh_read_string(&r, &o->pub, &o->pub_len) ||
-      evssh_read_string(&r, &o->priv, &o->priv_len) || r.left != 0) {
+      evssh_read_string(&r, &o->priv, &o->priv_len)) {
     evssh_errorf(err, errlen, "malformed openssh-key-v1 key list");
     return EVSSH_EINVAL;
   }
+  o->tag = r.p;
+  o->tag_len = r.left;
   return EVSSH_OK;
 }
 
@@ -635,6 +641,10 @@ static int openssh_v1_parse_private(const unsigned char *priv, size_t priv_len, 
     evssh_errorf(err, errlen, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
     return EVSSH_EINVAL;
   }
+  if (rc == KEY_PAIR_MISMATCH) {
+    evssh_errorf(err, errlen, "private key does not match its public key");
+    return EVSSH_EINVAL;
+  }
   if (rc) {
     if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "invalid %s private key", t->name);
     return rc;
@@ -659,7 +669,7 @@ static int openssh_v1_parse_private(const unsigned char *priv, size_t priv_len, 
   if (rc) return rc;
   if (k->blob_len != pub_len || memcmp(k->blob, pubblob, pub_len) != 0) {
     evssh_key_free(k);
-    evssh_errorf(err, errlen, "public key does not match the private key");
+    evssh_errorf(err, errlen, "private key does not match its public key");
     return EVSSH_EINVAL;
   }
   *out = k;
@@ -674,6 +684,10 @@ static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, evssh_
   if (rc) return rc;
   if (!str_is(o.cipher, o.cipher_len, "none") || !str_is(o.kdf, o.kdf_len, "none")) {
     evssh_errorf(err, errlen, "openssh-key-v1 key is encrypted");
+    return EVSSH_EINVAL;
+  }
+  if (o.tag_len != 0) {
+    evssh_errorf(err, errlen, "malformed openssh-key-v1 key list");
     return EVSSH_EINVAL;
   }
   return openssh_v1_parse_private((const unsigned char *)o.priv, o.priv_len, o.pub, o.pub_len, out, err,
@@ -698,9 +712,8 @@ int evssh_key_parse_openssh_v1(const char *text, size_t len, evssh_key **out, ch
 enum openssh_kind { NOT_OPENSSH, OPENSSH_PLAIN, OPENSSH_ENCRYPTED };
 
 /* Classifies armoured text by its openssh-key-v1 header, which is never
-   encrypted; *is_rsa tells whether the (public) key in it is RSA. */
-static enum openssh_kind openssh_v1_classify(const char *text, size_t len, bool *is_rsa) {
-  *is_rsa = false;
+   encrypted. */
+static enum openssh_kind openssh_v1_classify(const char *text, size_t len) {
   if (!memmem(text, len, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN))) return NOT_OPENSSH;
   unsigned char *raw = NULL;
   size_t raw_len = 0;
@@ -708,24 +721,14 @@ static enum openssh_kind openssh_v1_classify(const char *text, size_t len, bool 
   if (openssh_v1_decode(text, len, &raw, &raw_len)) return OPENSSH_PLAIN;
   evssh_reader r = reader_of(raw, raw_len);
   const unsigned char *magic;
-  const char *cipher, *kdf, *opts, *pub;
-  size_t cipher_len, kdf_len, opts_len, pub_len;
-  uint32_t nkeys;
+  const char *cipher, *kdf;
+  size_t cipher_len, kdf_len;
   enum openssh_kind kind = OPENSSH_PLAIN;
   if (!evssh_read_bytes(&r, sizeof OPENSSH_MAGIC, &magic) &&
       memcmp(magic, OPENSSH_MAGIC, sizeof OPENSSH_MAGIC) == 0 &&
       !evssh_read_string(&r, &cipher, &cipher_len) && !evssh_read_string(&r, &kdf, &kdf_len) &&
-      (!str_is(cipher, cipher_len, "none") || !str_is(kdf, kdf_len, "none"))) {
+      (!str_is(cipher, cipher_len, "none") || !str_is(kdf, kdf_len, "none")))
     kind = OPENSSH_ENCRYPTED;
-    evssh_reader pr;
-    const char *tname;
-    size_t tlen;
-    if (!evssh_read_string(&r, &opts, &opts_len) && !evssh_read_u32(&r, &nkeys) &&
-        !evssh_read_string(&r, &pub, &pub_len)) {
-      pr = reader_of(pub, pub_len);
-      *is_rsa = !evssh_read_string(&pr, &tname, &tlen) && str_is(tname, tlen, EVSSH_KEYTYPE_RSA);
-    }
-  }
   wipe_free(raw, raw_len);
   return kind;
 }
@@ -742,9 +745,10 @@ struct pass_ctx {
   char pass[PASSPHRASE_MAX];
 };
 
-/* libssh's auth callback, also behind OpenSSL's. The passphrase is cached
-   so a decoder that asks twice does not prompt the user twice. */
-static int libssh_auth_cb(const char *prompt, char *buf, size_t len, int echo, int verify,
+/* The passphrase prompt, behind OpenSSL's PEM callback and our own
+   decryption. The passphrase is cached so a decoder that asks twice does
+   not prompt the user twice. */
+static int cached_prompt(const char *prompt, char *buf, size_t len, int echo, int verify,
                           void *userdata) {
   struct pass_ctx *pc = userdata;
   pc->asked = true;
@@ -775,7 +779,7 @@ static int libssh_auth_cb(const char *prompt, char *buf, size_t len, int echo, i
    a callback OpenSSL would prompt on the terminal itself. */
 static int pem_passphrase_cb(char *buf, int size, int rwflag, void *u) {
   if (size <= 0) return -1;
-  if (libssh_auth_cb(NULL, buf, (size_t)size, 0, 0, u) != 0) return -1;
+  if (cached_prompt(NULL, buf, (size_t)size, 0, 0, u) != 0) return -1;
   return (int)strlen(buf);
 }
 
@@ -847,8 +851,7 @@ static int decode_failure(const char *path, const struct pass_ctx *pc, char *err
   return EVSSH_EINVAL;
 }
 
-/* Decoding without a passphrase (the libssh export is never encrypted, an
-   encrypted header is read for its parameters only); refusing any
+/* Reading an encrypted PKCS#8 header for its parameters only: refusing any
    password request keeps OpenSSL from prompting on the terminal. */
 static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1; }
 
@@ -902,8 +905,7 @@ static int pkcs8_precheck(const char *path, const char *text, size_t len, char *
 }
 
 /* PEM containers (PKCS#1, SEC1, PKCS#8, each possibly encrypted) are
-   OpenSSL's own formats: its decoder reads them directly, the same one
-   libssh would call, without a round trip through libssh. */
+   OpenSSL's own formats: its decoder reads them directly. */
 static int load_pem(const char *path, const char *text, size_t len, struct pass_ctx *pc,
                     evssh_key **out, char *err, size_t errlen) {
   int prc = pkcs8_precheck(path, text, len, err, errlen);
@@ -919,102 +921,10 @@ static int load_pem(const char *path, const char *text, size_t len, struct pass_
   return rc;
 }
 
-static int openssh_v1_precheck(const char *path, const char *text, size_t len, unsigned char **pub,
-                               size_t *pub_len, char *err, size_t errlen);
-
-/* Encrypted openssh-key-v1 (bcrypt-pbkdf): libssh decrypts, then exports
-   the key unencrypted in memory (openssh-key-v1 for Ed25519, PKCS#8 for
-   ECDSA in 0.10), which is parsed into an EVP_PKEY and wiped. */
-static int load_via_libssh(const char *path, const char *text, size_t len, struct pass_ctx *pc,
-                           evssh_key **out, char *err, size_t errlen) {
-  unsigned char *header_pub = NULL;
-  size_t header_pub_len = 0;
-  int prc = openssh_v1_precheck(path, text, len, &header_pub, &header_pub_len, err, errlen);
-  if (prc) return prc;
-  ssh_key skey = NULL;
-  int src = ssh_pki_import_privkey_base64(text, NULL, libssh_auth_cb, pc, &skey);
-  if (src != SSH_OK || !skey) {
-    ssh_key_free(skey);
-    free(header_pub);
-    return decode_failure(path, pc, err, errlen);
-  }
-  enum ssh_keytypes_e stype = ssh_key_type(skey);
-  char *exported = NULL;
-  int rc = ssh_pki_export_privkey_base64(skey, NULL, NULL, NULL, &exported) == SSH_OK && exported
-               ? EVSSH_OK
-               : EVSSH_EINVAL;
-  char *pub_b64 = NULL;
-  if (!rc && ssh_pki_export_pubkey_base64(skey, &pub_b64) != SSH_OK) rc = EVSSH_EINVAL;
-  ssh_key_free(skey);
-  if (rc) {
-    if (exported) {
-      OPENSSL_cleanse(exported, strlen(exported));
-      ssh_string_free_char(exported);
-    }
-    ssh_string_free_char(pub_b64);
-    free(header_pub);
-    if (stype == SSH_KEYTYPE_RSA)
-      evssh_errorf(err, errlen,
-              "%s: libssh could not hand over this RSA key; add it to ssh-agent or "
-              "convert it with: ssh-keygen -p -m PEM -f %s",
-              path, path);
-    else
-      evssh_errorf(err, errlen, "%s: cannot extract the private key", path);
-    return EVSSH_EINVAL;
-  }
-
-  size_t elen = strlen(exported);
-  evssh_key *k = NULL;
-  char sub[200] = "";
-  if (memmem(exported, elen, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN))) {
-    rc = evssh_key_parse_openssh_v1(exported, elen, &k, sub, sizeof sub);
-  } else {
-    /* libssh 0.10 hands ECDSA keys over as unencrypted PKCS#8 */
-    BIO *bio = BIO_new_mem_buf(exported, (int)elen);
-    EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL) : NULL;
-    BIO_free(bio);
-    rc = pkey ? key_from_decoded(pkey, &k, sub, sizeof sub) : EVSSH_EINVAL;
-  }
-  OPENSSL_cleanse(exported, elen);
-  ssh_string_free_char(exported);
-
-  /* the blob we derived must be the one libssh sees: catches any loss in
-     the export round trip */
-  if (!rc) {
-    unsigned char *pub = NULL;
-    size_t pub_len = 0, b64len = strlen(pub_b64);
-    pub = malloc(b64len / 4 * 3 + 3);
-    if (!pub) {
-      rc = EVSSH_ENOMEM;
-    } else if (evssh_base64_decode(pub_b64, b64len, pub, b64len / 4 * 3 + 3, &pub_len) ||
-               pub_len != k->blob_len || memcmp(pub, k->blob, pub_len) != 0) {
-      snprintf(sub, sizeof sub, "public key changed in the libssh round trip");
-      rc = EVSSH_EINVAL;
-    }
-    free(pub);
-    /* and the one the file's unencrypted header announces (what a .pub
-       beside it would say) */
-    if (!rc && (header_pub_len != k->blob_len || memcmp(header_pub, k->blob, header_pub_len) != 0)) {
-      snprintf(sub, sizeof sub, "private key does not match its public key");
-      rc = EVSSH_EINVAL;
-    }
-    if (rc) evssh_key_free(k);
-  }
-  free(header_pub);
-  ssh_string_free_char(pub_b64);
-  if (rc) {
-    if (rc == EVSSH_EINVAL)
-      evssh_errorf(err, errlen, "%s: %s", path, sub[0] ? sub : "cannot decode private key");
-    return rc;
-  }
-  *out = k;
-  return EVSSH_OK;
-}
-
 /* The bcrypt KDF parameters of an encrypted openssh-key-v1 header (salt
    points into o), refused when the rounds are 0 or above the cap. Runs
-   before any passphrase prompt and before libssh sees the file, so a file
-   cannot make either spend unbounded CPU. */
+   before any passphrase prompt, so a file cannot make us spend unbounded
+   CPU. */
 static int openssh_v1_kdf(const openssh_v1 *o, const unsigned char **salt, size_t *salt_len,
                           uint32_t *rounds, char *sub, size_t sublen) {
   evssh_reader kr = reader_of(o->kdfopts, o->kdfopts_len);
@@ -1061,45 +971,112 @@ static int openssh_v1_open(const char *path, const char *text, size_t len, unsig
   return rc;
 }
 
-/* Checks the header of an encrypted openssh-key-v1 file before it goes to
-   libssh: the KDF must be bcrypt with rounds within the cap, and the
-   public key the header carries is returned (malloc'd) so the decoded key
-   can be compared with it. */
-static int openssh_v1_precheck(const char *path, const char *text, size_t len, unsigned char **pub,
-                               size_t *pub_len, char *err, size_t errlen) {
-  unsigned char *raw = NULL;
-  size_t raw_len = 0, salt_len;
-  openssh_v1 o;
-  const unsigned char *salt;
-  uint32_t rounds;
-  int rc = openssh_v1_open(path, text, len, &raw, &raw_len, &o, &salt, &salt_len, &rounds, err, errlen);
-  if (rc) return rc;
-  *pub = malloc(o.pub_len ? o.pub_len : 1);
-  if (!*pub) {
-    rc = EVSSH_ENOMEM;
-  } else {
-    memcpy(*pub, o.pub, o.pub_len);
-    *pub_len = o.pub_len;
-  }
-  wipe_free(raw, raw_len);
-  return rc;
-}
+/* The ciphers ssh-keygen -Z can encrypt a key file with. The private
+   section is padded to the cipher's block size; the AEAD ones put their
+   16-byte tag after the section. Key and IV both come out of bcrypt-pbkdf. */
+enum key_cipher_mode { KC_PLAIN, KC_GCM, KC_CHACHAPOLY };
 
-/* Encrypted openssh-key-v1 that libssh cannot hand over (RSA in 0.10):
-   bcrypt-pbkdf derives the cipher key and IV from the passphrase, the
-   private section is decrypted with OpenSSL, and the check ints tell a
-   wrong passphrase from a damaged file. */
-static const EVP_CIPHER *openssh_key_cipher(const char *name, size_t len) {
-  static const struct { const char *name; const char *evp; } ciphers[] = {
-      {"aes256-ctr", "AES-256-CTR"}, {"aes192-ctr", "AES-192-CTR"}, {"aes128-ctr", "AES-128-CTR"},
-      {"aes256-cbc", "AES-256-CBC"}, {"aes192-cbc", "AES-192-CBC"}, {"aes128-cbc", "AES-128-CBC"}};
-  for (size_t i = 0; i < sizeof ciphers / sizeof ciphers[0]; i++)
-    if (str_is(name, len, ciphers[i].name)) return EVP_get_cipherbyname(ciphers[i].evp);
+struct key_cipher {
+  const char *name;
+  const char *evp;      /* OpenSSL cipher (NULL: chacha20-poly1305, built below) */
+  enum key_cipher_mode mode;
+  size_t key_len, iv_len, block, tag_len;
+};
+
+static const struct key_cipher key_ciphers[] = {
+  {"aes256-ctr", "AES-256-CTR", KC_PLAIN, 32, 16, 16, 0},
+  {"aes192-ctr", "AES-192-CTR", KC_PLAIN, 24, 16, 16, 0},
+  {"aes128-ctr", "AES-128-CTR", KC_PLAIN, 16, 16, 16, 0},
+  {"aes256-cbc", "AES-256-CBC", KC_PLAIN, 32, 16, 16, 0},
+  {"aes192-cbc", "AES-192-CBC", KC_PLAIN, 24, 16, 16, 0},
+  {"aes128-cbc", "AES-128-CBC", KC_PLAIN, 16, 16, 16, 0},
+  {"3des-cbc", "DES-EDE3-CBC", KC_PLAIN, 24, 8, 8, 0},
+  {"aes256-gcm@openssh.com", "AES-256-GCM", KC_GCM, 32, 12, 16, 16},
+  {"aes128-gcm@openssh.com", "AES-128-GCM", KC_GCM, 16, 12, 16, 16},
+  {"chacha20-poly1305@openssh.com", NULL, KC_CHACHAPOLY, 64, 0, 8, 16},
+};
+
+static const struct key_cipher *key_cipher_by_name(const char *name, size_t len) {
+  for (size_t i = 0; i < sizeof key_ciphers / sizeof key_ciphers[0]; i++)
+    if (str_is(name, len, key_ciphers[i].name)) return &key_ciphers[i];
   return NULL;
 }
 
-static int load_openssh_bcrypt(const char *path, const char *text, size_t len, struct pass_ctx *pc,
-                               evssh_key **out, char *err, size_t errlen) {
+static int evp_crypt(const char *name, const unsigned char *key, const unsigned char *iv, const unsigned char *in,
+                     size_t len, unsigned char *out) {
+  const EVP_CIPHER *c = EVP_get_cipherbyname(name);
+  EVP_CIPHER_CTX *ctx = c ? EVP_CIPHER_CTX_new() : NULL;
+  int outl = 0, finl = 0;
+  bool ok = ctx && EVP_DecryptInit_ex(ctx, c, NULL, key, iv) && EVP_CIPHER_CTX_set_padding(ctx, 0) &&
+            EVP_DecryptUpdate(ctx, out, &outl, in, (int)len) && EVP_DecryptFinal_ex(ctx, out + outl, &finl);
+  EVP_CIPHER_CTX_free(ctx);
+  return ok ? EVSSH_OK : EVSSH_ENOMEM;
+}
+
+/* OpenSSH's chacha20-poly1305 with sequence number 0 and no length
+   header: the Poly1305 key is the first 32 bytes of the keystream of
+   block 0 under the first half of the 64-byte key, the section is
+   encrypted from block 1 on. OpenSSL's 16-byte ChaCha20 IV (32-bit counter,
+   96-bit nonce) lays block n with nonce 0 out the same way as the original
+   64/64-bit split. */
+static int chachapoly_open(const unsigned char *key, const unsigned char *in, size_t len, const unsigned char *tag,
+                           unsigned char *out) {
+  unsigned char iv[16] = {0}, poly_key[32] = {0}, mac[16];
+  int rc = evp_crypt("ChaCha20", key, iv, poly_key, sizeof poly_key, poly_key);
+  EVP_MAC *m = rc ? NULL : EVP_MAC_fetch(NULL, "POLY1305", NULL);
+  EVP_MAC_CTX *mctx = m ? EVP_MAC_CTX_new(m) : NULL;
+  size_t mac_len = 0;
+  if (!mctx || !EVP_MAC_init(mctx, poly_key, sizeof poly_key, NULL) || !EVP_MAC_update(mctx, in, len) ||
+      !EVP_MAC_final(mctx, mac, &mac_len, sizeof mac) || mac_len != sizeof mac)
+    rc = EVSSH_ENOMEM;
+  else if (CRYPTO_memcmp(mac, tag, sizeof mac) != 0)
+    rc = EVSSH_EAUTH;
+  EVP_MAC_CTX_free(mctx);
+  EVP_MAC_free(m);
+  OPENSSL_cleanse(poly_key, sizeof poly_key);
+  if (rc) return rc;
+  iv[0] = 1;
+  return evp_crypt("ChaCha20", key, iv, in, len, out);
+}
+
+static int gcm_open(const struct key_cipher *kc, const unsigned char *key, const unsigned char *iv,
+                    const unsigned char *in, size_t len, const unsigned char *tag, unsigned char *out) {
+  const EVP_CIPHER *c = EVP_get_cipherbyname(kc->evp);
+  EVP_CIPHER_CTX *ctx = c ? EVP_CIPHER_CTX_new() : NULL;
+  int outl = 0, finl = 0;
+  if (!ctx || !EVP_DecryptInit_ex(ctx, c, NULL, NULL, NULL) ||
+      !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, (int)kc->iv_len, NULL) ||
+      !EVP_DecryptInit_ex(ctx, NULL, NULL, key, iv) || !EVP_DecryptUpdate(ctx, out, &outl, in, (int)len) ||
+      !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, (int)kc->tag_len, (void *)tag)) {
+    EVP_CIPHER_CTX_free(ctx);
+    return EVSSH_ENOMEM;
+  }
+  int ok = EVP_DecryptFinal_ex(ctx, out + outl, &finl);
+  EVP_CIPHER_CTX_free(ctx);
+  return ok > 0 ? EVSSH_OK : EVSSH_EAUTH;
+}
+
+/* Decrypts the private section: EVSSH_EAUTH when an AEAD tag does not
+   verify (a wrong passphrase, or a damaged file). */
+static int key_cipher_open(const struct key_cipher *kc, const unsigned char *keyiv, const openssh_v1 *o,
+                           unsigned char *out) {
+  const unsigned char *in = (const unsigned char *)o->priv;
+  switch (kc->mode) {
+  case KC_GCM: return gcm_open(kc, keyiv, keyiv + kc->key_len, in, o->priv_len, o->tag, out);
+  case KC_CHACHAPOLY: return chachapoly_open(keyiv, in, o->priv_len, o->tag, out);
+  default: return evp_crypt(kc->evp, keyiv, keyiv + kc->key_len, in, o->priv_len, out);
+  }
+}
+
+/* Encrypted openssh-key-v1, every key type and every cipher OpenSSH
+   writes: bcrypt-pbkdf derives the cipher key and IV from the passphrase,
+   the private section is decrypted with OpenSSL, and the check ints (or
+   the AEAD tag) tell a wrong passphrase from a damaged file. Ours rather
+   than libssh's: libssh 0.10 cannot hand RSA keys back out, crashes on the
+   AEAD ciphers, leaks on a damaged private section and calls every failure
+   a wrong passphrase. */
+static int load_openssh_encrypted(const char *path, const char *text, size_t len, struct pass_ctx *pc,
+                                  evssh_key **out, char *err, size_t errlen) {
   unsigned char *raw = NULL, *plain = NULL;
   size_t raw_len = 0;
   openssh_v1 o;
@@ -1110,42 +1087,35 @@ static int load_openssh_bcrypt(const char *path, const char *text, size_t len, s
   if (rc) return rc;
   char sub[300] = "";
   unsigned char keyiv[64 + 16];
-  const EVP_CIPHER *cipher = openssh_key_cipher(o.cipher, o.cipher_len);
-  if (!cipher) {
+  const struct key_cipher *kc = key_cipher_by_name(o.cipher, o.cipher_len);
+  if (!kc) {
     snprintf(sub, sizeof sub, "unsupported key cipher %.*s", (int)(o.cipher_len > 40 ? 40 : o.cipher_len), o.cipher);
     rc = EVSSH_EINVAL;
   } else if (o.priv_len < 8) {
-    /* the two check words come first; a CTR cipher's block size of 1 would
-       let a shorter section through the next check */
+    /* the two check words come first */
     snprintf(sub, sizeof sub, "encrypted private section too short (%zu bytes)", o.priv_len);
     rc = EVSSH_EINVAL;
-  } else if (o.priv_len % (size_t)EVP_CIPHER_get_block_size(cipher) != 0) {
+  } else if (o.priv_len % kc->block != 0 || o.tag_len != kc->tag_len) {
     snprintf(sub, sizeof sub, "encrypted private section has a bad length");
     rc = EVSSH_EINVAL;
   }
   char pass[PASSPHRASE_MAX];
-  if (rc == EVSSH_OK && libssh_auth_cb(NULL, pass, sizeof pass, 0, 0, pc) != 0) {
+  if (rc == EVSSH_OK && cached_prompt(NULL, pass, sizeof pass, 0, 0, pc) != 0) {
     rc = decode_failure(path, pc, err, errlen);
     sub[0] = 0;
   } else if (rc == EVSSH_OK) {
-    size_t klen = (size_t)EVP_CIPHER_get_key_length(cipher), ivlen = (size_t)EVP_CIPHER_get_iv_length(cipher);
-    rc = evssh_bcrypt_pbkdf(pass, strlen(pass), salt, salt_len, keyiv, klen + ivlen, rounds);
+    rc = evssh_bcrypt_pbkdf(pass, strlen(pass), salt, salt_len, keyiv, kc->key_len + kc->iv_len, rounds);
     OPENSSL_cleanse(pass, sizeof pass);
     plain = rc ? NULL : malloc(o.priv_len);
-    EVP_CIPHER_CTX *ctx = plain ? EVP_CIPHER_CTX_new() : NULL;
-    int outl = 0, finl = 0;
-    if (!ctx || !EVP_DecryptInit_ex(ctx, cipher, NULL, keyiv, keyiv + klen) || !EVP_CIPHER_CTX_set_padding(ctx, 0) ||
-        !EVP_DecryptUpdate(ctx, plain, &outl, (const unsigned char *)o.priv, (int)o.priv_len) ||
-        !EVP_DecryptFinal_ex(ctx, plain + outl, &finl)) {
-      if (rc == EVSSH_OK) rc = EVSSH_ENOMEM;
-    } else if (get_u32(plain) != get_u32(plain + 4)) {
-      /* the check ints differ: the passphrase made a different key */
+    if (!rc && !plain) rc = EVSSH_ENOMEM;
+    if (!rc) rc = key_cipher_open(kc, keyiv, &o, plain);
+    if (rc == EVSSH_EAUTH || (!rc && get_u32(plain) != get_u32(plain + 4))) {
+      /* the tag or the check ints disagree: the passphrase made a different key */
       evssh_errorf(err, errlen, "wrong passphrase for key %s", path);
       rc = EVSSH_EAUTH;
-    } else {
+    } else if (!rc) {
       rc = openssh_v1_parse_private(plain, o.priv_len, o.pub, o.pub_len, out, sub, sizeof sub);
     }
-    EVP_CIPHER_CTX_free(ctx);
     OPENSSL_cleanse(keyiv, sizeof keyiv);
   }
   if (rc == EVSSH_EINVAL && sub[0]) evssh_errorf(err, errlen, "%s: %s", path, sub);
@@ -1163,8 +1133,7 @@ static int load_private_text(const char *path, const char *text, size_t len, evs
     return EVSSH_EINVAL;
   }
   int rc;
-  bool is_rsa = false;
-  enum openssh_kind kind = openssh_v1_classify(text, len, &is_rsa);
+  enum openssh_kind kind = openssh_v1_classify(text, len);
   if (kind == OPENSSH_PLAIN) {
     char sub[200] = "";
     rc = evssh_key_parse_openssh_v1(text, len, out, sub, sizeof sub);
@@ -1177,10 +1146,8 @@ static int load_private_text(const char *path, const char *text, size_t len, evs
       pc->fn = fn;
       pc->ud = ud;
       pc->path = path;
-      if (kind == OPENSSH_ENCRYPTED && is_rsa && LIBSSH_CANNOT_EXPORT_OPENSSH_RSA)
-        rc = load_openssh_bcrypt(path, text, len, pc, out, err, errlen);
-      else if (kind == OPENSSH_ENCRYPTED)
-        rc = load_via_libssh(path, text, len, pc, out, err, errlen);
+      if (kind == OPENSSH_ENCRYPTED)
+        rc = load_openssh_encrypted(path, text, len, pc, out, err, errlen);
       else
         rc = load_pem(path, text, len, pc, out, err, errlen);
       wipe_free(pc, sizeof *pc);

@@ -4,14 +4,17 @@
  * producing SSH signature blobs with OpenSSL.
  *
  * Private key files:
- *  - unencrypted openssh-key-v1: parsed here (a simple, unencrypted format);
- *  - encrypted openssh-key-v1 (bcrypt-pbkdf): libssh 0.10 decrypts it and
- *    re-exports the key unencrypted in memory (openssh-key-v1 for Ed25519,
- *    PKCS#8 for ECDSA), which we parse and wipe. RSA is the exception:
- *    libssh 0.10 builds the key without CRT parameters and cannot export
- *    it, so those files are decrypted here (bcrypt_pbkdf.c, AES by OpenSSL);
+ *  - openssh-key-v1, unencrypted or encrypted (bcrypt-pbkdf with every
+ *    cipher ssh-keygen -Z offers: aes*-ctr, aes*-cbc, 3des-cbc,
+ *    aes*-gcm@openssh.com, chacha20-poly1305@openssh.com): parsed and
+ *    decrypted here (bcrypt_pbkdf.c, the ciphers by OpenSSL). libssh 0.10,
+ *    which did this first, cannot hand RSA keys back out, crashes on the
+ *    AEAD ciphers and leaks on a damaged private section;
  *  - PEM containers (PKCS#1, SEC1, PKCS#8, legacy-encrypted PEM, encrypted
- *    PKCS#8): OpenSSL's decoder, the one libssh itself would call.
+ *    PKCS#8): OpenSSL's decoder.
+ * Every key is pair-checked once at load (the private half must be the
+ * public half's), and the key derivation work a file can ask for is capped
+ * before the passphrase prompt.
  * Either way the key ends up in an OpenSSL EVP_PKEY and every signature is
  * made by OpenSSL.
  *

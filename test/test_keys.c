@@ -917,6 +917,69 @@ START_TEST(kdf_rounds_capped) {
 }
 END_TEST
 
+/* Every cipher ssh-keygen -Z encrypts key files with, for each key type:
+   the AEAD ones (whose tag follows the private section) crashed the
+   process through libssh 0.10 before our own decryption took over. A
+   wrong passphrase is EAUTH for each; a damaged private section (its key
+   type renamed, with the right passphrase) says what is wrong with it
+   instead of blaming the passphrase. */
+START_TEST(encrypted_key_ciphers) {
+  const char *ciphers[] = {"aes256-ctr", "aes192-ctr", "aes128-ctr", "aes256-cbc", "aes192-cbc", "aes128-cbc",
+                           "3des-cbc", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com",
+                           "chacha20-poly1305@openssh.com"};
+  const char *types[] = {"-t ed25519", "-t ecdsa -b 384", "-t rsa -b 1024"};
+  char path[256], cmd[600], err[400];
+  for (size_t c = 0; c < sizeof ciphers / sizeof ciphers[0]; c++) {
+    for (size_t t = 0; t < 3; t++) {
+      if (t != 0 && c % 3 != 0 && c < 7) continue; /* every cipher with Ed25519, a spread of the others */
+      path_of(path, sizeof path, "cipher_key", "");
+      unlink(path);
+      snprintf(cmd, sizeof cmd, "ssh-keygen -q %s -a 1 -Z %s -N '%s' -f '%s' </dev/null >/dev/null", types[t],
+               ciphers[c], PASSPHRASE, path);
+      ck_assert_int_eq(run(cmd), 0);
+      struct pass_state ps = {PASSPHRASE, 0, ""};
+      evssh_key *k = NULL;
+      ck_assert_msg(evssh_key_load_private(path, pass_cb, &ps, &k, err, sizeof err) == EVSSH_OK, "%s %s: %s",
+                    ciphers[c], types[t], err);
+      size_t want_len;
+      unsigned char *want = pub_blob_of("cipher_key", &want_len);
+      const unsigned char *blob;
+      size_t blob_len;
+      evssh_key_public_blob(k, &blob, &blob_len);
+      ck_assert_uint_eq(blob_len, want_len);
+      ck_assert_mem_eq(blob, want, want_len);
+      free(want);
+      evssh_key_free(k);
+      struct pass_state wrong = {"not it", 0, ""};
+      char msg[320];
+      snprintf(msg, sizeof msg, "wrong passphrase for key %s", path);
+      expect_load_error(path, &wrong, EVSSH_EAUTH, msg);
+    }
+  }
+  /* a private section whose key type is damaged, encrypted correctly */
+  size_t pub_len;
+  unsigned char *pub = pub_blob_of("ed25519_openssh", &pub_len);
+  evssh_buf *sec = evssh_buf_new();
+  evssh_buf_put_u32(sec, 5);
+  evssh_buf_put_u32(sec, 5);
+  evssh_buf_put_cstring(sec, "ssh-ed25518");
+  evssh_buf_put_string(sec, pub + 19, 32);
+  unsigned char priv64[64] = {0};
+  evssh_buf_put_string(sec, priv64, 64);
+  evssh_buf_put_cstring(sec, "c");
+  char *text = build_openssh_v1(PASSPHRASE, 1, pub, pub_len, evssh_buf_data(sec), evssh_buf_len(sec), false);
+  path_of(path, sizeof path, "damaged_type", "");
+  write_text(path, text);
+  free(text);
+  evssh_buf_free(sec);
+  free(pub);
+  struct pass_state ps = {PASSPHRASE, 0, ""};
+  char msg[320];
+  snprintf(msg, sizeof msg, "%s: unsupported key type ssh-ed25518", path);
+  expect_load_error(path, &ps, EVSSH_EINVAL, msg);
+}
+END_TEST
+
 /* The same cap idea for encrypted PKCS#8: a PBKDF2 (PBES2) or PKCS#12-PBE
    iteration count above EVSSH_KEY_PBKDF2_ITER_MAX is refused before the
    prompt (OpenSSL alone would run them all, ~1 us each). */
@@ -1150,6 +1213,7 @@ static Suite *keys_suite(void) {
   tcase_add_test(th, encrypted_rsa_short_private_section);
   tcase_add_test(th, kdf_rounds_capped);
   tcase_add_test(th, pkcs8_iterations_capped);
+  tcase_add_test(th, encrypted_key_ciphers);
   tcase_add_test(th, mismatched_pairs_refused);
   suite_add_tcase(s, th);
   TCase *ta = tcase_create("agent");
