@@ -96,7 +96,7 @@ typedef struct kh_entry {
   marker mark;
   bool by_name, by_addr;   /* which of the set's names the host field matched */
   char type[64];           /* from the blob */
-  const char *ptype;       /* the key's plain type (a certificate line's certified key) */
+  const char *cert_key_type; /* certificate lines: the certified key's type (static); else NULL */
   unsigned char *blob;     /* malloc'd */
   size_t blob_len;
   unsigned char *plain;    /* certificate lines: the certified key (malloc'd); else NULL */
@@ -115,6 +115,12 @@ struct evssh_known_hosts {
   kh_entry *e;
   size_t n, cap;
 };
+
+/* the type of the key the line stands for (not a pointer into the entry:
+   the entry array moves as it grows) */
+static const char *entry_type(const kh_entry *k) {
+  return k->cert_key_type ? k->cert_key_type : k->type;
+}
 
 static const unsigned char *entry_key(const kh_entry *k, size_t *len) {
   *len = k->plain ? k->plain_len : k->blob_len;
@@ -166,7 +172,6 @@ static int add_entry(evssh_known_hosts *kh, marker mark, bool by_name, bool by_a
   k->by_name = by_name;
   k->by_addr = by_addr;
   snprintf(k->type, sizeof(k->type), "%s", type);
-  k->ptype = k->type;
   k->blob = blob;
   k->blob_len = blob_len;
   k->file = file;
@@ -185,7 +190,7 @@ static int add_entry(evssh_known_hosts *kh, marker mark, bool by_name, bool by_a
     }
     k->plain = c->key_blob;
     k->plain_len = c->key_blob_len;
-    k->ptype = c->key_type;   /* static */
+    k->cert_key_type = c->key_type;   /* static */
     c->key_blob = NULL;
     evssh_cert_free(c);
   }
@@ -460,7 +465,7 @@ static void fill_result(const evssh_known_hosts *kh, evssh_kh_result *res, int s
   if (status == EVSSH_KH_MISMATCH) {
     size_t len;
     const unsigned char *key = entry_key(k, &len);
-    snprintf(res->expected_type, sizeof(res->expected_type), "%s", k->ptype);
+    snprintf(res->expected_type, sizeof(res->expected_type), "%s", entry_type(k));
     if (evssh_fingerprint_sha256(key, len, res->expected_fp, sizeof(res->expected_fp)) != EVSSH_OK)
       snprintf(res->expected_fp, sizeof(res->expected_fp), "(unknown)");
   }
@@ -511,7 +516,7 @@ int evssh_knownhosts_lookup(const evssh_known_hosts *kh, const unsigned char *bl
     if (k->mark != MARK_NONE)
       continue;
     bool equal = same_key(k, key, key_len);
-    bool same_type = strcmp(k->ptype, res->got_type) == 0;
+    bool same_type = strcmp(entry_type(k), res->got_type) == 0;
     if (!equal && same_type && !key_parses(k))
       continue;
     if (k->by_name) {
@@ -569,11 +574,11 @@ int evssh_knownhosts_loaded_types(const evssh_known_hosts *kh, char **types) {
     const kh_entry *k = &kh->e[i];
     if (k->mark != MARK_NONE || !k->by_name)
       continue;
-    size_t tl = strlen(k->ptype);
+    size_t tl = strlen(entry_type(k));
     bool listed = false;
     for (const char *p = list; p && *p && !listed;) {
       size_t il = strcspn(p, ",");
-      listed = il == tl && strncmp(p, k->ptype, tl) == 0;
+      listed = il == tl && strncmp(p, entry_type(k), tl) == 0;
       p += il;
       if (*p == ',')
         p++;
@@ -588,7 +593,7 @@ int evssh_knownhosts_loaded_types(const evssh_known_hosts *kh, char **types) {
     list = grown;
     if (len)
       list[len++] = ',';
-    memcpy(list + len, k->ptype, tl + 1);
+    memcpy(list + len, entry_type(k), tl + 1);
     len += tl;
   }
   *types = list;

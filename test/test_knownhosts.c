@@ -450,6 +450,24 @@ START_TEST(test_long_lines_and_patterns) {
   ck_assert(!evssh_knownhosts_has_cert_authority(kh));
   evssh_knownhosts_free(kh);
   free(text);
+
+  /* many lines for one name (the set grows past its first allocation; an
+     entry's type once pointed into the old array: ASan use-after-free,
+     found by fuzz_knownhosts) */
+  char many[64 * 1024] = "";
+  for (int i = 0; i < 40; i++) entry(many, sizeof(many), i % 2 ? "many.host" : "*.host", i == 39 ? &k_ed1 : &k_ec);
+  f = khfile("many", many);
+  r = check1(f, "many.host", 22, NULL, &k_ed1);
+  ck_assert_int_eq(r.status, EVSSH_KH_MATCH);
+  ck_assert_int_eq(r.line, 40);
+  r = check1(f, "many.host", 22, NULL, &k_ed2);
+  ck_assert_int_eq(r.status, EVSSH_KH_MISMATCH);
+  ck_assert_str_eq(r.expected_type, "ssh-ed25519");
+  ck_assert_int_eq(evssh_knownhosts_types(&f, 1, "many.host", 22, &types, err, sizeof(err)), EVSSH_OK);
+  char want[200];
+  snprintf(want, sizeof(want), "%s,ssh-ed25519", k_ec.type);
+  ck_assert_str_eq(types, want);
+  free(types);
 }
 END_TEST
 
