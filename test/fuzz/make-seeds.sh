@@ -2,7 +2,8 @@
 # Regenerates the seed corpora of fuzz_keys, fuzz_cert and fuzz_knownhosts
 # under test/fuzz/seeds/ with OpenSSH's ssh-keygen and openssl (the seeds in
 # the tree were made by this script; rerunning it replaces them with fresh
-# keys). Test keys only: nothing here protects anything.
+# keys; inputs named regress-*, kept from fuzzing findings, stay). Test keys
+# only: nothing here protects anything.
 #   fuzz_keys:       every key type in every file format ssh-keygen and
 #                    openssl write (openssh-key-v1 plain and encrypted with
 #                    passphrase "fuzzfuzz" and 1 bcrypt round, PEM, PKCS#8, both
@@ -18,8 +19,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-rm -rf "$seeds/fuzz_keys" "$seeds/fuzz_cert" "$seeds/fuzz_knownhosts"
+# inputs that once failed (regress-*) stay
 mkdir -p "$seeds/fuzz_keys" "$seeds/fuzz_cert" "$seeds/fuzz_knownhosts"
+find "$seeds/fuzz_keys" "$seeds/fuzz_cert" "$seeds/fuzz_knownhosts" -type f ! -name 'regress-*' -delete
 
 types=("ed25519:-t ed25519" "ecdsa256:-t ecdsa -b 256" "ecdsa384:-t ecdsa -b 384" "ecdsa521:-t ecdsa -b 521"
        "rsa:-t rsa -b 1024")
