@@ -12,7 +12,6 @@
 
 #include "buf.h"
 #include "hostkey.h"
-#include "keys.h"
 #include "match.h"
 
 #include <stdio.h>
@@ -20,84 +19,15 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
-
-#define CERT_SUFFIX "-cert-v01@openssh.com"
 
 /* a certificate lists a few options; more is not a certificate anyone
    made, and the duplicate check below is quadratic */
 #define MAX_OPTIONS 64
 
-enum cert_key { CK_ED25519, CK_ECDSA, CK_RSA };
-
-static const struct cert_type_info {
-  const char *type;     /* blob type */
-  const char *plain;    /* certified key type */
-  enum cert_key kind;
-  const char *curve;    /* ECDSA curve identifier */
-} cert_types[] = {
-  {"ssh-ed25519-cert-v01@openssh.com", "ssh-ed25519", CK_ED25519, NULL},
-  {"ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp256", CK_ECDSA, "nistp256"},
-  {"ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp384", CK_ECDSA, "nistp384"},
-  {"ecdsa-sha2-nistp521-cert-v01@openssh.com", "ecdsa-sha2-nistp521", CK_ECDSA, "nistp521"},
-  {"ssh-rsa-cert-v01@openssh.com", "ssh-rsa", CK_RSA, NULL},
-};
-#define NCERT_TYPES (sizeof cert_types / sizeof cert_types[0])
-
-/* algorithm name -> blob type and the signature the key makes */
-static const struct cert_alg_info {
-  const char *alg;
-  const char *blob_type;
-  const char *sig_alg;
-} cert_algs[] = {
-  {"ssh-ed25519-cert-v01@openssh.com", "ssh-ed25519-cert-v01@openssh.com", "ssh-ed25519"},
-  {"ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp256"},
-  {"ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp384"},
-  {"ecdsa-sha2-nistp521-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com", "ecdsa-sha2-nistp521"},
-  {"rsa-sha2-512-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com", "rsa-sha2-512"},
-  {"rsa-sha2-256-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com", "rsa-sha2-256"},
-  {"ssh-rsa-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com", "ssh-rsa"},
-};
-#define NCERT_ALGS (sizeof cert_algs / sizeof cert_algs[0])
-
 /* OpenSSH's default CASignatureAlgorithms: everything but ssh-rsa (SHA-1) */
 static const char *const ca_sig_algs[] = {"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
                                           "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256"};
-
-bool evssh_cert_is_cert_name(const char *name) {
-  size_t n = name ? strlen(name) : 0, s = strlen(CERT_SUFFIX);
-  return n > s && strcmp(name + n - s, CERT_SUFFIX) == 0;
-}
-
-static const struct cert_alg_info *alg_info(const char *alg) {
-  for (size_t i = 0; alg && i < NCERT_ALGS; i++)
-    if (strcmp(cert_algs[i].alg, alg) == 0) return &cert_algs[i];
-  return NULL;
-}
-
-const char *evssh_cert_alg_blob_type(const char *alg) {
-  const struct cert_alg_info *a = alg_info(alg);
-  return a ? a->blob_type : NULL;
-}
-
-const char *evssh_cert_alg_sig_alg(const char *alg) {
-  const struct cert_alg_info *a = alg_info(alg);
-  return a ? a->sig_alg : NULL;
-}
-
-const char *evssh_cert_alg_for(const char *cert_type, const char *sig_alg) {
-  for (size_t i = 0; cert_type && sig_alg && i < NCERT_ALGS; i++)
-    if (strcmp(cert_algs[i].blob_type, cert_type) == 0 && strcmp(cert_algs[i].sig_alg, sig_alg) == 0)
-      return cert_algs[i].alg;
-  return NULL;
-}
-
-const char *evssh_cert_alg_list(void) {
-  return "ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,"
-         "ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521-cert-v01@openssh.com,"
-         "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com";
-}
 
 static bool str_is(const char *s, size_t n, const char *lit) {
   return n == strlen(lit) && memcmp(s, lit, n) == 0;
@@ -194,53 +124,6 @@ static int parse_principals(evssh_cert *c, const char *data, size_t len, char *e
   return EVSSH_OK;
 }
 
-/* The certified key's fields, re-framed as the plain public key blob the
-   key would have on its own, then checked to be a valid key. */
-static int parse_key(evssh_cert *c, const struct cert_type_info *t, evssh_reader *r, char *err,
-                     size_t errlen) {
-  evssh_buf b = EVSSH_BUF_INIT;
-  int rc = evssh_buf_put_cstring(&b, t->plain);
-  const char *f1, *f2;
-  size_t l1, l2;
-  const unsigned char *m1, *m2;
-  bool framed;
-  switch (t->kind) {
-  case CK_ED25519:
-    framed = !evssh_read_string(r, &f1, &l1);
-    if (framed && !rc) rc = evssh_buf_put_string(&b, f1, l1);
-    break;
-  case CK_ECDSA:
-    framed = !evssh_read_string(r, &f1, &l1) && !evssh_read_string(r, &f2, &l2);
-    if (framed && !rc) rc = evssh_buf_put_string(&b, f1, l1);
-    if (framed && !rc) rc = evssh_buf_put_string(&b, f2, l2);
-    break;
-  default:
-    /* e then n, as in the plain blob */
-    framed = !evssh_read_mpint(r, &m1, &l1) && !evssh_read_mpint(r, &m2, &l2);
-    if (framed && !rc) rc = buf_put_mpint_bytes(&b, m1, l1);
-    if (framed && !rc) rc = buf_put_mpint_bytes(&b, m2, l2);
-    break;
-  }
-  if (!framed && !rc) {
-    evssh_errorf(err, errlen, "malformed certificate: cut in the %s key", t->plain);
-    rc = EVSSH_EINVAL;
-  }
-  EVP_PKEY *pk = NULL;
-  int krc = rc ? rc : evssh_pubkey_from_blob(b.data, b.len, &pk);
-  EVP_PKEY_free(pk);
-  if (!rc && krc) {
-    rc = krc == EVSSH_ENOMEM ? krc : EVSSH_EINVAL;
-    if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "malformed certificate: invalid %s key", t->plain);
-  }
-  if (rc) {
-    buf_release(&b);
-    return rc;
-  }
-  c->key_blob = b.data;
-  c->key_blob_len = b.len;
-  return EVSSH_OK;
-}
-
 static int parse_ca(evssh_cert *c, const char *ca, size_t ca_len, char *err, size_t errlen) {
   c->ca_blob = (const unsigned char *)ca;
   c->ca_blob_len = ca_len;
@@ -281,27 +164,25 @@ static int parse_signature(evssh_cert *c, const char *sig, size_t sig_len, char 
 
 static int parse_fields(evssh_cert *c, char *err, size_t errlen) {
   evssh_reader r = reader_of(c->blob, c->blob_len);
-  const char *tname, *nonce, *key_id, *principals, *crit, *exts, *reserved, *ca, *sig;
-  size_t tlen, nonce_len, key_id_len, principals_len, crit_len, exts_len, reserved_len, ca_len, sig_len;
+  const char *tname, *key_id, *principals, *crit, *exts, *reserved, *ca, *sig;
+  size_t tlen, key_id_len, principals_len, crit_len, exts_len, reserved_len, ca_len, sig_len;
   if (evssh_read_string(&r, &tname, &tlen)) {
     evssh_errorf(err, errlen, "malformed certificate: no type");
     return EVSSH_EINVAL;
   }
-  const struct cert_type_info *t = NULL;
-  for (size_t i = 0; i < NCERT_TYPES && !t; i++)
-    if (str_is(tname, tlen, cert_types[i].type)) t = &cert_types[i];
-  if (!t) {
+  size_t consumed = 0;
+  int rc = evssh_hostkey_cert_key(c->blob, c->blob_len, &c->key_blob, &c->key_blob_len, &c->type, &c->key_type,
+                                  &consumed);
+  if (rc == EVSSH_ENOALGO) {
     evssh_errorf(err, errlen, "unsupported certificate type %.*s", (int)(tlen > 64 ? 64 : tlen), tname);
     return EVSSH_EINVAL;
   }
-  c->type = t->type;
-  c->key_type = t->plain;
-  if (evssh_read_string(&r, &nonce, &nonce_len)) {
-    evssh_errorf(err, errlen, "malformed certificate: no nonce");
+  if (rc == EVSSH_EPROTO) {
+    evssh_errorf(err, errlen, "malformed certificate: bad nonce or %.*s key", (int)(tlen > 64 ? 64 : tlen), tname);
     return EVSSH_EINVAL;
   }
-  int rc = parse_key(c, t, &r, err, errlen);
   if (rc) return rc;
+  r = reader_of(c->blob + consumed, c->blob_len - consumed);
   if (evssh_read_u64(&r, &c->serial) || evssh_read_u32(&r, &c->cert_type) ||
       evssh_read_string(&r, &key_id, &key_id_len) || evssh_read_string(&r, &principals, &principals_len) ||
       evssh_read_u64(&r, &c->valid_after) || evssh_read_u64(&r, &c->valid_before) ||
@@ -347,32 +228,6 @@ int evssh_cert_parse(const unsigned char *blob, size_t len, evssh_cert **out, ch
     return rc;
   }
   *out = c;
-  return EVSSH_OK;
-}
-
-int evssh_cert_parse_line(const char *line, evssh_cert **out, char **comment, char *err, size_t errlen) {
-  if (!line || !out) return EVSSH_EINVAL;
-  unsigned char *blob = NULL;
-  size_t blob_len = 0;
-  char *cmt = NULL;
-  int rc = evssh_pubkey_blob_from_line(line, &blob, &blob_len, comment ? &cmt : NULL);
-  if (rc) {
-    if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "not a certificate line");
-    return rc;
-  }
-  char type[64];
-  if (evssh_hostkey_blob_type(blob, blob_len, type, sizeof type) != EVSSH_OK || !evssh_cert_is_cert_name(type)) {
-    evssh_errorf(err, errlen, "not a certificate line");
-    rc = EVSSH_EINVAL;
-  } else {
-    rc = evssh_cert_parse(blob, blob_len, out, err, errlen);
-  }
-  free(blob);
-  if (rc) {
-    free(cmt);
-    return rc;
-  }
-  if (comment) *comment = cmt;
   return EVSSH_OK;
 }
 

@@ -23,6 +23,7 @@
 #define EVSSH_CERT_H
 
 #include "evssh.h"
+#include "hostkey.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,28 +87,10 @@ typedef struct evssh_cert {
   char sig_alg[32];             /* the signature's algorithm */
 } evssh_cert;
 
-/* True for a blob type or algorithm name ending in -cert-v01@openssh.com
-   (including ones we cannot parse, like sk-* or DSA certificates). */
-bool evssh_cert_is_cert_name(const char *name);
-
-/* For a certificate algorithm name we support (the five blob types and
-   rsa-sha2-256/512-cert-v01@openssh.com): the blob type its certificates
-   carry, and the algorithm of the signatures the certified key makes.
-   NULL for anything else. */
-const char *evssh_cert_alg_blob_type(const char *alg);
-const char *evssh_cert_alg_sig_alg(const char *alg);
-
-/* The certificate algorithm name for a certificate of blob type cert_type
-   signing with plain algorithm sig_alg: ("ssh-rsa-cert-v01@openssh.com",
-   "rsa-sha2-512") -> "rsa-sha2-512-cert-v01@openssh.com", and for the
-   other types their own name when sig_alg is their plain type. NULL when
-   they do not go together. */
-const char *evssh_cert_alg_for(const char *cert_type, const char *sig_alg);
-
-/* The OpenSSH certificate algorithm names in OpenSSH's preference order
-   (HostKeyAlgorithms / PubkeyAcceptedAlgorithms puts them before the plain
-   ones): ed25519, ECDSA 256/384/521, rsa-sha2-512, rsa-sha2-256. */
-const char *evssh_cert_alg_list(void);
+/* The certificate algorithm names (evssh_cert_is_cert_name,
+   evssh_cert_alg_blob_type, _sig_alg, _for, _list) and the extraction of a
+   certified key are declared in hostkey.h, included here: the transport's
+   signature check needs them without the rest of this file. */
 
 /* Parse a certificate blob (a copy is kept). Checks the framing of every
    field, that the certified key and the CA key are valid public keys (the
@@ -120,11 +103,8 @@ const char *evssh_cert_alg_list(void);
    certificate type X", EVSSH_ENOMEM. */
 int evssh_cert_parse(const unsigned char *blob, size_t len, evssh_cert **out, char *err, size_t errlen);
 
-/* Parse an OpenSSH public key line holding a certificate ("TYPE BASE64
-   [COMMENT]", as in id_ed25519-cert.pub or a CertificateFile). The
-   comment, if wanted, is malloc'd into *comment. Errors as for parse, and
-   EVSSH_EINVAL "not a certificate line". */
-int evssh_cert_parse_line(const char *line, evssh_cert **out, char **comment, char *err, size_t errlen);
+/* evssh_cert_parse_line, for the line form (id_*-cert.pub, CertificateFile),
+   is in keys.h: it reads an OpenSSH public key line, a key file format. */
 
 /* Verify the CA's signature over the certificate with hostkey.c's
    verifier. The signature algorithm must fit the CA key and be one of

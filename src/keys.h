@@ -162,6 +162,13 @@ void evssh_key_free(evssh_key *k);
 
 /* ----------------------------------------------------- user certificates */
 
+/* Parse an OpenSSH public key line holding a certificate ("TYPE BASE64
+   [COMMENT]", as in id_ed25519-cert.pub or a CertificateFile) with
+   evssh_cert_parse. The comment, if wanted, is malloc'd into *comment.
+   Errors as for evssh_cert_parse, and EVSSH_EINVAL "not a certificate
+   line". */
+int evssh_cert_parse_line(const char *line, evssh_cert **out, char **comment, char *err, size_t errlen);
+
 /* Attach the certificate blob to k (replacing any it had). The certificate
    must certify k's own public key: EVSSH_EINVAL "certificate is for another
    key (TYPE FP, not TYPE FP)" otherwise, or a parse error. The CA signature

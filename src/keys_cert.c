@@ -19,6 +19,32 @@
 
 #include <openssl/crypto.h>
 
+int evssh_cert_parse_line(const char *line, evssh_cert **out, char **comment, char *err, size_t errlen) {
+  if (!line || !out) return EVSSH_EINVAL;
+  unsigned char *blob = NULL;
+  size_t blob_len = 0;
+  char *cmt = NULL;
+  int rc = evssh_pubkey_blob_from_line(line, &blob, &blob_len, comment ? &cmt : NULL);
+  if (rc) {
+    if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "not a certificate line");
+    return rc;
+  }
+  char type[64];
+  if (evssh_hostkey_blob_type(blob, blob_len, type, sizeof type) != EVSSH_OK || !evssh_cert_is_cert_name(type)) {
+    evssh_errorf(err, errlen, "not a certificate line");
+    rc = EVSSH_EINVAL;
+  } else {
+    rc = evssh_cert_parse(blob, blob_len, out, err, errlen);
+  }
+  free(blob);
+  if (rc) {
+    free(cmt);
+    return rc;
+  }
+  if (comment) *comment = cmt;
+  return EVSSH_OK;
+}
+
 int evssh_key_attach_cert(evssh_key *k, const unsigned char *blob, size_t len, char *err, size_t errlen) {
   if (!k || !blob) return EVSSH_EINVAL;
   evssh_cert *c = NULL;
