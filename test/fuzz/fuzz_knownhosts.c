@@ -41,12 +41,18 @@ static void decode(const char *b64, unsigned char *out, size_t cap, size_t *len)
   if (evssh_base64_decode(b64, strlen(b64), out, cap, len) != EVSSH_OK) abort();
 }
 
+static void remove_files(void) {
+  unlink(file_a);
+  unlink(file_b);
+}
+
 static void setup(void) {
   decode(ca_b64, ca_blob, sizeof ca_blob, &ca_len);
   decode(host_b64, host_blob, sizeof host_blob, &host_len);
   decode(cert_b64, cert_blob, sizeof cert_blob, &cert_len);
   snprintf(file_a, sizeof file_a, "/tmp/evssh-fuzz-kh-%d-a", (int)getpid());
   snprintf(file_b, sizeof file_b, "/tmp/evssh-fuzz-kh-%d-b", (int)getpid());
+  atexit(remove_files);
 }
 
 static void write_file(const char *path, const unsigned char *data, size_t len) {
