@@ -33,30 +33,34 @@
 
 /* ------------------------------------------------------------- patterns */
 
+static bool same_char(unsigned char a, unsigned char b, bool fold) {
+  return fold ? tolower(a) == tolower(b) : a == b;
+}
+
+/* * and ? matching without recursion: on a mismatch only the last * is
+   retried one character further on, so the cost is at most the product of
+   the two lengths, however many stars the pattern has (the recursive form
+   backtracks exponentially: *a*a*a*a*a*a*a*a*b). */
 static bool match_pattern_impl(const char *s, const char *p, bool fold) {
-  for (;;) {
-    if (*p == '\0')
-      return *s == '\0';
+  const char *star = NULL, *resume = NULL;
+  while (*s) {
     if (*p == '*') {
-      while (*p == '*')
-        p++;
-      if (*p == '\0')
-        return true;
-      for (; *s; s++)
-        if (match_pattern_impl(s, p, fold))
-          return true;
+      while (*p == '*') p++;
+      if (!*p) return true;
+      star = p;
+      resume = s;
+    } else if (*p && (*p == '?' || same_char((unsigned char)*s, (unsigned char)*p, fold))) {
+      s++;
+      p++;
+    } else if (star) {
+      p = star;
+      s = ++resume;
+    } else {
       return false;
     }
-    if (*s == '\0')
-      return false;
-    if (*p != '?') {
-      unsigned char a = (unsigned char)*s, b = (unsigned char)*p;
-      if (fold ? tolower(a) != tolower(b) : a != b)
-        return false;
-    }
-    s++;
-    p++;
   }
+  while (*p == '*') p++;
+  return *p == '\0';
 }
 
 bool evssh_config_match_pattern(const char *s, const char *pattern) {
@@ -154,11 +158,15 @@ int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
       evssh_errorf(err, errlen, "out of memory");
     return rc;
   }
-  if (k == K_PROXYCOMMAND)
-    cfg_slot_clear(&c->explicit_opt[K_PROXYJUMP]);
-  else if (k == K_PROXYJUMP)
-    cfg_slot_clear(&c->explicit_opt[K_PROXYCOMMAND]);
-  rc = cfg_store_value(c->explicit_opt, k, canon, &items, false);
+  /* first value wins, as for ssh -o; ProxyCommand and ProxyJump are one
+     setting (whichever came first) */
+  if ((k == K_PROXYCOMMAND || k == K_PROXYJUMP) &&
+      (c->explicit_opt[K_PROXYCOMMAND].set || c->explicit_opt[K_PROXYJUMP].set)) {
+    free(canon);
+    cfg_strlist_free(&items);
+    return EVSSH_OK;
+  }
+  rc = cfg_store_value(c->explicit_opt, k, canon, &items, true);
   if (rc == EVSSH_OK && c->finalized)
     clear_derived(c);   /* stale until the next finalize */
   return rc;
@@ -834,24 +842,14 @@ static int set_default_list(evssh_config *c, int k, const char *const *items, si
   return cfg_slot_rejoin(s);
 }
 
-int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t errlen) {
-  if (c == NULL || host == NULL || *host == '\0') {
-    evssh_errorf(err, errlen, "config: missing host");
-    return EVSSH_EINVAL;
-  }
-  clear_derived(c);
-  local_info li;
-  int e = local_info_get(&li, err, errlen);
-  if (e == EVSSH_OK)
-    e = merge_layers(c);
-  if (e != EVSSH_OK)
-    goto fail;
-
+/* Step 2: every default, in one place. BatchMode's keepalive comes first:
+   ssh watches a batch-mode peer every five minutes unless told otherwise. */
+static int apply_defaults(evssh_config *c, const local_info *li) {
   static const char *const id_defaults[] = {"~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"};
   static const char *const ukh_defaults[] = {"~/.ssh/known_hosts", "~/.ssh/known_hosts2"};
   static const char *const gkh_defaults[] = {"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"};
-  struct { int k; const char *v; } scalar_defaults[] = {
-    {K_USER, li.user}, {K_PORT, "22"}, {K_IDENTITIESONLY, "no"},
+  const struct { int k; const char *v; } scalar_defaults[] = {
+    {K_USER, li->user}, {K_PORT, "22"}, {K_IDENTITIESONLY, "no"},
     {K_STRICT, "yes"}, {K_HASHKNOWNHOSTS, "no"}, {K_CONNECTTIMEOUT, "none"},
     {K_ALIVEINTERVAL, "0"}, {K_ALIVECOUNT, "3"},
     {K_PREFAUTH, "publickey,keyboard-interactive,password"}, {K_PASSWORDAUTH, "yes"},
@@ -859,8 +857,8 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
     {K_LOGLEVEL, "INFO"}, {K_ADDRESSFAMILY, "any"}, {K_PASSPROMPTS, "3"},
     {K_COMPRESSION, "no"}, {K_FORWARDAGENT, "no"},
   };
-  /* ssh keeps an eye on a batch-mode peer every five minutes by default */
-  if (e == EVSSH_OK && c->raw[K_BATCHMODE].set && strcmp(c->raw[K_BATCHMODE].val, "yes") == 0)
+  int e = EVSSH_OK;
+  if (c->raw[K_BATCHMODE].set && strcmp(c->raw[K_BATCHMODE].val, "yes") == 0)
     e = set_default_scalar(c, K_ALIVEINTERVAL, "300");
   for (size_t i = 0; i < sizeof(scalar_defaults) / sizeof(scalar_defaults[0]) && e == EVSSH_OK; i++)
     e = set_default_scalar(c, scalar_defaults[i].k, scalar_defaults[i].v);
@@ -870,95 +868,116 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
     e = set_default_list(c, K_USERKNOWNHOSTS, ukh_defaults, 2);
   if (e == EVSSH_OK)
     e = set_default_list(c, K_GLOBALKNOWNHOSTS, gkh_defaults, 2);
-  if (e != EVSSH_OK)
-    goto fail;
+  return e;
+}
 
-  /* HostName first: every other %h depends on it */
-  tokens t = {.n = host, .li = &li};
-  char *hostname = NULL;
+/* Step 3: HostName first, since every other %h depends on it; lower-cased
+   as ssh does. The tokens for the other keywords are filled from it. */
+static int resolve_hostname(evssh_config *c, const char *host, tokens *t, char **hostname, char hash[41],
+                            char *err, size_t errlen) {
+  int e;
   if (c->raw[K_HOSTNAME].set) {
-    t.h = host;
-    e = expand(c->raw[K_HOSTNAME].val, false, false, &t, "h", "HostName", &hostname, err, errlen);
+    t->h = host;
+    e = expand(c->raw[K_HOSTNAME].val, false, false, t, "h", "HostName", hostname, err, errlen);
     if (e != EVSSH_OK)
-      goto fail;
-  } else if ((hostname = strdup(host)) == NULL) {
-    e = EVSSH_ENOMEM;
-    goto fail;
+      return e;
+  } else if ((*hostname = strdup(host)) == NULL) {
+    return EVSSH_ENOMEM;
   }
-  for (char *q = hostname; *q; q++)
+  for (char *q = *hostname; *q; q++)
     *q = (char)tolower((unsigned char)*q);
-  if ((e = set_default_scalar(c, K_HOSTNAME, host)) != EVSSH_OK) {
-    free(hostname);
-    goto fail;
-  }
-  char hash[41];
-  t.h = hostname;
-  t.p = c->raw[K_PORT].val;
-  t.r = c->raw[K_USER].val;
-  if ((e = conn_hash(&li, t.h, t.p, t.r, hash)) != EVSSH_OK) {
-    free(hostname);
-    goto fail;
-  }
-  t.C = hash;
-
-  for (int k = 0; k < K_COUNT && e == EVSSH_OK; k++) {
-    slot *src = &c->raw[k], *dst = &c->final[k];
-    if (!src->set)
-      continue;
-    const char *allowed = NULL;
-    bool tilde = false, env = false;
-    switch (k) {
-    case K_IDENTITYFILE: case K_USERKNOWNHOSTS: case K_IDENTITYAGENT:
-      allowed = "CdhikLlnpru";
-      tilde = env = true;
-      break;
-    case K_PROXYCOMMAND:
-      allowed = "hpnr";
-      break;
-    default:
-      break;
-    }
-    if (k == K_HOSTNAME) {
-      dst->val = strdup(hostname);   /* already lower-cased, as ssh does */
-      dst->set = dst->val != NULL;
-      e = dst->set ? EVSSH_OK : EVSSH_ENOMEM;
-    } else if ((k == K_PROXYCOMMAND || k == K_PROXYJUMP) && strcasecmp(src->val, "none") == 0) {
-      continue;   /* "none" switches the proxy off */
-    } else if (k == K_IDENTITYAGENT && strcmp(src->val, "SSH_AUTH_SOCK") == 0) {
-      continue;   /* NULL: the caller reads $SSH_AUTH_SOCK, as it does by default */
-    } else if (k == K_IDENTITYAGENT && strcasecmp(src->val, "none") == 0) {
-      e = copy_slot(dst, src);
-    } else if (k == K_IDENTITYAGENT && src->val[0] == '$' && src->val[1] != '{') {
-      /* "$NAME": the socket path is in that variable; unset means no agent */
-      const char *ev = getenv(src->val + 1);
-      dst->val = strdup(ev && *ev ? ev : "none");
-      dst->set = dst->val != NULL;
-      e = dst->set ? EVSSH_OK : EVSSH_ENOMEM;
-    } else if (allowed == NULL) {
-      e = copy_slot(dst, src);
-    } else if (cfg_is_list_type(cfg_keywords[k].type)) {
-      for (size_t i = 0; i < src->list.n && e == EVSSH_OK; i++) {
-        char *x = NULL;
-        if (k == K_USERKNOWNHOSTS && strcasecmp(src->list.v[i], "none") == 0)
-          continue;
-        e = expand(src->list.v[i], tilde, env, &t, allowed, cfg_keywords[k].name, &x, err, errlen);
-        if (e == EVSSH_OK)
-          e = cfg_strlist_push_owned(&dst->list, x);
-      }
-      if (e == EVSSH_OK)
-        e = cfg_slot_rejoin(dst);
-      dst->set = e == EVSSH_OK;
-    } else {
-      e = expand(src->val, tilde, env, &t, allowed, cfg_keywords[k].name, &dst->val, err, errlen);
-      dst->set = e == EVSSH_OK;
-    }
-  }
-  free(hostname);
-  if (e != EVSSH_OK)
-    goto fail;
-  c->finalized = true;
+  if ((e = set_default_scalar(c, K_HOSTNAME, host)) != EVSSH_OK)
+    return e;
+  t->h = *hostname;
+  t->p = c->raw[K_PORT].val;
+  t->r = c->raw[K_USER].val;
+  if ((e = conn_hash(t->li, t->h, t->p, t->r, hash)) != EVSSH_OK)
+    return e;
+  t->C = hash;
   return EVSSH_OK;
-fail:
+}
+
+/* Step 4, one keyword: its final value from the merged one, with the
+   expansion ssh applies to that keyword. */
+static int finalize_keyword(evssh_config *c, int k, const tokens *t, const char *hostname, char *err,
+                            size_t errlen) {
+  slot *src = &c->raw[k], *dst = &c->final[k];
+  if (!src->set)
+    return EVSSH_OK;
+  const char *allowed = NULL;
+  bool tilde = false, env = false;
+  if (k == K_IDENTITYFILE || k == K_USERKNOWNHOSTS || k == K_IDENTITYAGENT) {
+    allowed = "CdhikLlnpru";
+    tilde = env = true;
+  } else if (k == K_PROXYCOMMAND) {
+    allowed = "hpnr";
+  }
+  int e = EVSSH_OK;
+  if (k == K_HOSTNAME) {
+    dst->val = strdup(hostname);   /* already lower-cased, as ssh does */
+    dst->set = dst->val != NULL;
+    return dst->set ? EVSSH_OK : EVSSH_ENOMEM;
+  }
+  if ((k == K_PROXYCOMMAND || k == K_PROXYJUMP) && strcasecmp(src->val, "none") == 0)
+    return EVSSH_OK;   /* "none" switches the proxy off */
+  if (k == K_IDENTITYAGENT && strcmp(src->val, "SSH_AUTH_SOCK") == 0)
+    return EVSSH_OK;   /* NULL: the caller reads $SSH_AUTH_SOCK, as it does by default */
+  if (k == K_IDENTITYAGENT && strcasecmp(src->val, "none") == 0)
+    return copy_slot(dst, src);
+  if (k == K_IDENTITYAGENT && src->val[0] == '$' && src->val[1] != '{') {
+    /* "$NAME": the socket path is in that variable; unset means no agent */
+    const char *ev = getenv(src->val + 1);
+    dst->val = strdup(ev && *ev ? ev : "none");
+    dst->set = dst->val != NULL;
+    return dst->set ? EVSSH_OK : EVSSH_ENOMEM;
+  }
+  if (allowed == NULL)
+    return copy_slot(dst, src);
+  if (cfg_is_list_type(cfg_keywords[k].type)) {
+    for (size_t i = 0; i < src->list.n && e == EVSSH_OK; i++) {
+      char *x = NULL;
+      if (k == K_USERKNOWNHOSTS && strcasecmp(src->list.v[i], "none") == 0)
+        continue;
+      e = expand(src->list.v[i], tilde, env, t, allowed, cfg_keywords[k].name, &x, err, errlen);
+      if (e == EVSSH_OK)
+        e = cfg_strlist_push_owned(&dst->list, x);
+    }
+    if (e == EVSSH_OK)
+      e = cfg_slot_rejoin(dst);
+  } else {
+    e = expand(src->val, tilde, env, t, allowed, cfg_keywords[k].name, &dst->val, err, errlen);
+  }
+  dst->set = e == EVSSH_OK;
+  return e;
+}
+
+/* Finalize, as ssh's fill_default_options and its expansions: 1. merge
+   explicit options over file values, 2. defaults, 3. HostName and the
+   tokens, 4. every keyword's final value. */
+int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t errlen) {
+  if (c == NULL || host == NULL || *host == '\0') {
+    evssh_errorf(err, errlen, "config: missing host");
+    return EVSSH_EINVAL;
+  }
+  clear_derived(c);
+  local_info li;
+  char *hostname = NULL;
+  char hash[41];
+  tokens t = {.n = host, .li = &li};
+  int e = local_info_get(&li, err, errlen);
+  if (e == EVSSH_OK)
+    e = merge_layers(c);
+  if (e == EVSSH_OK)
+    e = apply_defaults(c, &li);
+  if (e == EVSSH_OK)
+    e = resolve_hostname(c, host, &t, &hostname, hash, err, errlen);
+  for (int k = 0; k < K_COUNT && e == EVSSH_OK; k++)
+    e = finalize_keyword(c, k, &t, hostname, err, errlen);
+  free(hostname);
+  if (e == EVSSH_OK) {
+    c->finalized = true;
+    return EVSSH_OK;
+  }
   if (e == EVSSH_ENOMEM)
     evssh_errorf(err, errlen, "out of memory");
   clear_derived(c);

@@ -13,10 +13,11 @@
  *
  * Precedence: an explicit option beats every file value, a file value beats
  * the default. Inside files the first obtained value wins (as in ssh), except
- * IdentityFile and SendEnv, which accumulate. Explicit options are setter
- * calls: a later evssh_config_set of a scalar keyword replaces the earlier
- * one; IdentityFile and SendEnv accumulate (explicit IdentityFiles come
- * before the files' ones, as ssh puts -i before the config's).
+ * IdentityFile and SendEnv, which accumulate. Explicit options behave as
+ * `ssh -o`: the first evssh_config_set of a keyword wins (ProxyCommand and
+ * ProxyJump count as one), every value is still validated; IdentityFile and
+ * SendEnv accumulate (explicit IdentityFiles come before the files' ones,
+ * as ssh puts -i before the config's).
  *
  * Keywords are case-insensitive. Implemented keywords (get() names them by
  * their canonical spelling, any case accepted):

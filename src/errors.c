@@ -23,14 +23,16 @@ const char *evssh_strerror(int code) {
   case EVSSH_ETIMEOUT: return "timed out";
   case EVSSH_EPROTO: return "protocol error";
   case EVSSH_EHOSTKEY: return "host key verification failed";
+  case EVSSH_EHOSTKEY_CHANGED: return "host key changed or revoked";
   case EVSSH_EAUTH: return "authentication failed";
   case EVSSH_ECLOSED: return "session or channel closed";
   case EVSSH_EDISCONNECT: return "disconnected by peer";
-  case EVSSH_EBUSY: return "busy: blocking call not allowed here";
+  case EVSSH_EBUSY: return "busy";
   case EVSSH_ENOALGO: return "no algorithm in common";
   case EVSSH_ECHANNEL: return "channel open refused";
-  case EVSSH_EAGAIN: return "operation would block";
+  case EVSSH_EAGAIN: return "send queue full: try again after on_drain";
   case EVSSH_ESFTP: return "SFTP server error";
+  case EVSSH_ELIMIT: return "size limit reached";
   default: return "unknown error";
   }
 }

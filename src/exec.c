@@ -1,12 +1,17 @@
-/* exec.c owns the exec conveniences built on channels, as Net::SSH's
- * Session#exec and #exec!: evssh_session_exec opens a session channel, runs
- * one command and hands its output to a callback (or copies it to this
- * process's stdout/stderr); evssh_session_exec_wait runs one command to
- * completion, collecting stdout, stderr, exit status and exit signal while
- * the loop keeps serving every other channel. Per-command state hangs off
- * the channel's retire hook, so it is released exactly when the channel is,
- * whatever way it ends. */
-#include "connection.h"
+/* exec.c owns the exec conveniences built on the public channel API, as
+ * Net::SSH's Session#exec and #exec!: evssh_session_exec opens a session
+ * channel, runs one command and hands its output to a callback (or copies
+ * it to this process's stdout/stderr); evssh_session_exec_wait runs one
+ * command to completion, collecting stdout, stderr, exit status and exit
+ * signal up to the session's output limit, while the loop keeps serving
+ * every other channel. Per-command state belongs to the channel and is
+ * released by its on_free hook, so it lives exactly as long as the handle,
+ * whatever way the channel ends and whatever callbacks the program sets. */
+#include "evssh.h"
+
+#include "base.h"
+#include "buf.h"
+#include "session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,26 +45,30 @@ static void exec_on_ext_data(evssh_channel *ch, uint32_t type, const char *data,
 static void exec_on_reply(evssh_channel *ch, bool success, void *ud) {
   /* a channel already over (open refused, session gone) was reported there */
   if (success || !evssh_channel_active(ch)) return;
-  evssh_session *s = evssh_channel_session(ch);
-  session_log(s, EVSSH_LOG_ERROR, "channel %u: the server refused to execute the command",
-              evssh_channel_id(ch));
+  diag_log(session_diag(evssh_channel_session(ch)), EVSSH_LOG_ERROR,
+           "channel %u: the server refused to execute the command", evssh_channel_id(ch));
   evssh_channel_close(ch);
 }
 
-static void exec_retire(evssh_channel *ch, int code, void *ctx) { free(ctx); }
+static void free_ctx(evssh_channel *ch, void *ud) { free(ud); }
 
 /* Open a session channel whose open is followed at once by the exec
-   request (it goes out right after confirmation, before on_open). */
-static evssh_channel *open_exec_channel(evssh_session *s, const char *command, evssh_reply_cb on_reply,
-                                        void *reply_ud) {
+   request (it goes out right after confirmation, before on_open). ctx is
+   the channel's from here on: release frees it with the channel, or at
+   once when there is no channel. */
+static evssh_channel *open_exec_channel(evssh_session *s, const char *command, evssh_reply_cb on_reply, void *ctx,
+                                        evssh_channel_free_cb release) {
   evssh_channel *ch = evssh_session_open_channel(s, NULL, NULL);
-  if (!ch) return NULL;
-  if (evssh_channel_exec(ch, command, on_reply, reply_ud) != EVSSH_OK) {
+  if (!ch) {
+    release(NULL, ctx);
+    return NULL;
+  }
+  evssh_channel_on_free(ch, release, ctx);
+  if (evssh_channel_exec(ch, command, on_reply, ctx) != EVSSH_OK) {
     /* cannot happen short of memory: the request is only queued here */
     evssh_channel_close(ch);
     return NULL;
   }
-  session_log(s, EVSSH_LOG_DEBUG, "channel %u: exec requested", evssh_channel_id(ch));
   return ch;
 }
 
@@ -69,13 +78,8 @@ evssh_channel *evssh_session_exec(evssh_session *s, const char *command, evssh_e
   if (!x) return NULL;
   x->cb = cb;
   x->ud = ud;
-  evssh_channel *ch = open_exec_channel(s, command, exec_on_reply, x);
-  if (!ch) {
-    free(x);
-    return NULL;
-  }
-  ch->retire = exec_retire;
-  ch->retire_ctx = x;
+  evssh_channel *ch = open_exec_channel(s, command, exec_on_reply, x, free_ctx);
+  if (!ch) return NULL;
   evssh_channel_on_data(ch, exec_on_data, x);
   evssh_channel_on_extended_data(ch, exec_on_ext_data, x);
   return ch;
@@ -85,46 +89,46 @@ evssh_channel *evssh_session_exec(evssh_session *s, const char *command, evssh_e
 
 typedef struct exec_wait_ctx {
   evssh_buf out, err;
+  size_t limit;
   int append_error;
   bool refused;
-  bool done;
-  int code;
-  bool has_status;
-  int status;
-  char *signal;
+  bool over_limit;
+  bool abandoned;   /* exec_wait returned while the channel lived on */
 } exec_wait_ctx;
+
+static void wait_free(evssh_channel *ch, void *ud) {
+  exec_wait_ctx *w = ud;
+  buf_release(&w->out);
+  buf_release(&w->err);
+  free(w);
+}
+
+static void collect(evssh_channel *ch, exec_wait_ctx *w, evssh_buf *b, const char *data, size_t len) {
+  if (w->abandoned || w->over_limit) return;
+  if (buf_avail(&w->out) + buf_avail(&w->err) + len > w->limit) {
+    /* Net::SSH's exec! would hold it all; we end the command instead */
+    w->over_limit = true;
+    evssh_channel_close(ch);
+    return;
+  }
+  if (buf_append(b, data, len) != EVSSH_OK) w->append_error = EVSSH_ENOMEM;
+}
 
 static void wait_on_data(evssh_channel *ch, const char *data, size_t len, void *ud) {
   exec_wait_ctx *w = ud;
-  if (buf_append(&w->out, data, len) != EVSSH_OK) w->append_error = EVSSH_ENOMEM;
+  collect(ch, w, &w->out, data, len);
 }
 
 static void wait_on_ext_data(evssh_channel *ch, uint32_t type, const char *data, size_t len, void *ud) {
   exec_wait_ctx *w = ud;
-  if (buf_append(&w->err, data, len) != EVSSH_OK) w->append_error = EVSSH_ENOMEM;
+  collect(ch, w, &w->err, data, len);
 }
 
 static void wait_on_reply(evssh_channel *ch, bool success, void *ud) {
   exec_wait_ctx *w = ud;
-  if (success) return;
+  if (success || w->abandoned) return;
   w->refused = true;
   evssh_channel_close(ch);
-}
-
-static void wait_retire(evssh_channel *ch, int code, void *ctx) {
-  exec_wait_ctx *w = ctx;
-  int status;
-  const char *sig;
-  if (evssh_channel_exit_status(ch, &status) == EVSSH_OK) {
-    w->has_status = true;
-    w->status = status;
-  }
-  if (evssh_channel_exit_signal(ch, &sig) == EVSSH_OK) {
-    w->signal = strdup(sig);
-    if (!w->signal) w->append_error = EVSSH_ENOMEM;
-  }
-  w->code = code;
-  w->done = true;
 }
 
 /* Hand a collected stream over as a NUL-terminated heap string. */
@@ -139,68 +143,63 @@ static int take_string(evssh_buf *b, char **out, size_t *len) {
   return EVSSH_OK;
 }
 
+static bool channel_open(evssh_session *s, void *ud) { return evssh_channel_active(ud); }
+
+static int collect_result(evssh_channel *ch, exec_wait_ctx *w, evssh_result *result) {
+  int rc = take_string(&w->out, &result->out, &result->out_len);
+  if (!rc) rc = take_string(&w->err, &result->err, &result->err_len);
+  if (rc) return rc;
+  int status;
+  const char *sig;
+  if (evssh_channel_exit_status(ch, &status) == EVSSH_OK) result->exit_status = status;
+  if (evssh_channel_exit_signal(ch, &sig) == EVSSH_OK && !(result->exit_signal = strdup(sig))) return EVSSH_ENOMEM;
+  return EVSSH_OK;
+}
+
 int evssh_session_exec_wait(evssh_session *s, const char *command, evssh_result *result) {
   if (!result) return EVSSH_EINVAL;
   memset(result, 0, sizeof *result);
   result->exit_status = -1;
   if (!s || !command) return EVSSH_EINVAL;
-  if (conn_in_callback(s) || (s->transport && transport_dispatching(s->transport)) ||
-      (s->loop && loop_in_process(s)))
-    return EVSSH_EBUSY;
-  if (!conn_usable(s)) return EVSSH_ECLOSED;
-
-  exec_wait_ctx w;
-  memset(&w, 0, sizeof w);
-  buf_init(&w.out);
-  buf_init(&w.err);
-  evssh_channel *ch = open_exec_channel(s, command, wait_on_reply, &w);
-  if (!ch) return conn_usable(s) ? EVSSH_ENOMEM : EVSSH_ECLOSED;
-  ch->retire = wait_retire;
-  ch->retire_ctx = &w;
-  evssh_channel_on_data(ch, wait_on_data, &w);
-  evssh_channel_on_extended_data(ch, wait_on_ext_data, &w);
+  if (evssh_session_closed(s)) return EVSSH_ECLOSED;
+  exec_wait_ctx *w = calloc(1, sizeof *w);
+  if (!w) return EVSSH_ENOMEM;
+  buf_init(&w->out);
+  buf_init(&w->err);
+  w->limit = evssh_session_exec_limit(s);
+  evssh_channel *ch = open_exec_channel(s, command, wait_on_reply, w, wait_free);
+  if (!ch) return evssh_session_closed(s) || evssh_session_connecting(s) ? EVSSH_ECLOSED : EVSSH_ENOMEM;
+  evssh_channel_hold(ch);
+  evssh_channel_on_data(ch, wait_on_data, w);
+  evssh_channel_on_extended_data(ch, wait_on_ext_data, w);
   /* nobody can write to this command's stdin: give it EOF, as
      `ssh host cmd < /dev/null` does, so a command that reads stdin ends
      instead of waiting forever */
   evssh_channel_eof(ch);
 
-  int rc = loop_until(s, &w.done);
-  if (!w.done) {
-    /* the loop gave up while the channel lives on: cut every tie to this
-       stack frame before it goes away */
-    ch->retire = NULL;
-    evssh_channel_on_data(ch, NULL, NULL);
-    evssh_channel_on_extended_data(ch, NULL, NULL);
-    for (size_t i = 0; i < ch->replies.count; i++) {
-      reply_slot *slot = &ch->replies.slots[(ch->replies.head + i) % ch->replies.cap];
-      if (slot->ud == &w) slot->cb.channel = NULL;
-    }
-    for (chan_early_request *e = ch->early_head; e; e = e->next) {
-      if (e->ud == &w) e->cb = NULL;
-    }
+  int rc = evssh_session_loop(s, -1, channel_open, ch);
+  if (evssh_channel_active(ch)) {
+    /* the loop gave up while the channel lives on: it keeps its context
+       (freed with it) but nothing is collected any more */
+    w->abandoned = true;
     evssh_channel_close(ch);
     if (rc >= 0) rc = EVSSH_ECLOSED;
-  } else if (w.code != EVSSH_OK) {
-    rc = w.code;
-  } else if (w.refused) {
+  } else if (evssh_session_closed(s) && rc < 0 && !w->over_limit) {
+    /* the session ended under the command */
+  } else if (w->over_limit) {
+    session_note(s, "exec_wait: the command's output passed the limit of %zu bytes "
+                    "(evssh_session_set_exec_limit); the command was ended", w->limit);
+    rc = EVSSH_ELIMIT;
+  } else if (w->refused || !evssh_channel_opened(ch)) {
     /* the session is fine; only this command failed (command text not
        logged: it may carry secrets) */
-    session_log(s, EVSSH_LOG_INFO, "exec_wait: the server refused to execute the command");
     rc = EVSSH_ECHANNEL;
-  } else if (w.append_error) {
-    rc = w.append_error;
+  } else if (w->append_error) {
+    rc = w->append_error;
   } else {
-    rc = take_string(&w.out, &result->out, &result->out_len);
-    if (!rc) rc = take_string(&w.err, &result->err, &result->err_len);
-    if (!rc) {
-      result->exit_status = w.has_status ? w.status : -1;
-      result->exit_signal = w.signal;
-      w.signal = NULL;
-    }
+    rc = collect_result(ch, w, result);
   }
-  buf_release(&w.out);
-  buf_release(&w.err);
-  free(w.signal);
+  evssh_channel_release(ch);
   if (rc) evssh_result_free(result);
   return rc;
 }

@@ -318,7 +318,7 @@ int connector_step(evssh_connector *c, int *fd, char *err, size_t errlen) {
       int rc = gai_error(&c->req->cb);
       if (rc == EAI_INPROGRESS) return EVSSH_EAGAIN;
       if (rc != 0) {
-        snprintf(err, errlen, "ssh: Could not resolve hostname %s: %s", c->host, gai_strerror(rc));
+        snprintf(err, errlen, "could not resolve hostname %s: %s", c->host, gai_strerror(rc));
         c->phase = C_FAILED;
         return EVSSH_ECONNECT;
       }
@@ -349,7 +349,7 @@ int connector_step(evssh_connector *c, int *fd, char *err, size_t errlen) {
       int rc = try_next_address(c);
       if (rc == EVSSH_EAGAIN) return EVSSH_EAGAIN;
       if (rc == EVSSH_ECONNECT) {
-        snprintf(err, errlen, "ssh: connect to host %s port %d: %s", c->host, c->port,
+        snprintf(err, errlen, "connect to host %s port %d: %s", c->host, c->port,
                  c->last_error[0] ? c->last_error : "no address");
         c->phase = C_FAILED;
         return EVSSH_ECONNECT;

@@ -8,10 +8,12 @@
  * and the transport end, so whoever polls the inner session (its own loop, a
  * multi, a foreign event loop) drives both. A chain "a,b" is a jump session
  * to b that itself has ProxyJump a. The pipe reaches io.c only through the
- * io_pipe_ops hooks, so no lower layer calls up. */
+ * io_pipe_ops hooks, so no lower layer calls up; the jump session and its
+ * channel are reached through the public API only. */
 #include "jump.h"
 
-#include "config.h"
+#include "base.h"
+#include "buf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -26,7 +28,8 @@
 /* the jump host must answer our channel open within this, ConnectTimeout
    or not: a target it cannot reach must not hold the session forever */
 #define OPEN_TIMEOUT_MS 60000
-/* read no more from the bridge while this much waits in the jump channel */
+/* read no more from the bridge while this much waits in the jump channel,
+   and pause the channel while this much waits for the bridge */
 #define BRIDGE_HIGH_WATER (1024u * 1024u)
 
 typedef enum { J_CONNECTING, J_OPENING, J_OPEN, J_CLOSED } jump_phase;
@@ -104,6 +107,9 @@ static void flush_to_bridge(jump_pipe *jp) {
     break;
   }
   if (buf_avail(&jp->to_bridge) == 0) buf_compact(&jp->to_bridge);
+  /* the carried transport took some: let the jump host send again */
+  if (jp->ch && evssh_channel_paused(jp->ch) && buf_avail(&jp->to_bridge) < BRIDGE_HIGH_WATER / 2)
+    evssh_channel_pause(jp->ch, false);
   shut_bridge_if_drained(jp);
 }
 
@@ -122,6 +128,8 @@ static void on_channel_data(evssh_channel *ch, const char *data, size_t len, voi
   }
   if (done < len && buf_append(&jp->to_bridge, data + done, len - done) != EVSSH_OK)
     jump_failed(jp, EVSSH_ENOMEM, "ProxyJump via %s: out of memory", evssh_session_host(jp->outer));
+  /* bounded: past the mark the jump channel's window stops being granted */
+  if (buf_avail(&jp->to_bridge) > BRIDGE_HIGH_WATER) evssh_channel_pause(ch, true);
 }
 
 static void on_channel_eof(evssh_channel *ch, void *ud) {
@@ -197,7 +205,7 @@ static void on_outer_ready(evssh_session *outer, int status, void *ud) {
     return;
   }
   jp->phase = J_OPENING;
-  jp->open_deadline_ms = session_now_ms() + OPEN_TIMEOUT_MS;
+  jp->open_deadline_ms = base_now_ms() + OPEN_TIMEOUT_MS;
   evssh_channel_on_data(jp->ch, on_channel_data, jp);
   evssh_channel_on_eof(jp->ch, on_channel_eof, jp);
   evssh_channel_on_close(jp->ch, on_channel_close, jp);
@@ -206,9 +214,7 @@ static void on_outer_ready(evssh_session *outer, int status, void *ud) {
 
 /* ------------------------------------------------------------- pipe hooks */
 
-static size_t outer_backlog(const jump_pipe *jp) {
-  return jp->outer->transport ? transport_pending_out(jp->outer->transport) : 0;
-}
+static size_t outer_backlog(const jump_pipe *jp) { return jp->ch ? evssh_channel_pending(jp->ch) : 0; }
 
 static void sync_registrations(jump_pipe *jp) {
   int fd = evssh_session_fd(jp->outer);
@@ -240,7 +246,7 @@ static int pipe_timeout_ms(void *ctx) {
   if (evssh_session_closed(jp->outer)) return jp->handed ? -1 : 0;
   int t = evssh_session_timeout(jp->outer);
   if (jp->phase == J_OPENING) {
-    int64_t left = jp->open_deadline_ms - session_now_ms();
+    int64_t left = jp->open_deadline_ms - base_now_ms();
     int lt = left < 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int)left;
     if (t < 0 || lt < t) t = lt;
   }
@@ -267,7 +273,7 @@ static int pipe_handle(void *ctx, int *transport_fd, int *transport_revents, cha
     /* hand what was queued to the jump socket now rather than next round */
     if (!evssh_session_closed(jp->outer)) evssh_session_handle_events(jp->outer, EVSSH_WRITE);
   }
-  if (jp->phase == J_OPENING && session_now_ms() >= jp->open_deadline_ms)
+  if (jp->phase == J_OPENING && base_now_ms() >= jp->open_deadline_ms)
     jump_failed(jp, EVSSH_ETIMEOUT, "ProxyJump via %s: no answer to the channel open to %s port %d in %d s",
                 evssh_session_host(jp->outer), jp->target, jp->target_port, OPEN_TIMEOUT_MS / 1000);
   if (evssh_session_closed(jp->outer))
@@ -324,7 +330,7 @@ static const io_pipe_ops jump_ops = {pipe_poll_fd, pipe_timeout_ms, pipe_handle,
 /* ------------------------------------------------------------- set up */
 
 /* "[ssh://][user@]host[:port]" or "[user@][v6addr]:port" */
-static int parse_hop(const char *hop, char *user, size_t ulen, char *host, size_t hlen, int *port) {
+int jump_parse_hop(const char *hop, char *user, size_t ulen, char *host, size_t hlen, int *port) {
   *user = 0;
   *port = 0;
   if (strncmp(hop, "ssh://", 6) == 0) hop += 6;
@@ -358,47 +364,19 @@ static int parse_hop(const char *hop, char *user, size_t ulen, char *host, size_
   return EVSSH_OK;
 }
 
-/* Settings a jump host shares with the session it carries: who we are and
-   whom we trust. Host-specific ones (User, Port, HostName, algorithms) are
-   the hop's own. */
-static const char *const inherited_lists[] = {"IdentityFile", "UserKnownHostsFile", "GlobalKnownHostsFile"};
-static const char *const inherited_values[] = {
-    "IdentitiesOnly", "IdentityAgent", "StrictHostKeyChecking", "BatchMode", "PreferredAuthentications",
-    "PasswordAuthentication", "KbdInteractiveAuthentication", "PubkeyAuthentication", "ServerAliveInterval",
-    "ServerAliveCountMax", "ConnectTimeout", "AddressFamily", "HashKnownHosts"};
-
-static int inherit_options(evssh_session *inner, evssh_session *outer) {
-  int rc = EVSSH_OK;
-  for (size_t i = 0; i < sizeof inherited_lists / sizeof *inherited_lists && !rc; i++) {
-    if (!evssh_config_is_set(inner->config, inherited_lists[i])) continue;
-    const char *const *vals = NULL;
-    size_t n = evssh_config_get_list_raw(inner->config, inherited_lists[i], &vals);
-    for (size_t k = 0; k < n && !rc; k++) rc = evssh_session_option(outer, inherited_lists[i], vals[k]);
-  }
-  for (size_t i = 0; i < sizeof inherited_values / sizeof *inherited_values && !rc; i++) {
-    if (!evssh_config_is_set(inner->config, inherited_values[i])) continue;
-    const char *v = evssh_config_get(inner->config, inherited_values[i]);
-    if (v) rc = evssh_session_option(outer, inherited_values[i], v);
-  }
-  return rc;
-}
-
-int jump_start(evssh_session *inner, const char *spec, evssh_connector **out, char *err, size_t errlen) {
-  /* the hop nearest the target is the last one; the rest is its own jump */
-  const char *last = strrchr(spec, ',');
-  const char *hop = last ? last + 1 : spec;
-  char user[128], host[256];
-  int port;
-  if (parse_hop(hop, user, sizeof user, host, sizeof host, &port) != EVSSH_OK) {
-    snprintf(err, errlen, "ProxyJump: bad jump host \"%s\"", hop);
-    return EVSSH_EINVAL;
-  }
+int jump_start(evssh_session *outer, const char *target, int target_port, evssh_connector **out,
+               evssh_session_cb *on_ready, void **ready_ud, char *err, size_t errlen) {
   jump_pipe *jp = calloc(1, sizeof *jp);
-  if (!jp) return EVSSH_ENOMEM;
+  if (!jp) {
+    evssh_session_free(outer);
+    snprintf(err, errlen, "ProxyJump: out of memory");
+    return EVSSH_ENOMEM;
+  }
+  jp->outer = outer;
   jp->epfd = jp->transport_end = jp->bridge_end = jp->outer_fd = -1;
   buf_init(&jp->to_bridge);
-  snprintf(jp->target, sizeof jp->target, "%s", inner->opt.hostname);
-  jp->target_port = inner->opt.port;
+  snprintf(jp->target, sizeof jp->target, "%s", target);
+  jp->target_port = target_port;
   int sv[2];
   jp->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (jp->epfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -408,36 +386,20 @@ int jump_start(evssh_session *inner, const char *spec, evssh_connector **out, ch
   }
   jp->transport_end = sv[0];
   jp->bridge_end = sv[1];
-
-  int rc = EVSSH_OK;
-  jp->outer = evssh_session_new(host);
-  if (!jp->outer) rc = EVSSH_ENOMEM;
-  if (!rc && user[0]) rc = evssh_session_option(jp->outer, "User", user);
-  if (!rc && port) {
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
-    rc = evssh_session_option(jp->outer, "Port", p);
-  }
-  if (!rc && last) {
-    char rest[1024];
-    snprintf(rest, sizeof rest, "%.*s", (int)(last - spec), spec);
-    rc = evssh_session_option(jp->outer, "ProxyJump", rest);
-  }
-  if (!rc && inner->config_mode != CONFIG_DEFAULT) rc = evssh_session_read_config(jp->outer, "none");
-  if (!rc) rc = inherit_options(inner, jp->outer);
+  int rc = connector_start_pipe(&jump_ops, jp, out);
   if (rc) {
-    snprintf(err, errlen, "ProxyJump %s: %s", hop, jp->outer ? evssh_session_error(jp->outer) : "out of memory");
-    pipe_free(jp);
+    snprintf(err, errlen, "ProxyJump: out of memory");
     return rc;
   }
-  evssh_session_set_log(jp->outer, inner->log_level, inner->log_cb, inner->log_ud);
-  evssh_session_set_prompt(jp->outer, inner->prompt, inner->prompt_ud);
-  evssh_session_set_hostkey_check(jp->outer, inner->hostkey_check, inner->hostkey_check_ud);
-  /* a failure here reaches on_outer_ready, which records it for the first
-     pipe_handle: the inner session then fails from its loop like any other */
-  evssh_session_connect_async(jp->outer, on_outer_ready, jp);
+  *on_ready = on_outer_ready;
+  *ready_ud = jp;
+  return EVSSH_OK;
+}
+
+void jump_started(void *ready_ud) {
+  jump_pipe *jp = ready_ud;
   if (evssh_session_closed(jp->outer))
-    jump_failed(jp, EVSSH_ECONNECT, "ProxyJump via %s: %s", host, evssh_session_error(jp->outer));
+    jump_failed(jp, EVSSH_ECONNECT, "ProxyJump via %s: %s", evssh_session_host(jp->outer),
+                evssh_session_error(jp->outer));
   sync_registrations(jp);
-  return connector_start_pipe(&jump_ops, jp, out);
 }

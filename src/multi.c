@@ -1,6 +1,7 @@
 /* multi.c owns evssh_multi: many sessions driven by one poll in one thread,
- * each through the same session_fd / session_events / session_timeout_ms /
- * handle_events seam a foreign event loop uses, so a session connecting,
+ * each through the public foreign-loop interface (evssh_session_fd, _events,
+ * _timeout, _listeners, _handle_listener, _handle_events) exactly as a
+ * foreign event loop would drive it, so a session connecting,
  * exchanging keys, authenticating or running channels inside a multi
  * behaves exactly as it does alone. A session that fails (its on_ready or
  * its channels have been told by session.c) simply leaves the set; nothing
@@ -11,17 +12,17 @@
  * that session's fd or interest changed, so the kernel's share is
  * proportional to the ready fds, not to the sessions. The expensive work
  * (reads, decryption, callbacks, channel flushing, timers, the clock) is
- * done only for sessions that epoll reported, whose cached deadline has
- * come, that have data queued, or that have a channel with on_process. Each
- * member's next deadline is computed when it is handled and cached, so an
- * idle session costs neither a clock read nor a syscall. What remains linear
- * in idle sessions is one pass of a few loads each (has its fd or interest
- * changed, has the application queued data on it or changed its listen_to
- * set since): the application may call into any session between iterations
- * without telling the multi, and this pass is how the multi notices. */
+ * done only for sessions that epoll reported, whose deadline has come, that
+ * have work without I/O, or that have a channel with on_process. What
+ * remains linear in idle sessions is one pass of a few calls each (has its
+ * fd, interest, timeout or listen_to set changed): the application may call
+ * into any session between iterations without telling the multi, and this
+ * pass is how the multi notices. A session freed while in the multi leaves
+ * it first (session.c tells the multi through the detach hook). */
 #include "evssh.h"
 
-#include "connection.h"
+#include "base.h"
+#include "session.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -48,8 +49,6 @@ typedef struct member {
   int revents;             /* from the last wait */
   unsigned stamp;          /* queued for handling in iteration `stamp` */
   bool removed;
-  session_state seen;      /* state when last handled: a change made from
-                              outside (connect_async, close) earns a turn */
   int reg_fd;              /* session fd as registered, -1 none */
   uint32_t reg_events;
   int *lfds, *levents;     /* listen_to set as registered */
@@ -107,8 +106,11 @@ static void member_release(member *mb) {
 }
 
 void evssh_multi_free(evssh_multi *m) {
-  if (!m) return;
-  for (size_t i = 0; i < m->count; i++) member_release(&m->members[i]);
+  if (!m || m->depth) return;   /* refused from inside its own process */
+  for (size_t i = 0; i < m->count; i++) {
+    if (!m->members[i].removed) session_set_multi(m->members[i].s, NULL, NULL);
+    member_release(&m->members[i]);
+  }
   free(m->members);
   free(m->owners);
   free(m->work);
@@ -167,8 +169,8 @@ static void ep_del(evssh_multi *m, int fd, unsigned kind, size_t index) {
    tries one socket per address), so re-register even if nothing differs. */
 static void sync_session(evssh_multi *m, size_t i, bool force) {
   member *mb = &m->members[i];
-  int fd = session_fd(mb->s);
-  uint32_t ev = fd >= 0 ? to_epoll(session_events(mb->s)) : 0;
+  int fd = evssh_session_fd(mb->s);
+  uint32_t ev = fd >= 0 ? to_epoll(evssh_session_events(mb->s)) : 0;
   if (!force && fd == mb->reg_fd && ev == mb->reg_events) return;
   if (mb->reg_fd >= 0 && mb->reg_fd != fd) ep_del(m, mb->reg_fd, FD_SESSION, i);
   mb->reg_fd = -1;
@@ -189,7 +191,8 @@ static bool listener_in(const int *fds, size_t n, int fd) {
 static int sync_listeners(evssh_multi *m, size_t i) {
   member *mb = &m->members[i];
   int fds[MAX_LISTENERS_PER_SESSION], evs[MAX_LISTENERS_PER_SESSION];
-  size_t n = mb->s->loop ? loop_listeners(mb->s, fds, evs, MAX_LISTENERS_PER_SESSION) : 0;
+  size_t n = evssh_session_listeners(mb->s, fds, evs, MAX_LISTENERS_PER_SESSION);
+  if (n > MAX_LISTENERS_PER_SESSION) n = MAX_LISTENERS_PER_SESSION;
   if (n == mb->nlisteners && (n == 0 || (memcmp(fds, mb->lfds, n * sizeof *fds) == 0 &&
                                          memcmp(evs, mb->levents, n * sizeof *evs) == 0)))
     return EVSSH_OK;
@@ -229,11 +232,14 @@ static void unregister_member(evssh_multi *m, size_t i) {
 
 /* ---------------------------------------------------------------- members */
 
+static void detach_member(void *multi, evssh_session *s);
+
 int evssh_multi_add(evssh_multi *m, evssh_session *s) {
   if (!m || !s) return EVSSH_EINVAL;
   for (size_t i = 0; i < m->count; i++)
     if (m->members[i].s == s && !m->members[i].removed) return EVSSH_EINVAL;
-  if (s->state == SESSION_CLOSED) return s->error_code ? s->error_code : EVSSH_ECLOSED;
+  if (evssh_session_closed(s)) return EVSSH_ECLOSED;
+  if (session_set_multi(s, m, detach_member) != EVSSH_OK) return EVSSH_EBUSY;   /* in another multi */
   if (m->count == m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 16;
     member *v = realloc(m->members, cap * sizeof *v);
@@ -277,6 +283,7 @@ static void drop_member(evssh_multi *m, size_t i) {
   member *mb = &m->members[i];
   if (mb->removed) return;
   unregister_member(m, i);
+  session_set_multi(mb->s, NULL, NULL);
   mb->removed = true;
   m->need_compact = true;
 }
@@ -292,6 +299,9 @@ int evssh_multi_remove(evssh_multi *m, evssh_session *s) {
   }
   return EVSSH_EINVAL;
 }
+
+/* evssh_session_free of a member: it leaves before its fds close */
+static void detach_member(void *multi, evssh_session *s) { evssh_multi_remove(multi, s); }
 
 /* --------------------------------------------------------------- the loop */
 
@@ -322,36 +332,24 @@ static int queue_hit(evssh_multi *m, size_t i, int fd, int revents) {
   return EVSSH_OK;
 }
 
-/* A channel whose on_process must run every iteration, as Net::SSH does. */
-static bool has_on_process(const evssh_session *s) {
-  const struct evssh_conn *c = s->conn;
-  if (!c || s->state != SESSION_READY) return false;
-  for (size_t i = 0; i < c->table_size; i++) {
-    const evssh_channel *ch = c->table[i];
-    if (ch && ch->state == CHAN_OPEN && ch->on_process) return true;
-  }
-  return false;
-}
-
 static void handle_member(evssh_multi *m, size_t i) {
   member *mb = &m->members[i];
   evssh_session *s = mb->s;
   int rev = mb->revents;
   mb->revents = 0;
   if (mb->removed) return;
-  bool was_connecting = s->state == SESSION_CONNECTING;
-  if (s->state != SESSION_CLOSED) evssh_session_handle_events(s, rev);
+  bool was_connecting = evssh_session_connecting(s);
+  if (!evssh_session_closed(s)) evssh_session_handle_events(s, rev);
   /* a callback may have added members: the array may have moved */
   mb = &m->members[i];
   if (mb->removed) return;
-  if (s->state == SESSION_CLOSED) {
+  if (evssh_session_closed(s)) {
     drop_member(m, i);
     return;
   }
-  sync_session(m, i, was_connecting || s->state == SESSION_CONNECTING);
-  mb->seen = s->state;
-  int t = session_timeout_ms(s);
-  mb->due_ms = t < 0 ? NO_DEADLINE : session_now_ms() + t;
+  sync_session(m, i, was_connecting || evssh_session_connecting(s));
+  int t = evssh_session_timeout(s);
+  mb->due_ms = t < 0 ? NO_DEADLINE : base_now_ms() + t;
 }
 
 static bool multi_default_cond(evssh_multi *m, void *ud) {
@@ -359,8 +357,7 @@ static bool multi_default_cond(evssh_multi *m, void *ud) {
     const member *mb = &m->members[i];
     if (mb->removed) continue;
     const evssh_session *s = mb->s;
-    if (s->state == SESSION_CONNECTING || s->state == SESSION_KEX || s->state == SESSION_AUTH) return true;
-    if (s->state != SESSION_CLOSED && evssh_session_busy(s, false)) return true;
+    if (evssh_session_connecting(s) || evssh_session_busy(s, false)) return true;
   }
   return false;
 }
@@ -370,26 +367,29 @@ static bool multi_default_cond(evssh_multi *m, void *ud) {
    to handle. Returns the wait in ms (-1 none, 0 work now), or <0 error. */
 static int sweep(evssh_multi *m, int wait_ms, bool queue) {
   int rc = EVSSH_OK;
-  int64_t now = session_now_ms();
+  int64_t now = base_now_ms();
   int64_t next_due = NO_DEADLINE;
   bool due_now = false;
   for (size_t i = 0; i < m->count && rc == EVSSH_OK; i++) {
     member *mb = &m->members[i];
     if (mb->removed) continue;
     evssh_session *s = mb->s;
-    if (s->state == SESSION_CLOSED) {
+    if (evssh_session_closed(s)) {
       drop_member(m, i);
       continue;
     }
     sync_session(m, i, false);
-    if (s->loop || mb->nlisteners) rc = sync_listeners(m, i);
-    if (s->state != mb->seen || (s->state == SESSION_READY && conn_has_work(s))) mb->due_ms = 0;
+    rc = sync_listeners(m, i);
+    /* the program may have acted on the session since (connect_async,
+       send_data, close): its timeout says what it needs now */
+    int t = evssh_session_timeout(s);
+    mb->due_ms = t < 0 ? NO_DEADLINE : now + t;
     if (mb->due_ms <= now) {
       due_now = true;
       if (!rc && queue) rc = queue_work(m, i);
     } else {
       if (mb->due_ms < next_due) next_due = mb->due_ms;
-      if (!rc && queue && has_on_process(s)) rc = queue_work(m, i);
+      if (!rc && queue && evssh_session_has_on_process(s)) rc = queue_work(m, i);
     }
   }
   if (rc != EVSSH_OK) return rc;
@@ -448,20 +448,21 @@ int evssh_multi_process(evssh_multi *m, int wait_ms, evssh_multi_cond_cb cond, v
       rc = queue_work(m, o->member);
     } else {
       rc = queue_hit(m, o->member, fd, from_epoll(evs[k].events));
+      if (!rc) rc = queue_work(m, o->member);
     }
   }
-  /* session I/O first, then the listen_to callbacks of live sessions;
-     members added by callbacks wait for the next turn */
+  /* listen_to callbacks first, then each session's iteration, so what a
+     callback queued is written in this iteration; members added by
+     callbacks wait for the next turn */
   size_t count = m->count;
-  for (size_t k = 0; k < m->nwork; k++)
-    if (m->work[k] < count) handle_member(m, m->work[k]);
   for (size_t k = 0; k < m->nhits; k++) {
     listener_hit *h = &m->hits[k];
     member *mb = &m->members[h->member];
-    if (mb->removed || mb->s->state == SESSION_CLOSED) continue;
-    /* what the callback queues shows in the next pass */
-    loop_dispatch_listener(mb->s, h->fd, h->revents);
+    if (mb->removed || evssh_session_closed(mb->s)) continue;
+    evssh_session_handle_listener(mb->s, h->fd, h->revents);
   }
+  for (size_t k = 0; k < m->nwork; k++)
+    if (m->work[k] < count) handle_member(m, m->work[k]);
   m->depth--;
   compact(m);
   if (rc < 0) return rc;

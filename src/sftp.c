@@ -15,11 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Arriving in the channel API (the "rebuild" branch). Referenced weakly so
-   this file builds before that lands and uses it as soon as it does; the
-   declaration stays compatible with the one evssh.h will carry. */
-EVSSH_API int evssh_channel_set_receive_window(evssh_channel *ch, uint32_t bytes) __attribute__((weak));
-
 /* The channel's pending subsystem reply holds this instead of the sftp, so
    a sftp freed before the reply arrives leaves nothing dangling. */
 struct sftp_token {
@@ -247,7 +242,7 @@ void sftp_fail(evssh_sftp *sftp, int code, const char *fmt, ...) {
   if (sftp->channel) evssh_channel_close(sftp->channel);
   sftp_enter(sftp);
   fail_pending(sftp);
-  sftp_xfers_abort(sftp, code);
+  if (sftp->xfers_abort) sftp->xfers_abort(sftp, code);
   if (was_opening && sftp->on_ready && !sftp->freeing) {
     evssh_sftp_cb cb = sftp->on_ready;
     sftp->on_ready = NULL;
@@ -518,7 +513,15 @@ static size_t parse_packets(evssh_sftp *sftp, const unsigned char *p, size_t n) 
 static void on_channel_data(evssh_channel *ch, const char *data, size_t len, void *ud) {
   evssh_sftp *sftp = ud;
   if (!alive(sftp)) return;
+  if (sftp->parsing) {
+    /* a callback of ours ran a nested loop (another sftp's _wait, exec_wait):
+       the replies before these bytes are still being dispatched further up
+       the stack, so these wait their turn there */
+    if (buf_append(&sftp->held, data, len)) sftp_fail(sftp, EVSSH_ENOMEM, "sftp: out of memory buffering a reply");
+    return;
+  }
   sftp_enter(sftp);
+  sftp->parsing = true;
   const unsigned char *p = (const unsigned char *)data;
   size_t n = len;
   /* nothing buffered: whole packets straight from the channel's bytes */
@@ -535,7 +538,17 @@ static void on_channel_data(evssh_channel *ch, const char *data, size_t len, voi
       buf_consume(&sftp->in, used);
     }
   }
-  if (alive(sftp)) sftp_xfers_pump(sftp);
+  while (buf_avail(&sftp->held) && alive(sftp)) {
+    if (buf_append(&sftp->in, buf_ptr(&sftp->held), buf_avail(&sftp->held))) {
+      sftp_fail(sftp, EVSSH_ENOMEM, "sftp: out of memory buffering a reply");
+      break;
+    }
+    buf_consume(&sftp->held, buf_avail(&sftp->held));
+    size_t used = parse_packets(sftp, buf_ptr(&sftp->in), buf_avail(&sftp->in));
+    buf_consume(&sftp->in, used);
+  }
+  sftp->parsing = false;
+  if (alive(sftp) && sftp->xfers_pump) sftp->xfers_pump(sftp);
   sftp_leave(sftp);
 }
 
@@ -592,8 +605,7 @@ static void on_channel_open_failed(evssh_channel *ch, uint32_t reason, const cha
 /* The one place the channel's receive window is set: large enough for the
    bandwidth-delay product so downloads are not capped by the window. */
 static void apply_receive_window(evssh_sftp *sftp) {
-  if (sftp->channel && evssh_channel_set_receive_window)
-    evssh_channel_set_receive_window(sftp->channel, sftp->receive_window);
+  if (sftp->channel) evssh_channel_set_receive_window(sftp->channel, sftp->receive_window);
 }
 
 static void on_subsystem_reply(evssh_channel *ch, bool success, void *ud) {
@@ -603,10 +615,7 @@ static void on_subsystem_reply(evssh_channel *ch, bool success, void *ud) {
   if (!sftp) return;
   sftp->token = NULL;
   if (!alive(sftp)) return;
-  if (success) {
-    apply_receive_window(sftp);
-    return;
-  }
+  if (success) return;
   sftp_enter(sftp);
   if (sftp->exec_mode)
     sftp_fail(sftp, EVSSH_ECHANNEL, "sftp: the server refused to run the sftp server command");
@@ -629,6 +638,7 @@ evssh_sftp *evssh_sftp_open_subsystem(evssh_session *s, const char *subsystem, e
     return NULL;
   }
   buf_init(&sftp->in);
+  buf_init(&sftp->held);
   buf_init(&sftp->out);
   buf_init(&sftp->scratch);
   sftp->session = s;
@@ -648,6 +658,7 @@ evssh_sftp *evssh_sftp_open_subsystem(evssh_session *s, const char *subsystem, e
     return NULL;
   }
   sftp->channel = ch;
+  apply_receive_window(sftp); /* in effect from the confirmation on */
   evssh_channel_on_data(ch, on_channel_data, sftp);
   evssh_channel_on_extended_data(ch, on_channel_ext_data, sftp);
   evssh_channel_on_eof(ch, on_channel_eof, sftp);
@@ -691,13 +702,6 @@ static void start_ready(evssh_sftp *sftp, int status, void *ud) {
 }
 
 static bool until_done(evssh_session *s, void *ud) { return !*(const bool *)ud; }
-static bool never(evssh_session *s, void *ud) { return false; }
-
-/* 0 when the session's loop may be run from here (not inside a callback) */
-static int can_block(evssh_session *s) {
-  int rc = evssh_session_process(s, 0, never, NULL);
-  return rc < 0 ? rc : EVSSH_OK;
-}
 
 static void fill_error(evssh_error *err, int code, const char *msg) {
   if (!err) return;
@@ -713,12 +717,7 @@ evssh_sftp *evssh_sftp_start_subsystem(evssh_session *s, const char *subsystem, 
     fill_error(err, EVSSH_EINVAL, "sftp: no session or subsystem");
     return NULL;
   }
-  int rc = can_block(s);
-  if (rc) {
-    fill_error(err, rc, rc == EVSSH_EBUSY ? "sftp: evssh_sftp_start cannot run inside a callback"
-                                          : evssh_session_error(s));
-    return NULL;
-  }
+  int rc;
   start_wait w = {false, EVSSH_OK};
   evssh_sftp *sftp = evssh_sftp_open_subsystem(s, subsystem, start_ready, &w);
   if (!sftp) {
@@ -778,9 +777,12 @@ int sftp_wait(evssh_sftp *sftp, const bool *done, int timeout_ms) {
 
 int sftp_wait_check(evssh_sftp *sftp) {
   if (!sftp->session) return EVSSH_ECLOSED;
-  int rc = can_block(sftp->session);
-  if (rc == EVSSH_EBUSY) sftp_set_error(sftp, 0, "sftp: a blocking call cannot run inside a callback");
-  return rc;
+  if (sftp->depth > 0) {
+    sftp_set_error(sftp, 0, "sftp: a blocking call cannot run inside one of the same sftp's callbacks "
+                            "(its replies are dispatched further up the stack): use the asynchronous call");
+    return EVSSH_EBUSY;
+  }
+  return EVSSH_OK;
 }
 
 static void sftp_destroy(evssh_sftp *sftp) {
@@ -802,8 +804,8 @@ static void sftp_destroy(evssh_sftp *sftp) {
     sftp->fail_code = EVSSH_ECLOSED;
   }
   fail_pending(sftp);
-  sftp_xfers_abort(sftp, EVSSH_ECLOSED);
-  sftp_trees_free(sftp);
+  if (sftp->xfers_abort) sftp->xfers_abort(sftp, EVSSH_ECLOSED);
+  if (sftp->trees_free) sftp->trees_free(sftp);
   while (sftp->files) sftp_file_free(sftp->files);
   for (size_t i = 0; i < sftp->ext_count; i++) {
     free(sftp->exts[i].name);
@@ -818,6 +820,7 @@ static void sftp_destroy(evssh_sftp *sftp) {
   free(sftp->table);
   free(sftp->iobuf);
   buf_release(&sftp->in);
+  buf_release(&sftp->held);
   buf_release(&sftp->out);
   buf_release(&sftp->scratch);
   free(sftp);
@@ -867,6 +870,6 @@ int evssh_sftp_set_pipeline(evssh_sftp *sftp, uint32_t max_requests, uint32_t bl
 int evssh_sftp_set_receive_window(evssh_sftp *sftp, uint32_t bytes) {
   if (!sftp || bytes == 0) return EVSSH_EINVAL;
   sftp->receive_window = bytes;
-  if (sftp->state == SFTP_READY) apply_receive_window(sftp);
+  apply_receive_window(sftp);
   return EVSSH_OK;
 }

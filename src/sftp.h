@@ -123,6 +123,9 @@ struct evssh_sftp {
   size_t free_count;
 
   evssh_buf in;                /* reply reassembly */
+  evssh_buf held;              /* bytes a nested loop delivered while a
+                                  reply's callback ran: parsed after it */
+  bool parsing;                /* a reply is being dispatched */
   evssh_buf out;               /* request being built */
   evssh_buf scratch;           /* NUL-terminated strings handed to callbacks */
 
@@ -151,6 +154,12 @@ struct evssh_sftp {
   size_t iobuf_len;
 
   evssh_sftp_file *files;
+
+  /* upward hooks (the layer rule: sftp.c calls nothing above it by name),
+     NULL until the first transfer or tree */
+  void (*xfers_pump)(evssh_sftp *sftp);          /* issue what the budget allows */
+  void (*xfers_abort)(evssh_sftp *sftp, int code); /* fail every transfer: dying */
+  void (*trees_free)(evssh_sftp *sftp);          /* teardown, no callbacks */
 };
 
 /* ------------------------------------------------------------ sftp.c */
@@ -196,7 +205,8 @@ int sftp_read_handle(evssh_sftp *sftp, sftp_req *req, evssh_reader *body, evssh_
 /* blocking helper for the _wait calls: run the session's loop until *done,
    or fail the sftp (ETIMEOUT) after timeout_ms (-1: no limit) */
 int sftp_wait(evssh_sftp *sftp, const bool *done, int timeout_ms);
-/* EVSSH_OK when a _wait call may run the loop (not inside a callback) */
+/* EVSSH_OK when a _wait call may run the loop (not inside one of this
+   sftp's own callbacks: its replies could not be dispatched there) */
 int sftp_wait_check(evssh_sftp *sftp);
 /* an evssh_sftp_file the caller passed belongs to this sftp and is usable */
 bool sftp_file_ok(const evssh_sftp *sftp, const evssh_sftp_file *f);
@@ -216,10 +226,8 @@ int sftp_read_names(evssh_sftp *sftp, evssh_reader *r, evssh_sftp_name **names, 
 int sftp_scratch_string(evssh_sftp *sftp, evssh_reader *r, size_t *off);
 
 /* --------------------------------------------------- sftp_transfer.c */
-/* issue what the budget allows for every active transfer */
-void sftp_xfers_pump(evssh_sftp *sftp);
-/* fail every active transfer (the sftp is dying) */
-void sftp_xfers_abort(evssh_sftp *sftp, int code);
+/* (sftp.c reaches the transfers through sftp->xfers_pump / xfers_abort,
+   which the first transfer sets) */
 /* internal completion hook: the tree's, or the one calling the user's done */
 typedef void (*sftp_xfer_finish_fn)(evssh_sftp *sftp, void *ctx, int status, uint64_t bytes);
 typedef void (*sftp_xfer_progress_fn)(evssh_sftp *sftp, void *ctx, uint64_t done, uint64_t total);
@@ -233,12 +241,15 @@ typedef struct sftp_xfer_spec {
   void *ctx;
 } sftp_xfer_spec;
 int sftp_xfer_start(evssh_sftp *sftp, const sftp_xfer_spec *spec);
+/* one file for the user: progress and done as the public calls take them */
+int sftp_user_xfer_start(evssh_sftp *sftp, bool upload, const char *local, const char *remote, uint64_t offset,
+                         unsigned flags, evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud);
 
 /* ------------------------------------------------------- sftp_tree.c */
 int sftp_tree_start(evssh_sftp *sftp, bool upload, const char *local, const char *remote,
                     uint64_t offset, unsigned flags, evssh_sftp_progress_cb progress,
                     evssh_sftp_cb done, void *ud);
-/* teardown: every tree, without callbacks */
-void sftp_trees_free(evssh_sftp *sftp);
+/* (sftp.c frees the trees at teardown through sftp->trees_free, which the
+   first tree sets) */
 
 #endif

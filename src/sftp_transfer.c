@@ -1,5 +1,6 @@
-/* sftp_transfer.c owns whole-file transfers: evssh_sftp_upload/download,
- * their _flags and _wait forms, and the pipeline under them. Each transfer
+/* sftp_transfer.c owns whole-file transfers: the pipeline under
+ * evssh_sftp_upload/download (whose entry points are in sftp_copy.c), one
+ * transfer per file, reached by sftp.c through its hooks. Each transfer
  * is a small state machine (stat for resume, open, fstat, run, fsync,
  * setstat, diagnose, close) driven by its replies. While it runs it keeps
  * up to `window` READs or WRITEs in flight; the window starts at
@@ -771,7 +772,7 @@ static void advance(sftp_xfer *x) {
   if (end) finish(x);
 }
 
-void sftp_xfers_pump(evssh_sftp *sftp) {
+static void xfers_pump(evssh_sftp *sftp) {
   if (!sftp->xfers || !sftp_usable(sftp)) return;
   size_t n = 0;
   for (sftp_xfer *y = sftp->xfers; y; y = y->next) n++;
@@ -792,7 +793,7 @@ void sftp_xfers_pump(evssh_sftp *sftp) {
   }
 }
 
-void sftp_xfers_abort(evssh_sftp *sftp, int code) {
+static void xfers_abort(evssh_sftp *sftp, int code) {
   for (;;) {
     /* a transfer with a frame on the stack is finished by that frame */
     sftp_xfer *x = sftp->xfers;
@@ -825,6 +826,8 @@ int sftp_xfer_start(evssh_sftp *sftp, const sftp_xfer_spec *spec) {
   }
   sftp_xfer *x = calloc(1, sizeof *x);
   if (!x) return EVSSH_ENOMEM;
+  sftp->xfers_pump = xfers_pump;
+  sftp->xfers_abort = xfers_abort;
   x->sftp = sftp;
   x->fd = -1;
   x->upload = spec->upload;
@@ -897,7 +900,7 @@ int sftp_xfer_start(evssh_sftp *sftp, const sftp_xfer_spec *spec) {
   return EVSSH_OK;
 }
 
-/* --------------------------------------------------------- public */
+/* ------------------------------------------------- one user transfer */
 
 typedef struct user_xfer {
   evssh_sftp_progress_cb progress;
@@ -919,13 +922,8 @@ static void user_finish(evssh_sftp *sftp, void *ctx, int status, uint64_t bytes)
   if (done && !sftp->freeing) done(sftp, status, ud);
 }
 
-static int transfer(evssh_sftp *sftp, bool upload, const char *local, const char *remote, uint64_t offset,
-                    unsigned flags, evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud) {
-  if (!sftp || !local || !remote || (flags & ~(unsigned)(EVSSH_SFTP_PRESERVE | EVSSH_SFTP_RECURSIVE |
-                                                        EVSSH_SFTP_FSYNC)))
-    return EVSSH_EINVAL;
-  if (flags & EVSSH_SFTP_RECURSIVE)
-    return sftp_tree_start(sftp, upload, local, remote, offset, flags, progress, done, ud);
+int sftp_user_xfer_start(evssh_sftp *sftp, bool upload, const char *local, const char *remote, uint64_t offset,
+                         unsigned flags, evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud) {
   user_xfer *u = calloc(1, sizeof *u);
   if (!u) return EVSSH_ENOMEM;
   u->progress = progress;
@@ -935,76 +933,4 @@ static int transfer(evssh_sftp *sftp, bool upload, const char *local, const char
   int rc = sftp_xfer_start(sftp, &spec);
   if (rc) free(u);
   return rc;
-}
-
-int evssh_sftp_upload_flags(evssh_sftp *sftp, const char *local, const char *remote, uint64_t offset,
-                            unsigned flags, evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud) {
-  return transfer(sftp, true, local, remote, offset, flags, progress, done, ud);
-}
-
-int evssh_sftp_download_flags(evssh_sftp *sftp, const char *remote, const char *local, uint64_t offset,
-                              unsigned flags, evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud) {
-  return transfer(sftp, false, local, remote, offset, flags, progress, done, ud);
-}
-
-int evssh_sftp_upload(evssh_sftp *sftp, const char *local, const char *remote, uint64_t offset,
-                      evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud) {
-  return transfer(sftp, true, local, remote, offset, 0, progress, done, ud);
-}
-
-int evssh_sftp_download(evssh_sftp *sftp, const char *remote, const char *local, uint64_t offset,
-                        evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud) {
-  return transfer(sftp, false, local, remote, offset, 0, progress, done, ud);
-}
-
-typedef struct wait_state {
-  bool done;
-  int status;
-  uint64_t bytes;
-  char error[SFTP_ERROR_MAX];
-  uint32_t fx;
-} wait_state;
-
-static void wait_done(evssh_sftp *sftp, int status, void *ud) {
-  wait_state *w = ud;
-  w->done = true;
-  w->status = status;
-  w->bytes = sftp->transferred;
-  memcpy(w->error, sftp->error, sizeof w->error);
-  w->fx = sftp->status_code;
-}
-
-static int transfer_wait(evssh_sftp *sftp, bool upload, const char *local, const char *remote, uint64_t offset,
-                         unsigned flags) {
-  if (!sftp) return EVSSH_EINVAL;
-  int rc = sftp_wait_check(sftp);
-  if (rc) return rc;
-  wait_state w;
-  memset(&w, 0, sizeof w);
-  rc = transfer(sftp, upload, local, remote, offset, flags, NULL, wait_done, &w);
-  if (rc) return rc;
-  sftp_wait(sftp, &w.done, -1);
-  /* other work on the loop may have failed meanwhile: ours is the result */
-  memcpy(sftp->error, w.error, sizeof sftp->error);
-  sftp->status_code = w.fx;
-  sftp->transferred = w.bytes;
-  return w.status;
-}
-
-int evssh_sftp_upload_wait(evssh_sftp *sftp, const char *local, const char *remote) {
-  return transfer_wait(sftp, true, local, remote, 0, 0);
-}
-
-int evssh_sftp_download_wait(evssh_sftp *sftp, const char *remote, const char *local) {
-  return transfer_wait(sftp, false, local, remote, 0, 0);
-}
-
-int evssh_sftp_upload_flags_wait(evssh_sftp *sftp, const char *local, const char *remote, uint64_t offset,
-                                 unsigned flags) {
-  return transfer_wait(sftp, true, local, remote, offset, flags);
-}
-
-int evssh_sftp_download_flags_wait(evssh_sftp *sftp, const char *remote, const char *local, uint64_t offset,
-                                   unsigned flags) {
-  return transfer_wait(sftp, false, local, remote, offset, flags);
 }

@@ -612,6 +612,10 @@ static void root_checked(evssh_sftp *sftp, int status, const evssh_sftp_attrs *a
   step(t);
 }
 
+static void trees_free(evssh_sftp *sftp) {
+  while (sftp->trees) tree_free(sftp->trees);
+}
+
 int sftp_tree_start(evssh_sftp *sftp, bool upload, const char *local, const char *remote, uint64_t offset,
                     unsigned flags, evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud) {
   if (offset != 0 && offset != EVSSH_SFTP_RESUME) return EVSSH_EINVAL;
@@ -626,11 +630,12 @@ int sftp_tree_start(evssh_sftp *sftp, bool upload, const char *local, const char
       return EVSSH_EINVAL;
     }
     if (!S_ISDIR(st.st_mode))
-      return evssh_sftp_upload_flags(sftp, local, remote, offset, flags & ~(unsigned)EVSSH_SFTP_RECURSIVE,
-                                     progress, done, ud);
+      return sftp_user_xfer_start(sftp, true, local, remote, offset, flags & ~(unsigned)EVSSH_SFTP_RECURSIVE,
+                                  progress, done, ud);
   }
   sftp_tree *t = calloc(1, sizeof *t);
   if (!t) return EVSSH_ENOMEM;
+  sftp->trees_free = trees_free;
   t->sftp = sftp;
   t->upload = upload;
   t->flags = flags;
@@ -668,8 +673,4 @@ int sftp_tree_start(evssh_sftp *sftp, bool upload, const char *local, const char
     return rc;
   }
   return EVSSH_OK;
-}
-
-void sftp_trees_free(evssh_sftp *sftp) {
-  while (sftp->trees) tree_free(sftp->trees);
 }

@@ -868,3 +868,12 @@ const char *transport_algorithm(const evssh_transport *t, const char *what) {
   if (strcmp(what, "strict") == 0) return t->strict ? "yes" : "no";
   return NULL;
 }
+
+void transport_abort(evssh_transport *t) {
+  if (t->open == OPEN_PACKET) {
+    packet_abort(&t->pkt);
+  } else if (t->open == OPEN_HELD) {
+    t->held.len = t->held.off + t->held_start;
+  }
+  t->open = OPEN_NONE;
+}

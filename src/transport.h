@@ -125,4 +125,8 @@ enum {
   SSH_MSG_CHANNEL_SUCCESS = 99, SSH_MSG_CHANNEL_FAILURE = 100,
 };
 
+/* Discard the packet begun by transport_begin (nothing of it reaches the
+   wire): the abort path for a body that could not be built. */
+void transport_abort(evssh_transport *t);
+
 #endif

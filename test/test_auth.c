@@ -432,6 +432,67 @@ START_TEST(wrong_passphrase_every_time) {
 }
 END_TEST
 
+/* An encrypted key the server would accept (its .pub is beside it) but
+   that cannot be opened here (no prompt callback): authentication notes it
+   and goes on, to the next key, as `ssh -o BatchMode=yes` does. */
+START_TEST(unusable_encrypted_key_then_next_key) {
+  char enc[600], id1[700], id2[700];
+  make_key(enc, sizeof enc, "-t ed25519", NULL, PASSPHRASE, true, &peer);
+  snprintf(id1, sizeof id1, "IdentityFile=%s", enc);
+  snprintf(id2, sizeof id2, "IdentityFile=%s", peer.key_ed25519);
+  attempt a = {.exec = "echo in", .opts = {id1, id2, "IdentitiesOnly=yes", "PasswordAuthentication=no",
+                                           "KbdInteractiveAuthentication=no"}};
+  run_attempt(&a, false);
+  assert_ok(&a);
+  ck_assert_str_eq(a.out, "in\n");
+  char want[700];
+  snprintf(want, sizeof want, "authenticated with publickey %s", peer.key_ed25519);
+  ck_assert_msg(strstr(logged(&a), want) != NULL, "log lacks \"%s\":\n%s", want, logged(&a));
+  attempt_done(&a);
+}
+END_TEST
+
+/* The same key as the only one, then a password that works. */
+START_TEST(unusable_encrypted_key_then_password) {
+  need_password_user();
+  char enc[600], id[700];
+  make_key(enc, sizeof enc, "-t ed25519", NULL, PASSPHRASE, true, &peer);
+  snprintf(id, sizeof id, "IdentityFile=%s", enc);
+  attempt a = {.user = peer.password_user, .password = peer.password, .exec = "id -un",
+               .opts = {id, "IdentitiesOnly=yes", "BatchMode=yes"}};
+  run_attempt(&a, false);
+  assert_ok(&a);
+  ck_assert_str_eq(a.out, "evssh-test\n");
+  ck_assert_msg(strstr(logged(&a), "authenticated with password") != NULL, "log:\n%s", logged(&a));
+  attempt_done(&a);
+}
+END_TEST
+
+/* A failure message longer than the old 256-byte evssh_error arrives whole,
+   hint at its end included, and without an "ssh:" prefix. */
+START_TEST(long_error_message_whole) {
+  char dir[1200], kh[1400], opt[3000], port[32];
+  snprintf(dir, sizeof dir, "%s/a-directory-with-a-long-name-so-that-the-message-passes-six-hundred-bytes-"
+           "0123456789012345678901234567890123456789012345678901234567890123456789", workdir);
+  ck_assert_int_eq(sh("mkdir -p '%s'", dir), 0);
+  snprintf(kh, sizeof kh, "%s/known_hosts-with-a-long-name-as-well-0123456789012345678901234567890123456789", dir);
+  ck_assert_int_eq(sh("touch '%s'", kh), 0);
+  snprintf(opt, sizeof opt, "UserKnownHostsFile=%s %s.2", kh, kh);
+  snprintf(port, sizeof port, "Port=%d", peer.port);
+  const char *opts[] = {port, opt, "GlobalKnownHostsFile=none", "ConfigFile=none", "IdentityAgent=none", NULL};
+  evssh_error err;
+  evssh_session *s = evssh_start("127.0.0.1", peer.user, opts, &err);
+  ck_assert_ptr_null(s);
+  ck_assert_int_eq(err.code, EVSSH_EHOSTKEY);
+  size_t n = strlen(err.message);
+  ck_assert_msg(n > 600, "message only %zu bytes: %s", n, err.message);
+  const char *hint = "set StrictHostKeyChecking=accept-new";
+  ck_assert_msg(n > strlen(hint) && strcmp(err.message + n - strlen(hint), hint) == 0, "hint lost: %s", err.message);
+  ck_assert_msg(strstr(err.message, kh) != NULL, "path cut: %s", err.message);
+  ck_assert(strncmp(err.message, "ssh:", 4) != 0);
+}
+END_TEST
+
 /* The server refuses two keys (one of them encrypted, with its .pub) and
    takes the third: no passphrase is asked for the refused encrypted key. */
 START_TEST(refused_keys_then_accepted) {
@@ -881,6 +942,9 @@ static Suite *auth_suite(void) {
   tcase_add_test(pk, wrong_passphrase_then_right);
   tcase_add_test(pk, wrong_passphrase_every_time);
   tcase_add_test(pk, refused_keys_then_accepted);
+  tcase_add_test(pk, unusable_encrypted_key_then_next_key);
+  tcase_add_test(pk, unusable_encrypted_key_then_password);
+  tcase_add_test(pk, long_error_message_whole);
   tcase_add_test(pk, all_keys_refused);
   tcase_add_test(pk, batchmode_disables_prompts);
   suite_add_tcase(s, pk);

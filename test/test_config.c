@@ -8,6 +8,7 @@
  * wins, unknown keywords with file:line. */
 #include <check.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -359,6 +360,71 @@ START_TEST(test_matches_ssh_G) {
   compare_host("alias2", opts1);
   const char *opts2[] = {"HostName=real.alias1.example", "Ciphers=aes128-ctr", NULL};
   compare_host("web.corp", opts2);
+  /* an option given twice keeps its first value, as with ssh -o */
+  const char *opts3[] = {"Port=9", "Port=10", "User=first", "User=second", "Ciphers=aes128-ctr",
+                         "Ciphers=aes256-ctr", "ServerAliveInterval=7", "ServerAliveInterval=8",
+                         "UserKnownHostsFile=/k1", "UserKnownHostsFile=/k2", "ProxyJump=j1", "ProxyJump=j2", NULL};
+  compare_host("alias2", opts3);
+  evssh_config *c = resolve("alias2", opts3);
+  ck_assert_str_eq(evssh_config_get(c, "Port"), "9");
+  ck_assert_str_eq(evssh_config_get(c, "User"), "first");
+  ck_assert_str_eq(evssh_config_get(c, "ProxyJump"), "j1");
+  evssh_config_free(c);
+}
+END_TEST
+
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Host patterns with many * cost at most length x pattern length: the
+   recursive matcher took seconds for 8 stars and 40 characters, and grows
+   exponentially with each star. */
+START_TEST(test_pattern_matching_is_not_exponential) {
+  char host[81];
+  memset(host, 'a', 80);
+  host[80] = 0;
+  double t0 = cpu_seconds();
+  ck_assert(!evssh_config_match_pattern(host, "*a*a*a*a*a*a*a*a*a*a*a*a*b"));
+  ck_assert(evssh_config_match_pattern(host, "*a*a*a*a*a*a*a*a*a*a*a*a*"));
+  ck_assert_int_eq(evssh_config_match_list(host, "x*,*a*a*a*a*a*a*a*a*a*a*a*a*b", true), 0);
+  /* generous: the old matcher needs far more than this for the first call */
+  ck_assert_msg(cpu_seconds() - t0 < 2.0, "pattern matching took %.2f s of CPU", cpu_seconds() - t0);
+  ck_assert(evssh_config_match_pattern("abcabd", "*ab?"));
+  ck_assert(evssh_config_match_pattern("xaxbxc", "*a*b*c"));
+  ck_assert(!evssh_config_match_pattern("xaxbx", "*a*b*c"));
+  ck_assert(evssh_config_match_pattern("", "*"));
+  ck_assert(!evssh_config_match_pattern("", "?"));
+}
+END_TEST
+
+/* Session options: bad values fail when set, ConfigFile is an option, and
+   evssh_session_new_with takes evssh_start's list. */
+START_TEST(test_session_options) {
+  evssh_session *s = evssh_session_new("example.invalid");
+  ck_assert_ptr_nonnull(s);
+  ck_assert_int_eq(evssh_session_option(s, "Ciphers", "nope"), EVSSH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(evssh_session_error(s), "nope"));
+  ck_assert_int_eq(evssh_session_option(s, "KexAlgorithms", "+nothing-like-this"), EVSSH_EINVAL);
+  ck_assert_int_eq(evssh_session_option(s, "Ciphers", "aes128-ctr"), EVSSH_OK);
+  ck_assert_int_eq(evssh_session_option(s, "ConfigFile", "/nonexistent/evssh-config"), EVSSH_EINVAL);
+  ck_assert_int_eq(evssh_session_option(s, "ConfigFile", "none"), EVSSH_OK);
+  evssh_session_free(s);
+
+  evssh_error err;
+  const char *bad[] = {"Port=9", "MACs=hmac-nothing", NULL};
+  ck_assert_ptr_null(evssh_session_new_with("example.invalid", "u", bad, &err));
+  ck_assert_int_eq(err.code, EVSSH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err.message, "hmac-nothing"));
+  const char *good[] = {"Port=9", "Port=10", "ConfigFile=none", NULL};
+  s = evssh_session_new_with("example.invalid", "u", good, &err);
+  ck_assert_ptr_nonnull(s);
+  ck_assert_int_eq(err.code, EVSSH_OK);
+  ck_assert(!evssh_session_connecting(s));
+  evssh_session_free(s);
 }
 END_TEST
 
@@ -396,11 +462,11 @@ START_TEST(test_first_value_wins_and_explicit) {
   evssh_config *c = NULL;
   ck_assert_int_eq(evssh_config_new(&c), EVSSH_OK);
   ck_assert_int_eq(evssh_config_set(c, "port", "9", err, sizeof(err)), EVSSH_OK);
-  ck_assert_int_eq(evssh_config_set(c, "PORT", "10", err, sizeof(err)), EVSSH_OK);   /* setter: replaces */
+  ck_assert_int_eq(evssh_config_set(c, "PORT", "10", err, sizeof(err)), EVSSH_OK);   /* ssh -o: first wins */
   ck_assert_int_eq(evssh_config_set(c, "IdentityFile", "/k1", err, sizeof(err)), EVSSH_OK);
   ck_assert_int_eq(evssh_config_read_file(c, cfgpath, "alias1", err, sizeof(err)), EVSSH_OK);
   ck_assert_int_eq(evssh_config_finalize(c, "alias1", err, sizeof(err)), EVSSH_OK);
-  ck_assert_str_eq(evssh_config_get(c, "Port"), "10");
+  ck_assert_str_eq(evssh_config_get(c, "Port"), "9");
   ck_assert_str_eq(evssh_config_get(c, "User"), "bob");   /* not the later Match all value */
   ck_assert_str_eq(evssh_config_get(c, "RekeyLimit"), "1073741824 3600");
   const char *const *ids;
@@ -424,22 +490,28 @@ START_TEST(test_first_value_wins_and_explicit) {
   ck_assert_ptr_null(evssh_config_get(c, "IdentityAgent"));
   evssh_config_free(c);
 
-  /* IdentityAgent forms that name the environment */
-  ck_assert_int_eq(evssh_config_new(&c), EVSSH_OK);
-  ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "SSH_AUTH_SOCK", err, sizeof(err)), EVSSH_OK);
-  ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_OK);
-  ck_assert_ptr_null(evssh_config_get(c, "IdentityAgent"));
+  /* IdentityAgent forms that name the environment (a fresh object each:
+     a second set of the same keyword keeps the first, as ssh -o does) */
   setenv("EVSSH_TEST_SOCK", "/run/test/agent.sock", 1);
-  ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "$EVSSH_TEST_SOCK", err, sizeof(err)), EVSSH_OK);
-  ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_OK);
-  ck_assert_str_eq(evssh_config_get(c, "IdentityAgent"), "/run/test/agent.sock");
-  ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "${EVSSH_TEST_SOCK}.2", err, sizeof(err)), EVSSH_OK);
-  ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_OK);
-  ck_assert_str_eq(evssh_config_get(c, "IdentityAgent"), "/run/test/agent.sock.2");
+  static const char *const forms[][2] = {
+    {"SSH_AUTH_SOCK", NULL}, {"$EVSSH_TEST_SOCK", "/run/test/agent.sock"},
+    {"${EVSSH_TEST_SOCK}.2", "/run/test/agent.sock.2"},
+  };
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    ck_assert_int_eq(evssh_config_new(&c), EVSSH_OK);
+    ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", forms[i][0], err, sizeof(err)), EVSSH_OK);
+    ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_OK);
+    if (forms[i][1]) ck_assert_str_eq(evssh_config_get(c, "IdentityAgent"), forms[i][1]);
+    else ck_assert_ptr_null(evssh_config_get(c, "IdentityAgent"));
+    evssh_config_free(c);
+  }
+  ck_assert_int_eq(evssh_config_new(&c), EVSSH_OK);
   ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "${EVSSH_UNSET_VAR_X}", err, sizeof(err)), EVSSH_OK);
   ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_EINVAL);
   ck_assert_ptr_nonnull(strstr(err, "EVSSH_UNSET_VAR_X"));
+  evssh_config_free(c);
   /* an unknown token is an error, as in ssh */
+  ck_assert_int_eq(evssh_config_new(&c), EVSSH_OK);
   ck_assert_int_eq(evssh_config_set(c, "IdentityAgent", "none", err, sizeof(err)), EVSSH_OK);
   ck_assert_int_eq(evssh_config_set(c, "IdentityFile", "~/k_%z", err, sizeof(err)), EVSSH_OK);
   ck_assert_int_eq(evssh_config_finalize(c, "h", err, sizeof(err)), EVSSH_EINVAL);
@@ -596,6 +668,8 @@ int main(void) {
   tcase_add_test(tc, test_bad_files);
   tcase_add_test(tc, test_algorithms_vs_ssh);
   tcase_add_test(tc, test_patterns);
+  tcase_add_test(tc, test_pattern_matching_is_not_exponential);
+  tcase_add_test(tc, test_session_options);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -48,12 +48,8 @@ static evssh_session *new_session(const char *const *extra) {
   char port[16];
   snprintf(port, sizeof port, "%d", peer.port);
   ck_assert_int_eq(evssh_session_read_config(s, "none"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "User", login_user), 0);
-  ck_assert_int_eq(evssh_session_option(s, "Port", port), 0);
-  ck_assert_int_eq(evssh_session_option(s, "GlobalKnownHostsFile", "/dev/null"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentitiesOnly", "yes"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "PreferredAuthentications", "publickey"), 0);
   bool have_kh = false, have_id = false;
+  /* the test's own options first: a repeated option keeps its first value */
   for (size_t i = 0; extra && extra[i]; i++) {
     const char *eq = strchr(extra[i], '=');
     ck_assert_ptr_nonnull(eq);
@@ -65,6 +61,11 @@ static evssh_session *new_session(const char *const *extra) {
     if (rc) fprintf(stderr, "option %s: %s\n", extra[i], evssh_session_error(s));
     ck_assert_int_eq(rc, 0);
   }
+  ck_assert_int_eq(evssh_session_option(s, "User", login_user), 0);
+  ck_assert_int_eq(evssh_session_option(s, "Port", port), 0);
+  ck_assert_int_eq(evssh_session_option(s, "GlobalKnownHostsFile", "/dev/null"), 0);
+  ck_assert_int_eq(evssh_session_option(s, "IdentitiesOnly", "yes"), 0);
+  ck_assert_int_eq(evssh_session_option(s, "PreferredAuthentications", "publickey"), 0);
   if (!have_kh) ck_assert_int_eq(evssh_session_option(s, "UserKnownHostsFile", peer.known_hosts), 0);
   if (!have_id) ck_assert_int_eq(evssh_session_option(s, "IdentityFile", peer.key_ed25519), 0);
   return s;

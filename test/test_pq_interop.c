@@ -18,6 +18,8 @@
 typedef struct logged {
   char kex[128];
   bool not_pq_warning;
+  bool post_quantum;      /* evssh_session_post_quantum after connect */
+  char algorithm[128];    /* evssh_session_algorithm(s, "kex") */
 } logged;
 
 static void on_log(evssh_session *s, int level, const char *msg, void *ud) {
@@ -56,6 +58,12 @@ static void run(const char *server, harness_peer *p, const char *kex, logged *l)
   int rc = evssh_session_connect(s);
   ck_assert_msg(rc == EVSSH_OK, "%s, KexAlgorithms=%s: connect failed: %s", server, kex ? kex : "(default)",
                 evssh_session_error(s));
+  l->post_quantum = evssh_session_post_quantum(s);
+  const char *alg = evssh_session_algorithm(s, "kex");
+  snprintf(l->algorithm, sizeof l->algorithm, "%s", alg ? alg : "(none)");
+  /* the public accessors agree with what the transport logged */
+  ck_assert_str_eq(l->algorithm, l->kex);
+  ck_assert(l->post_quantum == !l->not_pq_warning);
   evssh_result r;
   ck_assert_int_eq(evssh_session_exec_wait(s, "echo pq-ok", &r), EVSSH_OK);
   ck_assert_str_eq(r.out, "pq-ok\n");
@@ -82,6 +90,7 @@ START_TEST(openssh92_sntrup761) {
   run("OpenSSH 9.2", &p, "curve25519-sha256", &l);
   ck_assert_str_eq(l.kex, "curve25519-sha256");
   ck_assert_msg(l.not_pq_warning, "no INFO line about the missing post-quantum key exchange");
+  ck_assert(!l.post_quantum);
   harness_sshd_stop(&p);
 }
 END_TEST
@@ -106,6 +115,7 @@ START_TEST(openssh10_mlkem768) {
   run("OpenSSH 10", &p, NULL, &l);
   ck_assert_str_eq(l.kex, "mlkem768x25519-sha256");
   ck_assert(!l.not_pq_warning);
+  ck_assert(l.post_quantum);
   run("OpenSSH 10", &p, "mlkem768x25519-sha256", &l);
   ck_assert_str_eq(l.kex, "mlkem768x25519-sha256");
   run("OpenSSH 10", &p, "sntrup761x25519-sha512", &l);

@@ -30,7 +30,7 @@ static void run(harness_peer *p, const char *rekey_limit, uint64_t min_kex) {
   ck_assert_uint_eq(st.received, TOTAL);
   ck_assert_msg(st.equal, "data came back different");
   ck_assert_int_eq(st.exit_status, 0);
-  uint64_t kex = transport_kex_count(s->transport);
+  uint64_t kex = transport_kex_count(session_transport(s));
   printf("%s: %u bytes each way, %llu key exchanges, checksums equal\n",
          rekey_limit ? "client RekeyLimit 1M" : "server RekeyLimit 1M", TOTAL, (unsigned long long)kex);
   ck_assert_msg(kex >= min_kex, "only %llu key exchanges", (unsigned long long)kex);

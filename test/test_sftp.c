@@ -4,7 +4,8 @@
  * both directions (checksums equal, zero-length, resume at an offset and
  * from the destination's size, modes and times preserved, progress), many
  * transfers at once on one sftp, the pipeline's ramp and its memory cap,
- * and a download driven from a foreign poll loop. Big transfers:
+ * a download driven from a foreign poll loop, and blocking calls made
+ * from callbacks (refused on the same sftp, nested on another). Big transfers:
  * EVSSH_SFTP_TEST_MB each way (default 256; 1024 for the issue's 1 GiB).
  * Skips (77) without sshd. */
 #include "test_sftp_util.h"
@@ -762,6 +763,79 @@ START_TEST(test_free_from_callback_and_two_sftps) {
 }
 END_TEST
 
+/* Blocking calls from callbacks: from one of the same sftp's callbacks
+   refused (its replies are being dispatched further up), from another's a
+   nested loop, during which the first sftp's replies keep arriving and are
+   dispatched in order once the callback returns. */
+typedef struct nested_ctx {
+  evssh_sftp *a, *b;
+  char src[512], a_dst[512], same[512], b_dst[512];
+  int same_rc, other_rc;
+  char same_error[1024];
+  bool ran, a_done, stat_sent;
+  int a_status;
+  evssh_sftp *started;
+} nested_ctx;
+
+static void nested_stat_cb(evssh_sftp *sftp, int status, const evssh_sftp_attrs *attrs, void *ud) {
+  nested_ctx *c = ud;
+  c->ran = true;
+  c->same_rc = evssh_sftp_download_wait(c->a, c->src, c->same);
+  snprintf(c->same_error, sizeof c->same_error, "%s", evssh_sftp_error(c->a));
+  c->other_rc = evssh_sftp_download_wait(c->b, c->src, c->b_dst);
+  evssh_error err;
+  c->started = evssh_sftp_start(evssh_sftp_session(sftp), &err);
+}
+
+static void nested_a_done(evssh_sftp *sftp, int status, void *ud) {
+  nested_ctx *c = ud;
+  c->a_done = true;
+  c->a_status = status;
+}
+
+static void nested_progress(evssh_sftp *sftp, uint64_t done, uint64_t total, void *ud) {
+  nested_ctx *c = ud;
+  if (done < (4u << 20) || c->stat_sent) return;
+  c->stat_sent = true;
+  ck_assert_int_eq(evssh_sftp_stat(c->a, c->src, nested_stat_cb, c), 0);
+}
+
+static bool until_a_done(evssh_session *s, void *ud) { return !((nested_ctx *)ud)->a_done; }
+
+START_TEST(test_blocking_calls_from_callbacks) {
+  evssh_session *s = sftp_test_connect(&peer, NULL);
+  nested_ctx c = {0};
+  c.a = sftp_test_start(s);
+  c.b = sftp_test_start(s);
+  path_in(c.src, sizeof c.src, "nested-src");
+  path_in(c.a_dst, sizeof c.a_dst, "nested-a");
+  path_in(c.same, sizeof c.same, "nested-same");
+  path_in(c.b_dst, sizeof c.b_dst, "nested-b");
+  sftp_test_make_file(c.src, 24u << 20, 21);
+  /* the stat goes out once a's download is well under way, so its answer
+     (which runs the nested loop) sits among READ replies, partial packets
+     behind it */
+  ck_assert_int_eq(evssh_sftp_download(c.a, c.src, c.a_dst, 0, nested_progress, nested_a_done, &c), 0);
+  evssh_session_loop(s, -1, until_a_done, &c);
+  ck_assert(c.ran);
+  ck_assert_int_eq(c.same_rc, EVSSH_EBUSY);
+  ck_assert_msg(strstr(c.same_error, "same sftp's callbacks"), "%s", c.same_error);
+  ck_assert_int_eq(c.other_rc, 0);
+  ck_assert_msg(c.a_status == 0, "%s", evssh_sftp_error(c.a));
+  ck_assert(sftp_test_prefix_ok(c.a_dst, 24u << 20, 21));
+  ck_assert_uint_eq(sftp_test_size(c.a_dst), 24u << 20);
+  ck_assert(sftp_test_prefix_ok(c.b_dst, 24u << 20, 21));
+  ck_assert_uint_eq(sftp_test_size(c.b_dst), 24u << 20);
+  ck_assert_int_eq(access(c.same, F_OK), -1); /* the refused call touched nothing */
+  /* evssh_sftp_start from a callback: a nested loop too */
+  ck_assert(c.started && evssh_sftp_ready(c.started));
+  evssh_sftp_free(c.started);
+  evssh_sftp_free(c.b);
+  evssh_sftp_free(c.a);
+  evssh_session_free(s);
+}
+END_TEST
+
 static Suite *sftp_suite(void) {
   Suite *s = suite_create("sftp");
   TCase *tc = tcase_create("sshd");
@@ -779,6 +853,7 @@ static Suite *sftp_suite(void) {
   tcase_add_test(tc, test_inflight_cap);
   tcase_add_test(tc, test_foreign_loop);
   tcase_add_test(tc, test_free_from_callback_and_two_sftps);
+  tcase_add_test(tc, test_blocking_calls_from_callbacks);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -4,8 +4,9 @@
  * fingerprint; accept-new writes a line that `ssh-keygen -F` finds (hashed
  * too, with HashKnownHosts=yes) and that a later strict connection accepts;
  * "no" accepts without writing; a changed key fails in all three modes with
- * the file, the line and both SHA256 fingerprints in the message, and the
- * file is left alone; a @revoked key fails; the application's hostkey_check
+ * EVSSH_EHOSTKEY_CHANGED and the file, the line and both SHA256 fingerprints
+ * in the message, and the file is left alone; a @revoked key fails the same
+ * way; the application's hostkey_check
  * runs after the policy and can refuse; a known_hosts that knows only the
  * server's RSA key still connects although the server (and our default
  * order) prefer ed25519, because known types are asked for first; several
@@ -354,7 +355,7 @@ START_TEST(changed_key_fails_in_every_mode) {
   snprintf(mode, sizeof mode, "StrictHostKeyChecking=%s", modes[_i]);
   attempt a = {.known_hosts = kh, .set_check = true, .check_answer = 0, .opts = {mode}};
   run_attempt(&a);
-  ck_assert_msg(a.rc == EVSSH_EHOSTKEY, "mode %s: %d %s", modes[_i], a.rc, a.err);
+  ck_assert_msg(a.rc == EVSSH_EHOSTKEY_CHANGED, "mode %s: %d %s", modes[_i], a.rc, a.err);
   assert_err_has(&a, kh);
   assert_err_has(&a, "line 3");
   assert_err_has(&a, other_fp);
@@ -379,7 +380,7 @@ START_TEST(revoked_key_fails) {
   snprintf(mode, sizeof mode, "StrictHostKeyChecking=%s", modes[_i]);
   attempt a = {.known_hosts = kh, .opts = {mode, "HostKeyAlgorithms=ssh-ed25519"}};
   run_attempt(&a);
-  ck_assert_msg(a.rc == EVSSH_EHOSTKEY, "mode %s: %d %s", modes[_i], a.rc, a.err);
+  ck_assert_msg(a.rc == EVSSH_EHOSTKEY_CHANGED, "mode %s: %d %s", modes[_i], a.rc, a.err);
   assert_err_has(&a, "revoked");
   assert_err_has(&a, "line 2");
 }
@@ -456,7 +457,7 @@ START_TEST(other_type_than_known_is_refused) {
   make_known_hosts(kh, sizeof kh, lines);
   attempt a = {.known_hosts = kh, .opts = {"HostKeyAlgorithms=ssh-ed25519", "StrictHostKeyChecking=no"}};
   run_attempt(&a);
-  ck_assert_int_eq(a.rc, EVSSH_EHOSTKEY);
+  ck_assert_int_eq(a.rc, EVSSH_EHOSTKEY_CHANGED);
   assert_err_has(&a, "only another type");
   assert_err_has(&a, "ssh-rsa");
 }
