@@ -234,16 +234,20 @@ static void on_eof(evssh_channel *ch, void *ud) {
 
 /* The channel is over (closed, or its open refused): the socket gets what
    is still owed, then closes. */
-static void channel_over(fwd_relay *r) {
-  r->ch = NULL;
-  r->ch_open = false;
-  r->ch_over = true;
+static void settle(fwd_relay *r) {
   r->handshaking = false;
   r->depth++;
   check_done(r);
   update_interest(r);
   r->depth--;
   maybe_free(r);
+}
+
+static void channel_over(fwd_relay *r) {
+  r->ch = NULL;
+  r->ch_open = false;
+  r->ch_over = true;
+  settle(r);
 }
 
 static void on_close(evssh_channel *ch, void *ud) {
@@ -469,12 +473,7 @@ int relay_write_first(fwd_relay *r, const void *data, size_t len) {
 
 void relay_finish(fwd_relay *r) {
   r->finishing = true;
-  r->handshaking = false;
-  r->depth++;
-  check_done(r);
-  update_interest(r);
-  r->depth--;
-  maybe_free(r);
+  settle(r);
 }
 
 int relay_new(fwd_state *st, int fd, const char *label, const fwd_relay_ops *ops, void *ud, fwd_relay **out) {

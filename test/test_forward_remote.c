@@ -37,36 +37,6 @@ static evssh_session *connect_with(const harness_peer *p, const char *const *ext
   return s;
 }
 
-static void run_clients(evssh_session *s, fs_target *t, fs_client *c, size_t n) {
-  atomic_int done = 0;
-  fs_batch *b = fs_clients_start(c, n, &done);
-  fs_loop_until(s, &done);
-  fs_clients_wait(b);
-  for (int i = 0; i < 200 && fs_target_done(t) < n; i++) evssh_session_process(s, 20, NULL, NULL);
-  for (size_t i = 0; i < n; i++) {
-    char why[300];
-    ck_assert_msg(fs_check(&c[i], t, why, sizeof why), "%s", why);
-  }
-}
-
-static void tmp_path(char *out, size_t len, const char *name) {
-  snprintf(out, len, "/tmp/evssh-fwd-%d-%s", (int)getpid(), name);
-  unlink(out);
-}
-
-static int connect_tcp(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
-
 /* ------------------------------------------------------------ remote */
 
 typedef struct remote_answer {
@@ -99,15 +69,15 @@ START_TEST(test_remote_port0_64mib_both_ways) {
   ck_assert_int_eq(info.kind, EVSSH_FORWARD_REMOTE);
   ck_assert(info.active);
   ck_assert_int_eq(info.bound_port, rport);
-  fs_client c = {.port = rport, .seed = 401, .up = 64 * MiB, .down = 64 * MiB};
-  run_clients(s, t, &c, 1);
+  fs_client c = {.port = rport, .seed = 401, .up = fs_bulk(), .down = fs_bulk()};
+  fs_run(s, t, &c, 1);
   /* cancel: the server stops listening */
   ck_assert_int_eq(evssh_forward_cancel_remote(s, NULL, rport), EVSSH_OK);
   ck_assert_uint_eq(evssh_forward_list(s, NULL, 0), 0);
   evssh_result r;
   ck_assert_int_eq(evssh_session_exec_wait(s, "true", &r), 0);   /* the cancel's answer came before this */
   evssh_result_free(&r);
-  ck_assert_int_lt(connect_tcp(rport), 0);
+  ck_assert_int_lt(fs_connect_tcp(rport), 0);
   ck_assert_int_eq(evssh_forward_cancel_remote(s, NULL, rport), EVSSH_EINVAL);
   fs_target_stop(t);
   evssh_session_close(s);
@@ -118,14 +88,14 @@ END_TEST
 START_TEST(test_remote_fixed_port_parallel_and_unix_target) {
   evssh_session *s = connect_with(&peer, NULL);
   char lpath[128];
-  tmp_path(lpath, sizeof lpath, "rt.sock");
+  fs_tmp_path(lpath, sizeof lpath, "rt.sock");
   fs_target *t = fs_target_start(lpath, 10, NULL);
   int want = harness_free_port();
   ck_assert_int_eq(remote_forward(s, "127.0.0.1", want, lpath, 0), want);
   fs_client c[10];
   memset(c, 0, sizeof c);
   for (int i = 0; i < 10; i++) c[i] = (fs_client){.port = want, .seed = (uint32_t)(410 + i), .up = MiB + i, .down = MiB - i, .mode = i % 3};
-  run_clients(s, t, c, 10);
+  fs_run(s, t, c, 10);
   fs_target_stop(t);
   evssh_session_close(s);
   evssh_session_free(s);
@@ -135,15 +105,15 @@ END_TEST
 START_TEST(test_remote_socket_64mib) {
   evssh_session *s = connect_with(&peer, NULL);
   char rpath[128];
-  tmp_path(rpath, sizeof rpath, "rs.sock");
+  fs_tmp_path(rpath, sizeof rpath, "rs.sock");
   int tport = 0;
   fs_target *t = fs_target_start(NULL, 1, &tport);
   remote_answer a = {0};
   ck_assert_int_eq(evssh_forward_remote_socket(s, rpath, "127.0.0.1", tport, on_remote, &a), EVSSH_OK);
   fs_loop_until(s, &a.done);
   ck_assert_int_eq(a.status, EVSSH_OK);
-  fs_client c = {.unix_path = rpath, .seed = 421, .up = 64 * MiB, .down = 64 * MiB};
-  run_clients(s, t, &c, 1);
+  fs_client c = {.unix_path = rpath, .seed = 421, .up = fs_bulk(), .down = fs_bulk()};
+  fs_run(s, t, &c, 1);
   ck_assert_int_eq(evssh_forward_cancel_remote(s, rpath, 0), EVSSH_OK);
   fs_target_stop(t);
   evssh_session_close(s);
@@ -190,7 +160,7 @@ static void *send_then_read(void *arg) {
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) { close(fd); fd = -1; }
   } else {
-    fd = connect_tcp(r->port);
+    fd = fs_connect_tcp(r->port);
   }
   r->got_len = -1;
   if (fd >= 0) {
@@ -284,7 +254,7 @@ START_TEST(test_dynamic_socks_all_kinds) {
                        .down = (i == 2 ? 64 : 3) * MiB, .preamble = pre[i], .preamble_len = pl[i],
                        .reply_len = i < 2 ? 8 : 12};
   }
-  run_clients(s, t, c, 4);
+  fs_run(s, t, c, 4);
   ck_assert_int_eq(c[0].reply[1], 0x5a);
   ck_assert_int_eq(c[1].reply[1], 0x5a);
   ck_assert_int_eq(c[2].reply[0], 5);
@@ -295,7 +265,7 @@ START_TEST(test_dynamic_socks_all_kinds) {
     pl[4] = socks5(pre[4], 1, t6port, 4, "::1");
     fs_client c6 = {.port = dport, .seed = 511, .up = MiB, .down = MiB, .preamble = pre[4], .preamble_len = pl[4],
                     .reply_len = 12};
-    run_clients(s, t6, &c6, 1);
+    fs_run(s, t6, &c6, 1);
     ck_assert_int_eq(c6.reply[3], 0);
     fs_target_stop(t6);
   }
@@ -311,7 +281,7 @@ static void socks_expect(evssh_session *s, int dport, const unsigned char *req, 
   reader r = {.port = dport, .send = req, .send_len = len};
   exchange(s, &r);
   ck_assert_msg(r.got_len == (long)want_len, "got %ld bytes, want %zu", r.got_len, want_len);
-  ck_assert(memcmp(r.got, want, want_len) == 0 || want_len == 0);
+  ck_assert(want_len == 0 || memcmp(r.got, want, want_len) == 0);
 }
 
 START_TEST(test_dynamic_socks_errors) {
@@ -357,7 +327,7 @@ START_TEST(test_dynamic_socks_errors) {
   fs_target *t = fs_target_start(NULL, 1, &tport);
   n = socks5(b, 1, tport, 1, "127.0.0.1");
   fs_client c = {.port = dport, .seed = 521, .up = MiB, .down = MiB, .preamble = b, .preamble_len = n, .reply_len = 12};
-  run_clients(s, t, &c, 1);
+  fs_run(s, t, &c, 1);
   fs_target_stop(t);
   evssh_session_close(s);
   evssh_session_free(s);
@@ -542,7 +512,7 @@ START_TEST(test_config_forwards_set_up_after_auth) {
     {.port = dport, .seed = 602, .up = MiB, .down = MiB, .preamble = b, .preamble_len = n, .reply_len = 12},
     {.port = rport, .seed = 603, .up = MiB, .down = MiB},
   };
-  run_clients(s, t, c, 3);
+  fs_run(s, t, c, 3);
   fs_target_stop(t);
   evssh_session_close(s);
   evssh_session_free(s);
@@ -635,12 +605,12 @@ START_TEST(test_embedded_local_and_remote_64mib) {
   int tport = 0, lport = 0;
   fs_target *t = fs_target_start(NULL, 2, &tport);
   ck_assert_int_eq(evssh_forward_local(s, NULL, 0, "127.0.0.1", tport, &lport), EVSSH_OK);
-  fs_client c = {.port = lport, .seed = 701, .up = 64 * MiB, .down = 64 * MiB};
-  run_clients(s, t, &c, 1);
+  fs_client c = {.port = lport, .seed = 701, .up = fs_bulk(), .down = fs_bulk()};
+  fs_run(s, t, &c, 1);
   int rport = remote_forward(s, "127.0.0.1", 0, "127.0.0.1", tport);
   ck_assert_int_gt(rport, 0);
-  fs_client c2 = {.port = rport, .seed = 702, .up = 64 * MiB, .down = 64 * MiB};
-  run_clients(s, t, &c2, 1);
+  fs_client c2 = {.port = rport, .seed = 702, .up = fs_bulk(), .down = fs_bulk()};
+  fs_run(s, t, &c2, 1);
   fs_target_stop(t);
   evssh_session_close(s);
   evssh_session_free(s);

@@ -7,9 +7,13 @@
  * their own, independent of the library under test. */
 #include "test_forward_support.h"
 
+#include <check.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -85,6 +89,7 @@ static void ep_fail(endpoint *e, const char *why) {
   e->res->failed = true;
   snprintf(e->res->why, sizeof e->res->why, "%s%s%s", why, errno ? ": " : "", errno ? strerror(errno) : "");
   e->over = true;
+  atomic_store(&e->res->over, true);
   if (e->fd >= 0) close(e->fd);
   e->fd = -1;
 }
@@ -125,6 +130,7 @@ static void ep_check_over(endpoint *e) {
   if (e->send_done && e->res->got_eof) {
     ep_finish_hashes(e);
     e->over = true;
+    atomic_store(&e->res->over, true);
     close(e->fd);
     e->fd = -1;
   }
@@ -288,6 +294,8 @@ struct fs_target {
 
 static void target_accept(void *ctx, int fd) {
   fs_target *t = ctx;
+  int on = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);   /* fails harmlessly on unix sockets */
   if (t->n >= t->max) { close(fd); return; }
   endpoint *e = calloc(1, sizeof *e);
   e->fd = fd;
@@ -366,6 +374,11 @@ size_t fs_target_done(fs_target *t) {
   for (size_t i = 0; i < t->n; i++) n += t->eps[i]->over;
   pthread_mutex_unlock(&t->mu);
   return n;
+}
+
+bool fs_target_over(fs_target *t, uint32_t seed) {
+  const fs_end *r = fs_target_result(t, seed);
+  return r && atomic_load(&r->over);
 }
 
 const fs_end *fs_target_result(fs_target *t, uint32_t seed) {
@@ -450,7 +463,7 @@ fs_batch *fs_clients_start(fs_client *clients, size_t n, atomic_int *done) {
     e->connecting = connecting;
     if (e->fd < 0) { ep_fail(e, "connect"); continue; }
     size_t pl = c->preamble_len < 512 ? c->preamble_len : 512;
-    memcpy(e->hdr, c->preamble, pl);
+    if (pl) memcpy(e->hdr, c->preamble, pl);
     unsigned char *h = e->hdr + pl;
     put_u32(h, MAGIC);
     put_u32(h + 4, c->seed);
@@ -566,4 +579,44 @@ evssh_session *fs_connect(const harness_peer *p, const char *const *extra, evssh
 bool fs_sanitized(void) {
   const char *v = getenv("EVSSH_SANITIZERS");
   return v && *v && strcmp(v, "no") != 0;
+}
+
+uint64_t fs_bulk(void) {
+  const char *v = getenv("EVSSH_TEST_FORWARD_MIB");
+  long n = v ? strtol(v, NULL, 10) : 64;
+  return (uint64_t)(n > 0 ? n : 64) * 1024 * 1024;
+}
+
+void fs_run(evssh_session *s, fs_target *t, fs_client *c, size_t n) {
+  atomic_int done = 0;
+  fs_batch *b = fs_clients_start(c, n, &done);
+  fs_loop_until(s, &done);
+  fs_clients_wait(b);
+  /* the target's side of these streams may still be finishing */
+  for (size_t i = 0; i < n; i++)
+    for (int k = 0; k < 3000 && !fs_target_over(t, c[i].seed); k++) evssh_session_process(s, 20, NULL, NULL);
+  for (size_t i = 0; i < n; i++) {
+    char why[300];
+    ck_assert_msg(fs_check(&c[i], t, why, sizeof why), "%s", why);
+  }
+}
+
+void fs_tmp_path(char *out, size_t len, const char *name) {
+  snprintf(out, len, "/tmp/evssh-fwd-%d-%s", (int)getpid(), name);
+  unlink(out);
+}
+
+int fs_connect_tcp(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  int on = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  return fd;
 }

@@ -28,6 +28,7 @@ typedef struct fs_end {
   bool got_eof;        /* the peer's EOF arrived (after everything) */
   bool failed;         /* error, reset or timeout */
   char why[128];
+  atomic_bool over;    /* this end is done (well or not) */
 } fs_end;
 
 /* A target: listens (TCP 127.0.0.1 port 0, or a unix path) and serves up to
@@ -43,6 +44,8 @@ uint64_t fs_target_sent(fs_target *t);
 size_t fs_target_done(fs_target *t);
 /* the target's view of connection seed (the client's seed), NULL if none */
 const fs_end *fs_target_result(fs_target *t, uint32_t seed);
+/* the target's end of stream seed is over */
+bool fs_target_over(fs_target *t, uint32_t seed);
 void fs_target_stop(fs_target *t);
 
 /* A client stream: connect to 127.0.0.1:port (or a unix path), send the
@@ -72,6 +75,14 @@ void fs_clients_wait(fs_batch *b);
 /* Every client's stream equal both ways with target t's view. */
 bool fs_check(const fs_client *c, fs_target *t, char *why, size_t whylen);
 
+/* Run n clients through a forward until they are done (and the target's
+   side too); every stream must be equal both ways (check assertions). */
+void fs_run(evssh_session *s, fs_target *t, fs_client *c, size_t n);
+/* a /tmp path for this process, removed first */
+void fs_tmp_path(char *out, size_t len, const char *name);
+/* a blocking TCP connection to 127.0.0.1:port; -1 with errno */
+int fs_connect_tcp(int port);
+
 /* the evssh loop until *flag (or the session ends); returns the last rc */
 int fs_loop_until(evssh_session *s, atomic_int *flag);
 
@@ -90,6 +101,10 @@ bool fs_log_has(const fs_log *log, const char *needle);
 
 /* A session to p with extra "Keyword=value" options (NULL-ended list). */
 evssh_session *fs_connect(const harness_peer *p, const char *const *extra, evssh_error *err);
+
+/* 64 MiB, the bulk size; EVSSH_TEST_FORWARD_MIB=n makes it n MiB (for
+   valgrind runs) */
+uint64_t fs_bulk(void);
 
 /* true when the tests run under ASan/UBSan (allocator quarantine makes RSS
    figures meaningless) */
