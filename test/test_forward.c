@@ -555,6 +555,59 @@ START_TEST(test_multi_connection_churn) {
 }
 END_TEST
 
+/* A listen_to fd closed and its number reused for a new socket within one
+   iteration (as a forward does when a connection ends while the next is
+   accepted): the multi must watch the new socket. */
+typedef struct reuse {
+  int a_peer, b_peer;
+  int fd;
+  atomic_int got;
+} reuse;
+
+static void reuse_second(evssh_session *s, int fd, int events, void *ud) {
+  reuse *r = ud;
+  char c;
+  if (recv(fd, &c, 1, 0) == 1) atomic_store(&r->got, 1);
+}
+
+static void reuse_first(evssh_session *s, int fd, int events, void *ud) {
+  reuse *r = ud;
+  char c;
+  if (recv(fd, &c, 1, 0) != 1) return;
+  /* the same number, another socket, the same interest */
+  evssh_session_stop_listening_to(s, fd);
+  close(fd);
+  int sp[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  ck_assert_int_eq(sp[0], fd);
+  r->b_peer = sp[1];
+  ck_assert_int_eq(evssh_session_listen_to(s, sp[0], EVSSH_READ, reuse_second, r), EVSSH_OK);
+  ck_assert_int_eq(send(r->b_peer, "b", 1, 0), 1);
+}
+
+START_TEST(test_multi_listen_to_fd_reuse) {
+  evssh_session *s = connect_peer(&peer);
+  evssh_multi *m = evssh_multi_new();
+  ck_assert_int_eq(evssh_multi_add(m, s), 0);
+  reuse r = {0};
+  int sp[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  r.fd = sp[0];
+  r.a_peer = sp[1];
+  ck_assert_int_eq(evssh_session_listen_to(s, sp[0], EVSSH_READ, reuse_first, &r), EVSSH_OK);
+  ck_assert_int_eq(send(r.a_peer, "a", 1, 0), 1);
+  for (int i = 0; i < 100 && !atomic_load(&r.got); i++) evssh_multi_process(m, 50, NULL, NULL);
+  ck_assert_msg(atomic_load(&r.got), "the multi never reported the new socket under the reused number");
+  evssh_session_stop_listening_to(s, r.fd);
+  close(r.fd);
+  close(r.a_peer);
+  close(r.b_peer);
+  evssh_multi_free(m);
+  evssh_session_close(s);
+  evssh_session_free(s);
+}
+END_TEST
+
 /* The session in a loop of the program's own, through the foreign-loop
    interface only (fd, events, timeout, listeners, handle_*). */
 START_TEST(test_foreign_loop) {
@@ -621,6 +674,7 @@ static Suite *forward_suite(void) {
   tcase_set_timeout(tc, 900);
   tcase_add_test(tc, test_twenty_sessions_in_one_multi);
   tcase_add_test(tc, test_multi_connection_churn);
+  tcase_add_test(tc, test_multi_listen_to_fd_reuse);
   tcase_add_test(tc, test_foreign_loop);
   suite_add_tcase(s, tc);
   return s;
