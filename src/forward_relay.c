@@ -423,8 +423,13 @@ static void on_open_failed(evssh_channel *ch, uint32_t reason, const char *descr
   fwd_relay *r = ud;
   static const char *const reasons[] = {"", "administratively prohibited", "connect failed",
                                         "unknown channel type", "resource shortage"};
+  if (r->ended) {
+    /* the local side went first: nobody waits for this answer */
+    channel_over(r);
+    return;
+  }
   relay_log(r, EVSSH_LOG_ERROR, "%s: the server refused the channel: %s (%u): %s", r->label,
-          reason < 5 ? reasons[reason] : "unknown reason", reason, description);
+            reason < 5 ? reasons[reason] : "unknown reason", reason, description);
   r->depth++;
   if (r->ops && r->ops->opened) r->ops->opened(r, false, reason, description, r->ud);
   r->finishing = true;

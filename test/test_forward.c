@@ -98,8 +98,8 @@ START_TEST(test_local_half_close_both_ways) {
   int lport = 0;
   evssh_session *s = local_setup(2, &t, &lport);
   fs_client c[2] = {
-    {.port = lport, .seed = 7, .up = 3 * MiB, .down = 2 * MiB, .mode = FS_AFTER_EOF},
-    {.port = lport, .seed = 8, .up = 3 * MiB, .down = 1 * MiB, .mode = FS_SEND_FIRST},
+    {.port = lport, .seed = 7, .up = 3 * MiB, .down = 2 * MiB, .mode = FS_AFTER_EOF, .timeout_s = 120},
+    {.port = lport, .seed = 8, .up = 3 * MiB, .down = 1 * MiB, .mode = FS_SEND_FIRST, .timeout_s = 120},
   };
   fs_run(s, t, c, 2);
   fs_target_stop(t);
@@ -367,6 +367,28 @@ START_TEST(test_client_disconnects_mid_transfer) {
   ck_assert_int_eq(fs_open_fds(), base);
   fs_client c = {.port = lport, .seed = 52, .up = MiB, .down = MiB};
   fs_run(s, t, &c, 1);
+  /* a unix socket closed by its reader: the next write gets EPIPE (no
+     SIGPIPE for this process), the relay ends */
+  char path[100];
+  fs_tmp_path(path, sizeof path, "gone.sock");
+  int tport = 0;
+  fs_target *t2 = fs_target_start(NULL, 1, &tport);
+  ck_assert_int_eq(evssh_forward_local(s, path, 0, "127.0.0.1", tport, NULL), EVSSH_OK);
+  int u = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+  ck_assert_int_eq(connect(u, (struct sockaddr *)&sun, sizeof sun), 0);
+  hdr[7] = 53;
+  ck_assert_int_eq(send(u, hdr, sizeof hdr, 0), (ssize_t)sizeof hdr);
+  for (got = 0; got < (long)MiB;) {
+    evssh_session_process(s, 10, NULL, NULL);
+    ssize_t n = recv(u, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got += n;
+  }
+  close(u);
+  for (int i = 0; i < 3000 && !fs_target_over(t2, 53); i++) evssh_session_process(s, 10, NULL, NULL);
+  ck_assert(fs_target_over(t2, 53));
+  fs_target_stop(t2);
   fs_target_stop(t);
   evssh_session_close(s);
   evssh_session_free(s);
