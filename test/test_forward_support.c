@@ -112,9 +112,13 @@ static void ep_begin(endpoint *e, uint32_t seed, uint64_t up, uint64_t down, int
   e->started = true;
 }
 
+/* FS_AFTER_EOF: the target answers only after the client's EOF reached it;
+   FS_SEND_FIRST: the client sends only after the target's EOF reached it.
+   Each proves one direction of the half-close. */
 static bool may_send(const endpoint *e) {
   if (!e->started || e->send_done) return false;
   if (e->target && e->mode == FS_AFTER_EOF) return e->res->got_eof;
+  if (!e->target && e->mode == FS_SEND_FIRST) return e->res->got_eof;
   return true;
 }
 

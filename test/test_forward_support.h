@@ -18,7 +18,8 @@
 enum {
   FS_CONCURRENT = 0,   /* send and receive at the same time */
   FS_AFTER_EOF = 1,    /* receive until EOF, then send, then close */
-  FS_SEND_FIRST = 2,   /* send and shut down, then receive until EOF */
+  FS_SEND_FIRST = 2,   /* send and shut down, then receive until EOF; the
+                          client sends only after that EOF reached it */
 };
 
 /* What one stream did, seen from one end. */
