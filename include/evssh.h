@@ -330,8 +330,8 @@ EVSSH_API int evssh_session_on_open_channel(evssh_session *s, const char *type,
    A connection ends when both directions are done, when either side fails
    or resets, or when the session ends; every socket of a session is closed
    when it ends (closed, failed, freed). Failures of one connection (a
-   refused open, a closed target port) are logged (EVSSH_LOG_ERROR) and end
-   that connection only. Errors of the calls: EVSSH_EINVAL (bad argument;
+   refused open, a closed target port: EVSSH_LOG_ERROR; a reset: INFO) are
+   logged and end that connection only. Errors of the calls: EVSSH_EINVAL (bad argument;
    the message in evssh_session_error names it), EVSSH_ECONNECT (cannot
    listen: "cannot listen on 127.0.0.1 port 8080: Address already in use"),
    EVSSH_ECLOSED (session over), EVSSH_ENOMEM.
@@ -410,8 +410,9 @@ EVSSH_API int evssh_channel_request_agent(evssh_channel *ch, evssh_reply_cb cb, 
 
 /* The session's forwards (Net::SSH's active_locals / active_remotes), in
    the order they were made. Fills up to max entries and returns how many
-   there are. The strings live until the next forwarding call on s or the
-   end of the session. */
+   there are. The strings belong to the forwards: they live until that
+   forward is cancelled (and its last connection ended), the server refuses
+   it, or the session is freed. */
 typedef enum { EVSSH_FORWARD_LOCAL = 1, EVSSH_FORWARD_REMOTE = 2, EVSSH_FORWARD_DYNAMIC = 3 } evssh_forward_kind;
 typedef struct evssh_forward_info {
   int kind;                 /* evssh_forward_kind */

@@ -65,16 +65,18 @@ static bool read_exact(int fd, void *p, size_t n) {
   return true;
 }
 
-/* 'U': sink until EOF, then the count back; 'D' + 8 bytes: send that many */
+/* 'U' + 8 bytes: sink that many, then the count back (no half-close: Net::SSH
+   has none); 'D' + 8 bytes: send that many */
 static void *serve(void *arg) {
   int fd = (int)(intptr_t)arg;
-  static char buf[CHUNK];
+  char buf[CHUNK];
   char cmd;
   if (read_exact(fd, &cmd, 1)) {
     if (cmd == 'U') {
-      uint64_t n = 0;
+      uint64_t want = 0, n = 0;
       ssize_t r;
-      while ((r = recv(fd, buf, sizeof buf, 0)) > 0) n += (uint64_t)r;
+      if (read_exact(fd, &want, sizeof want))
+        while (n < want && (r = recv(fd, buf, sizeof buf, 0)) > 0) n += (uint64_t)r;
       write_all(fd, &n, sizeof n);
     } else if (cmd == 'D') {
       uint64_t n;
@@ -125,13 +127,13 @@ static double push_up(int port, uint64_t bytes) {
   memset(buf, 'u', sizeof buf);
   double t0 = now_s();
   write_all(fd, "U", 1);
+  write_all(fd, &bytes, sizeof bytes);
   for (uint64_t left = bytes; left;) {
     size_t k = left < sizeof buf ? (size_t)left : sizeof buf;
     ssize_t w = send(fd, buf, k, MSG_NOSIGNAL);
     if (w <= 0) { close(fd); return -1; }
     left -= (uint64_t)w;
   }
-  shutdown(fd, SHUT_WR);
   uint64_t got = 0;
   bool ok = read_exact(fd, &got, sizeof got) && got == bytes;
   double t = now_s() - t0;
