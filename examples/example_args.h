@@ -54,4 +54,63 @@ static inline evssh_session *example_connect(const example_cmdline *c) {
   return s;
 }
 
+/* The non-blocking way in, for the examples that drive a loop themselves:
+   a session for dest ("host", "user@host", "host:port", "[v6]:port"; an
+   ssh_config alias works too) with User, Port and every "Keyword=value" of
+   opts set, not yet connected. NULL with the reason in err. */
+static inline evssh_session *example_session_new(const char *dest, const char *const *opts, size_t nopts,
+                                                 char *err, size_t errlen) {
+  char user[128] = "", host[256];
+  const char *at = strrchr(dest, '@');
+  if (at) {
+    snprintf(user, sizeof user, "%.*s", (int)(at - dest), dest);
+    dest = at + 1;
+  }
+  snprintf(host, sizeof host, "%.255s", dest);
+  const char *port = NULL;
+  char *colon = strrchr(host, ':');
+  if (host[0] == '[') {            /* [v6]:port */
+    char *close = strchr(host, ']');
+    if (close) {
+      port = close[1] == ':' ? close + 2 : NULL;
+      *close = 0;
+      memmove(host, host + 1, strlen(host));
+    }
+  } else if (colon && colon == strchr(host, ':')) {
+    *colon = 0;
+    port = colon + 1;
+  }
+  evssh_session *s = evssh_session_new(host);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  int rc = EVSSH_OK;
+  if (user[0]) rc = evssh_session_option(s, "User", user);
+  if (!rc && port) rc = evssh_session_option(s, "Port", port);
+  for (size_t i = 0; i < nopts && !rc; i++) {
+    const char *eq = strchr(opts[i], '=');
+    char kw[64];
+    snprintf(kw, sizeof kw, "%.*s", eq ? (int)(eq - opts[i]) : 0, opts[i]);
+    rc = eq ? evssh_session_option(s, kw, eq + 1) : EVSSH_EINVAL;
+  }
+  if (rc) {
+    snprintf(err, errlen, "%s", evssh_session_error(s)[0] ? evssh_session_error(s) : "bad option");
+    evssh_session_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* example_session_new for the parsed destination; says why on failure */
+static inline evssh_session *example_session(const example_cmdline *c) {
+  char err[300], dest[400];
+  size_t n = 0;
+  while (c->options[n]) n++;
+  snprintf(dest, sizeof dest, "%s%s%s", c->user ? c->user : "", c->user ? "@" : "", c->host);
+  evssh_session *s = example_session_new(dest, c->options, n, err, sizeof err);
+  if (!s) fprintf(stderr, "%s: %s\n", c->host, err);
+  return s;
+}
+
 #endif

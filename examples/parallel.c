@@ -10,7 +10,7 @@
  * works too); -o options apply to every host; -p bounds how many sessions
  * are open at once (default 100, 0: no bound); -q prints only the summary.
  * Exit status 0 when every host ran the command with status 0, else 1. */
-#include <evssh.h>
+#include "example_args.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,51 +101,6 @@ static void on_ready(evssh_session *s, int status, void *ud) {
   evssh_channel_on_close(ch, on_closed, j);
 }
 
-/* "user@host:port" → session with User / Port set */
-static evssh_session *new_session(const char *dest, const char *const *opts, size_t nopts, char *err,
-                                  size_t errlen) {
-  char user[128] = "", host[256];
-  const char *at = strrchr(dest, '@');
-  if (at) {
-    snprintf(user, sizeof user, "%.*s", (int)(at - dest), dest);
-    dest = at + 1;
-  }
-  snprintf(host, sizeof host, "%s", dest);
-  const char *port = NULL;
-  char *colon = strrchr(host, ':');
-  if (host[0] == '[') {            /* [v6]:port */
-    char *close = strchr(host, ']');
-    if (close) {
-      port = close[1] == ':' ? close + 2 : NULL;
-      *close = 0;
-      memmove(host, host + 1, strlen(host));
-    }
-  } else if (colon && colon == strchr(host, ':')) {
-    *colon = 0;
-    port = colon + 1;
-  }
-  evssh_session *s = evssh_session_new(host);
-  if (!s) {
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  int rc = EVSSH_OK;
-  if (user[0]) rc = evssh_session_option(s, "User", user);
-  if (!rc && port) rc = evssh_session_option(s, "Port", port);
-  for (size_t i = 0; i < nopts && !rc; i++) {
-    const char *eq = strchr(opts[i], '=');
-    char kw[64];
-    snprintf(kw, sizeof kw, "%.*s", eq ? (int)(eq - opts[i]) : 0, opts[i]);
-    rc = eq ? evssh_session_option(s, kw, eq + 1) : EVSSH_EINVAL;
-  }
-  if (rc) {
-    snprintf(err, errlen, "%s", evssh_session_error(s)[0] ? evssh_session_error(s) : "bad option");
-    evssh_session_free(s);
-    return NULL;
-  }
-  return s;
-}
-
 static int usage(void) {
   fprintf(stderr, "usage: parallel [-o Keyword=value]... [-p max_parallel] [-q] command dest...\n");
   return 2;
@@ -187,7 +142,7 @@ int main(int argc, char **argv) {
     while (next < nhosts && (max_parallel <= 0 || open < (size_t)max_parallel)) {
       host_job *j = &jobs[next++];
       j->started = true;
-      j->session = new_session(j->dest, opts, nopts, j->error, sizeof j->error);
+      j->session = example_session_new(j->dest, opts, nopts, j->error, sizeof j->error);
       if (j->session) {
         evssh_session_set_property(j->session, "command", (void *)command);
         if (evssh_session_connect_async(j->session, on_ready, j) == EVSSH_OK &&

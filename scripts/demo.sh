@@ -25,9 +25,16 @@ O=(-o "Port=$EVSSH_SERVER_PORT" -o "UserKnownHostsFile=$EVSSH_SERVER_KNOWN_HOSTS
    -o "IdentityFile=$EVSSH_SERVER_CLIENT_KEY" -o "IdentitiesOnly=yes" -o "GlobalKnownHostsFile=none")
 dest="$EVSSH_SERVER_USER@127.0.0.1"
 heading() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { "$@" || echo "   (exit status $?)"; }
+# print the command line (shell-quoted, so it can be pasted), then run it
+run() {
+  printf '$'; printf ' %q' "$@"; printf '\n'
+  "$@" || echo "   (exit status $?)"
+}
 
 echo "embedded server listening on 127.0.0.1:$EVSSH_SERVER_PORT (keys in $EVSSH_SERVER_DIR)"
+echo "the example binaries are in $PWD/examples (sources in $top/examples); each command"
+echo "line below is printed before it runs, from $PWD. To run them yourself later, start a"
+echo "server with: EVSSH_SERVER_BIN=$PWD/test/server/evssh-server bash $top/test/server/run-server.sh"
 
 heading "exec: one command, stdout, stderr and exit status kept apart (Net::SSH's exec!)"
 run ./examples/exec "${O[@]}" "$dest" 'echo "hello from $(uname -s)"; echo "this goes to stderr" >&2; exit 3'
@@ -54,8 +61,18 @@ run ./examples/parallel "${P[@]}" 'echo "up since $(cut -d" " -f1 /proc/uptime) 
   "$EVSSH_SERVER_USER@127.0.0.1:1"
 
 if [ -x ./examples/libuv ]; then
-  heading "libuv: the same session driven from libuv's loop through evssh_session_fd/events/timeout"
+  heading "libuv: a session driven from libuv's loop by <evssh/adapters/libuv.h>, a timer ticking meanwhile"
   run ./examples/libuv "${O[@]}" "$dest" 'echo driven by libuv'
+fi
+
+if [ -x ./examples/libevent ]; then
+  heading "libevent: our stdin piped into a remote command from a libevent loop (<evssh/adapters/libevent.h>)"
+  seq 1 50000 | run ./examples/libevent "${O[@]}" "$dest" 'wc -l'
+fi
+
+if [ -x ./examples/libev ]; then
+  heading "libev: one command on three hosts, a whole evssh_multi in a libev loop (<evssh/adapters/libev.h>)"
+  run ./examples/libev "${P[@]}" 'echo "remote shell pid $$"' "$hp" "$hp" "$hp"
 fi
 
 heading "done: the server is stopped"

@@ -8,6 +8,7 @@ top=$(pwd)
 bash scripts/deps.sh
 ./autogen.sh >/dev/null 2>&1
 pass=0; fail=0; status=0
+skipped=()   # "build: test (reason)"
 run_build() {
   local dir=$1; shift
   rm -rf "$dir"; mkdir -p "$dir"
@@ -22,8 +23,19 @@ run_build() {
   p=$(awk '/^# PASS:/ {print $3; exit}' "$dir/test-suite.log" 2>/dev/null)
   f=$(awk '/^# (FAIL|ERROR|XPASS):/ {n += $3} END {print n + 0}' "$dir/test-suite.log" 2>/dev/null)
   pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
+  # each skipped suite with the reason it printed ("SKIP: ...")
+  local trs reason
+  while IFS= read -r trs; do
+    grep -q '^:test-result: SKIP' "$trs" || continue
+    reason=$(grep -m1 -i '^SKIP' "${trs%.trs}.log" 2>/dev/null | sed 's/^[Ss][Kk][Ii][Pp]:\{0,1\} *//')
+    skipped+=("$dir: ${trs#"$dir"/}" "(${reason:-no reason given})")
+  done < <(find "$dir" -name '*.trs' | sort)
 }
 run_build build --enable-werror
 run_build build-asan --enable-sanitizers
-echo "$pass passed, $fail failed"
+summary="$pass passed, $fail failed, $((${#skipped[@]} / 2)) skipped"
+for ((i = 0; i < ${#skipped[@]}; i += 2)); do
+  summary+="; ${skipped[i]%.trs} ${skipped[i + 1]}"
+done
+echo "$summary"
 exit $status
