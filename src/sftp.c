@@ -9,11 +9,12 @@
  * callback has returned. */
 #include "sftp.h"
 
+#include "base.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* The channel's pending subsystem reply holds this instead of the sftp, so
    a sftp freed before the reply arrives leaves nothing dangling. */
@@ -744,20 +745,14 @@ evssh_sftp *evssh_sftp_start(evssh_session *s, evssh_error *err) {
   return evssh_sftp_start_subsystem(s, "sftp", err);
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int sftp_wait(evssh_sftp *sftp, const bool *done, int timeout_ms) {
   if (*done) return EVSSH_OK;
   evssh_session *s = sftp->session;
   if (!s) return EVSSH_ECLOSED;
-  int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  int64_t deadline = timeout_ms < 0 ? -1 : base_now_ms() + timeout_ms;
   int rc = 1;
   while (!*done && rc > 0) {
-    int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+    int64_t left = deadline < 0 ? -1 : deadline - base_now_ms();
     if (deadline >= 0 && left <= 0) break;
     rc = evssh_session_process(s, left < 0 || left > 1000 ? 1000 : (int)left, until_done, (void *)done);
   }
