@@ -1423,9 +1423,13 @@ void conn_abort(evssh_conn *c, int code) {
   for (size_t i = 0; i < c->table_size; i++) {
     evssh_channel *ch = c->table[i];
     if (!ch || ch->state == CHAN_DONE) continue;
-    if (ch->state == CHAN_OPENING && ch->on_open_failed) ch->on_open_failed(ch, 2, "session closed", ch->on_open_failed_ud);
+    /* a channel still opening ends as a refused open does: on_open_failed
+       is its last callback, without on_close (or on_close when the
+       program set no on_open_failed) */
+    bool refused = ch->state == CHAN_OPENING && ch->on_open_failed;
+    if (refused) ch->on_open_failed(ch, 2, "session closed", ch->on_open_failed_ud);
     run_held_requests(ch);
-    channel_retire(ch, true);
+    channel_retire(ch, !refused);
   }
   free_owed(c);
 }

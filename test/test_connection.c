@@ -1009,6 +1009,23 @@ START_TEST(test_open_failure_reason_text) {
 }
 END_TEST
 
+/* The session ends while a channel is still opening: on_open_failed
+   (reason 2) is its last callback, as for a refusal, without on_close;
+   found by fuzz_connection (both ran). Without on_open_failed, on_close. */
+START_TEST(test_abort_while_opening_one_callback) {
+  events[0] = 0;
+  evssh_channel *a = evssh_session_open_channel(S, rec_open, NULL);
+  evssh_channel_on_open_failed(a, rec_failed, NULL);
+  evssh_channel_on_close(a, rec_close, NULL);
+  ck_assert_int_eq(evssh_channel_send_request(a, "exec", NULL, 0, rec_reply, "A"), 0);
+  evssh_channel *b = evssh_session_open_channel(S, rec_open, NULL);
+  evssh_channel_on_close(b, rec_close, NULL);
+  fake_fail(S, EVSSH_EDISCONNECT, "gone");
+  ck_assert_str_eq(events, "failed:2:session closed;replyA:fail;close;");
+  ck_assert(!evssh_channel_active(a) && !evssh_channel_active(b));
+}
+END_TEST
+
 static int refuse_or_accept(evssh_session *s, evssh_channel *ch, evssh_reader *data, void *ud) {
   uint32_t v;
   ck_assert_int_eq(evssh_read_u32(data, &v), 0);
@@ -1998,6 +2015,7 @@ static Suite *connection_suite(void) {
   tcase_add_test(tc, test_flush_is_fair);
   tcase_add_test(tc, test_window_overrun_is_eproto);
   tcase_add_test(tc, test_open_failure_reason_text);
+  tcase_add_test(tc, test_abort_while_opening_one_callback);
   tcase_add_test(tc, test_peer_opened_channels);
   tcase_add_test(tc, test_incoming_channel_requests);
   tcase_add_test(tc, test_channel_request_replies_in_order);
