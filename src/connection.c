@@ -1130,6 +1130,11 @@ static int on_eof(evssh_conn *c, evssh_reader *r) {
   evssh_channel *ch;
   int rc = read_recipient(c, r, "CHANNEL_EOF", false, &ch);
   if (rc) return rc;
+  if (ch->eof_received) {
+    /* on_eof runs once; a repeated EOF changes nothing (OpenSSH ignores it too) */
+    LOG(c, EVSSH_LOG_INFO, "channel %u: second EOF from peer ignored", ch->local_id);
+    return EVSSH_OK;
+  }
   ch->eof_received = true;
   LOG(c, EVSSH_LOG_DEBUG, "channel %u: eof from peer", ch->local_id);
   if (ch->on_eof) ch->on_eof(ch, ch->on_eof_ud);

@@ -1026,6 +1026,19 @@ START_TEST(test_abort_while_opening_one_callback) {
 }
 END_TEST
 
+/* on_eof runs once even when a peer repeats EOF (found by fuzz_connection) */
+START_TEST(test_repeated_eof_one_callback) {
+  events[0] = 0;
+  evssh_channel *ch = open_confirmed(5, 1000, 1000);
+  evssh_channel_on_eof(ch, rec_eof, NULL);
+  evssh_channel_on_close(ch, rec_close, NULL);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_EOF, evssh_channel_id(ch)), 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_EOF, evssh_channel_id(ch)), 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_CLOSE, evssh_channel_id(ch)), 0);
+  ck_assert_str_eq(events, "eof;close;");
+}
+END_TEST
+
 static int refuse_or_accept(evssh_session *s, evssh_channel *ch, evssh_reader *data, void *ud) {
   uint32_t v;
   ck_assert_int_eq(evssh_read_u32(data, &v), 0);
@@ -2016,6 +2029,7 @@ static Suite *connection_suite(void) {
   tcase_add_test(tc, test_window_overrun_is_eproto);
   tcase_add_test(tc, test_open_failure_reason_text);
   tcase_add_test(tc, test_abort_while_opening_one_callback);
+  tcase_add_test(tc, test_repeated_eof_one_callback);
   tcase_add_test(tc, test_peer_opened_channels);
   tcase_add_test(tc, test_incoming_channel_requests);
   tcase_add_test(tc, test_channel_request_replies_in_order);
