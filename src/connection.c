@@ -1238,16 +1238,16 @@ static int on_channel_request(evssh_conn *c, evssh_reader *r) {
   LOG(c, EVSSH_LOG_DEBUG, "channel %u: peer request %s%s", ch->local_id, name, want_reply ? " (reply wanted)" : "");
   bool status = string_is(type, type_len, "exit-status");
   bool exit_report = status || string_is(type, type_len, "exit-signal");
-  if (exit_report && !want_reply) {
+  if (exit_report) {
     held_report *h = status ? &ch->held_status : &ch->held_signal;
-    if (!ch->eof_received) {
-      /* the latest of each kind replaces an earlier one: bounded */
-      buf_reset(&h->data);
+    /* the latest of each kind replaces an earlier one: bounded */
+    buf_reset(&h->data);
+    if (!want_reply && !ch->eof_received) {
       h->present = record_report(ch, status, *r, &h->data);
       return EVSSH_OK;
     }
-    record_report(ch, status, *r, NULL);
-  } else if (exit_report) {
+    /* delivered now: one still held is older and must not follow it */
+    h->present = false;
     record_report(ch, status, *r, NULL);
   }
   int answer = run_request_handler(ch, type, type_len, *r, want_reply);

@@ -1650,6 +1650,25 @@ static int feed_request(uint32_t local, const char *type, bool want, const void 
   return rc;
 }
 
+/* An exit-status held for EOF is superseded by a later one delivered at
+   once (want-reply set): the handler never sees the older value after the
+   newer (found by fuzz_connection: 98, then the held 0 at the end). */
+START_TEST(test_held_exit_status_superseded) {
+  events[0] = 0;
+  evssh_channel *ch = open_confirmed(6, 1000, 1000);
+  evssh_channel_on_request(ch, "exit-status", rec_exit, NULL);
+  evssh_channel_on_close(ch, rec_close, NULL);
+  ck_assert_int_eq(feed_request(evssh_channel_id(ch), "exit-status", false, "\0\0\0\3", 4), 0);
+  ck_assert_int_eq(feed_request(evssh_channel_id(ch), "exit-status", true, "\0\0\0\142", 4), 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_EOF, evssh_channel_id(ch)), 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_CLOSE, evssh_channel_id(ch)), 0);
+  ck_assert_str_eq(events, "exit-status=98;close;");
+  int st;
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &st), 0);
+  ck_assert_int_eq(st, 98);
+}
+END_TEST
+
 /* Only OPEN_CONFIRMATION / OPEN_FAILURE may come for a channel still
    opening; anything else is EPROTO naming the message and the channel, and
    nothing is answered to the unknown remote number. */
@@ -2030,6 +2049,7 @@ static Suite *connection_suite(void) {
   tcase_add_test(tc, test_open_failure_reason_text);
   tcase_add_test(tc, test_abort_while_opening_one_callback);
   tcase_add_test(tc, test_repeated_eof_one_callback);
+  tcase_add_test(tc, test_held_exit_status_superseded);
   tcase_add_test(tc, test_peer_opened_channels);
   tcase_add_test(tc, test_incoming_channel_requests);
   tcase_add_test(tc, test_channel_request_replies_in_order);
