@@ -89,6 +89,15 @@ static long mem_growth_mb(long start_kb) {
   return (hwm - start_kb) / 1024;
 }
 
+/* A memory bound in MB. Under ASan (EVSSH_SANITIZERS=yes, as make check
+   sets it) freed blocks wait in a quarantine and a realloc always copies,
+   so the same run peaks higher: the bound doubles, plus room for the
+   quarantine. Still far below what an unbounded queue reaches. */
+static long mem_bound(long mb) {
+  const char *san = getenv("EVSSH_SANITIZERS");
+  return san && strcmp(san, "yes") == 0 ? 2 * mb + 128 : mb;
+}
+
 /* ------------------------------------------------------- the server */
 
 static int start_server(void) {
@@ -345,7 +354,7 @@ START_TEST(test_server_never_reads) {
   ck_assert_uint_ge(pending, 64u * MIB);
   ck_assert_uint_lt(pending, 65u * MIB);
   ck_assert_uint_lt(pushed, 128u * MIB);
-  ck_assert_int_lt(grown, 192);
+  ck_assert_int_lt(grown, mem_bound(192));
   evssh_session_free(s);
 }
 END_TEST
@@ -375,7 +384,7 @@ START_TEST(test_server_ignores_window) {
   ck_assert_int_eq(rc, EVSSH_EPROTO);
   ck_assert_ptr_nonnull(strstr(err, "window"));
   ck_assert_uint_le(k.bytes, 4u * MIB);   /* our window, not a byte more */
-  ck_assert_int_lt(grown, 64);
+  ck_assert_int_lt(grown, mem_bound(64));
   evssh_session_free(s);
 }
 END_TEST
@@ -410,7 +419,7 @@ START_TEST(test_exit_report_flood) {
   ck_assert_int_eq(r.exit_status, 2998);                 /* the latest status */
   ck_assert_str_eq(r.exit_signal, "2999");               /* the latest signal, "SIG" dropped */
   ck_assert_str_eq(r.out, "done\n");
-  ck_assert_int_lt(grown, 48);                           /* 96 MB of reports were sent */
+  ck_assert_int_lt(grown, mem_bound(48));                /* 96 MB of reports were sent */
   evssh_result_free(&r);
   finish(s);
 }
@@ -457,7 +466,7 @@ START_TEST(test_channel_open_flood) {
   ck_assert_int_eq(confirmed, 1024);
   ck_assert_int_eq(failed, 3000 - 1024);
   ck_assert_int_eq(reason4, failed);        /* "resource shortage" */
-  ck_assert_int_lt(grown, 32);
+  ck_assert_int_lt(grown, mem_bound(32));
   evssh_session_free(s);
 }
 END_TEST
@@ -494,7 +503,7 @@ START_TEST(test_gigabyte_into_exec_wait) {
          grown);
   ck_assert_int_eq(rc, EVSSH_ELIMIT);
   ck_assert_ptr_nonnull(strstr(evssh_session_error(s), "limit"));
-  ck_assert_int_lt(grown, 160);
+  ck_assert_int_lt(grown, mem_bound(160));
   ck_assert(!evssh_session_closed(s));   /* only the command was ended */
   const char *rep = report_with("push-1g", "pushed", 30);
   printf("  server: %s", rep);
@@ -504,6 +513,7 @@ START_TEST(test_gigabyte_into_exec_wait) {
 END_TEST
 
 int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);   /* each case's figures, even when it fails */
   int rc = start_server();
   if (rc == 77) return 77;
   if (rc != 0) {
