@@ -725,6 +725,30 @@ EVSSH_API int evssh_channel_set_send_limit(evssh_channel *ch, size_t bytes);
 EVSSH_API uint32_t evssh_channel_receive_window(const evssh_channel *ch);
 /** Bytes we may still send the peer before it grants more. */
 EVSSH_API uint32_t evssh_channel_send_window(const evssh_channel *ch);
+/** The peer's number for the channel (Net::SSH's remote_id): `EVSSH_OK`
+ * with `*id` set once the open is confirmed, `EVSSH_EINVAL` before. */
+EVSSH_API int evssh_channel_remote_id(const evssh_channel *ch, uint32_t *id);
+/** @var evssh_channel_windows::local_window
+ * Bytes the peer may still send us. */
+/** @var evssh_channel_windows::local_max_window
+ * The window we grant back up to (evssh_channel_set_receive_window()). */
+/** @var evssh_channel_windows::local_max_packet
+ * The largest data packet we accept. */
+/** @var evssh_channel_windows::remote_window
+ * Bytes we may still send. */
+/** @var evssh_channel_windows::remote_max_window
+ * The window the peer opened the channel with. */
+/** @var evssh_channel_windows::remote_max_packet
+ * The largest data packet the peer accepts. */
+/** Both directions' flow-control figures at once (Net::SSH's
+ * local_window_size, local_maximum_window_size, …). */
+typedef struct evssh_channel_windows {
+  uint32_t local_window, local_max_window, local_max_packet;
+  uint32_t remote_window, remote_max_window, remote_max_packet;
+} evssh_channel_windows;
+/** Fill `*w` for `ch`; the remote figures are 0 before confirmation.
+ * Returns `EVSSH_OK` or `EVSSH_EINVAL` (NULL argument). */
+EVSSH_API int evssh_channel_windows_get(const evssh_channel *ch, evssh_channel_windows *w);
 
 /** @} */
 

@@ -74,6 +74,7 @@ struct evssh_channel {
   uint32_t window_target;      /* the window we grant back up to */
   bool paused;                 /* no grants while set */
   uint32_t remote_window;      /* bytes we may still send */
+  uint32_t remote_max_window;  /* the window the peer opened with */
   uint32_t remote_max_packet;
 
   bool eof_wanted, eof_sent, close_wanted, close_sent;
@@ -779,6 +780,25 @@ int evssh_channel_set_send_limit(evssh_channel *ch, size_t bytes) {
 uint32_t evssh_channel_receive_window(const evssh_channel *ch) { return ch ? ch->local_window : 0; }
 uint32_t evssh_channel_send_window(const evssh_channel *ch) { return ch ? ch->remote_window : 0; }
 
+int evssh_channel_remote_id(const evssh_channel *ch, uint32_t *id) {
+  if (!ch || !id || !ch->confirmed) return EVSSH_EINVAL;
+  *id = ch->remote_id;
+  return EVSSH_OK;
+}
+
+int evssh_channel_windows_get(const evssh_channel *ch, evssh_channel_windows *w) {
+  if (!ch || !w) return EVSSH_EINVAL;
+  *w = (evssh_channel_windows){
+    .local_window = ch->local_window,
+    .local_max_window = ch->window_target,
+    .local_max_packet = CONN_MAX_PACKET,
+    .remote_window = ch->remote_window,
+    .remote_max_window = ch->remote_max_window,
+    .remote_max_packet = ch->remote_max_packet,
+  };
+  return EVSSH_OK;
+}
+
 /* ------------------------------------------------ public: global requests */
 
 int conn_send_global_request(evssh_conn *c, const char *type, const void *extra, size_t extra_len,
@@ -993,7 +1013,7 @@ static int on_channel_open(evssh_conn *c, evssh_reader *r) {
   c->peer_channels++;
   ch->state = CHAN_ACCEPTING;
   ch->remote_id = sender;
-  ch->remote_window = window;
+  ch->remote_window = ch->remote_max_window = window;
   ch->remote_max_packet = max_packet;
   evssh_open_channel_cb cb = (evssh_open_channel_cb)h->fn;
   evssh_reader data = *r;
@@ -1042,7 +1062,7 @@ static int on_open_confirmation(evssh_conn *c, evssh_reader *r) {
   if (evssh_read_u32(r, &sender) || evssh_read_u32(r, &window) || evssh_read_u32(r, &max_packet))
     return proto_error(c, "malformed CHANNEL_OPEN_CONFIRMATION", ch->local_id);
   ch->remote_id = sender;
-  ch->remote_window = window;
+  ch->remote_window = ch->remote_max_window = window;
   ch->remote_max_packet = max_packet;
   LOG(c, EVSSH_LOG_DEBUG, "channel %u: open confirmed (peer %u, window %u, packet %u)", ch->local_id, sender,
       window, max_packet);

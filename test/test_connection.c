@@ -1763,7 +1763,19 @@ START_TEST(test_set_receive_window) {
   packet_free(sent_pop());
   ck_assert_int_eq(evssh_channel_set_receive_window(ch, 16u * 1024 * 1024), 0);
   ck_assert_ptr_null(fake_t.sent.head);
+  uint32_t peer_id;
+  ck_assert_int_eq(evssh_channel_remote_id(ch, &peer_id), EVSSH_EINVAL);   /* not confirmed yet */
   ck_assert_int_eq(feed_confirm(evssh_channel_id(ch), 5, 1000, 32768), 0);
+  ck_assert_int_eq(evssh_channel_remote_id(ch, &peer_id), 0);
+  ck_assert_uint_eq(peer_id, 5);
+  evssh_channel_windows w;
+  ck_assert_int_eq(evssh_channel_windows_get(ch, &w), 0);
+  ck_assert_uint_eq(w.local_max_window, 16u * 1024 * 1024);
+  ck_assert_uint_eq(w.local_window, 16u * 1024 * 1024);
+  ck_assert_uint_eq(w.local_max_packet, 32768);
+  ck_assert_uint_eq(w.remote_window, 1000);
+  ck_assert_uint_eq(w.remote_max_window, 1000);
+  ck_assert_uint_eq(w.remote_max_packet, 32768);
   packet *p = sent_pop();
   evssh_reader r = sent_expect(p, SSH_MSG_CHANNEL_WINDOW_ADJUST);
   uint32_t rid, add;

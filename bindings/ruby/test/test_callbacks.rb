@@ -2,15 +2,9 @@ require_relative "helper"
 require "socket"
 
 class TestCallbacks < Minitest::Test
+  include OneSession
   class Boom < StandardError; end
 
-  def setup
-    @ssh = SSHD.start
-  end
-
-  def teardown
-    @ssh&.close
-  end
 
   def test_exception_in_callback_leaves_loop_with_state_intact
     data = +""
@@ -56,13 +50,6 @@ class TestCallbacks < Minitest::Test
     assert_equal "needle", result
     @ssh.loop
     assert_equal "z\n", @ssh.exec!("echo z")
-  end
-
-  def test_nested_loop_from_callback_is_busy
-    err = nil
-    @ssh.exec("echo a") { |_c, _s, _d| begin; @ssh.exec!("echo b"); rescue EvSSH::Busy => e; err = e; end }
-    @ssh.loop
-    assert_kind_of EvSSH::Busy, err
   end
 
   def test_blocks_survive_gc_stress

@@ -2,13 +2,7 @@ require_relative "helper"
 require "socket"
 
 class TestIo < Minitest::Test
-  def setup
-    @ssh = SSHD.start
-  end
-
-  def teardown
-    @ssh&.close
-  end
+  include OneSession
 
   def test_buffer_codec
     b = EvSSH::Buffer.from(:byte, 7, :long, 0xdeadbeef, :string, "hi", :bool, true, :int64, 2**40, :string, %w[a b])

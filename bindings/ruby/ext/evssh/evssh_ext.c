@@ -1,42 +1,46 @@
 /* evssh_ext.c is the entry point of the C half of the Ruby binding: it owns
- * Init_evssh_ext, the EvSSH::Error hierarchy (one class per EVSSH_E* code,
- * with HostKeyError split into Mismatch/Unknown by libevssh's message) and
- * the interned method names and symbols every other ext_*.c file uses; each
- * of those files registers its own Ruby methods through its ext_init_*.
+ * Init_evssh_ext, the exception classes (Net::SSH's tree: EvSSH::Exception <
+ * RuntimeError, one class per EVSSH_E* code, HostKeyError split into
+ * Mismatch/Unknown) and the interned method names and symbols every other
+ * ext_*.c file uses; each of those files registers its own Ruby methods
+ * through its ext_init_*. Which exception a C code becomes (an Errno class
+ * for a refused connect, as Net::SSH raises it; Net::SSH's own classes under
+ * the evssh/net_ssh shim) is decided in Ruby, by EvSSH.__exception_for.
  * evssh_ext.h explains the rules (GVL, lifetimes, exceptions) they share. */
 #include "evssh_ext.h"
 
 VALUE ext_mEvSSH, ext_cSession, ext_cChannel;
-VALUE ext_eChannelOpenFailed, ext_eChannelRequestFailed, ext_eClosed;
+VALUE ext_eChannelOpenFailed, ext_eChannelRequestFailed, ext_eClosed, ext_eBusy;
 ID ext_id_call, ext_id_send_pending, ext_id_pending_write, ext_id_closed_p, ext_id_fileno, ext_id_to_io,
     ext_id_print, ext_id_default_listener, ext_id_force_encoding, ext_id_new;
 VALUE ext_sym_stdout, ext_sym_stderr, ext_sym_sent, ext_sym_exit_code, ext_sym_exit_signal;
 
-static VALUE eError, eHostKeyError, eHostKeyMismatch, eHostKeyUnknown;
+static VALUE eException;
 static VALUE error_classes[16]; /* indexed by -code */
-static ID id_fill, id_respond_to, id_code, id_reason, id_aset;
+static ID id_exception_for;
 
 /* ------------------------------------------------------------------ errors */
 
-static VALUE error_class_for(int code, const char *msg) {
-  if (code == EVSSH_EHOSTKEY) {
-    if (msg && (strstr(msg, "does not match") || strstr(msg, "another type") || strstr(msg, "revoked")))
-      return eHostKeyMismatch;
-    if (msg && (strstr(msg, "not known") || strstr(msg, "unknown"))) return eHostKeyUnknown;
-    return eHostKeyError;
-  }
+static VALUE error_class_for(int code) {
   int i = -code;
   if (i > 0 && i < (int)(sizeof error_classes / sizeof error_classes[0]) && error_classes[i])
     return error_classes[i];
-  return eError;
+  return eException;
 }
 
-VALUE ext_make_error(int code, const char *msg) {
+static VALUE make_error(int code, const char *msg, bool connecting) {
   if (!msg || !*msg) msg = evssh_strerror(code);
-  VALUE e = rb_exc_new_cstr(error_class_for(code, msg), msg);
+  VALUE m = rb_str_new_cstr(msg);
+  if (rb_respond_to(ext_mEvSSH, id_exception_for))
+    return rb_funcall(ext_mEvSSH, id_exception_for, 3, INT2FIX(code), m, connecting ? Qtrue : Qfalse);
+  /* the Ruby half is not loaded (the extension required on its own) */
+  VALUE e = rb_exc_new_str(error_class_for(code), m);
   rb_ivar_set(e, rb_intern("@code"), INT2FIX(code));
   return e;
 }
+
+VALUE ext_make_error(int code, const char *msg) { return make_error(code, msg, false); }
+VALUE ext_make_connect_error(int code, const char *msg) { return make_error(code, msg, true); }
 
 void ext_raise_code(int code, const char *msg) { rb_exc_raise(ext_make_error(code, msg)); }
 
@@ -49,27 +53,25 @@ static VALUE def_error(const char *name, VALUE super, int code) {
   return k;
 }
 
-static VALUE error_code(VALUE self) { return rb_attr_get(self, rb_intern("@code")); }
 static VALUE s_strerror(VALUE mod, VALUE code) { return rb_str_new_cstr(evssh_strerror(NUM2INT(code))); }
+
+/* EvSSH.__error_class(code): the class of a C code (EvSSH::Exception when unknown) */
+static VALUE s_error_class(VALUE mod, VALUE code) { return error_class_for(NUM2INT(code)); }
 
 void Init_evssh_ext(void); /* called by Ruby's require */
 
 void Init_evssh_ext(void) {
   ext_id_call = rb_intern("call");
-  id_fill = rb_intern("fill");
   ext_id_send_pending = rb_intern("send_pending");
   ext_id_pending_write = rb_intern("pending_write?");
-  id_respond_to = rb_intern("respond_to?");
   ext_id_closed_p = rb_intern("closed?");
   ext_id_fileno = rb_intern("fileno");
   ext_id_to_io = rb_intern("to_io");
   ext_id_print = rb_intern("print");
-  id_code = rb_intern("code");
-  id_reason = rb_intern("reason");
   ext_id_default_listener = rb_intern("__evssh_default_listener");
   ext_id_force_encoding = rb_intern("force_encoding");
   ext_id_new = rb_intern("new");
-  id_aset = rb_intern("[]=");
+  id_exception_for = rb_intern("__exception_for");
   ext_sym_stdout = ID2SYM(rb_intern("stdout"));
   ext_sym_stderr = ID2SYM(rb_intern("stderr"));
   ext_sym_sent = ID2SYM(rb_intern("sent"));
@@ -79,25 +81,31 @@ void Init_evssh_ext(void) {
   ext_mEvSSH = rb_define_module("EvSSH");
   /* classes are constants, never collected: no registration needed */
   memset(error_classes, 0, sizeof error_classes);
-  eError = rb_define_class_under(ext_mEvSSH, "Error", rb_eStandardError);
-  rb_define_method(eError, "code", error_code, 0);
-  def_error("InvalidArgument", eError, EVSSH_EINVAL);
-  def_error("NoMemory", eError, EVSSH_ENOMEM);
-  VALUE conn = def_error("ConnectionError", eError, EVSSH_ECONNECT);
-  def_error("TimeoutError", eError, EVSSH_ETIMEOUT);
-  def_error("ProtocolError", eError, EVSSH_EPROTO);
-  eHostKeyError = def_error("HostKeyError", eError, EVSSH_EHOSTKEY);
-  eHostKeyMismatch = def_error("HostKeyMismatch", eHostKeyError, 0);
-  eHostKeyUnknown = def_error("HostKeyUnknown", eHostKeyError, 0);
-  def_error("AuthenticationFailed", eError, EVSSH_EAUTH);
-  ext_eClosed = def_error("Closed", eError, EVSSH_ECLOSED);
-  def_error("Disconnected", eError, EVSSH_EDISCONNECT);
-  def_error("Busy", eError, EVSSH_EBUSY);
-  def_error("NoAlgorithm", eError, EVSSH_ENOALGO);
-  ext_eChannelOpenFailed = def_error("ChannelOpenFailed", eError, EVSSH_ECHANNEL);
-  ext_eChannelRequestFailed = def_error("ChannelRequestFailed", eError, 0);
-  (void)conn;
+  /* Net::SSH::Exception < RuntimeError; EvSSH::Error is the older name */
+  eException = rb_define_class_under(ext_mEvSSH, "Exception", rb_eRuntimeError);
+  rb_define_const(ext_mEvSSH, "Error", eException);
+  rb_define_attr(eException, "code", 1, 0);
+  def_error("InvalidArgument", eException, EVSSH_EINVAL);
+  def_error("NoMemory", eException, EVSSH_ENOMEM);
+  def_error("ConnectionError", eException, EVSSH_ECONNECT);
+  def_error("ConnectionTimeout", eException, EVSSH_ETIMEOUT);
+  def_error("ProtocolError", eException, EVSSH_EPROTO);
+  VALUE hk = def_error("HostKeyError", eException, EVSSH_EHOSTKEY);
+  VALUE mismatch = def_error("HostKeyMismatch", hk, 0);
+  def_error("HostKeyUnknown", hk, 0);
+  def_error("AuthenticationFailed", eException, EVSSH_EAUTH);
+  /* using a closed session or channel is an IOError in Net::SSH too */
+  ext_eClosed = def_error("Closed", rb_eIOError, EVSSH_ECLOSED);
+  VALUE disc = def_error("Disconnect", eException, EVSSH_EDISCONNECT);
+  def_error("Timeout", disc, 0);
+  ext_eBusy = def_error("Busy", eException, EVSSH_EBUSY);
+  def_error("NoAlgorithm", eException, EVSSH_ENOALGO);
+  ext_eChannelOpenFailed = def_error("ChannelOpenFailed", eException, EVSSH_ECHANNEL);
+  ext_eChannelRequestFailed = def_error("ChannelRequestFailed", eException, 0);
+  /* EVSSH_EHOSTKEY_CHANGED (-14): the key differs from known_hosts */
+  error_classes[14] = mismatch;
   rb_define_module_function(ext_mEvSSH, "strerror", s_strerror, 1);
+  rb_define_module_function(ext_mEvSSH, "__error_class", s_error_class, 1);
 
   ext_init_buffer();
   ext_init_session();

@@ -9,12 +9,16 @@
  * Three rules shape all of these files.
  *
  * The GVL. libevssh's process() both waits and runs callbacks, and callbacks
- * must run with the GVL. So one iteration here is: evssh_session_process(s, 0)
- * with the GVL (dispatch what is buffered, on_process, non-blocking I/O,
- * listen_to dispatch), then a wait WITHOUT the GVL (rb_thread_call_without_gvl
- * around poll() on evssh_session_fd/events, the listen_to fds, and the
- * smaller of the caller's wait and evssh_session_timeout), then, if the
- * session fd became ready, evssh_session_handle_events with the GVL. Other
+ * must run with the GVL. So one iteration here is Net::SSH's: "preprocess"
+ * is evssh_session_process(s, 0) with the GVL (dispatch what is buffered,
+ * on_process, non-blocking I/O on the session socket); the wait is a poll()
+ * WITHOUT the GVL (rb_thread_call_without_gvl) on evssh_session_fd/events and
+ * the listen_to IOs, for the smaller of the caller's wait and
+ * evssh_session_timeout; "postprocess" runs the listen_to callbacks of the
+ * IOs that became ready, with the GVL. What the socket delivered is read by
+ * the next preprocess, so each iteration is exactly one C iteration and the
+ * data a listener read is seen by on_process at once, never after a sleep.
+ * The listen_to set is the binding's own (C never sees those fds). Other
  * Ruby threads run while we sleep; Thread#raise/kill and Ctrl-C interrupt
  * the poll (RUBY_UBF_IO) and are raised between iterations.
  *
@@ -61,7 +65,7 @@
 
 /* set once by Init_evssh_ext (evssh_ext.c); classes are constants, never collected */
 extern VALUE ext_mEvSSH, ext_cSession, ext_cChannel;
-extern VALUE ext_eChannelOpenFailed, ext_eChannelRequestFailed, ext_eClosed;
+extern VALUE ext_eChannelOpenFailed, ext_eChannelRequestFailed, ext_eClosed, ext_eBusy;
 extern ID ext_id_call, ext_id_send_pending, ext_id_pending_write, ext_id_closed_p, ext_id_fileno, ext_id_to_io,
     ext_id_print, ext_id_default_listener, ext_id_force_encoding, ext_id_new;
 extern VALUE ext_sym_stdout, ext_sym_stderr, ext_sym_sent, ext_sym_exit_code, ext_sym_exit_signal;
@@ -92,7 +96,18 @@ typedef struct rchan {
   int exec_mode;    /* EXEC_NONE, ... */
   uint32_t id;
   bool has_exit_status, eof_received, close_requested;
+  bool confirmed;   /* the peer confirmed the open (on_open ran) */
+  bool eof_marked;  /* eof! was called (Net::SSH's eof?) */
+  bool sent_in_step; /* send_data during the current preprocess */
   int exit_status;
+#ifdef HAVE_EVSSH_CHANNEL_REMOTE_ID
+  uint32_t remote_id;
+  bool has_remote_id;
+#endif
+#ifdef HAVE_EVSSH_CHANNEL_WINDOWS
+  evssh_channel_windows windows; /* the last seen, kept after close */
+  bool has_windows;
+#endif
 } rchan;
 
 enum { EXEC_NONE = 0, EXEC_BLOCK, EXEC_COLLECT, EXEC_PRINT };
@@ -112,21 +127,32 @@ struct rsess {
   VALUE open_handlers;   /* type => block */
   VALUE listeners;       /* fd => [io, block, events] */
   VALUE properties;      /* ssh[:key] */
+  VALUE listener_keys;   /* scratch: listener fds snapshot while dispatching */
   VALUE exc;             /* first exception raised by a callback */
   VALUE error;           /* message of a failed connect (Multi) */
+  VALUE prompt_proc;     /* answers prompts other than key passphrases, or nil */
+  VALUE hostkey_proc;    /* Ruby host key verification, or nil */
+  VALUE connect_exc;     /* what a connect-time callback raised: raised instead of the C error */
+  VALUE logger;          /* receives libevssh's log lines (#add), or nil */
   open_type *open_types; /* names handed to C as on_open_channel ud */
   mholder *multi;        /* the C multi this session is a member of */
   char *passphrase;      /* passphrase: for encrypted key files, wiped on free */
   int jump;              /* pending non-exception jump from a callback */
   int depth;             /* callbacks currently on the stack */
+  unsigned long activity; /* callbacks run (on_process aside): work arrived */
+  unsigned long long sent;   /* bytes handed to send_data, ever */
+  unsigned long long streak; /* bytes sent since the peer was last heard from */
   unsigned long token;
   int connect_status;
   bool connect_done, connecting;
   bool dead;
 };
 
-/* evssh_ext.c: error classes */
+/* evssh_ext.c: error classes. The exception for a C code is built by Ruby
+   (EvSSH.__exception_for): Net::SSH raises Errno::ECONNREFUSED, its own
+   classes under the Net::SSH shim, ConnectionTimeout only while connecting. */
 VALUE ext_make_error(int code, const char *msg);
+VALUE ext_make_connect_error(int code, const char *msg);
 NORETURN(void ext_raise_code(int code, const char *msg));
 
 /* ext_buffer.c: EvSSH::Buffer */
@@ -139,6 +165,9 @@ VALUE ext_guarded_send(rsess *rs, VALUE recv, ID mid, int argc, const VALUE *arg
                        VALUE *caught);
 VALUE ext_guarded_call(rsess *rs, VALUE proc, int argc, const VALUE *argv);
 void ext_raise_pending(rsess *rs);
+/* Sleep without the GVL until a session fd or a listened IO is ready, or
+   wait_ms passes; revents[i] gets session i's events, and each ready
+   listen_to entry its events (slot 3) for ext_dispatch_listeners. */
 void ext_wait_ready(rsess **rss, size_t count, int wait_ms, int *revents);
 int ext_wait_ms_of(VALUE wait);
 
@@ -149,10 +178,12 @@ rsess *ext_live_rs(evssh_session *s);
 void ext_multi_leave(rsess *rs);
 void ext_check_not_nested(rsess *rs);
 void ext_wait_channel(rsess *rs, rchan *c);
+NORETURN(void ext_raise_session(rsess *rs, int rc));
 void ext_init_session(void);
 
 /* ext_listen.c: listen_to (Net::SSH BufferedIo) */
 void ext_refresh_listeners(rsess *rs);
+void ext_dispatch_listeners(rsess *rs);
 void ext_init_listen(void);
 
 /* ext_channel.c: EvSSH::Channel and its trampolines */

@@ -142,7 +142,9 @@ static VALUE buf_reset(VALUE self) {
 }
 static VALUE buf_clear(VALUE self) {
   rbuf *b = get_buf(self);
-  rb_str_set_len(b->str, 0);
+  /* a new string: the old one may be shared with strings read from it */
+  b->str = rb_str_buf_new(0);
+  rb_enc_associate(b->str, rb_ascii8bit_encoding());
   b->pos = 0;
   return self;
 }

@@ -2,11 +2,17 @@
  * wrapper to its C channel and detaching it when the channel is over, the
  * channel trampolines (data, eof, close, open failure, requests and their
  * replies, exec output), and the Ruby methods that register blocks, send
- * requests and data, and read the channel's state and exit status. */
+ * requests and data, and read the channel's state and exit status, with
+ * Net::SSH's semantics: eof! marks and sends once and never raises, data
+ * sent after eof! is an EOFError, data sent after the peer closed is dropped
+ * quietly (Net::SSH queues it on a channel nobody will ever flush). */
 #include "evssh_ext.h"
 
 static void chan_mark(void *p) {
   rchan *c = p;
+  /* C keeps this wrapper's VALUE (callbacks pass c->self, the session's
+     channel table is keyed by it): pinned, so GC.compact cannot move it */
+  rb_gc_mark(c->self);
   rb_gc_mark(c->session);
   rb_gc_mark(c->on_open);
   rb_gc_mark(c->on_data);
@@ -62,6 +68,7 @@ void ext_t_on_open(evssh_channel *ch, void *ud) {
   rsess *rs = chan_rs(ch);
   if (!rs) return;
   rchan *c = ud;
+  c->confirmed = true;
   VALUE argv[1] = {c->self};
   ext_guarded_call(rs, c->on_open, 1, argv);
 }
@@ -93,15 +100,19 @@ static void t_on_eof(evssh_channel *ch, void *ud) {
   ext_guarded_call(rs, c->on_eof, 1, argv);
 }
 
+/* on_process runs every iteration: it is not news that wakes the loop */
 void ext_t_on_process(evssh_channel *ch, void *ud) {
   rsess *rs = chan_rs(ch);
   if (!rs) return;
   rchan *c = ud;
+  if (NIL_P(c->on_process)) return;
   VALUE argv[1] = {c->self};
+  unsigned long activity = rs->activity;
   ext_guarded_call(rs, c->on_process, 1, argv);
+  rs->activity = activity;
 }
 
-/* Keep what the channel leaves behind (exit status) before C frees it. */
+/* Keep what the channel leaves behind (exit status, ids) before C frees it. */
 static void record_exit(rchan *c) {
   int st;
   const char *sig;
@@ -111,6 +122,13 @@ static void record_exit(rchan *c) {
     c->exit_status = st;
   }
   if (evssh_channel_exit_signal(c->ch, &sig) == EVSSH_OK && sig) c->exit_signal = rb_str_new_cstr(sig);
+#ifdef HAVE_EVSSH_CHANNEL_REMOTE_ID
+  uint32_t id;
+  if (evssh_channel_remote_id(c->ch, &id) == EVSSH_OK) c->remote_id = id, c->has_remote_id = true;
+#endif
+#ifdef HAVE_EVSSH_CHANNEL_WINDOWS
+  if (evssh_channel_windows_get(c->ch, &c->windows) == EVSSH_OK) c->has_windows = true;
+#endif
   if (!NIL_P(c->status) && RB_TYPE_P(c->status, T_HASH)) {
     if (c->has_exit_status) rb_hash_aset(c->status, ext_sym_exit_code, INT2FIX(c->exit_status));
     if (!NIL_P(c->exit_signal)) rb_hash_aset(c->status, ext_sym_exit_signal, c->exit_signal);
@@ -136,10 +154,7 @@ static void t_on_open_failed(evssh_channel *ch, uint32_t reason, const char *des
     /* as Net::SSH: no handler means the failure is raised; but when the
        whole session went down, its own error is the one to raise */
     if (NIL_P(rs->exc) && !rs->jump && !evssh_session_closed(evssh_channel_session(ch))) {
-      VALUE e = rb_exc_new_str(ext_eChannelOpenFailed, rb_sprintf("%" PRIsVALUE " (%u)", d, reason));
-      rb_ivar_set(e, rb_intern("@code"), UINT2NUM(reason));
-      rb_ivar_set(e, rb_intern("@reason"), d);
-      rs->exc = e;
+      rs->exc = rb_funcall(ext_mEvSSH, rb_intern("__channel_open_failed"), 2, UINT2NUM(reason), d);
     }
   } else {
     VALUE argv[3] = {c->self, UINT2NUM(reason), d};
@@ -229,48 +244,36 @@ void ext_detach(rchan *c) {
 
 /* ------------------------------------------------------------- channels */
 
+/* as Net::SSH: each on_* replaces the block and returns the old one */
 static VALUE chan_set_cb(VALUE *slot) {
+  VALUE old = *slot;
   *slot = rb_block_given_p() ? rb_block_proc() : Qnil;
-  return Qnil;
+  return old;
 }
 static VALUE chan_on_data(VALUE self) {
   rchan *c = ext_get_rc(self);
-  chan_set_cb(&c->on_data);
+  VALUE old = chan_set_cb(&c->on_data);
   /* an exec channel starts with exec's own data handlers; this replaces them */
   if (c->ch) evssh_channel_on_data(c->ch, t_on_data, c);
-  return self;
+  return old;
 }
 static VALUE chan_on_extended_data(VALUE self) {
   rchan *c = ext_get_rc(self);
-  chan_set_cb(&c->on_ext);
+  VALUE old = chan_set_cb(&c->on_ext);
   if (c->ch) evssh_channel_on_extended_data(c->ch, t_on_ext, c);
-  return self;
+  return old;
 }
-static VALUE chan_on_eof(VALUE self) {
-  chan_set_cb(&ext_get_rc(self)->on_eof);
-  return self;
-}
-static VALUE chan_on_close(VALUE self) {
-  chan_set_cb(&ext_get_rc(self)->on_close);
-  return self;
-}
-static VALUE chan_on_process(VALUE self) {
-  chan_set_cb(&ext_get_rc(self)->on_process);
-  return self;
-}
-static VALUE chan_on_open_failed(VALUE self) {
-  chan_set_cb(&ext_get_rc(self)->on_open_failed);
-  return self;
-}
-static VALUE chan_on_confirm(VALUE self) {
-  chan_set_cb(&ext_get_rc(self)->on_open);
-  return self;
-}
+static VALUE chan_on_eof(VALUE self) { return chan_set_cb(&ext_get_rc(self)->on_eof); }
+static VALUE chan_on_close(VALUE self) { return chan_set_cb(&ext_get_rc(self)->on_close); }
+static VALUE chan_on_process(VALUE self) { return chan_set_cb(&ext_get_rc(self)->on_process); }
+static VALUE chan_on_open_failed(VALUE self) { return chan_set_cb(&ext_get_rc(self)->on_open_failed); }
+static VALUE chan_on_confirm(VALUE self) { return chan_set_cb(&ext_get_rc(self)->on_open); }
 
 static VALUE chan_on_request(VALUE self, VALUE type) {
   rchan *c = ext_get_rc(self);
   VALUE t = rb_str_new_frozen(rb_obj_as_string(type));
   VALUE blk = rb_block_given_p() ? rb_block_proc() : Qnil;
+  VALUE old = rb_hash_aref(c->requests, t);
   if (NIL_P(blk)) {
     rb_hash_delete(c->requests, t);
     if (c->ch) evssh_channel_on_request(c->ch, StringValueCStr(t), NULL, NULL);
@@ -278,7 +281,7 @@ static VALUE chan_on_request(VALUE self, VALUE type) {
     rb_hash_aset(c->requests, t, blk);
     if (c->ch) evssh_channel_on_request(c->ch, StringValueCStr(t), t_chan_request, c);
   }
-  return self;
+  return old;
 }
 
 /* Reply bookkeeping shared by every request that takes a block. */
@@ -294,8 +297,17 @@ static void request_done(rchan *c, int rc, void *token) {
   ext_raise_code(rc, "channel request failed");
 }
 
-static VALUE chan_exec(VALUE self, VALUE cmd) {
+/* Net::SSH's check: a request needs the peer's channel number */
+static rchan *request_rc(VALUE self) {
   rchan *c = open_rc(self);
+  if (!c->confirmed)
+    rb_raise(rb_eRuntimeError,
+             "Channel open not yet confirmed, please call send_channel_request(or exec) from block of open_channel");
+  return c;
+}
+
+static VALUE chan_exec(VALUE self, VALUE cmd) {
+  rchan *c = request_rc(self);
   void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
   int rc = evssh_channel_exec(c->ch, StringValueCStr(cmd), tok ? t_chan_reply : NULL, tok);
   request_done(c, rc, tok);
@@ -303,7 +315,7 @@ static VALUE chan_exec(VALUE self, VALUE cmd) {
 }
 
 static VALUE chan_subsystem(VALUE self, VALUE name) {
-  rchan *c = open_rc(self);
+  rchan *c = request_rc(self);
   void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
   int rc = evssh_channel_subsystem(c->ch, StringValueCStr(name), tok ? t_chan_reply : NULL, tok);
   request_done(c, rc, tok);
@@ -311,7 +323,7 @@ static VALUE chan_subsystem(VALUE self, VALUE name) {
 }
 
 static VALUE chan_shell(VALUE self) {
-  rchan *c = open_rc(self);
+  rchan *c = request_rc(self);
   void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
   int rc = evssh_channel_shell(c->ch, tok ? t_chan_reply : NULL, tok);
   request_done(c, rc, tok);
@@ -319,7 +331,7 @@ static VALUE chan_shell(VALUE self) {
 }
 
 static VALUE chan_env(VALUE self, VALUE name, VALUE value) {
-  rchan *c = open_rc(self);
+  rchan *c = request_rc(self);
   VALUE n = rb_obj_as_string(name), v = rb_obj_as_string(value);
   void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
   int rc = evssh_channel_env(c->ch, StringValueCStr(n), StringValueCStr(v), tok ? t_chan_reply : NULL, tok);
@@ -327,27 +339,8 @@ static VALUE chan_env(VALUE self, VALUE name, VALUE value) {
   return self;
 }
 
-/* request_pty(term: "xterm", chars_wide: 80, chars_high: 24) { |ch, ok| } */
-static VALUE chan_request_pty(int argc, VALUE *argv, VALUE self) {
-  VALUE opts;
-  rb_scan_args(argc, argv, "0:", &opts);
-  rchan *c = open_rc(self);
-  VALUE term = Qnil, wide = Qnil, high = Qnil;
-  if (!NIL_P(opts)) {
-    term = rb_hash_aref(opts, ID2SYM(rb_intern("term")));
-    wide = rb_hash_aref(opts, ID2SYM(rb_intern("chars_wide")));
-    high = rb_hash_aref(opts, ID2SYM(rb_intern("chars_high")));
-  }
-  VALUE t = NIL_P(term) ? rb_str_new_cstr("xterm") : rb_obj_as_string(term);
-  void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
-  int rc = evssh_channel_request_pty(c->ch, StringValueCStr(t), NIL_P(wide) ? 80 : NUM2UINT(wide),
-                                     NIL_P(high) ? 24 : NUM2UINT(high), tok ? t_chan_reply : NULL, tok);
-  request_done(c, rc, tok);
-  return self;
-}
-
 static VALUE chan_send_channel_request(int argc, VALUE *argv, VALUE self) {
-  rchan *c = open_rc(self);
+  rchan *c = request_rc(self);
   if (argc < 1) rb_raise(rb_eArgError, "request type required");
   VALUE type = rb_obj_as_string(argv[0]);
   VALUE extra = argc > 1 ? ext_encode_pairs(argc - 1, argv + 1) : Qnil;
@@ -365,26 +358,38 @@ static VALUE chan_signal(VALUE self, VALUE name) {
   return self;
 }
 
-static VALUE chan_send_data(VALUE self, VALUE data) {
-  rchan *c = open_rc(self);
-  StringValue(data);
-  int rc = evssh_channel_send_data(c->ch, RSTRING_PTR(data), (size_t)RSTRING_LEN(data));
-  if (rc) ext_raise_code(rc, "send_data");
+/* Net::SSH: anything with to_s; EOFError once eof! was called; after the
+   peer closed the data goes nowhere, quietly. */
+static VALUE send_data_common(VALUE self, int ext, VALUE type, VALUE data) {
+  rchan *c = ext_get_rc(self);
+  if (c->eof_marked) rb_raise(rb_eEOFError, "cannot send data if channel has declared eof");
+  VALUE str = rb_obj_as_string(data);
+  if (!c->ch || RSTRING_LEN(str) == 0) return self;
+  int rc = ext ? evssh_channel_send_extended_data(c->ch, NUM2UINT(type), RSTRING_PTR(str), (size_t)RSTRING_LEN(str))
+               : evssh_channel_send_data(c->ch, RSTRING_PTR(str), (size_t)RSTRING_LEN(str));
+  if (rc == EVSSH_OK && c->rs) {
+    c->rs->sent += (unsigned long long)RSTRING_LEN(str);
+    c->sent_in_step = true;
+  }
+  RB_GC_GUARD(str);
+  if (rc && rc != EVSSH_ECLOSED) ext_raise_code(rc, ext ? "send_extended_data" : "send_data");
   return self;
 }
-
+static VALUE chan_send_data(VALUE self, VALUE data) { return send_data_common(self, 0, Qnil, data); }
 static VALUE chan_send_extended_data(VALUE self, VALUE type, VALUE data) {
-  rchan *c = open_rc(self);
-  StringValue(data);
-  int rc = evssh_channel_send_extended_data(c->ch, NUM2UINT(type), RSTRING_PTR(data), (size_t)RSTRING_LEN(data));
-  if (rc) ext_raise_code(rc, "send_extended_data");
-  return self;
+  return send_data_common(self, 1, type, data);
 }
 
+/* Net::SSH's eof!: marks the channel (eof? is true from now on) and sends
+   EOF once the queued data is out; a second call, or one after the peer
+   closed, does nothing. */
 static VALUE chan_eof_bang(VALUE self) {
-  rchan *c = open_rc(self);
+  rchan *c = ext_get_rc(self);
+  if (c->eof_marked) return self;
+  c->eof_marked = true;
+  if (!c->ch) return self;
   int rc = evssh_channel_eof(c->ch);
-  if (rc) ext_raise_code(rc, "eof!");
+  if (rc && rc != EVSSH_ECLOSED && rc != EVSSH_EINVAL) ext_raise_code(rc, "eof!");
   return self;
 }
 
@@ -404,19 +409,53 @@ static VALUE chan_wait(VALUE self) {
   return self;
 }
 
-static VALUE chan_active_p(VALUE self) {
-  rchan *c = ext_get_rc(self);
-  return c->ch && evssh_channel_active(c->ch) ? Qtrue : Qfalse;
-}
+/* Net::SSH: active from open_channel until the channel is over */
+static VALUE chan_active_p(VALUE self) { return ext_get_rc(self)->ch ? Qtrue : Qfalse; }
 static VALUE chan_closed_p(VALUE self) { return ext_get_rc(self)->ch ? Qfalse : Qtrue; }
 static VALUE chan_closing_p(VALUE self) {
   rchan *c = ext_get_rc(self);
   return !c->ch || c->close_requested ? Qtrue : Qfalse;
 }
-static VALUE chan_eof_p(VALUE self) {
+/* Net::SSH's eof?: whether eof! was called (ours, not the peer's) */
+static VALUE chan_eof_p(VALUE self) { return ext_get_rc(self)->eof_marked ? Qtrue : Qfalse; }
+/* whether the peer sent EOF */
+static VALUE chan_remote_eof_p(VALUE self) {
   rchan *c = ext_get_rc(self);
   return c->eof_received || (c->ch && evssh_channel_eof_received(c->ch)) ? Qtrue : Qfalse;
 }
+/* we asked to close (or the channel is over); the peer closed (C retires
+   a channel when both sides have sent CLOSE, so that is when it is over) */
+static VALUE chan_local_closed_p(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  return !c->ch || c->close_requested ? Qtrue : Qfalse;
+}
+static VALUE chan_remote_closed_p(VALUE self) { return ext_get_rc(self)->ch ? Qfalse : Qtrue; }
+
+#ifdef HAVE_EVSSH_CHANNEL_REMOTE_ID
+static VALUE chan_remote_id(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  uint32_t id;
+  if (c->ch && evssh_channel_remote_id(c->ch, &id) == EVSSH_OK) c->remote_id = id, c->has_remote_id = true;
+  return c->has_remote_id ? UINT2NUM(c->remote_id) : Qnil;
+}
+#endif
+
+#ifdef HAVE_EVSSH_CHANNEL_WINDOWS
+/* [local window, local max window, local max packet, remote window, remote
+   max window, remote max packet], the last values seen once closed */
+static VALUE chan_windows(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  if (c->ch) {
+    evssh_channel_windows w;
+    if (evssh_channel_windows_get(c->ch, &w) == EVSSH_OK) c->windows = w, c->has_windows = true;
+  }
+  if (!c->has_windows) return Qnil;
+  const evssh_channel_windows *w = &c->windows;
+  return rb_ary_new_from_args(6, UINT2NUM(w->local_window), UINT2NUM(w->local_max_window),
+                              UINT2NUM(w->local_max_packet), UINT2NUM(w->remote_window),
+                              UINT2NUM(w->remote_max_window), UINT2NUM(w->remote_max_packet));
+}
+#endif
 static VALUE chan_local_id(VALUE self) { return UINT2NUM(ext_get_rc(self)->id); }
 static VALUE chan_type_m(VALUE self) { return ext_get_rc(self)->type; }
 static VALUE chan_session(VALUE self) { return ext_get_rc(self)->session; }
@@ -462,7 +501,6 @@ void ext_init_channel(void) {
   rb_define_method(ext_cChannel, "subsystem", chan_subsystem, 1);
   rb_define_method(ext_cChannel, "shell", chan_shell, 0);
   rb_define_method(ext_cChannel, "env", chan_env, 2);
-  rb_define_method(ext_cChannel, "request_pty", chan_request_pty, -1);
   rb_define_method(ext_cChannel, "send_channel_request", chan_send_channel_request, -1);
   rb_define_method(ext_cChannel, "signal", chan_signal, 1);
   rb_define_method(ext_cChannel, "send_data", chan_send_data, 1);
@@ -474,6 +512,15 @@ void ext_init_channel(void) {
   rb_define_method(ext_cChannel, "closed?", chan_closed_p, 0);
   rb_define_method(ext_cChannel, "closing?", chan_closing_p, 0);
   rb_define_method(ext_cChannel, "eof?", chan_eof_p, 0);
+  rb_define_method(ext_cChannel, "remote_eof?", chan_remote_eof_p, 0);
+  rb_define_method(ext_cChannel, "local_closed?", chan_local_closed_p, 0);
+  rb_define_method(ext_cChannel, "remote_closed?", chan_remote_closed_p, 0);
+#ifdef HAVE_EVSSH_CHANNEL_REMOTE_ID
+  rb_define_method(ext_cChannel, "_remote_id", chan_remote_id, 0);
+#endif
+#ifdef HAVE_EVSSH_CHANNEL_WINDOWS
+  rb_define_method(ext_cChannel, "_windows", chan_windows, 0);
+#endif
   rb_define_method(ext_cChannel, "local_id", chan_local_id, 0);
   rb_define_method(ext_cChannel, "type", chan_type_m, 0);
   rb_define_method(ext_cChannel, "connection", chan_session, 0);

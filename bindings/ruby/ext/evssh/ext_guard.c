@@ -3,7 +3,8 @@
  * exception stashed in the session and re-raised by ext_raise_pending once C
  * has returned, a non-exception jump resumed the same way), and sleeping on
  * the sessions' fds and listened IOs with poll() without the GVL, bounded by
- * the caller's wait and each session's own timers. */
+ * the caller's wait and each session's own timers, noting which listened IOs
+ * became ready. */
 #include "evssh_ext.h"
 
 struct call_args {
@@ -26,6 +27,7 @@ VALUE ext_guarded_send(rsess *rs, VALUE recv, ID mid, int argc, const VALUE *arg
   if (NIL_P(recv) || rs->jump) return Qundef;
   struct call_args a = {recv, mid, argc, argv};
   int state = 0;
+  rs->activity++;
   rs->depth++;
   VALUE r = rb_protect(call_body, (VALUE)&a, &state);
   rs->depth--;
@@ -104,7 +106,9 @@ static int collect_one(VALUE fd, VALUE entry, VALUE arg) {
 
 /* Sleep without the GVL until one of the sessions (or a listened IO) is
    ready or wait_ms (-1: no limit) passes; each session's own timers bound
-   the sleep. revents[i] receives session i's ready events. */
+   the sleep. revents[i] receives session i's ready events; a ready listened
+   IO gets its events in slot 3 of its listen_to entry, which
+   ext_dispatch_listeners consumes (Net::SSH's postprocess). */
 void ext_wait_ready(rsess **rss, size_t count, int wait_ms, int *revents) {
   size_t cap = count;
   int timeout = wait_ms;
@@ -117,7 +121,8 @@ void ext_wait_ready(rsess **rss, size_t count, int wait_ms, int *revents) {
   }
   VALUE tmp, tmp_owner;
   struct pollfd *fds = ALLOCV_N(struct pollfd, tmp, cap ? cap : 1);
-  int *owner = ALLOCV_N(int, tmp_owner, cap ? cap : 1);
+  /* owner[k]: index of the session; listen_to fds are encoded as -1 - index */
+  long *owner = ALLOCV_N(long, tmp_owner, cap ? cap : 1);
   size_t n = 0;
   for (size_t i = 0; i < count; i++) {
     if (!rss[i]->s) continue;
@@ -126,11 +131,11 @@ void ext_wait_ready(rsess **rss, size_t count, int wait_ms, int *revents) {
       fds[n].fd = fd;
       fds[n].events = to_poll(evssh_session_events(rss[i]->s));
       fds[n].revents = 0;
-      owner[n++] = (int)i;
+      owner[n++] = (long)i;
     }
     struct collect_fds cf = {fds + n, 0, cap - n};
     if (RHASH_SIZE(rss[i]->listeners) > 0) rb_hash_foreach(rss[i]->listeners, collect_one, (VALUE)&cf);
-    for (size_t k = 0; k < cf.n; k++) owner[n + k] = -1;
+    for (size_t k = 0; k < cf.n; k++) owner[n + k] = -1 - (long)i;
     n += cf.n;
   }
   if (n == 0 && timeout < 0) {
@@ -145,8 +150,16 @@ void ext_wait_ready(rsess **rss, size_t count, int wait_ms, int *revents) {
   else
     rb_thread_call_without_gvl(poll_nogvl, &a, RUBY_UBF_IO, NULL);
   if (a.ret > 0) {
-    for (size_t k = 0; k < n; k++)
-      if (owner[k] >= 0 && fds[k].revents) revents[owner[k]] |= from_poll(fds[k].revents);
+    for (size_t k = 0; k < n; k++) {
+      if (!fds[k].revents) continue;
+      if (owner[k] >= 0) {
+        revents[owner[k]] |= from_poll(fds[k].revents);
+        continue;
+      }
+      rsess *rs = rss[-1 - owner[k]];
+      VALUE entry = rb_hash_aref(rs->listeners, INT2FIX(fds[k].fd));
+      if (RB_TYPE_P(entry, T_ARRAY)) rb_ary_store(entry, 3, INT2FIX(from_poll(fds[k].revents)));
+    }
   }
   ALLOCV_END(tmp);
   ALLOCV_END(tmp_owner);

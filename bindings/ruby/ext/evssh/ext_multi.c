@@ -6,8 +6,10 @@
 
 /* ------------------------------------------------------------------ Multi */
 
-/* One Multi iteration over many sessions: each runs its GVL part, then one
-   poll without the GVL covers them all, then each handles its events.
+/* One Multi iteration over many sessions: each connected one runs its
+   preprocess, then one poll without the GVL covers them all, then the
+   connecting ones handle their events and the connected ones' listened IOs
+   get their callbacks.
    cond (nil or a callable) is asked again after the GVL part, as
    process_once does for one session: the GVL part may already have done
    what the caller waits for, and a wait then would last until the next
@@ -24,10 +26,8 @@ static VALUE multi_step(VALUE mod, VALUE sessions, VALUE wait, VALUE cond) {
   long used = 0;
   for (long i = 0; i < n; i++) {
     rsess *rs = ext_get_rs(RARRAY_AREF(sessions, i));
-    ext_check_not_nested(rs);
     if (!rs->s) continue;
     if (rs->connect_done && rs->connect_status == EVSSH_OK) {
-      ext_refresh_listeners(rs);
       int rc = evssh_session_process(rs->s, 0, NULL, NULL);
       if (rs->jump || !NIL_P(rs->exc)) ext_raise_pending(rs);
       if (rc < 0) {
@@ -39,23 +39,24 @@ static VALUE multi_step(VALUE mod, VALUE sessions, VALUE wait, VALUE cond) {
   }
   int ms = ext_wait_ms_of(wait);
   if (!NIL_P(cond) && !RTEST(rb_funcall(cond, ext_id_call, 0))) ms = 0;
+  for (long i = 0; i < used; i++) ext_refresh_listeners(rss[i]);
   if (used) ext_wait_ready(rss, (size_t)used, ms, revents);
   for (long i = 0; i < used; i++) {
     rsess *rs = rss[i];
     if (!rs->s) continue;
-    bool was_connecting = !rs->connect_done;
+    if (rs->connect_done) {
+      /* connected: the next process reads what is ready; listened IOs now */
+      if (rs->connect_status == EVSSH_OK) ext_dispatch_listeners(rs);
+      continue;
+    }
     int rc = evssh_session_handle_events(rs->s, revents[i]);
     if (rs->jump || !NIL_P(rs->exc)) ext_raise_pending(rs);
-    if (was_connecting && rc < 0 && !rs->connect_done) {
+    if (rc < 0 && !rs->connect_done) {
       rs->connect_done = true;
       rs->connect_status = rc;
     }
-    if (rs->connect_done && rs->connect_status != EVSSH_OK) {
-      if (was_connecting)
-        rb_ary_push(failed, rb_assoc_new(rs->self, ext_make_error(rs->connect_status, evssh_session_error(rs->s))));
-    } else if (rc < 0) {
-      rb_ary_push(failed, rb_assoc_new(rs->self, ext_make_error(rc, evssh_session_error(rs->s))));
-    }
+    if (rs->connect_done && rs->connect_status != EVSSH_OK)
+      rb_ary_push(failed, rb_assoc_new(rs->self, ext_make_connect_error(rs->connect_status, evssh_session_error(rs->s))));
   }
   ALLOCV_END(tmp1);
   ALLOCV_END(tmp2);
@@ -124,8 +125,6 @@ static VALUE multi_work(VALUE self) {
   rmulti *rm = get_rm(self);
   VALUE sessions = rb_ary_dup(rm->sessions);
   long n = RARRAY_LEN(sessions);
-  for (long i = 0; i < n; i++) ext_check_not_nested(ext_get_rs(RARRAY_AREF(sessions, i)));
-  for (long i = 0; i < n; i++) ext_refresh_listeners(ext_get_rs(RARRAY_AREF(sessions, i)));
   int rc = evssh_multi_process(rm->h->m, 0, NULL, NULL);
   for (long i = 0; i < n; i++) ext_raise_pending(ext_get_rs(RARRAY_AREF(sessions, i)));
   if (rc < 0) ext_raise_code(rc, "multi process failed");
@@ -135,7 +134,7 @@ static VALUE multi_work(VALUE self) {
     rsess *rs = ext_get_rs(sv);
     if (!rs->s || !rs->connect_done) continue;
     if (rs->connect_status != EVSSH_OK) {
-      rb_ary_push(failed, rb_assoc_new(sv, ext_make_error(rs->connect_status, evssh_session_error(rs->s))));
+      rb_ary_push(failed, rb_assoc_new(sv, ext_make_connect_error(rs->connect_status, evssh_session_error(rs->s))));
     } else if (evssh_session_closed(rs->s)) {
       /* process on a closed session returns its error code at once */
       int code = evssh_session_process(rs->s, 0, NULL, NULL);
@@ -155,9 +154,14 @@ static VALUE multi_wait(VALUE self, VALUE wait) {
   long used = 0;
   for (long i = 0; i < n; i++) {
     rsess *rs = ext_get_rs(RARRAY_AREF(sessions, i));
-    if (rs->s) rss[used++] = rs;
+    if (rs->s) {
+      ext_refresh_listeners(rs);
+      rss[used++] = rs;
+    }
   }
   if (used) ext_wait_ready(rss, (size_t)used, ext_wait_ms_of(wait), revents);
+  for (long i = 0; i < used; i++)
+    if (rss[i]->s && rss[i]->connect_done && rss[i]->connect_status == EVSSH_OK) ext_dispatch_listeners(rss[i]);
   ALLOCV_END(tmp1);
   ALLOCV_END(tmp2);
   RB_GC_GUARD(sessions);

@@ -1,15 +1,19 @@
 /* ext_session.c owns EvSSH::Session: the wrapper's lifetime (marking, the
  * passphrase wiped on free, leaving a C multi), the session-level
  * trampolines (global requests and replies, peer-opened channels, connect
- * completion), the one-session event loop (process/loop: a GVL step, a
- * GVL-free wait, event handling) and the Ruby methods that configure,
- * connect, close the session and open channels or exec commands on it. */
+ * completion, prompts, host key checks, log lines), the one-session event
+ * loop (process/loop: a GVL preprocess, a GVL-free wait, the listen_to
+ * postprocess) and the Ruby methods that configure, connect, close the
+ * session and open channels or exec commands on it. The Net::SSH surface
+ * (options, transport, verifiers) is built on these in lib/evssh. */
 #include "evssh_ext.h"
 
 static VALUE cStringWithExitstatus;
 
 static void sess_mark(void *p) {
   rsess *rs = p;
+  /* rs->self goes to every callback from C: pinned against GC.compact */
+  rb_gc_mark(rs->self);
   rb_gc_mark(rs->host);
   rb_gc_mark(rs->channels);
   rb_gc_mark(rs->pending);
@@ -17,8 +21,13 @@ static void sess_mark(void *p) {
   rb_gc_mark(rs->open_handlers);
   rb_gc_mark(rs->listeners);
   rb_gc_mark(rs->properties);
+  rb_gc_mark(rs->listener_keys);
   rb_gc_mark(rs->exc);
   rb_gc_mark(rs->error);
+  rb_gc_mark(rs->prompt_proc);
+  rb_gc_mark(rs->hostkey_proc);
+  rb_gc_mark(rs->connect_exc);
+  rb_gc_mark(rs->logger);
 }
 
 static void free_open_types(rsess *rs) {
@@ -76,8 +85,13 @@ static VALUE sess_alloc(VALUE klass) {
   rs->open_handlers = rb_hash_new();
   rs->listeners = rb_hash_new();
   rs->properties = rb_hash_new();
+  rs->listener_keys = Qnil;
   rs->exc = Qnil;
   rs->error = Qnil;
+  rs->prompt_proc = Qnil;
+  rs->hostkey_proc = Qnil;
+  rs->connect_exc = Qnil;
+  rs->logger = Qnil;
   return obj;
 }
 
@@ -148,31 +162,62 @@ static void t_connected(evssh_session *s, int status, void *ud) {
   rs->connect_status = status;
 }
 
-static void raise_session(rsess *rs, int rc) {
+void ext_raise_session(rsess *rs, int rc) {
+  if (rc == EVSSH_EBUSY)
+    rb_raise(ext_eBusy, "this libevssh cannot run an event loop from inside one of its callbacks (EVSSH_EBUSY)");
   const char *msg = rs->s ? evssh_session_error(rs->s) : "";
   ext_raise_code(rc, msg);
 }
 
 void ext_check_not_nested(rsess *rs) {
   if (rs->depth > 0)
-    ext_raise_code(EVSSH_EBUSY, "the event loop cannot be entered from inside one of its callbacks");
+    ext_raise_code(EVSSH_EBUSY, "the session cannot be freed from inside one of its own callbacks");
 }
 
-/* The part of an iteration that runs with the GVL: what is buffered, on_process,
-   non-blocking I/O and listen_to dispatch. */
+/* Net::SSH's preprocess, with the GVL: what is buffered, on_process, and
+   non-blocking I/O on the session socket. A nested call (from inside a
+   callback) is C's to allow or refuse. */
 static void step(rsess *rs) {
-  ext_refresh_listeners(rs);
   int rc = evssh_session_process(rs->s, 0, NULL, NULL);
   ext_raise_pending(rs);
-  if (rc < 0) raise_session(rs, rc);
+  if (rc < 0) ext_raise_session(rs, rc);
 }
 
-/* After a wait: read and dispatch what arrived on the session fd. */
-static void after_wait(rsess *rs, int revents) {
-  if (!revents || !rs->s) return;
-  int rc = evssh_session_handle_events(rs->s, revents);
-  ext_raise_pending(rs);
-  if (rc < 0) raise_session(rs, rc);
+/* Data sent in the preprocess (a producer in on_process, as net-scp's
+   upload) went out: Net::SSH would not sleep (its socket has pending
+   writes), so neither do we while the peer's window takes it. With
+   evssh_channel_pending that is exact (nothing left queued: go on, else
+   sleep until the peer's window adjust). Without it we cannot tell a full
+   window from an empty queue, so we go on for up to STREAK_MAX bytes
+   without hearing from the peer (more than half of a common window:
+   OpenSSH adjusts after half of its 2 MiB; anything readable on the socket
+   counts as hearing) and then poll every STREAK_POLL_MS,
+   so neither a closed window (the queue grows by one producer step per
+   poll) nor a window larger than that (no adjust is due yet) can stall us. */
+#define STREAK_MAX (4ull * 1024ull * 1024ull)
+#define STREAK_POLL_MS 10
+
+static int clear_sent(VALUE chan, VALUE val, VALUE arg) {
+  rchan *c = ext_get_rc(chan);
+#ifdef HAVE_EVSSH_CHANNEL_PENDING
+  if (c->sent_in_step && c->ch && evssh_channel_pending(c->ch) == 0) *(bool *)arg = true;
+#endif
+  c->sent_in_step = false;
+  return ST_CONTINUE;
+}
+
+/* how long the wait after a preprocess that sent bytes may be */
+static int producer_wait(rsess *rs, unsigned long long bytes, int wait_ms) {
+  bool drained = false;
+  rb_hash_foreach(rs->channels, clear_sent, (VALUE)&drained);
+#ifdef HAVE_EVSSH_CHANNEL_PENDING
+  (void)bytes;
+  return drained ? 0 : wait_ms;
+#else
+  rs->streak += bytes;
+  if (rs->streak < STREAK_MAX) return 0;
+  return wait_ms < 0 || wait_ms > STREAK_POLL_MS ? STREAK_POLL_MS : wait_ms;
+#endif
 }
 
 /* The loop's condition: a Ruby block (cond) or a C predicate (pred). */
@@ -184,17 +229,36 @@ static bool ask(VALUE cond, loop_pred pred, void *arg, VALUE self) {
 }
 
 /* One Net::SSH process iteration; false when the condition said stop. The
-   condition is asked again after the GVL part, so a wait never starts once
-   what the caller waits for has happened. */
+   condition is asked again after the preprocess, so a wait never starts
+   once what the caller waits for has happened. The session socket's
+   readiness is acted on by the next preprocess (C's own poll), so each
+   iteration is one C iteration; listened IOs get their callbacks right after
+   the wait, before the next on_process. When the preprocess delivered
+   something (its read comes after on_process), the wait is skipped so
+   on_process sees it at once, as in Net::SSH, where packets read in one
+   iteration are dispatched before the next one's on_process. */
 static bool process_once(rsess *rs, int wait_ms, VALUE cond, loop_pred pred, void *arg) {
-  if (!ask(cond, pred, arg, rs->self)) return false;
+  /* as Net::SSH's closed socket: an IOError, whatever the condition says */
   if (!rs->s) rb_raise(ext_eClosed, "session closed");
+  if (!ask(cond, pred, arg, rs->self)) return false;
+  unsigned long before = rs->activity;
+  unsigned long long sent_before = rs->sent;
   step(rs);
   if (!ask(cond, pred, arg, rs->self)) return false;
+  if (!rs->s) return true;
+  if (rs->activity != before) {
+    /* what the preprocess read after on_process ran (data, replies, EOF)
+       is for the next on_process: no sleeping before it has seen it */
+    wait_ms = 0;
+    rs->streak = 0;
+  } else if (rs->sent != sent_before) {
+    wait_ms = producer_wait(rs, rs->sent - sent_before, wait_ms);
+  }
   ext_refresh_listeners(rs);
   int revents;
   ext_wait_ready(&rs, 1, wait_ms, &revents);
-  after_wait(rs, revents);
+  if (revents & EVSSH_READ) rs->streak = 0; /* the peer spoke (a window adjust, say) */
+  ext_dispatch_listeners(rs);
   return true;
 }
 
@@ -226,36 +290,105 @@ static VALUE sess_read_config(VALUE self, VALUE path) {
   return self;
 }
 
-/* Answers libevssh's key passphrase prompts from the passphrase: option, as
-   Net::SSH does, without running Ruby; any other prompt is declined. */
+/* Answers libevssh's prompts: a key passphrase from the passphrase: option
+   (kept in C memory, wiped on free) without running Ruby; anything else
+   (passwords, keyboard-interactive, passphrases without the option) from the
+   Ruby prompt proc, which applies Net::SSH's password_prompt and
+   number_of_password_prompts. What the proc raises ends the connect. */
 static int t_prompt(evssh_session *s, const char *prompt, bool echo, char *answer, size_t size, void *ud) {
   rsess *rs = ud;
-  if (!rs->passphrase || !prompt || !strstr(prompt, "passphrase")) return -1;
-  size_t n = strlen(rs->passphrase);
-  if (n + 1 > size) return -1;
-  memcpy(answer, rs->passphrase, n + 1);
+  if (rs->dead) return -1;
+  bool passphrase = prompt && strstr(prompt, "passphrase");
+  if (passphrase && rs->passphrase) {
+    size_t n = strlen(rs->passphrase);
+    if (n + 1 > size) return -1;
+    memcpy(answer, rs->passphrase, n + 1);
+    return 0;
+  }
+  if (NIL_P(rs->prompt_proc)) return -1;
+  VALUE argv[2] = {rb_str_new_cstr(prompt ? prompt : ""), echo ? Qtrue : Qfalse};
+  VALUE caught = Qnil;
+  VALUE r = ext_guarded_send(rs, rs->prompt_proc, ext_id_call, 2, argv, rb_eException, &caught);
+  if (!NIL_P(caught) && NIL_P(rs->connect_exc)) rs->connect_exc = caught;
+  if (r == Qundef || !RB_TYPE_P(r, T_STRING)) return -1;
+  size_t n = (size_t)RSTRING_LEN(r);
+  if (n + 1 > size || memchr(RSTRING_PTR(r), 0, n)) return -1;
+  memcpy(answer, RSTRING_PTR(r), n);
+  answer[n] = 0;
   return 0;
 }
 
 static VALUE sess_set_passphrase(VALUE self, VALUE pw) {
   rsess *rs = ext_open_rs(self);
   wipe_passphrase(rs);
-  if (NIL_P(pw)) {
-    evssh_session_set_prompt(rs->s, NULL, NULL);
-    return pw;
+  if (!NIL_P(pw)) {
+    const char *p = StringValueCStr(pw);
+    rs->passphrase = strdup(p);
+    if (!rs->passphrase) rb_raise(rb_eNoMemError, "passphrase");
   }
-  const char *p = StringValueCStr(pw);
-  rs->passphrase = strdup(p);
-  if (!rs->passphrase) rb_raise(rb_eNoMemError, "passphrase");
-  evssh_session_set_prompt(rs->s, t_prompt, rs);
+  evssh_session_set_prompt(rs->s, rs->passphrase || !NIL_P(rs->prompt_proc) ? t_prompt : NULL, rs);
   return pw;
 }
 
-/* libevssh's own log on stderr at this level (EVSSH_LOG_*), 0 for none */
-static VALUE sess_set_log_level(VALUE self, VALUE level) {
+static VALUE sess_set_prompt(VALUE self, VALUE proc) {
   rsess *rs = ext_open_rs(self);
-  evssh_session_set_log(rs->s, NUM2INT(level), NULL, NULL);
-  return level;
+  rs->prompt_proc = proc;
+  evssh_session_set_prompt(rs->s, rs->passphrase || !NIL_P(rs->prompt_proc) ? t_prompt : NULL, rs);
+  return proc;
+}
+
+/* Ruby host key verification (Net::SSH's verifiers, known_hosts objects):
+   the proc gets (key type, "SHA256:..." fingerprint); it accepts by
+   returning true. What it raises (HostKeyUnknown, ...) is what the connect
+   raises. */
+static int t_hostkey(evssh_session *s, const char *keytype, const char *fp, void *ud) {
+  rsess *rs = ud;
+  if (rs->dead || NIL_P(rs->hostkey_proc)) return 0;
+  VALUE argv[2] = {rb_str_new_cstr(keytype ? keytype : ""), rb_str_new_cstr(fp ? fp : "")};
+  VALUE caught = Qnil;
+  VALUE r = ext_guarded_send(rs, rs->hostkey_proc, ext_id_call, 2, argv, rb_eException, &caught);
+  if (!NIL_P(caught)) {
+    if (NIL_P(rs->connect_exc)) rs->connect_exc = caught;
+    return -1;
+  }
+  return r != Qundef && RTEST(r) ? 0 : -1;
+}
+
+static VALUE sess_set_hostkey_check(VALUE self, VALUE proc) {
+  rsess *rs = ext_open_rs(self);
+  rs->hostkey_proc = proc;
+  evssh_session_set_hostkey_check(rs->s, NIL_P(proc) ? NULL : t_hostkey, rs);
+  return proc;
+}
+
+/* libevssh's log lines go to a Ruby Logger (#add(severity, message,
+   progname)); nothing is logged while the wrapper is being freed. */
+static VALUE log_body(VALUE p) {
+  VALUE *a = (VALUE *)p;
+  return rb_funcall(a[0], rb_intern("add"), 3, a[1], a[2], rb_str_new_cstr("evssh"));
+}
+static void t_log(evssh_session *s, int level, const char *message, void *ud) {
+  rsess *rs = ud;
+  if (rs->dead || NIL_P(rs->logger)) return;
+  /* Logger::DEBUG 0, INFO 1, ERROR 3 */
+  int sev = level <= EVSSH_LOG_ERROR ? 3 : level == EVSSH_LOG_INFO ? 1 : 0;
+  VALUE a[3] = {rs->logger, INT2FIX(sev), rb_str_new_cstr(message ? message : "")};
+  int state = 0;
+  rb_protect(log_body, (VALUE)a, &state);
+  if (state) rb_set_errinfo(Qnil); /* a broken logger must not break the session */
+}
+
+/* _set_logger(logger, level): libevssh logs up to level (EVSSH_LOG_*) into
+   logger; level 0 leaves the library's own default (EVSSH_DEBUG on stderr) */
+static VALUE sess_set_logger(VALUE self, VALUE logger, VALUE level) {
+  rsess *rs = ext_open_rs(self);
+  int lv = NUM2INT(level);
+  rs->logger = lv > 0 ? logger : Qnil;
+  if (lv > 0)
+    evssh_session_set_log(rs->s, lv, t_log, rs);
+  else
+    evssh_session_set_log(rs->s, 0, NULL, NULL);
+  return logger;
 }
 
 static VALUE sess_set_password(VALUE self, VALUE pw) {
@@ -285,16 +418,35 @@ static VALUE sess_connect_state(VALUE self) {
   return rs->connect_status == EVSSH_OK ? Qtrue : Qfalse;
 }
 
+/* The exception of a failed connect: what a Ruby callback (host key
+   verifier, prompt) raised, else the C error; the server's host key rides
+   along when the library can tell it (for remember_host!). */
+static VALUE connect_failure(rsess *rs) {
+  if (!NIL_P(rs->connect_exc)) return rs->connect_exc;
+  VALUE e = ext_make_connect_error(rs->connect_status, rs->s ? evssh_session_error(rs->s) : "");
+#ifdef HAVE_EVSSH_SESSION_HOST_KEY
+  const char *type = NULL;
+  const unsigned char *blob = NULL;
+  size_t len = 0;
+  if (rs->s && evssh_session_host_key(rs->s, &type, &blob, &len) == EVSSH_OK && blob && len) {
+    rb_ivar_set(e, rb_intern("@__host_key_type"), rb_str_new_cstr(type ? type : ""));
+    rb_ivar_set(e, rb_intern("@__host_key_blob"), rb_str_new((const char *)blob, (long)len));
+  }
+#endif
+  return e;
+}
+
 static VALUE sess_connect_error(VALUE self) {
   rsess *rs = ext_get_rs(self);
   if (!rs->connect_done || rs->connect_status == EVSSH_OK) return Qnil;
-  return ext_make_error(rs->connect_status, rs->s ? evssh_session_error(rs->s) : "");
+  return connect_failure(rs);
 }
 
-/* Blocking connect, with the GVL released while waiting for the network. */
-static VALUE sess_connect(VALUE self) {
+/* Finish a connect started with _connect_async, blocking, with the GVL
+   released while waiting for the network. On failure the C session is
+   freed and the exception raised. */
+static VALUE sess_connect_finish(VALUE self) {
   rsess *rs = ext_open_rs(self);
-  sess_connect_async(self);
   while (!rs->connect_done) {
     int revents;
     ext_wait_ready(&rs, 1, -1, &revents);
@@ -306,20 +458,31 @@ static VALUE sess_connect(VALUE self) {
   }
   rs->connecting = false;
   if (rs->connect_status != EVSSH_OK) {
-    VALUE e = ext_make_error(rs->connect_status, evssh_session_error(rs->s));
+    VALUE e = connect_failure(rs);
+    rs->connect_exc = Qnil;
+    rs->exc = Qnil;
+    rs->jump = 0;
     ext_multi_leave(rs);
+    rs->dead = true; /* no Ruby from the callbacks of the teardown */
     evssh_session_free(rs->s);
     rs->s = NULL;
+    rs->dead = false;
     rb_exc_raise(e);
   }
+  rs->connect_exc = Qnil;
+  ext_raise_pending(rs);
   return self;
+}
+
+static VALUE sess_connect(VALUE self) {
+  sess_connect_async(self);
+  return sess_connect_finish(self);
 }
 
 static VALUE sess_process(int argc, VALUE *argv, VALUE self) {
   VALUE wait, cond;
   rb_scan_args(argc, argv, "01&", &wait, &cond);
   rsess *rs = ext_get_rs(self);
-  ext_check_not_nested(rs);
   return process_once(rs, ext_wait_ms_of(wait), cond, NULL, NULL) ? Qtrue : Qfalse;
 }
 
@@ -332,7 +495,6 @@ static VALUE sess_loop(int argc, VALUE *argv, VALUE self) {
   VALUE wait, cond;
   rb_scan_args(argc, argv, "01&", &wait, &cond);
   rsess *rs = ext_get_rs(self);
-  ext_check_not_nested(rs);
   int ms = ext_wait_ms_of(wait);
   if (NIL_P(cond)) cond = rb_proc_new(busy_cond, self);
   while (process_once(rs, ms, cond, NULL, NULL)) {
@@ -368,18 +530,9 @@ static VALUE sess_error_message(VALUE self) {
   return m && *m ? rb_str_new_cstr(m) : Qnil;
 }
 
-/* C part of close: the channels were asked to close and the loop ran in
-   Ruby (with the GVL released); now disconnect and free. */
-static VALUE sess_close_now(VALUE self) {
-  rsess *rs = ext_get_rs(self);
-  if (!rs->s) return Qnil;
-  /* freeing the session under one of its own callbacks would pull the
-     ground from under the C dispatch that runs it */
-  ext_check_not_nested(rs);
-  rs->depth++; /* callbacks of the last moment may run; no nested loops */
-  evssh_session_close(rs->s);
-  rs->depth--;
-  /* anything C did not retire through on_close is cut loose now */
+/* Cut every channel loose (no more callbacks), leave the multi and free
+   the C session. */
+static void drop_session(rsess *rs) {
   VALUE chans = rb_funcall(rs->channels, rb_intern("keys"), 0);
   for (long i = 0; i < RARRAY_LEN(chans); i++) ext_detach(ext_get_rc(RARRAY_AREF(chans, i)));
   evssh_session *s = rs->s;
@@ -391,9 +544,74 @@ static VALUE sess_close_now(VALUE self) {
   rb_hash_clear(rs->pending);
   rb_hash_clear(rs->listeners);
   free_open_types(rs);
+}
+
+/* C part of close: the channels were asked to close and the loop ran in
+   Ruby (with the GVL released); now disconnect and free. */
+static VALUE sess_close_now(VALUE self) {
+  rsess *rs = ext_get_rs(self);
+  if (!rs->s) return Qnil;
+  /* freeing the session under one of its own callbacks would pull the
+     ground from under the C dispatch that runs it */
+  ext_check_not_nested(rs);
+  rs->depth++; /* callbacks of the last moment may run */
+  evssh_session_close(rs->s);
+  rs->depth--;
+  /* anything C did not retire through on_close is cut loose now */
+  drop_session(rs);
   ext_raise_pending(rs);
   return Qnil;
 }
+
+/* Net::SSH's shutdown!: no goodbye, no callbacks; the session is closed. */
+static VALUE sess_shutdown(VALUE self) {
+  rsess *rs = ext_get_rs(self);
+  if (!rs->s) return Qnil;
+  ext_check_not_nested(rs);
+  drop_session(rs);
+  return Qnil;
+}
+
+/* Net::SSH's preprocess (one non-blocking C iteration), for foreign loops
+   such as net-ssh-multi's. */
+static VALUE sess_step(VALUE self) {
+  rsess *rs = ext_open_rs(self);
+  step(rs);
+  return Qtrue;
+}
+
+/* What libevssh wants on its socket now (EVSSH_READ|EVSSH_WRITE), and how
+   long a foreign loop may sleep (ms, -1 none). */
+static VALUE sess_events(VALUE self) {
+  rsess *rs = ext_get_rs(self);
+  return INT2FIX(rs->s ? evssh_session_events(rs->s) : 0);
+}
+static VALUE sess_timeout(VALUE self) {
+  rsess *rs = ext_get_rs(self);
+  return INT2FIX(rs->s ? evssh_session_timeout(rs->s) : -1);
+}
+
+#ifdef HAVE_EVSSH_SESSION_ALGORITHM
+/* _algorithm("kex"|"hostkey"|"cipher_c2s"|...): negotiated name or nil */
+static VALUE sess_algorithm(VALUE self, VALUE which) {
+  rsess *rs = ext_get_rs(self);
+  if (!rs->s) return Qnil;
+  const char *v = evssh_session_algorithm(rs->s, StringValueCStr(which));
+  return v ? rb_str_new_cstr(v) : Qnil;
+}
+#endif
+
+#ifdef HAVE_EVSSH_SESSION_HOST_KEY
+/* _host_key: [type, blob] of the server's host key, or nil */
+static VALUE sess_host_key(VALUE self) {
+  rsess *rs = ext_get_rs(self);
+  const char *type = NULL;
+  const unsigned char *blob = NULL;
+  size_t len = 0;
+  if (!rs->s || evssh_session_host_key(rs->s, &type, &blob, &len) != EVSSH_OK || !blob) return Qnil;
+  return rb_assoc_new(rb_str_new_cstr(type ? type : ""), rb_str_new((const char *)blob, (long)len));
+}
+#endif
 
 static VALUE sess_fd(VALUE self) {
   rsess *rs = ext_get_rs(self);
@@ -458,7 +676,6 @@ static VALUE sess_exec(int argc, VALUE *argv, VALUE self) {
 static bool channel_open(void *arg) { return ((rchan *)arg)->ch != NULL; }
 
 void ext_wait_channel(rsess *rs, rchan *c) {
-  ext_check_not_nested(rs);
   while (process_once(rs, -1, Qnil, channel_open, c)) {
   }
 }
@@ -468,7 +685,6 @@ static VALUE sess_exec_bang(int argc, VALUE *argv, VALUE self) {
   VALUE cmd, opts, blk;
   rb_scan_args(argc, argv, "1:&", &cmd, &opts, &blk);
   rsess *rs = ext_open_rs(self);
-  ext_check_not_nested(rs);
   VALUE status = NIL_P(opts) ? Qnil : rb_hash_aref(opts, ID2SYM(rb_intern("status")));
   VALUE obj = start_exec(rs, cmd, status, blk, NIL_P(blk) ? EXEC_COLLECT : EXEC_BLOCK);
   rchan *c = ext_get_rc(obj);
@@ -554,13 +770,26 @@ void ext_init_session(void) {
   rb_define_method(ext_cSession, "_option", sess_option, 2);
   rb_define_method(ext_cSession, "_read_config", sess_read_config, 1);
   rb_define_method(ext_cSession, "_password=", sess_set_password, 1);
-  rb_define_method(ext_cSession, "_log_level=", sess_set_log_level, 1);
+  rb_define_method(ext_cSession, "_set_logger", sess_set_logger, 2);
   rb_define_method(ext_cSession, "_passphrase=", sess_set_passphrase, 1);
+  rb_define_method(ext_cSession, "_prompt=", sess_set_prompt, 1);
+  rb_define_method(ext_cSession, "_host_key_check=", sess_set_hostkey_check, 1);
   rb_define_method(ext_cSession, "_connect", sess_connect, 0);
+  rb_define_method(ext_cSession, "_connect_finish", sess_connect_finish, 0);
   rb_define_method(ext_cSession, "_connect_async", sess_connect_async, 0);
   rb_define_method(ext_cSession, "_connect_state", sess_connect_state, 0);
   rb_define_method(ext_cSession, "_connect_error", sess_connect_error, 0);
   rb_define_method(ext_cSession, "_close_now", sess_close_now, 0);
+  rb_define_method(ext_cSession, "_shutdown", sess_shutdown, 0);
+  rb_define_method(ext_cSession, "_step", sess_step, 0);
+  rb_define_method(ext_cSession, "_events", sess_events, 0);
+  rb_define_method(ext_cSession, "_timeout", sess_timeout, 0);
+#ifdef HAVE_EVSSH_SESSION_ALGORITHM
+  rb_define_method(ext_cSession, "_algorithm", sess_algorithm, 1);
+#endif
+#ifdef HAVE_EVSSH_SESSION_HOST_KEY
+  rb_define_method(ext_cSession, "_host_key", sess_host_key, 0);
+#endif
   rb_define_method(ext_cSession, "process", sess_process, -1);
   rb_define_method(ext_cSession, "loop", sess_loop, -1);
   rb_define_method(ext_cSession, "busy?", sess_busy_p, -1);
@@ -569,12 +798,12 @@ void ext_init_session(void) {
   rb_define_method(ext_cSession, "[]", sess_aref, 1);
   rb_define_method(ext_cSession, "[]=", sess_aset, 2);
   rb_define_method(ext_cSession, "properties", sess_properties, 0);
-  rb_define_method(ext_cSession, "channels", sess_channels, 0);
+  rb_define_method(ext_cSession, "_channels", sess_channels, 0);
   rb_define_method(ext_cSession, "error_message", sess_error_message, 0);
   rb_define_method(ext_cSession, "fileno", sess_fd, 0);
-  rb_define_method(ext_cSession, "open_channel", sess_open_channel, -1);
-  rb_define_method(ext_cSession, "exec", sess_exec, -1);
-  rb_define_method(ext_cSession, "exec!", sess_exec_bang, -1);
+  rb_define_method(ext_cSession, "_open_channel", sess_open_channel, -1);
+  rb_define_method(ext_cSession, "_exec", sess_exec, -1);
+  rb_define_method(ext_cSession, "_exec_bang", sess_exec_bang, -1);
   rb_define_method(ext_cSession, "send_global_request", sess_send_global_request, -1);
   rb_define_method(ext_cSession, "on_global_request", sess_on_global_request, 1);
   rb_define_method(ext_cSession, "on_open_channel", sess_on_open_channel, 1);

@@ -42,8 +42,8 @@ module EvSSH
     # Start connecting to host (does not block); on_ready is called with
     # (session, nil) once it is ready or (session, error) if it failed.
     def use(host, user = nil, **opts, &on_ready)
-      session = Session.build(host, user, **@defaults.merge(opts))
-      session._connect_async
+      session = Session.build(host, user, @defaults.merge(opts))
+      session.__start_connect
       @on_ready[session] = on_ready
       @sessions << session
       @core.add(session) if @core && session._connect_state != false
@@ -139,6 +139,7 @@ module EvSSH
       state = session._connect_state
       return if state.nil? || !@on_ready.key?(session)
       cb = @on_ready.delete(session)
+      session.__after_connect
       if state
         cb&.call(session, nil)
       else
@@ -151,6 +152,7 @@ module EvSSH
     end
 
     def remove_failed(session, error)
+      session.__after_connect
       @core&.remove(session)
       cb = @on_ready.delete(session)
       @sessions.delete(session)
