@@ -345,6 +345,10 @@ typedef struct read_ctx {
   bool final_pass;
   bool want_final;
   bool system_file;            /* Include relative to /etc/ssh */
+  /* cfg_read_text: the "file" is this text, Include and Match exec touch
+     neither the file system nor processes */
+  const char *text;
+  size_t text_len;
   local_info li;
   char *err;
   size_t errlen;
@@ -392,6 +396,11 @@ static int run_match_exec(read_ctx *rc, const char *cmdtmpl, const char *where, 
   if (r != EVSSH_OK) {
     evssh_errorf(rc->err, rc->errlen, "%s: %s", where, sub);
     return r;
+  }
+  if (rc->text) {
+    *matched = strcmp(cmd, "true") == 0;
+    free(cmd);
+    return EVSSH_OK;
   }
   pid_t pid = fork();
   if (pid < 0) {
@@ -543,6 +552,15 @@ static int do_include(read_ctx *rc, const strlist *args, const char *where, bool
     }
     if (pat == NULL)
       return EVSSH_ENOMEM;
+    if (rc->text) {
+      /* the text includes itself once, whatever the pattern */
+      free(pat);
+      int e = depth == 0 ? read_one(rc, "(included text)", active, nevermatch || !active, depth + 1, false, true)
+                         : EVSSH_OK;
+      if (e != EVSSH_OK)
+        return e;
+      continue;
+    }
     glob_t g;
     memset(&g, 0, sizeof(g));
     int gr = glob(pat, 0, NULL, &g);
@@ -666,14 +684,16 @@ static int process_line(read_ctx *rc, char *line, const char *where, bool *activ
 
 static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch, int depth,
                     bool checkperm, bool must_exist) {
-  FILE *f = fopen(path, "r");
+  if (rc->text && rc->text_len == 0)
+    return EVSSH_OK;
+  FILE *f = rc->text ? fmemopen((void *)rc->text, rc->text_len, "r") : fopen(path, "r");
   if (f == NULL) {
     if (!must_exist && errno == ENOENT)
       return EVSSH_OK;
     evssh_errorf(rc->err, rc->errlen, "cannot open config file %s: %s", path, strerror(errno));
     return EVSSH_EINVAL;
   }
-  if (checkperm) {
+  if (checkperm && !rc->text) {
     struct stat st;
     if (fstat(fileno(f), &st) != 0 ||
         (st.st_uid != 0 && st.st_uid != (uid_t)rc->li.uid) || (st.st_mode & 022) != 0) {
@@ -707,8 +727,8 @@ static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch
   return e;
 }
 
-int evssh_config_read_file(evssh_config *c, const char *path, const char *host,
-                           char *err, size_t errlen) {
+static int read_config(evssh_config *c, const char *path, const char *host, const char *text, size_t text_len,
+                       char *err, size_t errlen) {
   if (c == NULL || host == NULL || *host == '\0') {
     evssh_errorf(err, errlen, "config: missing host");
     return EVSSH_EINVAL;
@@ -718,6 +738,8 @@ int evssh_config_read_file(evssh_config *c, const char *path, const char *host,
   rc.c = c;
   rc.err = err;
   rc.errlen = errlen;
+  rc.text = text;
+  rc.text_len = text_len;
   int e = local_info_get(&rc.li, err, errlen);
   if (e != EVSSH_OK)
     return e;
@@ -778,6 +800,18 @@ int evssh_config_read_file(evssh_config *c, const char *path, const char *host,
   }
   free(resolved);
   return e;
+}
+
+int evssh_config_read_file(evssh_config *c, const char *path, const char *host,
+                           char *err, size_t errlen) {
+  return read_config(c, path, host, NULL, 0, err, errlen);
+}
+
+int cfg_read_text(evssh_config *c, const char *name, const char *text, size_t len, const char *host, char *err,
+                  size_t errlen) {
+  if (name == NULL || text == NULL)
+    return EVSSH_EINVAL;
+  return read_config(c, name, host, text, len, err, errlen);
 }
 
 /* ------------------------------------------------------------- finalize */

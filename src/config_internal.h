@@ -85,4 +85,13 @@ int cfg_parse_value(int k, const strlist *args, const char *rest, char **canon,
                        strlist *items, char *err, size_t errlen);
 int cfg_store_value(slot *layer, int k, char *canon, strlist *items, bool first_wins);
 
+/* evssh_config_read_file over text in memory, for the fuzz target
+   (test/fuzz/fuzz_config.c): name stands for the file in messages, and
+   nothing outside the text is touched. Match exec runs no command (its
+   tokens are expanded; it matches when the result is "true"); Include
+   reads no file (its pattern is expanded; at the top level it reads the
+   text itself once more, deeper it matches nothing). */
+int cfg_read_text(evssh_config *c, const char *name, const char *text, size_t len, const char *host, char *err,
+                  size_t errlen);
+
 #endif

@@ -1150,6 +1150,11 @@ static int on_eof(evssh_conn *c, evssh_reader *r) {
   evssh_channel *ch;
   int rc = read_recipient(c, r, "CHANNEL_EOF", false, &ch);
   if (rc) return rc;
+  if (ch->eof_received) {
+    /* on_eof runs once; a repeated EOF changes nothing (OpenSSH ignores it too) */
+    LOG(c, EVSSH_LOG_INFO, "channel %u: second EOF from peer ignored", ch->local_id);
+    return EVSSH_OK;
+  }
   ch->eof_received = true;
   LOG(c, EVSSH_LOG_DEBUG, "channel %u: eof from peer", ch->local_id);
   if (ch->on_eof) ch->on_eof(ch, ch->on_eof_ud);
@@ -1253,16 +1258,16 @@ static int on_channel_request(evssh_conn *c, evssh_reader *r) {
   LOG(c, EVSSH_LOG_DEBUG, "channel %u: peer request %s%s", ch->local_id, name, want_reply ? " (reply wanted)" : "");
   bool status = string_is(type, type_len, "exit-status");
   bool exit_report = status || string_is(type, type_len, "exit-signal");
-  if (exit_report && !want_reply) {
+  if (exit_report) {
     held_report *h = status ? &ch->held_status : &ch->held_signal;
-    if (!ch->eof_received) {
-      /* the latest of each kind replaces an earlier one: bounded */
-      buf_reset(&h->data);
+    /* the latest of each kind replaces an earlier one: bounded */
+    buf_reset(&h->data);
+    if (!want_reply && !ch->eof_received) {
       h->present = record_report(ch, status, *r, &h->data);
       return EVSSH_OK;
     }
-    record_report(ch, status, *r, NULL);
-  } else if (exit_report) {
+    /* delivered now: one still held is older and must not follow it */
+    h->present = false;
     record_report(ch, status, *r, NULL);
   }
   int answer = run_request_handler(ch, type, type_len, *r, want_reply);
@@ -1443,9 +1448,13 @@ void conn_abort(evssh_conn *c, int code) {
   for (size_t i = 0; i < c->table_size; i++) {
     evssh_channel *ch = c->table[i];
     if (!ch || ch->state == CHAN_DONE) continue;
-    if (ch->state == CHAN_OPENING && ch->on_open_failed) ch->on_open_failed(ch, 2, "session closed", ch->on_open_failed_ud);
+    /* a channel still opening ends as a refused open does: on_open_failed
+       is its last callback, without on_close (or on_close when the
+       program set no on_open_failed) */
+    bool refused = ch->state == CHAN_OPENING && ch->on_open_failed;
+    if (refused) ch->on_open_failed(ch, 2, "session closed", ch->on_open_failed_ud);
     run_held_requests(ch);
-    channel_retire(ch, true);
+    channel_retire(ch, !refused);
   }
   free_owed(c);
 }

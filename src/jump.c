@@ -151,6 +151,7 @@ static void on_channel_close(evssh_channel *ch, void *ud) {
 
 static void on_channel_open_failed(evssh_channel *ch, uint32_t reason, const char *description, void *ud) {
   jump_pipe *jp = ud;
+  jp->ch = NULL;   /* over without on_close: the handle goes at the next reap */
   jump_failed(jp, EVSSH_ECONNECT, "ProxyJump via %s: connect to %s port %d refused (reason %u: %s)",
               evssh_session_host(jp->outer), jp->target, jp->target_port, reason,
               description ? description : "");

@@ -155,12 +155,15 @@ int packet_next(evssh_packet *p, const unsigned char **payload, size_t *len,
     buf_consume(&p->in, p->rx_consume);
     p->rx_consume = 0;
   }
+  size_t avail = buf_avail(&p->in);
+  /* nothing buffered (the buffer may not even be allocated yet): the
+     pointer arithmetic below would be NULL + 0 */
+  if (avail == 0) return EVSSH_EAGAIN;
   packet_dir *d = &p->rx;
   size_t block = dir_block(d);
   size_t tag_len = dir_tag(d);
   bool aead = dir_aead(d), etm = dir_etm(d);
   unsigned char *pkt = p->in.data + p->in.off;
-  size_t avail = buf_avail(&p->in);
 
   if (p->rx_total == 0) {
     uint32_t packet_length;

@@ -1009,6 +1009,36 @@ START_TEST(test_open_failure_reason_text) {
 }
 END_TEST
 
+/* The session ends while a channel is still opening: on_open_failed
+   (reason 2) is its last callback, as for a refusal, without on_close;
+   found by fuzz_connection (both ran). Without on_open_failed, on_close. */
+START_TEST(test_abort_while_opening_one_callback) {
+  events[0] = 0;
+  evssh_channel *a = evssh_session_open_channel(S, rec_open, NULL);
+  evssh_channel_on_open_failed(a, rec_failed, NULL);
+  evssh_channel_on_close(a, rec_close, NULL);
+  ck_assert_int_eq(evssh_channel_send_request(a, "exec", NULL, 0, rec_reply, "A"), 0);
+  evssh_channel *b = evssh_session_open_channel(S, rec_open, NULL);
+  evssh_channel_on_close(b, rec_close, NULL);
+  fake_fail(S, EVSSH_EDISCONNECT, "gone");
+  ck_assert_str_eq(events, "failed:2:session closed;replyA:fail;close;");
+  ck_assert(!evssh_channel_active(a) && !evssh_channel_active(b));
+}
+END_TEST
+
+/* on_eof runs once even when a peer repeats EOF (found by fuzz_connection) */
+START_TEST(test_repeated_eof_one_callback) {
+  events[0] = 0;
+  evssh_channel *ch = open_confirmed(5, 1000, 1000);
+  evssh_channel_on_eof(ch, rec_eof, NULL);
+  evssh_channel_on_close(ch, rec_close, NULL);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_EOF, evssh_channel_id(ch)), 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_EOF, evssh_channel_id(ch)), 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_CLOSE, evssh_channel_id(ch)), 0);
+  ck_assert_str_eq(events, "eof;close;");
+}
+END_TEST
+
 static int refuse_or_accept(evssh_session *s, evssh_channel *ch, evssh_reader *data, void *ud) {
   uint32_t v;
   ck_assert_int_eq(evssh_read_u32(data, &v), 0);
@@ -1620,6 +1650,25 @@ static int feed_request(uint32_t local, const char *type, bool want, const void 
   return rc;
 }
 
+/* An exit-status held for EOF is superseded by a later one delivered at
+   once (want-reply set): the handler never sees the older value after the
+   newer (found by fuzz_connection: 98, then the held 0 at the end). */
+START_TEST(test_held_exit_status_superseded) {
+  events[0] = 0;
+  evssh_channel *ch = open_confirmed(6, 1000, 1000);
+  evssh_channel_on_request(ch, "exit-status", rec_exit, NULL);
+  evssh_channel_on_close(ch, rec_close, NULL);
+  ck_assert_int_eq(feed_request(evssh_channel_id(ch), "exit-status", false, "\0\0\0\3", 4), 0);
+  ck_assert_int_eq(feed_request(evssh_channel_id(ch), "exit-status", true, "\0\0\0\142", 4), 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_EOF, evssh_channel_id(ch)), 0);
+  ck_assert_int_eq(feed_u32(SSH_MSG_CHANNEL_CLOSE, evssh_channel_id(ch)), 0);
+  ck_assert_str_eq(events, "exit-status=98;close;");
+  int st;
+  ck_assert_int_eq(evssh_channel_exit_status(ch, &st), 0);
+  ck_assert_int_eq(st, 98);
+}
+END_TEST
+
 /* Only OPEN_CONFIRMATION / OPEN_FAILURE may come for a channel still
    opening; anything else is EPROTO naming the message and the channel, and
    nothing is answered to the unknown remote number. */
@@ -2010,6 +2059,9 @@ static Suite *connection_suite(void) {
   tcase_add_test(tc, test_flush_is_fair);
   tcase_add_test(tc, test_window_overrun_is_eproto);
   tcase_add_test(tc, test_open_failure_reason_text);
+  tcase_add_test(tc, test_abort_while_opening_one_callback);
+  tcase_add_test(tc, test_repeated_eof_one_callback);
+  tcase_add_test(tc, test_held_exit_status_superseded);
   tcase_add_test(tc, test_peer_opened_channels);
   tcase_add_test(tc, test_incoming_channel_requests);
   tcase_add_test(tc, test_channel_request_replies_in_order);

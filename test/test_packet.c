@@ -225,6 +225,22 @@ START_TEST(interleaved_drain_keeps_framing) {
 }
 END_TEST
 
+/* A receiver asked before any byte arrived (its buffer never allocated)
+   just waits; found by fuzz_packet as NULL + 0 under UBSan. */
+START_TEST(next_on_empty_receiver) {
+  for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+    pair p;
+    setup(&p, modes[m][0], modes[m][1]);
+    const unsigned char *payload = NULL;
+    size_t len = 0;
+    char err[128] = "";
+    ck_assert_int_eq(packet_next(&p.rx, &payload, &len, err, sizeof err), EVSSH_EAGAIN);
+    ck_assert_str_eq(err, "");
+    teardown(&p);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("packet");
   TCase *tc = tcase_create("framing");
@@ -234,6 +250,7 @@ int main(void) {
   tcase_add_test(tc, tampering_is_detected);
   tcase_add_test(tc, oversize_and_bad_lengths);
   tcase_add_test(tc, interleaved_drain_keeps_framing);
+  tcase_add_test(tc, next_on_empty_receiver);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
