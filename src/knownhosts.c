@@ -658,6 +658,22 @@ int evssh_knownhosts_check_hostcert(const evssh_known_hosts *kh, const unsigned 
     return EVSSH_ENOMEM;
   }
   char why[400];
+  /* a certificate whose CA signature does not verify was forged or damaged
+     on the way: ssh refuses it while decoding the key, before looking at
+     known_hosts, so nothing falls back to the key it claims to certify */
+  rc = evssh_cert_verify_signature(c, cerr, sizeof(cerr));
+  if (rc == EVSSH_ENOMEM) {
+    evssh_cert_free(c);
+    evssh_errorf(err, errlen, "out of memory");
+    return rc;
+  }
+  if (rc != EVSSH_OK) {
+    res->check = EVSSH_CERT_SIGNATURE;
+    hostcert_refuse(kh, c, res, EVSSH_HOSTCERT_INVALID, cerr);
+    res->fallback = false;
+    evssh_cert_free(c);
+    return EVSSH_OK;
+  }
   const kh_entry *revoked = find_revoked(kh, c->key_blob, c->key_blob_len, c->ca_blob, c->ca_blob_len);
   if (revoked) {
     bool ca = same_key(revoked, c->ca_blob, c->ca_blob_len);
