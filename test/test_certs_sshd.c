@@ -41,7 +41,8 @@
 static harness_peer peer;
 static char W[512];       /* work directory: CAs, keys, certificates */
 static int file_counter;
-/* two agents: u_agent with its certificate; u_agent2's key alone */
+/* two agents: u_agent and u_expired with their certificates; u_agent2's
+   key alone */
 static pid_t agent_pid[2] = {-1, -1};
 static char agent_sock[2][600];
 
@@ -314,6 +315,35 @@ START_TEST(failed_cert_falls_back_to_plain_entry) {
   run_attempt(&a);
   assert_ok(&a);
   ck_assert_str_eq(a.check_type, "ecdsa-sha2-nistp256");
+  assert_has(a.log, "expired at 2020-01-02");
+  assert_has(a.log, "checking its key as a plain host key");
+}
+END_TEST
+
+/* accept-new after a fall-back writes the certified key, not the
+   certificate, and the next strict connection finds it */
+START_TEST(accept_new_records_the_plain_key) {
+  char kh[700], pub[2200];
+  ca_known_hosts(kh, sizeof kh, name_pattern, "other_ca", NULL);
+  attempt a = {.known_hosts = kh,
+               .opts = {"StrictHostKeyChecking=accept-new", "HostKeyAlgorithms=ssh-ed25519-cert-v01@openssh.com"}};
+  run_attempt(&a);
+  assert_ok(&a);
+  ck_assert_str_eq(a.check_type, "ssh-ed25519");
+  assert_has(a.log, "no @cert-authority line");
+  assert_has(a.log, "checking its key as a plain host key");
+  FILE *f = fopen(kh, "r");
+  ck_assert_ptr_nonnull(f);
+  char text[8000] = "";
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  text[n] = 0;
+  fclose(f);
+  pub_of("hk_ed25519", pub, sizeof pub);
+  assert_has(text, pub);
+  ck_assert_msg(strstr(text, "-cert-v01") == NULL, "a certificate was recorded: %s", text);
+  attempt b = {.known_hosts = kh, .opts = {"HostKeyAlgorithms=ssh-ed25519"}};
+  run_attempt(&b);
+  assert_ok(&b);
 }
 END_TEST
 
@@ -438,12 +468,15 @@ START_TEST(agent_certificates) {
   }
   char kh[700], ag[700];
   host_ok_kh(kh, sizeof kh);
-  /* ssh-add put u_agent and its certificate in the first agent: no file */
+  /* ssh-add put u_agent, u_expired and their certificates in the first
+     agent: no file; the expired one is not offered */
   snprintf(ag, sizeof ag, "IdentityAgent=%s", agent_sock[0]);
   attempt a = {.known_hosts = kh, .identity = "nonexistent", .opts = {ag}};
   run_attempt(&a);
   assert_ok(&a);
   assert_has(a.log, "authenticated with publickey agent certificate");
+  assert_has(a.log, "key id \"u_expired-id\"");
+  assert_has(a.log, "not offered: expired at 2020-01-02");
   /* the second agent holds only u_agent2's key; its certificate is a file */
   char cf[700];
   snprintf(ag, sizeof ag, "IdentityAgent=%s", agent_sock[1]);
@@ -475,6 +508,7 @@ static Suite *certs_suite(void) {
   tcase_add_test(h, user_cert_as_host_cert);
   tcase_add_test(h, host_cert_unknown_ca);
   tcase_add_test(h, failed_cert_falls_back_to_plain_entry);
+  tcase_add_test(h, accept_new_records_the_plain_key);
   tcase_add_test(h, host_cert_revoked_key_or_ca);
   tcase_add_test(h, revoked_host_keys_file);
   suite_add_tcase(s, h);
@@ -519,7 +553,7 @@ static int setup_host(void) {
 
 /* ssh-agent on W/agentN.sock holding W/key (and ssh-add takes the
    key's -cert.pub with it); agent_pid[i] stays -1 when that fails */
-static void start_agent(int i, const char *key) {
+static void start_agent(int i, const char *key, const char *key2) {
   snprintf(agent_sock[i], sizeof agent_sock[i], "%s/agent%d.sock", W, i);
   char cmd[1400];
   snprintf(cmd, sizeof cmd, "ssh-agent -s -a '%s'", agent_sock[i]);
@@ -531,7 +565,10 @@ static void start_agent(int i, const char *key) {
     if (at) agent_pid[i] = (pid_t)atoi(at + 14);
   }
   pclose(p);
-  if (agent_pid[i] > 0 && sh("SSH_AUTH_SOCK='%s' ssh-add '%s/%s' >/dev/null 2>&1", agent_sock[i], W, key) != 0) {
+  char second[700] = "";
+  if (key2) snprintf(second, sizeof second, "'%s/%s'", W, key2);
+  if (agent_pid[i] > 0 &&
+      sh("SSH_AUTH_SOCK='%s' ssh-add '%s/%s' %s >/dev/null 2>&1", agent_sock[i], W, key, second) != 0) {
     kill(agent_pid[i], SIGTERM);
     agent_pid[i] = -1;
   }
@@ -552,8 +589,8 @@ static int setup_user(void) {
       sh("mv '%s/agent2/u_agent2-cert.pub' '%s/agent2_cert.pub'", W, W) ||
       sh("cp '%s/u_ed25519-cert.pub' '%s/u_other-cert.pub'", W, W))
     return -1;
-  start_agent(0, "u_agent");
-  start_agent(1, "agent2/u_agent2");
+  start_agent(0, "u_agent", "u_expired");
+  start_agent(1, "agent2/u_agent2", NULL);
   return 0;
 }
 
