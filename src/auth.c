@@ -3,7 +3,11 @@
  * the methods of PreferredAuthentications that the server allows, in that
  * order: publickey (agent keys first, then IdentityFile keys, each queried
  * before it is signed with, so no passphrase is asked for a key the server
- * would refuse), keyboard-interactive and password; partial success carries
+ * would refuse; user certificates as ssh finds them: the agent's,
+ * IDENTITY-cert.pub right after its key unless CertificateFile is set, and
+ * each CertificateFile last, signed by the file or agent key it certifies;
+ * one that is expired, not yet valid or for another key is skipped with a
+ * message), keyboard-interactive and password; partial success carries
  * on with what the server still wants. When everything fails the error says
  * what was tried and what the server offered, whole: lists grow as needed.
  * A key that cannot be used (encrypted without a prompt, a wrong

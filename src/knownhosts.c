@@ -658,9 +658,22 @@ int evssh_knownhosts_check_hostcert(const evssh_known_hosts *kh, const unsigned 
     return EVSSH_ENOMEM;
   }
   char why[400];
+  const kh_entry *revoked = find_revoked(kh, c->key_blob, c->key_blob_len, c->ca_blob, c->ca_blob_len);
+  if (revoked) {
+    bool ca = same_key(revoked, c->ca_blob, c->ca_blob_len);
+    snprintf(why, sizeof(why), "%s is revoked (%s%.300s line %d)", ca ? "the CA key" : "the certified key",
+             revoked->mark == MARK_REVOKED_LIST ? "RevokedHostKeys " : "", kh->files[revoked->file], revoked->line);
+    snprintf(res->file, sizeof(res->file), "%s", kh->files[revoked->file]);
+    res->line = revoked->line;
+    hostcert_refuse(kh, c, res, EVSSH_HOSTCERT_REVOKED, why);
+    evssh_cert_free(c);
+    return EVSSH_OK;
+  }
   /* a certificate whose CA signature does not verify was forged or damaged
-     on the way: ssh refuses it while decoding the key, before looking at
-     known_hosts, so nothing falls back to the key it claims to certify */
+     on the way: ssh refuses it while decoding the key, so nothing falls
+     back to the key it claims to certify. Revocation is looked at first
+     (it needs no signature work and refuses as firmly): a revoked key or
+     CA reads as revoked whatever the signature. */
   rc = evssh_cert_verify_signature(c, cerr, sizeof(cerr));
   if (rc == EVSSH_ENOMEM) {
     evssh_cert_free(c);
@@ -671,17 +684,6 @@ int evssh_knownhosts_check_hostcert(const evssh_known_hosts *kh, const unsigned 
     res->check = EVSSH_CERT_SIGNATURE;
     hostcert_refuse(kh, c, res, EVSSH_HOSTCERT_INVALID, cerr);
     res->fallback = false;
-    evssh_cert_free(c);
-    return EVSSH_OK;
-  }
-  const kh_entry *revoked = find_revoked(kh, c->key_blob, c->key_blob_len, c->ca_blob, c->ca_blob_len);
-  if (revoked) {
-    bool ca = same_key(revoked, c->ca_blob, c->ca_blob_len);
-    snprintf(why, sizeof(why), "%s is revoked (%s%.300s line %d)", ca ? "the CA key" : "the certified key",
-             revoked->mark == MARK_REVOKED_LIST ? "RevokedHostKeys " : "", kh->files[revoked->file], revoked->line);
-    snprintf(res->file, sizeof(res->file), "%s", kh->files[revoked->file]);
-    res->line = revoked->line;
-    hostcert_refuse(kh, c, res, EVSSH_HOSTCERT_REVOKED, why);
     evssh_cert_free(c);
     return EVSSH_OK;
   }

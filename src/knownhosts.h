@@ -175,11 +175,11 @@ typedef struct evssh_hostcert_result {
 } evssh_hostcert_result;
 
 /* Check a host certificate blob (as the server sent it) for the set's name
-   at time now (seconds since the epoch), in this order: the CA signature
-   itself (one that does not verify is INVALID with check
-   EVSSH_CERT_SIGNATURE and fallback false: ssh refuses such a key while
-   decoding it, before any lookup); revocation (the certified key or the
-   CA, by @revoked lines for the name or address and by RevokedHostKeys); a
+   at time now (seconds since the epoch), in this order: revocation (the
+   certified key or the CA, by @revoked lines for the name or address and
+   by RevokedHostKeys); the CA signature itself (one that does not verify
+   is INVALID with check EVSSH_CERT_SIGNATURE and fallback false: ssh
+   refuses such a key while decoding it); a
    @cert-authority line for the name ([host]:port
    patterns as for plain lines) with the certificate's CA key; then
    evssh_cert_check for a host certificate naming the set's host: CA
