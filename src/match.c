@@ -1,7 +1,8 @@
 /* match.c owns wildcard matching of host names against the patterns of
- * known_hosts lines and host-certificate principals. It is its own file
- * (not config.c's matcher) so the trust path depends on nothing that parses
- * ssh_config, and because its inputs come from outside: the matcher keeps
+ * known_hosts lines, host-certificate principals and ssh_config's Host and
+ * Match patterns (config.c calls it too). It is its own file so the trust
+ * path depends on nothing that parses ssh_config, and because its inputs
+ * come from outside: the matcher keeps
  * one resume point (the last star) instead of recursing per star, so a
  * pattern like "*a*a*a*a*a*b" costs at most len(name) * len(pattern)
  * steps rather than growing exponentially with the stars. */
