@@ -874,10 +874,24 @@ int evssh_session_handle_listener(evssh_session *s, int fd, int revents) {
 
 static bool ready(const evssh_session *s) { return s && s->state == SESSION_READY; }
 
+/* A packet the program queued between iterations goes out now: left for the
+   next iteration it would cost a poll that returns at once for POLLOUT and
+   a pass that only writes (one extra wake-up per exec). Inside an iteration
+   step_flush writes it in the same pass; a failed write is the transport's
+   error, which the next iteration adopts. */
+static void write_now(evssh_session *s) {
+  if (s->depth > 0 || !s->transport || s->state != SESSION_READY) return;
+  transport_flush(s->transport);
+  if (s->connector && connector_has_pipe(s->connector))
+    connector_pipe_want(s->connector, transport_events(s->transport));
+}
+
 evssh_channel *evssh_session_open_channel_type(evssh_session *s, const char *type, const void *extra,
                                                size_t extra_len, evssh_channel_cb on_open, void *ud) {
   if (!ready(s) || !type || (!extra && extra_len)) return NULL;
-  return conn_open_channel(s->conn, type, extra, extra_len, on_open, ud);
+  evssh_channel *ch = conn_open_channel(s->conn, type, extra, extra_len, on_open, ud);
+  if (ch) write_now(s);
+  return ch;
 }
 
 evssh_channel *evssh_session_open_channel(evssh_session *s, evssh_channel_cb on_open, void *ud) {
