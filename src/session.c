@@ -33,6 +33,7 @@
 #include "auth.h"
 #include "base.h"
 #include "buf.h"
+#include "cache.h"
 #include "connection.h"
 #include "hostkey.h"
 #include "registry.h"
@@ -96,6 +97,7 @@ struct evssh_session {
   evssh_diag diag;
   evssh_config *config;
   config_mode config_mode;
+  evssh_cache *cache;           /* shared key / known_hosts cache, held; or NULL */
   evssh_options opt;
   bool opt_resolved;
 
@@ -484,7 +486,7 @@ static int on_hostkey(void *ctx, const char *alg, const unsigned char *blob, siz
     s->hostkey_len = len;
     evssh_hostkey_blob_type(blob, len, s->hostkey_type, sizeof s->hostkey_type);
   }
-  trust_params p = {&s->diag, &s->opt, s->hostkey_check ? &trust_handler : NULL, s};
+  trust_params p = {&s->diag, &s->opt, s->hostkey_check ? &trust_handler : NULL, s, s->cache};
   char *err = NULL;
   int rc = trust_check_hostkey(&p, blob, len, &err);
   if (rc) {
@@ -534,7 +536,7 @@ static int on_auth_prompt(void *ctx, const char *prompt, bool echo, char *answer
 static const auth_events auth_handler = {on_auth_done, on_auth_fail, on_auth_prompt};
 
 static int start_auth(evssh_session *s) {
-  auth_params p = {s->transport, &s->diag, &s->opt, s->password, s->prompt != NULL, &auth_handler, s};
+  auth_params p = {s->transport, &s->diag, &s->opt, s->password, s->prompt != NULL, &auth_handler, s, s->cache};
   int rc = auth_start(&p, &s->auth);
   if (rc) return session_fail(s, rc, "%s port %d: cannot start authentication: %s", s->opt.hostname,
                               s->opt.port, evssh_strerror(rc));
@@ -587,7 +589,7 @@ static int adopt_transport_error(evssh_session *s) {
 static void order_hostkey_algs(evssh_session *s) {
   if (s->opt.hostkeys_configured) return;
   char *ordered = NULL;
-  trust_params p = {&s->diag, &s->opt, NULL, NULL};
+  trust_params p = {&s->diag, &s->opt, NULL, NULL, s->cache};
   if (trust_order_hostkey_algs(&p, s->opt.hostkeys, &ordered) == EVSSH_OK && ordered) {
     free(s->opt.hostkeys);
     s->opt.hostkeys = ordered;
@@ -999,6 +1001,16 @@ int evssh_session_close_async(evssh_session *s, evssh_session_cb on_closed, void
   return EVSSH_OK;
 }
 
+int evssh_session_set_cache(evssh_session *s, evssh_cache *c) {
+  if (!s) return EVSSH_EINVAL;
+  evssh_cache *old = s->cache;
+  s->cache = cache_ref(c);
+  cache_unref(old);
+  return EVSSH_OK;
+}
+
+evssh_cache *session_cache(const evssh_session *s) { return s ? s->cache : NULL; }
+
 void evssh_session_free(evssh_session *s) {
   if (!s) return;
   if (s->depth > 0) {
@@ -1029,6 +1041,7 @@ void evssh_session_free(evssh_session *s) {
   registry_clear(&s->properties);
   free(s->listeners);
   free(s->hostkey_blob);
+  cache_unref(s->cache);
   diag_release(&s->diag);
   free(s->host);
   free(s);

@@ -35,6 +35,8 @@ void session_callbacks(const evssh_session *s, evssh_log_cb *log, void **log_ud,
 
 /* ---- multi.c: a session is in at most one multi; freeing the session
    tells it (detach runs with the session still valid) ---- */
+/* the session's shared cache (evssh_session_set_cache), or NULL */
+evssh_cache *session_cache(const evssh_session *s);
 int  session_set_multi(evssh_session *s, void *multi, void (*detach)(void *multi, evssh_session *s));
 
 /* ---- tests ---- */

@@ -13,6 +13,7 @@
  * already know, as ssh does. */
 #include "trust.h"
 
+#include "cache.h"
 #include "hostkey.h"
 #include "knownhosts.h"
 
@@ -38,7 +39,7 @@ int trust_order_hostkey_algs(const trust_params *p, const char *algs, char **out
   const char *files[16];
   size_t n = known_files(p->opt, files, 16, NULL);
   char *types = NULL, err[256];
-  if (evssh_knownhosts_types(files, n, p->opt->hostname, p->opt->port, &types, err, sizeof err) != EVSSH_OK ||
+  if (cache_knownhosts_types(p->cache, files, n, p->opt->hostname, p->opt->port, &types, err, sizeof err) != EVSSH_OK ||
       !types)
     return EVSSH_OK;
   size_t cap = strlen(algs) + 2;
@@ -103,7 +104,7 @@ int trust_check_hostkey(const trust_params *p, const unsigned char *blob, size_t
     snprintf(name, sizeof name, "%s", o->hostname);
   evssh_kh_result res;
   char kerr[256] = "";
-  int rc = evssh_knownhosts_check(files, nfiles, o->hostname, o->port, NULL, blob, len, &res, kerr, sizeof kerr);
+  int rc = cache_knownhosts_check(p->cache, files, nfiles, o->hostname, o->port, NULL, blob, len, &res, kerr, sizeof kerr);
   if (rc)
     return refuse(err, EVSSH_EHOSTKEY,
                   base_asprintf("host key for %s: %s", name, kerr[0] ? kerr : evssh_strerror(rc)));

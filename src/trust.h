@@ -19,6 +19,7 @@ typedef struct trust_params {
   const evssh_options *opt;
   const trust_events *ev;       /* NULL: no application check */
   void *ctx;
+  evssh_cache *cache;           /* the session's shared cache, or NULL */
 } trust_params;
 
 /* 0 to accept. To refuse: EVSSH_EHOSTKEY for a key not known (strict

@@ -166,6 +166,9 @@ static int run_evssh(int window) {
       ev_job *j = &jobs[started++];
       j->status = 1;
       j->s = ev_session();
+      /* the multi's cache before the connect, so the first known_hosts
+         read (host key ordering) is shared too */
+      evssh_session_set_cache(j->s, evssh_multi_cache(m));
       evssh_session_connect_async(j->s, ev_ready, j);
       evssh_multi_add(m, j->s);
       handshaking++;

@@ -40,11 +40,12 @@ static double cpu_s(void) {
          (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static int one_session(const harness_peer *p, const char *kex, void *cache) {
+static int one_session(const harness_peer *p, const char *kex, evssh_cache *cache) {
   char port[16];
   snprintf(port, sizeof port, "%d", p->port);
   evssh_session *s = evssh_session_new("127.0.0.1");
   if (!s) return -1;
+  if (cache) evssh_session_set_cache(s, cache);
   evssh_session_read_config(s, "none");
   evssh_session_option(s, "Port", port);
   evssh_session_option(s, "User", p->user);
@@ -89,7 +90,7 @@ int main(int argc, char **argv) {
     printf("server: system sshd (%s)\n", why);
     if (harness_sshd_start(&p, "KexAlgorithms sntrup761x25519-sha512,curve25519-sha256\n") != 0) return 1;
   }
-  void *cache = NULL;
+  evssh_cache *cache = shared ? evssh_cache_new() : NULL;
   if (one_session(&p, kex, cache) != 0) {
     harness_sshd_stop(&p);
     return 1;
@@ -101,6 +102,7 @@ int main(int argc, char **argv) {
   double c1 = cpu_s();
   printf("%s: %d session(s) connect + exec \"echo ok\" + close: %.3f ms client CPU per session%s\n", kex, n,
          (c1 - c0) * 1e3 / n, shared ? " (shared cache)" : "");
+  evssh_cache_free(cache);
   harness_sshd_stop(&p);
   return 0;
 }
