@@ -397,3 +397,16 @@ int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfil
   pthread_mutex_unlock(&c->lock);
   return rc;
 }
+
+int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
+                          const char *addr, evssh_known_hosts **out, char *err, size_t errlen) {
+  if (!c || nfiles > MAX_KH_FILES || !out || (!files && nfiles))
+    return evssh_knownhosts_load(files, nfiles, host, port, addr, out, err, errlen);
+  pthread_mutex_lock(&c->lock);
+  int rc;
+  const evssh_known_hosts *set = set_get(c, files, nfiles, host, port, addr, &rc, err, errlen);
+  if (set && (rc = evssh_knownhosts_dup(set, out)) == EVSSH_ENOMEM)
+    evssh_errorf(err, errlen, "out of memory reading known_hosts");
+  pthread_mutex_unlock(&c->lock);
+  return rc;
+}

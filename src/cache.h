@@ -29,6 +29,11 @@ int cache_key_load_public(evssh_cache *c, const char *path, evssh_key **out, cha
 int cache_knownhosts_check(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
                            const char *addr, const unsigned char *blob, size_t blob_len, evssh_kh_result *res,
                            char *err, size_t errlen);
+/* evssh_knownhosts_load through the cache: *out is the caller's own copy
+   of the shared parsed set (evssh_knownhosts_dup), to add to and free as a
+   freshly loaded one. */
+int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
+                          const char *addr, evssh_known_hosts **out, char *err, size_t errlen);
 int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
                            char **types, char *err, size_t errlen);
 

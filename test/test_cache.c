@@ -331,6 +331,42 @@ START_TEST(test_known_hosts_read_once_and_reread) {
 }
 END_TEST
 
+/* The copy cache_knownhosts_load hands out is the caller's: what it adds
+   (RevokedHostKeys) stays out of the shared set, and freeing it leaves the
+   set alone. */
+START_TEST(test_known_hosts_copy_is_private) {
+  evssh_cache *c = evssh_cache_new();
+  char err[256], pub[700];
+  write_known_hosts(key_path, ">");
+  snprintf(watch_a, sizeof watch_a, "%s", kh_path);
+  snprintf(pub, sizeof pub, "%s.pub", key_path);
+  evssh_key *k = NULL;
+  ck_assert_int_eq(evssh_key_load_public(pub, &k, err, sizeof err), EVSSH_OK);
+  const unsigned char *kb;
+  size_t kn;
+  evssh_key_public_blob(k, &kb, &kn);
+  const char *files[] = {kh_path};
+  evssh_kh_result res;
+  for (int i = 0; i < 3; i++) {
+    evssh_known_hosts *kh = NULL;
+    ck_assert_int_eq(cache_knownhosts_load(c, files, 1, "example.com", 22, NULL, &kh, err, sizeof err), EVSSH_OK);
+    ck_assert_int_eq(evssh_knownhosts_lookup(kh, kb, kn, &res, err, sizeof err), EVSSH_OK);
+    ck_assert_int_eq(res.status, EVSSH_KH_MATCH);
+    ck_assert_str_eq(res.file, kh_path);
+    ck_assert_int_eq(evssh_knownhosts_load_revoked(kh, pub, err, sizeof err), EVSSH_OK);
+    ck_assert_int_eq(evssh_knownhosts_lookup(kh, kb, kn, &res, err, sizeof err), EVSSH_OK);
+    ck_assert_int_eq(res.status, EVSSH_KH_REVOKED);
+    evssh_knownhosts_free(kh);
+  }
+  ck_assert_int_eq(opens_a, 1);
+  ck_assert_int_eq(cache_knownhosts_check(c, files, 1, "example.com", 22, NULL, kb, kn, &res, err, sizeof err),
+                   EVSSH_OK);
+  ck_assert_int_eq(res.status, EVSSH_KH_MATCH);
+  evssh_key_free(k);
+  evssh_cache_free(c);
+}
+END_TEST
+
 /* --------------------------------------------------------------- threads */
 
 typedef struct worker {
@@ -469,6 +505,7 @@ static Suite *cache_suite(void) {
   tcase_add_test(tc, test_public_half_cached_apart);
   tcase_add_test(tc, test_lifetime_and_free);
   tcase_add_test(tc, test_known_hosts_read_once_and_reread);
+  tcase_add_test(tc, test_known_hosts_copy_is_private);
   tcase_add_test(tc, test_two_threads_one_cache);
   tcase_add_test(tc, test_multi_sessions_share);
   suite_add_tcase(su, tc);
