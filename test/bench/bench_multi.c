@@ -13,7 +13,8 @@
  * 100% means the run was CPU-bound; anything else on the machine counts). Then the RSS growth per idle connected evssh session.
  *
  *   bench_multi [N] [clients...]
- *   clients: evssh netssh asyncssh pssh evssh-paced[W] idle
+ *   clients: evssh netssh asyncssh pssh evssh-paced[W] evssh-nocache idle
+ *   (evssh-nocache: the sessions do not share the multi's evssh_cache)
  *   (evssh-paced: at most W, default 32, handshakes in flight at a time)
  *   BENCH_KEX=m1,m2,...: run every client once per key exchange method
  *   (default curve25519-sha256); a peer without the method is shown n/a.
@@ -151,6 +152,8 @@ static evssh_session *ev_session(void) {
 /* window 0: every session starts at once. Else at most `window` sessions
    are in their handshake at a time, which keeps sshd's listen queue (128)
    and MaxStartups from dropping SYNs (each drop costs a 1 s retransmit). */
+static bool share_cache = true;
+
 static int run_evssh(int window) {
   ev_job *jobs = calloc((size_t)nsessions, sizeof *jobs);
   evssh_multi *m = evssh_multi_new();
@@ -168,9 +171,10 @@ static int run_evssh(int window) {
       j->s = ev_session();
       /* the multi's cache before the connect, so the first known_hosts
          read (host key ordering) is shared too */
-      evssh_session_set_cache(j->s, evssh_multi_cache(m));
+      evssh_session_set_cache(j->s, share_cache ? evssh_multi_cache(m) : NULL);
       evssh_session_connect_async(j->s, ev_ready, j);
       evssh_multi_add(m, j->s);
+      if (!share_cache) evssh_session_set_cache(j->s, NULL);
       handshaking++;
     }
     if (finished == nsessions) break;
@@ -348,6 +352,7 @@ static result run_client(const char *name) {
     close(pfd[0]);
     close(pfd[1]);
     if (strncmp(name, "evssh", 5) == 0) {
+      share_cache = strcmp(name, "evssh-nocache") != 0;
       int rc = run_evssh(strncmp(name, "evssh-paced", 11) == 0 ? atoi(name + 11) ? atoi(name + 11) : 32 : 0);
       fflush(stdout);
       _exit(rc);
