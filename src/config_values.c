@@ -62,6 +62,9 @@ const kwdef cfg_keywords[K_COUNT] = {
   [K_SENDENV] = {"SendEnv", T_ACCUM_MULTI},
   [K_SETENV] = {"SetEnv", T_MULTI},
   [K_FORWARDAGENT] = {"ForwardAgent", T_FWDAGENT},
+  [K_CERTIFICATEFILE] = {"CertificateFile", T_ACCUM},
+  [K_REVOKEDHOSTKEYS] = {"RevokedHostKeys", T_STR},
+  [K_HOSTKEYALIAS] = {"HostKeyAlias", T_STR},
 };
 
 static const struct {
@@ -77,7 +80,7 @@ static const struct {
 static const char *const openssh_other_keywords[] = {
   "AddKeysToAgent", "BindInterface", "CanonicalDomains", "CanonicalizeFallbackLocal",
   "CanonicalizeHostname", "CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs",
-  "CASignatureAlgorithms", "CertificateFile", "CheckHostIP", "Cipher", "ClearAllForwardings",
+  "CASignatureAlgorithms", "CheckHostIP", "Cipher", "ClearAllForwardings",
   "CompressionLevel", "ConnectionAttempts", "ControlMaster", "ControlPath", "ControlPersist",
   "DSAAuthentication", "DynamicForward", "EnableEscapeCommandline", "EnableSSHKeysign",
   "EscapeChar", "ExitOnForwardFailure", "FallBackToRsh", "FingerprintHash",
@@ -86,11 +89,11 @@ static const char *const openssh_other_keywords[] = {
   "GSSAPIDelegateCredentials", "GSSAPIKeyExchange", "GSSAPIKexAlgorithms",
   "GSSAPIRenewalForcesRekey", "GSSAPIServerIdentity", "GSSAPITrustDns",
   "HostbasedAcceptedAlgorithms", "HostbasedAuthentication", "HostbasedKeyTypes",
-  "HostKeyAlias", "IPQoS", "KbdInteractiveDevices", "KeepAlive", "KerberosAuthentication",
+  "IPQoS", "KbdInteractiveDevices", "KeepAlive", "KerberosAuthentication",
   "KerberosTGTPassing", "KnownHostsCommand", "LocalCommand", "LocalForward", "LogFacility",
   "LogVerbose", "NoHostAuthenticationForLocalhost", "PermitLocalCommand",
   "PermitRemoteOpen", "PKCS11Provider", "Protocol", "ProxyUseFdpass", "RemoteCommand",
-  "RemoteForward", "RequestTTY", "RequiredRSASize", "RevokedHostKeys",
+  "RemoteForward", "RequestTTY", "RequiredRSASize",
   "RhostsRSAAuthentication", "RSAAuthentication", "SecurityKeyProvider", "SessionType",
   "SmartcardDevice", "StdinNull", "StreamLocalBindMask", "StreamLocalBindUnlink",
   "SyslogFacility", "TCPKeepAlive", "Tunnel", "TunnelDevice", "UpdateHostKeys",
