@@ -1522,6 +1522,68 @@ EVSSH_API int evssh_multi_timeout(evssh_multi *m);
 
 /** @} */
 
+/* ------------------------------------------------------- the shared cache */
+
+/** @defgroup cache Work shared by the sessions of one process
+ * An evssh_cache keeps what every session would otherwise read and parse
+ * again: key files (the public half of a `.pub`, the decrypted private
+ * key) and known_hosts files (parsed per host, port and file list). An
+ * entry stays good while its files' device, inode, size and modification
+ * time are what they were when it was read; each use stat()s them and
+ * reads the file again on any change (so a key rewritten in place or a
+ * known_hosts line added by accept-new is seen by the next session).
+ * Entries are bounded in number, least recently used first out.
+ *
+ * Every evssh_multi has one (evssh_multi_cache()), given to each session
+ * added that has none; a program without a multi creates one and gives
+ * it to its sessions with evssh_session_set_cache(). A cache may be shared
+ * by sessions in different threads (it has its own lock); the library has
+ * no global cache. A decrypted private key stays in the cache until the
+ * cache (or the entry) is dropped: a second session does not ask for the
+ * passphrase again. See docs/performance.md.
+ * @{ */
+
+/** A cache of parsed key and known_hosts files, opaque. */
+typedef struct evssh_cache evssh_cache;
+
+/** What a cache did so far (evssh_cache_stats_get()). */
+typedef struct evssh_cache_stats {
+  unsigned long key_loads;          /**< key files read and parsed (misses) */
+  unsigned long key_hits;           /**< keys handed out without reading their file */
+  unsigned long known_hosts_loads;  /**< known_hosts sets read and parsed (misses) */
+  unsigned long known_hosts_hits;   /**< lookups answered from a parsed set */
+  unsigned long invalidations;      /**< entries dropped because a file changed */
+  unsigned long entries_freed;      /**< entries freed (changed, evicted, cleared) */
+  size_t entries;                   /**< entries held now */
+} evssh_cache_stats;
+
+/** A new, empty cache, or NULL when out of memory. The caller holds it
+ * until evssh_cache_free(). Never blocks. */
+EVSSH_API evssh_cache *evssh_cache_new(void);
+/** Let go of the creator's hold: the cache is freed, and every entry with
+ * it (private keys cleared by OpenSSL as their last holder frees them),
+ * once no session holds it either. NULL is ignored; a second call is. */
+EVSSH_API void evssh_cache_free(evssh_cache *c);
+/** Drop every entry now (for instance after the program changed its key
+ * files by other means than rewriting them). Sessions keep what they hold
+ * already. NULL is ignored. Never blocks. */
+EVSSH_API void evssh_cache_clear(evssh_cache *c);
+/** Copy the cache's counters into `*out`. `EVSSH_OK`, or `EVSSH_EINVAL`
+ * for a NULL argument. Never blocks. */
+EVSSH_API int evssh_cache_stats_get(evssh_cache *c, evssh_cache_stats *out);
+/** Have the session read key files and known_hosts through `c` (NULL: no
+ * cache). The session holds `c` until it is freed or given another one,
+ * so the cache outlives it. Best before evssh_session_connect() or
+ * _connect_async(): what the session read before is not redone. Returns
+ * `EVSSH_OK`, or `EVSSH_EINVAL` for a NULL session. Never blocks. */
+EVSSH_API int evssh_session_set_cache(evssh_session *s, evssh_cache *c);
+/** The multi's own cache, which evssh_multi_add() gives to each session
+ * that has none; valid until evssh_multi_free() (take it with
+ * evssh_session_set_cache() to share it beyond). NULL for a NULL multi. */
+EVSSH_API evssh_cache *evssh_multi_cache(evssh_multi *m);
+
+/** @} */
+
 /* ----------------------------------- running inside another event loop */
 
 /** @defgroup foreign Running inside another event loop

@@ -17,6 +17,7 @@
 #include "auth.h"
 
 #include "agent.h"
+#include "cache.h"
 #include "buf.h"
 #include "hostkey.h"
 #include "keys.h"
@@ -193,7 +194,7 @@ static int load_private(struct evssh_auth *a, const char *path, evssh_key **out,
   for (int i = 0; i < tries; i++) {
     passphrase_ctx pc = {a, false, false, false};
     err[0] = 0;
-    rc = evssh_key_load_private(path, passphrase_cb, &pc, out, err, sizeof err);
+    rc = cache_key_load_private(a->p.cache, path, passphrase_cb, &pc, out, err, sizeof err);
     if (rc == EVSSH_OK) return EVSSH_OK;
     if (pc.batch_blocked) {
       snprintf(why, whylen, "encrypted, and BatchMode forbids the passphrase prompt");
@@ -367,7 +368,7 @@ static int collect_keys(struct evssh_auth *a) {
     char pub[1024], err[300];
     if (strcmp(files[i], "none") == 0) continue;
     snprintf(pub, sizeof pub, "%s.pub", files[i]);
-    if (evssh_key_load_public(pub, &file_keys[i], err, sizeof err) != EVSSH_OK) file_keys[i] = NULL;
+    if (cache_key_load_public(a->p.cache, pub, &file_keys[i], err, sizeof err) != EVSSH_OK) file_keys[i] = NULL;
   }
   collect_agent_keys(a, file_keys, nfiles);
   int rc = EVSSH_OK;
@@ -551,7 +552,7 @@ static bool try_next_key(struct evssh_auth *a, int *rc) {
     if (k->path && k->key && !evssh_key_can_sign(k->key)) {
       evssh_key *priv = NULL;
       char err[300];
-      if (evssh_key_load_private(k->path, NULL, NULL, &priv, err, sizeof err) == EVSSH_OK) {
+      if (cache_key_load_private(a->p.cache, k->path, NULL, NULL, &priv, err, sizeof err) == EVSSH_OK) {
         evssh_key_free(k->key);
         k->key = priv;
       }

@@ -30,6 +30,7 @@ typedef struct auth_params {
   bool can_prompt;           /* the application set a prompt callback */
   const auth_events *ev;
   void *ctx;
+  evssh_cache *cache;        /* the session's shared cache, or NULL */
 } auth_params;
 
 int  auth_start(const auth_params *p, evssh_auth **out);

@@ -1335,3 +1335,22 @@ out:
   EVP_MD_CTX_free(mctx);
   return rc;
 }
+
+int evssh_key_dup(const evssh_key *k, evssh_key **out) {
+  if (!k || !out || k->cert) return EVSSH_EINVAL;
+  evssh_key *d = calloc(1, sizeof *d);
+  if (!d) return EVSSH_ENOMEM;
+  d->type = k->type;
+  d->blob_len = k->blob_len;
+  if (!(d->blob = malloc(k->blob_len ? k->blob_len : 1)) || (k->comment && !(d->comment = strdup(k->comment))) ||
+      (k->pkey && !EVP_PKEY_up_ref(k->pkey))) {
+    free(d->blob);
+    free(d->comment);
+    free(d);
+    return EVSSH_ENOMEM;
+  }
+  memcpy(d->blob, k->blob, k->blob_len);
+  d->pkey = k->pkey;
+  *out = d;
+  return EVSSH_OK;
+}

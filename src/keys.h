@@ -159,6 +159,10 @@ int evssh_key_sign(const evssh_key *k, const char *alg, const unsigned char *dat
                    evssh_buf *sig_blob);
 
 void evssh_key_free(evssh_key *k);
+/* An independent copy of a key without a certificate (the shared cache
+   hands these out); the EVP_PKEY is shared by reference. EVSSH_EINVAL for
+   a key that carries a certificate, EVSSH_ENOMEM. */
+int evssh_key_dup(const evssh_key *k, evssh_key **out);
 
 /* ----------------------------------------------------- user certificates */
 

@@ -889,3 +889,47 @@ static int write_entry(const char *file, const char *name, bool hashed, const ch
   }
   return EVSSH_OK;
 }
+
+static void *memdup_or_null(const void *p, size_t n, bool *failed) {
+  if (p == NULL)
+    return NULL;
+  void *d = malloc(n ? n : 1);
+  if (d == NULL)
+    *failed = true;
+  else
+    memcpy(d, p, n);
+  return d;
+}
+
+int evssh_knownhosts_dup(const evssh_known_hosts *kh, evssh_known_hosts **out) {
+  if (kh == NULL || out == NULL)
+    return EVSSH_EINVAL;
+  evssh_known_hosts *d = calloc(1, sizeof(*d));
+  if (d == NULL)
+    return EVSSH_ENOMEM;
+  *d = *kh;
+  d->files = NULL;
+  d->e = NULL;
+  d->nfiles = d->n = d->cap = 0;
+  bool failed = false;
+  if (kh->nfiles && (d->files = calloc(kh->nfiles, sizeof(*d->files))) == NULL)
+    failed = true;
+  for (size_t i = 0; !failed && i < kh->nfiles; i++, d->nfiles++)
+    failed = (d->files[i] = strdup(kh->files[i])) == NULL;
+  if (!failed && kh->n && (d->e = calloc(kh->n, sizeof(*d->e))) == NULL)
+    failed = true;
+  if (!failed)
+    d->cap = kh->n;
+  for (size_t i = 0; !failed && i < kh->n; i++) {
+    d->e[i] = kh->e[i];
+    d->e[i].blob = memdup_or_null(kh->e[i].blob, kh->e[i].blob_len, &failed);
+    d->e[i].plain = memdup_or_null(kh->e[i].plain, kh->e[i].plain_len, &failed);
+    d->n++;
+  }
+  if (failed) {
+    evssh_knownhosts_free(d);
+    return EVSSH_ENOMEM;
+  }
+  *out = d;
+  return EVSSH_OK;
+}

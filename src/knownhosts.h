@@ -140,6 +140,10 @@ int evssh_knownhosts_load_text(const char *text, size_t len, const char *label, 
    supported yet and is refused with a message saying so. */
 int evssh_knownhosts_load_revoked(evssh_known_hosts *kh, const char *path, char *err, size_t errlen);
 void evssh_knownhosts_free(evssh_known_hosts *kh); /* NULL ok */
+/* An independent copy of a loaded set (the shared cache hands these out,
+   so the holder may add to it, e.g. evssh_knownhosts_load_revoked).
+   EVSSH_EINVAL for NULL, EVSSH_ENOMEM. */
+int evssh_knownhosts_dup(const evssh_known_hosts *kh, evssh_known_hosts **out);
 
 /* The plain lookup described at the top, on a loaded set. A certificate
    blob is looked up as the key it certifies (got_type / got_fp are then

@@ -75,6 +75,7 @@ struct evssh_multi {
   unsigned stamp;
   int depth;               /* inside process */
   bool need_compact;
+  evssh_cache *cache;      /* given to members that have none */
 };
 
 static uint32_t to_epoll(int ev) {
@@ -92,7 +93,8 @@ evssh_multi *evssh_multi_new(void) {
   evssh_multi *m = calloc(1, sizeof *m);
   if (!m) return NULL;
   m->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (m->epfd < 0) {
+  if (m->epfd < 0 || !(m->cache = evssh_cache_new())) {
+    if (m->epfd >= 0) close(m->epfd);
     free(m);
     return NULL;
   }
@@ -117,8 +119,11 @@ void evssh_multi_free(evssh_multi *m) {
   free(m->work);
   free(m->hits);
   close(m->epfd);
+  evssh_cache_free(m->cache);   /* members still holding it keep it alive */
   free(m);
 }
+
+evssh_cache *evssh_multi_cache(evssh_multi *m) { return m ? m->cache : NULL; }
 
 /* ---------------------------------------------------------- registrations */
 
@@ -261,6 +266,8 @@ int evssh_multi_add(evssh_multi *m, evssh_session *s) {
   mb->reg_fd = -1;
   mb->due_ms = 0;          /* first turn at once: it may have work already */
   m->count++;
+  /* the members share their key and known_hosts parsing */
+  if (!session_cache(s)) evssh_session_set_cache(s, m->cache);
   return EVSSH_OK;
 }
 

@@ -33,6 +33,7 @@
 #include "auth.h"
 #include "base.h"
 #include "buf.h"
+#include "cache.h"
 #include "connection.h"
 #include "hostkey.h"
 #include "registry.h"
@@ -96,6 +97,7 @@ struct evssh_session {
   evssh_diag diag;
   evssh_config *config;
   config_mode config_mode;
+  evssh_cache *cache;           /* shared key / known_hosts cache, held; or NULL */
   evssh_options opt;
   bool opt_resolved;
 
@@ -500,7 +502,7 @@ static int on_hostkey(void *ctx, const char *alg, const unsigned char *blob, siz
     s->hostkey_len = len;
     evssh_hostkey_blob_type(blob, len, s->hostkey_type, sizeof s->hostkey_type);
   }
-  trust_params p = {&s->diag, &s->opt, s->hostkey_check ? &trust_handler : NULL, s};
+  trust_params p = {&s->diag, &s->opt, s->hostkey_check ? &trust_handler : NULL, s, s->cache};
   char *err = NULL;
   int rc = trust_check_hostkey(&p, blob, len, &err);
   if (rc) {
@@ -550,7 +552,7 @@ static int on_auth_prompt(void *ctx, const char *prompt, bool echo, char *answer
 static const auth_events auth_handler = {on_auth_done, on_auth_fail, on_auth_prompt};
 
 static int start_auth(evssh_session *s) {
-  auth_params p = {s->transport, &s->diag, &s->opt, s->password, s->prompt != NULL, &auth_handler, s};
+  auth_params p = {s->transport, &s->diag, &s->opt, s->password, s->prompt != NULL, &auth_handler, s, s->cache};
   int rc = auth_start(&p, &s->auth);
   if (rc) return session_fail(s, rc, "%s port %d: cannot start authentication: %s", s->opt.hostname,
                               s->opt.port, evssh_strerror(rc));
@@ -603,7 +605,7 @@ static int adopt_transport_error(evssh_session *s) {
 static void order_hostkey_algs(evssh_session *s) {
   if (s->opt.hostkeys_configured) return;
   char *ordered = NULL;
-  trust_params p = {&s->diag, &s->opt, NULL, NULL};
+  trust_params p = {&s->diag, &s->opt, NULL, NULL, s->cache};
   if (trust_order_hostkey_algs(&p, s->opt.hostkeys, &ordered) == EVSSH_OK && ordered) {
     free(s->opt.hostkeys);
     s->opt.hostkeys = ordered;
@@ -890,10 +892,24 @@ int evssh_session_handle_listener(evssh_session *s, int fd, int revents) {
 
 static bool ready(const evssh_session *s) { return s && s->state == SESSION_READY; }
 
+/* A packet the program queued between iterations goes out now: left for the
+   next iteration it would cost a poll that returns at once for POLLOUT and
+   a pass that only writes (one extra wake-up per exec). Inside an iteration
+   step_flush writes it in the same pass; a failed write is the transport's
+   error, which the next iteration adopts. */
+static void write_now(evssh_session *s) {
+  if (s->depth > 0 || !s->transport || s->state != SESSION_READY) return;
+  transport_flush(s->transport);
+  if (s->connector && connector_has_pipe(s->connector))
+    connector_pipe_want(s->connector, transport_events(s->transport));
+}
+
 evssh_channel *evssh_session_open_channel_type(evssh_session *s, const char *type, const void *extra,
                                                size_t extra_len, evssh_channel_cb on_open, void *ud) {
   if (!ready(s) || !type || (!extra && extra_len)) return NULL;
-  return conn_open_channel(s->conn, type, extra, extra_len, on_open, ud);
+  evssh_channel *ch = conn_open_channel(s->conn, type, extra, extra_len, on_open, ud);
+  if (ch) write_now(s);
+  return ch;
 }
 
 evssh_channel *evssh_session_open_channel(evssh_session *s, evssh_channel_cb on_open, void *ud) {
@@ -1001,6 +1017,16 @@ int evssh_session_close_async(evssh_session *s, evssh_session_cb on_closed, void
   return EVSSH_OK;
 }
 
+int evssh_session_set_cache(evssh_session *s, evssh_cache *c) {
+  if (!s) return EVSSH_EINVAL;
+  evssh_cache *old = s->cache;
+  s->cache = cache_ref(c);
+  cache_unref(old);
+  return EVSSH_OK;
+}
+
+evssh_cache *session_cache(const evssh_session *s) { return s ? s->cache : NULL; }
+
 void evssh_session_free(evssh_session *s) {
   if (!s) return;
   if (s->depth > 0) {
@@ -1035,6 +1061,7 @@ void evssh_session_free(evssh_session *s) {
   registry_clear(&s->properties);
   free(s->listeners);
   free(s->hostkey_blob);
+  cache_unref(s->cache);
   diag_release(&s->diag);
   free(s->host);
   free(s);

@@ -44,6 +44,8 @@ int  session_on_end(evssh_session *s, session_end_cb cb, void *ud);
 
 /* ---- multi.c: a session is in at most one multi; freeing the session
    tells it (detach runs with the session still valid) ---- */
+/* the session's shared cache (evssh_session_set_cache), or NULL */
+evssh_cache *session_cache(const evssh_session *s);
 int  session_set_multi(evssh_session *s, void *multi, void (*detach)(void *multi, evssh_session *s));
 
 /* ---- tests ---- */

@@ -27,6 +27,7 @@
  * known_hosts already has for it. */
 #include "trust.h"
 
+#include "cache.h"
 #include "hostkey.h"
 #include "knownhosts.h"
 
@@ -56,12 +57,13 @@ static void lookup_name(const evssh_options *o, const char **host, int *port) {
   *port = o->host_key_alias ? 22 : o->port;
 }
 
-static int load_set(const evssh_options *o, const char **files, size_t nfiles, evssh_known_hosts **kh, char *err,
+/* the set is the caller's own (a copy of the session cache's parsed one) */
+static int load_set(const trust_params *p, const char **files, size_t nfiles, evssh_known_hosts **kh, char *err,
                     size_t errlen) {
   const char *host;
   int port;
-  lookup_name(o, &host, &port);
-  return evssh_knownhosts_load(files, nfiles, host, port, NULL, kh, err, errlen);
+  lookup_name(p->opt, &host, &port);
+  return cache_knownhosts_load(p->cache, files, nfiles, host, port, NULL, kh, err, errlen);
 }
 
 static bool type_known(const char *alg, const char *types) {
@@ -91,7 +93,7 @@ int trust_order_hostkey_algs(const trust_params *p, const char *algs, char **out
   size_t n = known_files(p->opt, files, 16, NULL);
   evssh_known_hosts *kh = NULL;
   char err[256];
-  if (load_set(p->opt, files, n, &kh, err, sizeof err) != EVSSH_OK) return EVSSH_OK;
+  if (load_set(p, files, n, &kh, err, sizeof err) != EVSSH_OK) return EVSSH_OK;
   char *types = NULL;
   int rc = evssh_knownhosts_loaded_types(kh, &types);
   bool ca = evssh_knownhosts_has_cert_authority(kh);
@@ -303,7 +305,7 @@ int trust_check_hostkey(const trust_params *p, const unsigned char *blob, size_t
     snprintf(c.name, sizeof c.name, "%s", host);
   evssh_known_hosts *kh = NULL;
   char kerr[400] = "";
-  int rc = load_set(o, files, c.nfiles, &kh, kerr, sizeof kerr);
+  int rc = load_set(p, files, c.nfiles, &kh, kerr, sizeof kerr);
   if (rc)
     return refuse(err, rc == EVSSH_ENOMEM ? rc : EVSSH_EHOSTKEY,
                   base_asprintf("host key for %s: %s", c.name, kerr[0] ? kerr : evssh_strerror(rc)));

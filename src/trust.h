@@ -22,6 +22,7 @@ typedef struct trust_params {
   const evssh_options *opt;
   const trust_events *ev;       /* NULL: no application check */
   void *ctx;
+  evssh_cache *cache;           /* the session's shared cache, or NULL */
 } trust_params;
 
 /* blob: the server's host key or host certificate as it sent it. 0 to

@@ -129,7 +129,7 @@ static void teardown(void) {
 }
 
 static void start(bool can_prompt) {
-  auth_params p = {&T, &diag, &opt, NULL, can_prompt, &events, NULL};
+  auth_params p = {&T, &diag, &opt, NULL, can_prompt, &events, NULL, NULL};
   ck_assert_int_eq(auth_start(&p, &A), 0);
   next_sent(SSH_MSG_SERVICE_REQUEST);
 }

@@ -1,9 +1,16 @@
-/* bench_channel: one channel's throughput and exec round-trip time, evssh
+/* bench_channel: one channel's bulk cost and exec round-trip time, evssh
  * beside libssh (with SSH_OPTIONS_NODELAY, its best) and OpenSSH's ssh
  * client, in one run against the same sshd started here. Not a test: it
  * prints figures and ratios and asserts nothing.
  *
- *   bench_channel [MiB to read, default 1024] [exec calls, default 200]
+ * Bulk: the first figure is client CPU seconds per GiB read (getrusage
+ * around the transfer alone, evssh and libssh in this process, ssh as a
+ * child from RUSAGE_CHILDREN), the second MB/s (on loopback capped by
+ * sshd's own speed, so it understates the client's difference).
+ * Exec: the median of N execs of `true` on one connected session, for
+ * evssh and libssh in 3 interleaved rounds (evssh, libssh, evssh, ...).
+ *
+ *   bench_channel [MiB to read, default 1024] [execs per round, default 100]
  *
  * The sshd login user is the harness's (evssh-test, shell /bin/sh, when run
  * as root) so shell start-up does not hide the client's cost. */
@@ -66,36 +73,53 @@ static void sink_opened(evssh_channel *ch, void *ud) {
   evssh_channel_exec(ch, evssh_channel_property(ch, "cmd"), NULL, NULL);
 }
 
-static double ev_read(const char *cipher, size_t mib) {
+typedef struct bulk {
+  double mbps, cpu_per_gib;
+} bulk;
+
+static bulk ev_read(const char *cipher, size_t mib) {
   evssh_session *s = ev_connect(cipher);
   char cmd[64];
   snprintf(cmd, sizeof cmd, "head -c %zuM /dev/zero", mib);
   sink k = {0, false};
+  double c0 = cpu_s();
   double t0 = now_s();
   evssh_channel *ch = evssh_session_open_channel(s, sink_opened, &k);
   evssh_channel_set_property(ch, "cmd", cmd);
   evssh_session_loop(s, 1000, sink_open, &k);
-  double dt = now_s() - t0;
+  double dt = now_s() - t0, cpu = cpu_s() - c0;
   if (k.bytes != mib << 20) fprintf(stderr, "evssh: got %zu bytes\n", k.bytes);
   evssh_session_close(s);
   evssh_session_free(s);
-  return (double)mib / dt;
+  return (bulk){(double)mib * 1.048576 / dt, cpu * 1024.0 / (double)mib};
 }
 
-static double ev_exec(int calls, double *connect_ms) {
-  double t0 = now_s();
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* median ms of `calls` execs of `true` on one session */
+static double ev_exec(int calls) {
   evssh_session *s = ev_connect("aes128-gcm@openssh.com");
-  *connect_ms = (now_s() - t0) * 1000;
-  t0 = now_s();
+  double *t = calloc((size_t)calls, sizeof *t);
   for (int i = 0; i < calls; i++) {
     evssh_result r;
+    double t0 = now_s();
     if (evssh_session_exec_wait(s, "true", &r) != EVSSH_OK || r.exit_status != 0) fprintf(stderr, "evssh exec failed\n");
+    t[i] = (now_s() - t0) * 1000;
     evssh_result_free(&r);
   }
-  double dt = now_s() - t0;
   evssh_session_close(s);
   evssh_session_free(s);
-  return dt * 1000 / calls;
+  double m = median(t, calls);
+  free(t);
+  return m;
 }
 
 /* ------------------------------------------------------------ libssh */
@@ -125,11 +149,12 @@ static ssh_session lib_connect(const char *cipher) {
   return s;
 }
 
-static double lib_read(const char *cipher, size_t mib) {
+static bulk lib_read(const char *cipher, size_t mib) {
   ssh_session s = lib_connect(cipher);
   char cmd[64];
   snprintf(cmd, sizeof cmd, "head -c %zuM /dev/zero", mib);
   static char buf[65536];
+  double c0 = cpu_s();
   double t0 = now_s();
   ssh_channel ch = ssh_channel_new(s);
   ssh_channel_open_session(ch);
@@ -137,22 +162,21 @@ static double lib_read(const char *cipher, size_t mib) {
   size_t total = 0;
   int n;
   while ((n = ssh_channel_read(ch, buf, sizeof buf, 0)) > 0) total += (size_t)n;
-  double dt = now_s() - t0;
+  double dt = now_s() - t0, cpu = cpu_s() - c0;
   if (total != mib << 20) fprintf(stderr, "libssh: got %zu bytes\n", total);
   ssh_channel_close(ch);
   ssh_channel_free(ch);
   ssh_disconnect(s);
   ssh_free(s);
-  return (double)mib / dt;
+  return (bulk){(double)mib * 1.048576 / dt, cpu * 1024.0 / (double)mib};
 }
 
-static double lib_exec(int calls, double *connect_ms) {
-  double t0 = now_s();
+static double lib_exec(int calls) {
   ssh_session s = lib_connect("aes128-gcm@openssh.com");
-  *connect_ms = (now_s() - t0) * 1000;
   char buf[256];
-  t0 = now_s();
+  double *t = calloc((size_t)calls, sizeof *t);
   for (int i = 0; i < calls; i++) {
+    double t0 = now_s();
     ssh_channel ch = ssh_channel_new(s);
     ssh_channel_open_session(ch);
     ssh_channel_request_exec(ch, "true");
@@ -160,11 +184,13 @@ static double lib_exec(int calls, double *connect_ms) {
     ssh_channel_send_eof(ch);
     ssh_channel_close(ch);
     ssh_channel_free(ch);
+    t[i] = (now_s() - t0) * 1000;
   }
-  double dt = now_s() - t0;
   ssh_disconnect(s);
   ssh_free(s);
-  return dt * 1000 / calls;
+  double m = median(t, calls);
+  free(t);
+  return m;
 }
 
 /* ----------------------------------------------------- OpenSSH client */
@@ -176,63 +202,58 @@ static void ssh_cmd(char *out, size_t outlen, const char *extra, const char *cip
            sshd.known_hosts, sshd.key_ed25519, cipher, sshd.port, extra, sshd.user, remote);
 }
 
-static double openssh_read(const char *cipher, size_t mib) {
+static double children_cpu(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_CHILDREN, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+         (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static bulk openssh_read(const char *cipher, size_t mib) {
   char remote[64], cmd[4096], full[4200];
   snprintf(remote, sizeof remote, "head -c %zuM /dev/zero", mib);
   ssh_cmd(cmd, sizeof cmd, "", cipher, remote);
   snprintf(full, sizeof full, "%s > /dev/null", cmd);
-  /* the connect is in this time too: measure it alone and take it off */
+  /* the connect is in these figures too: measure it alone and take it off */
   char conn[4096];
   ssh_cmd(conn, sizeof conn, "", cipher, "true");
-  double c0 = now_s();
+  double c0 = now_s(), u0 = children_cpu();
   if (system(conn) != 0) fprintf(stderr, "ssh connect failed\n");
-  double connect = now_s() - c0;
-  double t0 = now_s();
+  double connect = now_s() - c0, connect_cpu = children_cpu() - u0;
+  double t0 = now_s(), u1 = children_cpu();
   if (system(full) != 0) fprintf(stderr, "ssh read failed\n");
-  return (double)mib / (now_s() - t0 - connect);
-}
-
-static double openssh_exec(int calls, double *connect_ms) {
-  char ctl[700], extra[900], cmd[4096];
-  snprintf(ctl, sizeof ctl, "%s/bench-ctl", sshd.dir);
-  snprintf(extra, sizeof extra, "-o ControlMaster=auto -o ControlPath=%s -o ControlPersist=60", ctl);
-  ssh_cmd(cmd, sizeof cmd, extra, "aes128-gcm@openssh.com", "true");
-  double t0 = now_s();
-  if (system(cmd) != 0) fprintf(stderr, "ssh master failed\n");
-  *connect_ms = (now_s() - t0) * 1000;
-  t0 = now_s();
-  for (int i = 0; i < calls; i++)
-    if (system(cmd) != 0) fprintf(stderr, "ssh exec failed\n");
-  double dt = now_s() - t0;
-  char stop[1200];
-  snprintf(stop, sizeof stop, "ssh -o ControlPath=%s -O exit x 2>/dev/null", ctl);
-  (void)!system(stop);
-  return dt * 1000 / calls;
+  double dt = now_s() - t0 - connect, cpu = children_cpu() - u1 - connect_cpu;
+  return (bulk){(double)mib * 1.048576 / dt, cpu * 1024.0 / (double)mib};
 }
 
 int main(int argc, char **argv) {
   size_t mib = argc > 1 ? (size_t)atol(argv[1]) : 1024;
-  int calls = argc > 2 ? atoi(argv[2]) : 200;
+  int calls = argc > 2 ? atoi(argv[2]) : 100;
+  if (calls < 1) calls = 100;
   harness_require_sshd();
   if (harness_sshd_start(&sshd, NULL) != 0) return 1;
-  printf("sshd on 127.0.0.1:%d, user %s; reading %zu MiB on one channel, %d exec calls of `true`\n\n", sshd.port,
-         sshd.user, mib, calls);
+  printf("sshd on 127.0.0.1:%d, user %s; reading %zu MiB on one channel; %d execs of `true` per round\n\n",
+         sshd.port, sshd.user, mib, calls);
   const char *ciphers[] = {"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"};
-  printf("%-32s %12s %12s %12s %10s\n", "throughput (MB/s)", "evssh", "libssh", "openssh", "evssh/best");
+  printf("%-30s %28s %28s\n", "", "client CPU s per GiB", "MB/s");
+  printf("%-30s %8s %8s %8s %6s %8s %8s %8s %6s\n", "bulk read", "evssh", "libssh", "ssh", "ev/lib", "evssh",
+         "libssh", "ssh", "ev/lib");
   for (int i = 0; i < 2; i++) {
-    double c0 = cpu_s();
-    double e = ev_read(ciphers[i], mib);
-    double ecpu = cpu_s() - c0;
-    double l = lib_read(ciphers[i], mib);
-    double o = openssh_read(ciphers[i], mib);
-    double best = l > o ? l : o;
-    printf("%-32s %12.0f %12.0f %12.0f %9.2fx   (evssh CPU %.2f s)\n", ciphers[i], e, l, o, e / best, ecpu);
+    bulk e = ev_read(ciphers[i], mib);
+    bulk l = lib_read(ciphers[i], mib);
+    bulk o = openssh_read(ciphers[i], mib);
+    printf("%-30s %8.3f %8.3f %8.3f %5.2fx %8.0f %8.0f %8.0f %5.2fx\n", ciphers[i], e.cpu_per_gib, l.cpu_per_gib,
+           o.cpu_per_gib, e.cpu_per_gib / l.cpu_per_gib, e.mbps, l.mbps, o.mbps, e.mbps / l.mbps);
+    fflush(stdout);
   }
-  double ec, lc, oc;
-  double e = ev_exec(calls, &ec), l = lib_exec(calls, &lc), o = openssh_exec(calls, &oc);
-  printf("\n%-32s %12s %12s %12s\n", "exec `true` round trip (ms)", "evssh", "libssh", "openssh mux");
-  printf("%-32s %12.2f %12.2f %12.2f   libssh/evssh %.2fx\n", "per call", e, l, o, l / e);
-  printf("%-32s %12.1f %12.1f %12.1f\n", "connect + auth", ec, lc, oc);
+  printf("\n%-30s %10s %10s %14s\n", "exec `true` round trip", "evssh ms", "libssh ms", "evssh/libssh");
+  for (int round = 1; round <= 3; round++) {
+    double e = ev_exec(calls), l = lib_exec(calls);
+    char label[64];
+    snprintf(label, sizeof label, "round %d (median of %d)", round, calls);
+    printf("%-30s %10.3f %10.3f %13.2fx\n", label, e, l, e / l);
+    fflush(stdout);
+  }
   harness_sshd_stop(&sshd);
   return 0;
 }

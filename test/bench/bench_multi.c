@@ -13,8 +13,15 @@
  * 100% means the run was CPU-bound; anything else on the machine counts). Then the RSS growth per idle connected evssh session.
  *
  *   bench_multi [N] [clients...]
- *   clients: evssh netssh asyncssh pssh evssh-paced[W] idle
+ *   clients: evssh netssh asyncssh pssh evssh-paced[W] evssh-nocache idle
+ *   (evssh-nocache: the sessions do not share the multi's evssh_cache)
  *   (evssh-paced: at most W, default 32, handshakes in flight at a time)
+ *   BENCH_KEX=m1,m2,...: run every client once per key exchange method
+ *   (default curve25519-sha256); a peer without the method is shown n/a.
+ *   The sshd is OpenSSH 10 from the harness cache when it can be had (it
+ *   speaks mlkem768x25519-sha256), else the system's.
+ * Per client and method: client CPU per session, and the ratio to
+ * AsyncSSH's with the same method in the same run.
  *
  * Not a test: it prints figures and fails only when a client is wrong. */
 #include "evssh.h"
@@ -33,6 +40,7 @@
 
 static harness_peer peer;
 static int nsessions = 200;
+static const char *kex_method = "curve25519-sha256";
 static char script_dir[600];
 
 static double now_s(void) {
@@ -137,12 +145,15 @@ static evssh_session *ev_session(void) {
   evssh_session_option(s, "UserKnownHostsFile", peer.known_hosts);
   evssh_session_option(s, "GlobalKnownHostsFile", "/dev/null");
   evssh_session_option(s, "PreferredAuthentications", "publickey");
+  evssh_session_option(s, "KexAlgorithms", kex_method);
   return s;
 }
 
 /* window 0: every session starts at once. Else at most `window` sessions
    are in their handshake at a time, which keeps sshd's listen queue (128)
    and MaxStartups from dropping SYNs (each drop costs a 1 s retransmit). */
+static bool share_cache = true;
+
 static int run_evssh(int window) {
   ev_job *jobs = calloc((size_t)nsessions, sizeof *jobs);
   evssh_multi *m = evssh_multi_new();
@@ -158,8 +169,12 @@ static int run_evssh(int window) {
       ev_job *j = &jobs[started++];
       j->status = 1;
       j->s = ev_session();
+      /* the multi's cache before the connect, so the first known_hosts
+         read (host key ordering) is shared too */
+      evssh_session_set_cache(j->s, share_cache ? evssh_multi_cache(m) : NULL);
       evssh_session_connect_async(j->s, ev_ready, j);
       evssh_multi_add(m, j->s);
+      if (!share_cache) evssh_session_set_cache(j->s, NULL);
       handshaking++;
     }
     if (finished == nsessions) break;
@@ -283,24 +298,34 @@ static void exec_peer(const char *name) {
   if (strcmp(name, "netssh") == 0) {
     snprintf(script, sizeof script, "%s/bench_multi.rb", script_dir);
     execl("/usr/bin/ruby", "ruby", script, "127.0.0.1", port, peer.user, peer.key_ed25519, peer.known_hosts, n,
-          (char *)NULL);
+          kex_method, (char *)NULL);
   } else if (strcmp(name, "asyncssh") == 0) {
     snprintf(script, sizeof script, "%s/bench_multi.py", script_dir);
     execl("/usr/bin/python3", "python3", script, "127.0.0.1", port, peer.user, peer.key_ed25519,
-          peer.known_hosts, n, (char *)NULL);
+          peer.known_hosts, n, kex_method, (char *)NULL);
   } else if (strcmp(name, "pssh") == 0) {
+    char q[300];
+    snprintf(q, sizeof q, "ssh -Q kex | grep -qx '%s'", kex_method);
+    if (system(q) != 0) {
+      printf("kex-unsupported\n");
+      fflush(stdout);
+      _exit(0);
+    }
     char kh[700], id[700];
     snprintf(kh, sizeof kh, "UserKnownHostsFile=%s", peer.known_hosts);
     snprintf(id, sizeof id, "IdentityFile=%s", peer.key_ed25519);
+    char kexopt[200];
+    snprintf(kexopt, sizeof kexopt, "KexAlgorithms=%s", kex_method);
     execl("/usr/bin/parallel-ssh", "parallel-ssh", "-i", "-h", hostfile, "-p", n, "-t", "120", "-l", peer.user,
           "-x", "-F /dev/null", "-O", kh, "-O", id, "-O", "IdentitiesOnly=yes", "-O",
-          "GlobalKnownHostsFile=/dev/null", "-O", "BatchMode=yes", "echo ok", (char *)NULL);
+          "GlobalKnownHostsFile=/dev/null", "-O", "BatchMode=yes", "-O", kexopt, "echo ok", (char *)NULL);
   }
   _exit(127);
 }
 
 typedef struct result {
   const char *name;
+  const char *kex;
   double wall, cpu, sshd_cpu;
   double machine_busy;       /* share of all cores busy during the run */
   long rss_kib;
@@ -313,7 +338,7 @@ static void wait_sshd_idle(void) {
 }
 
 static result run_client(const char *name) {
-  result r = {name, 0, 0, 0, 0, 0, 0, false};
+  result r = {name, kex_method, 0, 0, 0, 0, 0, 0, false};
   wait_sshd_idle();
   int pfd[2];
   if (pipe(pfd) != 0) return r;
@@ -327,6 +352,7 @@ static result run_client(const char *name) {
     close(pfd[0]);
     close(pfd[1]);
     if (strncmp(name, "evssh", 5) == 0) {
+      share_cache = strcmp(name, "evssh-nocache") != 0;
       int rc = run_evssh(strncmp(name, "evssh-paced", 11) == 0 ? atoi(name + 11) ? atoi(name + 11) : 32 : 0);
       fflush(stdout);
       _exit(rc);
@@ -364,6 +390,18 @@ static result run_client(const char *name) {
     printf("%s", buf);
     return r;
   }
+  if (strstr(buf, "kex-unsupported")) {
+    r.ran = false;   /* the peer lacks the method: n/a */
+    return r;
+  }
+  static char used[16][64];
+  static int nused;
+  const char *ku = strstr(buf, "kex-used ");
+  if (ku) {   /* the peer ran a nearby method instead: show which */
+    char *u = used[nused++ % 16];
+    snprintf(u, 64, "%.*s", (int)strcspn(ku + 9, "\n"), ku + 9);
+    r.kex = u;
+  }
   const char *ok = strstr(buf, "ok-lines ");
   if (ok) {
     r.oks = atoi(ok + 9);
@@ -386,9 +424,20 @@ int main(int argc, char **argv) {
     if (slash) *slash = 0; else snprintf(script_dir, sizeof script_dir, ".");
   }
   harness_require_sshd();
-  char extra[128];
-  snprintf(extra, sizeof extra, "MaxStartups %d\nMaxSessions 200\n", nsessions + 50);
-  if (harness_sshd_start(&peer, extra) != 0) return 1;
+  char extra[3000], root[1024], why[600], sshd_bin[1100];
+  bool ten = harness_openssh10(root, sizeof root, why, sizeof why) == 0;
+  int used = snprintf(extra, sizeof extra, "MaxStartups %d\nMaxSessions 200\n", nsessions + 50);
+  if (ten) {
+    snprintf(sshd_bin, sizeof sshd_bin, "%s/usr/sbin/sshd", root);
+    snprintf(extra + used, sizeof extra - (size_t)used,
+             "SshdSessionPath %s/usr/lib/openssh/sshd-session\nSshdAuthPath %s/usr/lib/openssh/sshd-auth\n"
+             "KexAlgorithms mlkem768x25519-sha256,sntrup761x25519-sha512,curve25519-sha256,ecdh-sha2-nistp256\n"
+             "PerSourcePenalties no\nPerSourceMaxStartups none\n",
+             root, root);
+    if (harness_sshd_start_bin(&peer, sshd_bin, extra) != 0) return 1;
+  } else if (harness_sshd_start(&peer, extra) != 0) {
+    return 1;
+  }
   /* BENCH_KNOWN_HOSTS=ed25519: every client gets a known_hosts with only
      the ed25519 line, as ssh itself would have written it */
   const char *kh = getenv("BENCH_KNOWN_HOSTS");
@@ -411,18 +460,41 @@ int main(int argc, char **argv) {
     clients = (const char *const *)argv + 2;
     nclients = argc - 2;
   }
-  printf("%d sessions to one OpenSSH sshd on 127.0.0.1 (%ld cores), user %s, ed25519 key, known_hosts %s\n",
-         nsessions, sysconf(_SC_NPROCESSORS_ONLN), peer.user, peer.known_hosts);
-  printf("%-12s %8s %10s %10s %10s %8s %9s\n", "client", "wall s", "client CPU", "peak RSS", "sshd CPU", "ok",
-         "all CPUs");
+  printf("%d sessions to one %s on 127.0.0.1 (%ld cores), user %s, ed25519 key, known_hosts %s\n", nsessions,
+         ten ? "OpenSSH 10 sshd" : "system sshd", sysconf(_SC_NPROCESSORS_ONLN), peer.user, peer.known_hosts);
+  printf("%-12s %-24s %7s %10s %11s %9s %9s %8s %8s %9s\n", "client", "kex", "wall s", "client CPU", "CPU/session",
+         "vs async", "peak RSS", "sshd CPU", "ok", "all CPUs");
+  char kexes[512];
+  snprintf(kexes, sizeof kexes, "%s", getenv("BENCH_KEX") ? getenv("BENCH_KEX") : "curve25519-sha256");
   int bad = 0;
-  for (int i = 0; i < nclients; i++) {
-    result r = run_client(clients[i]);
-    if (strcmp(clients[i], "idle") == 0) continue;
-    printf("%-12s %8.2f %9.2fs %7.1fMiB %9.2fs %5d/%d %8.0f%%\n", r.name, r.wall, r.cpu,
-           (double)r.rss_kib / 1024.0, r.sshd_cpu, r.oks, nsessions, r.machine_busy * 100);
-    fflush(stdout);
-    if (r.oks != nsessions) bad++;
+  char *save = NULL;
+  for (char *k = strtok_r(kexes, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+    kex_method = k;
+    result rs[16];
+    double async_cpu = 0;
+    int nr = nclients < 16 ? nclients : 16;
+    /* AsyncSSH first, so every other row can show its ratio to it */
+    for (int i = 0; i < nr; i++)
+      if (strcmp(clients[i], "asyncssh") == 0) {
+        rs[i] = run_client(clients[i]);
+        if (rs[i].ran) async_cpu = rs[i].cpu;
+      }
+    for (int i = 0; i < nr; i++) {
+      if (strcmp(clients[i], "asyncssh") != 0) rs[i] = run_client(clients[i]);
+      result r = rs[i];
+      if (strcmp(clients[i], "idle") == 0) continue;
+      if (!r.ran) {
+        printf("%-12s %-24s %7s\n", r.name, r.kex, "n/a (the client lacks this method)");
+        continue;
+      }
+      char ratio[32] = "-";
+      if (async_cpu > 0) snprintf(ratio, sizeof ratio, "%.3fx", r.cpu / async_cpu);
+      printf("%-12s %-24s %7.2f %9.2fs %9.2fms %9s %6.1fMiB %7.2fs %5d/%d %8.0f%%\n", r.name, r.kex, r.wall,
+             r.cpu, r.cpu * 1e3 / nsessions, ratio, (double)r.rss_kib / 1024.0, r.sshd_cpu, r.oks, nsessions,
+             r.machine_busy * 100);
+      fflush(stdout);
+      if (r.oks != nsessions) bad++;
+    }
   }
   harness_sshd_stop(&peer);
   return bad ? 1 : 0;

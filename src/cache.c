@@ -1,0 +1,412 @@
+/* cache.c owns evssh_cache: the work the sessions of one process would
+ * otherwise each repeat, done once and shared. It keeps parsed key files
+ * (private keys decrypted, public halves from .pub files) and parsed
+ * known_hosts sets (one per file list, host, port and address), each entry
+ * good while its files' device, inode, size and mtime stay what they were
+ * when it was read: every lookup stat()s the files and re-reads on any
+ * change. Entries are bounded (least recently used out first).
+ *
+ * Sharing: a key handed out is the caller's own copy (evssh_key_dup, its
+ * EVP_PKEY shared by OpenSSL's reference count, so the private key is
+ * cleared by OpenSSL when the last holder frees it); a known_hosts set
+ * never leaves the cache: lookups on it run here, under the cache's lock.
+ * The lock and the reference count make one cache safe to share between
+ * sessions in different threads; a cache has no global state. A cache
+ * lives until its creator has freed it and the last session holding it
+ * (evssh_session_set_cache, evssh_multi_add) is freed. */
+#include "cache.h"
+
+#include "base.h"
+#include "buf.h"
+#include "errors.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_KEYS 64
+#define MAX_SETS 256
+#define MAX_KH_FILES 16
+
+typedef struct file_sig {
+  bool present;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
+} file_sig;
+
+typedef struct key_entry {
+  struct key_entry *next;
+  char *path;
+  bool private_half;
+  file_sig sig;
+  evssh_key *key;
+  uint64_t used;
+} key_entry;
+
+typedef struct set_entry {
+  struct set_entry *next;
+  char *id;                   /* length-prefixed host, port, addr, files */
+  file_sig sigs[MAX_KH_FILES];
+  size_t nfiles;
+  evssh_known_hosts *set;
+  uint64_t used;
+} set_entry;
+
+struct evssh_cache {
+  pthread_mutex_t lock;
+  int refs;                   /* the creator's, plus one per session */
+  bool creator_freed;
+  key_entry *keys;
+  size_t nkeys;
+  set_entry *sets;
+  size_t nsets;
+  uint64_t tick;
+  evssh_cache_stats stats;
+};
+
+/* ------------------------------------------------------------- lifetime */
+
+evssh_cache *evssh_cache_new(void) {
+  evssh_cache *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  if (pthread_mutex_init(&c->lock, NULL) != 0) {
+    free(c);
+    return NULL;
+  }
+  c->refs = 1;
+  return c;
+}
+
+static void key_entry_free(evssh_cache *c, key_entry *e) {
+  evssh_key_free(e->key);
+  free(e->path);
+  free(e);
+  c->stats.entries_freed++;
+}
+
+static void set_entry_free(evssh_cache *c, set_entry *e) {
+  evssh_knownhosts_free(e->set);
+  free(e->id);
+  free(e);
+  c->stats.entries_freed++;
+}
+
+static void drop_all(evssh_cache *c) {
+  while (c->keys) {
+    key_entry *e = c->keys;
+    c->keys = e->next;
+    key_entry_free(c, e);
+  }
+  while (c->sets) {
+    set_entry *e = c->sets;
+    c->sets = e->next;
+    set_entry_free(c, e);
+  }
+  c->nkeys = c->nsets = 0;
+}
+
+void evssh_cache_clear(evssh_cache *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->lock);
+  drop_all(c);
+  pthread_mutex_unlock(&c->lock);
+}
+
+static void destroy(evssh_cache *c) {
+  drop_all(c);
+  pthread_mutex_destroy(&c->lock);
+  free(c);
+}
+
+evssh_cache *cache_ref(evssh_cache *c) {
+  if (!c) return NULL;
+  pthread_mutex_lock(&c->lock);
+  c->refs++;
+  pthread_mutex_unlock(&c->lock);
+  return c;
+}
+
+void cache_unref(evssh_cache *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->lock);
+  bool last = --c->refs == 0;
+  pthread_mutex_unlock(&c->lock);
+  if (last) destroy(c);
+}
+
+void evssh_cache_free(evssh_cache *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->lock);
+  bool twice = c->creator_freed;
+  c->creator_freed = true;
+  pthread_mutex_unlock(&c->lock);
+  if (!twice) cache_unref(c);
+}
+
+int evssh_cache_stats_get(evssh_cache *c, evssh_cache_stats *out) {
+  if (!c || !out) return EVSSH_EINVAL;
+  pthread_mutex_lock(&c->lock);
+  *out = c->stats;
+  out->entries = c->nkeys + c->nsets;
+  pthread_mutex_unlock(&c->lock);
+  return EVSSH_OK;
+}
+
+/* ------------------------------------------------------------ freshness */
+
+static file_sig sig_of(const char *path) {
+  file_sig s;
+  memset(&s, 0, sizeof s);
+  struct stat st;
+  if (stat(path, &st) != 0) return s;
+  s.present = true;
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.size = st.st_size;
+  s.mtime = st.st_mtim;
+  return s;
+}
+
+static bool sig_same(const file_sig *a, const file_sig *b) {
+  if (a->present != b->present) return false;
+  if (!a->present) return true;
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+         a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* ----------------------------------------------------------------- keys */
+
+/* the least recently used entry of a full list goes */
+static void evict_key(evssh_cache *c) {
+  key_entry **oldest = NULL;
+  for (key_entry **p = &c->keys; *p; p = &(*p)->next)
+    if (!oldest || (*p)->used < (*oldest)->used) oldest = p;
+  if (!oldest) return;
+  key_entry *e = *oldest;
+  *oldest = e->next;
+  c->nkeys--;
+  key_entry_free(c, e);
+}
+
+/* Under the lock: a copy of a fresh entry into *out (0), or 1 for a miss
+   (a stale entry is dropped on the way). */
+static int key_lookup(evssh_cache *c, const char *path, bool private_half, const file_sig *now, evssh_key **out) {
+  for (key_entry **p = &c->keys; *p; p = &(*p)->next) {
+    key_entry *e = *p;
+    if (e->private_half != private_half || strcmp(e->path, path) != 0) continue;
+    if (!sig_same(&e->sig, now)) {
+      *p = e->next;
+      c->nkeys--;
+      c->stats.invalidations++;
+      key_entry_free(c, e);
+      return 1;
+    }
+    int rc = evssh_key_dup(e->key, out);
+    if (rc) return rc;
+    e->used = ++c->tick;
+    c->stats.key_hits++;
+    return 0;
+  }
+  return 1;
+}
+
+/* Under the lock: keep a copy of key (a failure to keep it costs only the
+   next session's load). */
+static void key_insert(evssh_cache *c, const char *path, bool private_half, const file_sig *sig,
+                       const evssh_key *key) {
+  for (key_entry *e = c->keys; e; e = e->next)
+    if (e->private_half == private_half && strcmp(e->path, path) == 0) return;   /* another thread's */
+  key_entry *e = calloc(1, sizeof *e);
+  if (!e) return;
+  if (!(e->path = strdup(path)) || evssh_key_dup(key, &e->key) != EVSSH_OK) {
+    free(e->path);
+    free(e);
+    return;
+  }
+  if (c->nkeys >= MAX_KEYS) evict_key(c);
+  e->private_half = private_half;
+  e->sig = *sig;
+  e->used = ++c->tick;
+  e->next = c->keys;
+  c->keys = e;
+  c->nkeys++;
+}
+
+static int key_load(evssh_cache *c, const char *path, bool private_half, evssh_passphrase_fn fn, void *ud,
+                    evssh_key **out, char *err, size_t errlen) {
+  if (!c || !path) {
+    return private_half ? evssh_key_load_private(path, fn, ud, out, err, errlen)
+                        : evssh_key_load_public(path, out, err, errlen);
+  }
+  file_sig now = sig_of(path);
+  pthread_mutex_lock(&c->lock);
+  int rc = now.present ? key_lookup(c, path, private_half, &now, out) : 1;
+  pthread_mutex_unlock(&c->lock);
+  if (rc <= 0) return rc;
+  /* a miss loads outside the lock: the passphrase prompt is the
+     application's and may take its time or run a nested loop */
+  rc = private_half ? evssh_key_load_private(path, fn, ud, out, err, errlen)
+                    : evssh_key_load_public(path, out, err, errlen);
+  if (rc != EVSSH_OK) return rc;
+  pthread_mutex_lock(&c->lock);
+  c->stats.key_loads++;
+  /* keep it only when the file is still the one stat()ed before the load */
+  file_sig after = sig_of(path);
+  if (now.present && sig_same(&now, &after)) key_insert(c, path, private_half, &now, *out);
+  pthread_mutex_unlock(&c->lock);
+  return EVSSH_OK;
+}
+
+int cache_key_load_private(evssh_cache *c, const char *path, evssh_passphrase_fn fn, void *ud, evssh_key **out,
+                           char *err, size_t errlen) {
+  return key_load(c, path, true, fn, ud, out, err, errlen);
+}
+
+int cache_key_load_public(evssh_cache *c, const char *path, evssh_key **out, char *err, size_t errlen) {
+  return key_load(c, path, false, NULL, NULL, out, err, errlen);
+}
+
+/* ----------------------------------------------------------- known_hosts */
+
+static int id_add(evssh_buf *b, const char *s) {
+  char len[24];
+  int n = snprintf(len, sizeof len, "%zu:", s ? strlen(s) : (size_t)0);
+  int rc = buf_append(b, len, (size_t)n);
+  if (!rc && s) rc = buf_append(b, s, strlen(s));
+  return rc;
+}
+
+static char *set_id(const char *const *files, size_t nfiles, const char *host, int port, const char *addr) {
+  evssh_buf b;
+  buf_init(&b);
+  char p[16];
+  snprintf(p, sizeof p, "%d", port);
+  int rc = id_add(&b, host);
+  if (!rc) rc = id_add(&b, p);
+  if (!rc) rc = id_add(&b, addr ? addr : "");
+  for (size_t i = 0; !rc && i < nfiles; i++) rc = id_add(&b, files[i] ? files[i] : "");
+  if (!rc) rc = buf_append(&b, "", 1);
+  if (rc) {
+    buf_release(&b);
+    return NULL;
+  }
+  char *s = malloc(buf_avail(&b));
+  if (s) memcpy(s, buf_ptr(&b), buf_avail(&b));
+  buf_release(&b);
+  return s;
+}
+
+static void evict_set(evssh_cache *c) {
+  set_entry **oldest = NULL;
+  for (set_entry **p = &c->sets; *p; p = &(*p)->next)
+    if (!oldest || (*p)->used < (*oldest)->used) oldest = p;
+  if (!oldest) return;
+  set_entry *e = *oldest;
+  *oldest = e->next;
+  c->nsets--;
+  set_entry_free(c, e);
+}
+
+/* Under the lock: the fresh set for these arguments, loading it on a miss.
+   NULL with the loader's error (rc) when it cannot be had. */
+static const evssh_known_hosts *set_get(evssh_cache *c, const char *const *files, size_t nfiles, const char *host,
+                                        int port, const char *addr, int *rc, char *err, size_t errlen) {
+  *rc = EVSSH_OK;
+  char *id = set_id(files, nfiles, host, port, addr);
+  if (!id) {
+    *rc = EVSSH_ENOMEM;
+    evssh_errorf(err, errlen, "out of memory reading known_hosts");
+    return NULL;
+  }
+  file_sig now[MAX_KH_FILES];
+  for (size_t i = 0; i < nfiles; i++) {
+    if (files[i]) now[i] = sig_of(files[i]);
+    else memset(&now[i], 0, sizeof now[i]);
+  }
+  for (set_entry **p = &c->sets; *p; p = &(*p)->next) {
+    set_entry *e = *p;
+    if (strcmp(e->id, id) != 0) continue;
+    bool fresh = true;
+    for (size_t i = 0; i < nfiles && fresh; i++) fresh = sig_same(&e->sigs[i], &now[i]);
+    if (fresh) {
+      free(id);
+      e->used = ++c->tick;
+      c->stats.known_hosts_hits++;
+      return e->set;
+    }
+    *p = e->next;
+    c->nsets--;
+    c->stats.invalidations++;
+    set_entry_free(c, e);
+    break;
+  }
+  evssh_known_hosts *set = NULL;
+  *rc = evssh_knownhosts_load(files, nfiles, host, port, addr, &set, err, errlen);
+  if (*rc) {
+    free(id);
+    return NULL;
+  }
+  c->stats.known_hosts_loads++;
+  set_entry *e = calloc(1, sizeof *e);
+  if (!e) {
+    free(id);
+    evssh_knownhosts_free(set);
+    *rc = EVSSH_ENOMEM;
+    evssh_errorf(err, errlen, "out of memory reading known_hosts");
+    return NULL;
+  }
+  if (c->nsets >= MAX_SETS) evict_set(c);
+  e->id = id;
+  e->nfiles = nfiles;
+  memcpy(e->sigs, now, nfiles * sizeof now[0]);
+  e->set = set;
+  e->used = ++c->tick;
+  e->next = c->sets;
+  c->sets = e;
+  c->nsets++;
+  return set;
+}
+
+int cache_knownhosts_check(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
+                           const char *addr, const unsigned char *blob, size_t blob_len, evssh_kh_result *res,
+                           char *err, size_t errlen) {
+  if (!c || nfiles > MAX_KH_FILES || !res || !blob || (!files && nfiles))
+    return evssh_knownhosts_check(files, nfiles, host, port, addr, blob, blob_len, res, err, errlen);
+  pthread_mutex_lock(&c->lock);
+  int rc;
+  const evssh_known_hosts *set = set_get(c, files, nfiles, host, port, addr, &rc, err, errlen);
+  if (set) rc = evssh_knownhosts_lookup(set, blob, blob_len, res, err, errlen);
+  pthread_mutex_unlock(&c->lock);
+  return rc;
+}
+
+int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
+                           char **types, char *err, size_t errlen) {
+  if (!c || nfiles > MAX_KH_FILES || !types || (!files && nfiles))
+    return evssh_knownhosts_types(files, nfiles, host, port, types, err, errlen);
+  *types = NULL;
+  pthread_mutex_lock(&c->lock);
+  int rc;
+  const evssh_known_hosts *set = set_get(c, files, nfiles, host, port, NULL, &rc, err, errlen);
+  if (set && (rc = evssh_knownhosts_loaded_types(set, types)) == EVSSH_ENOMEM)
+    evssh_errorf(err, errlen, "out of memory reading known_hosts");
+  pthread_mutex_unlock(&c->lock);
+  return rc;
+}
+
+int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
+                          const char *addr, evssh_known_hosts **out, char *err, size_t errlen) {
+  if (!c || nfiles > MAX_KH_FILES || !out || (!files && nfiles))
+    return evssh_knownhosts_load(files, nfiles, host, port, addr, out, err, errlen);
+  pthread_mutex_lock(&c->lock);
+  int rc;
+  const evssh_known_hosts *set = set_get(c, files, nfiles, host, port, addr, &rc, err, errlen);
+  if (set && (rc = evssh_knownhosts_dup(set, out)) == EVSSH_ENOMEM)
+    evssh_errorf(err, errlen, "out of memory reading known_hosts");
+  pthread_mutex_unlock(&c->lock);
+  return rc;
+}
