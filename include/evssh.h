@@ -546,6 +546,15 @@ EVSSH_API int evssh_key_sign(const evssh_key *k, const char *alg, const unsigned
                              evssh_buf *sig_blob);
 /** Free the key, wiping its private half; NULL is ignored. */
 EVSSH_API void evssh_key_free(evssh_key *k);
+/** bcrypt-pbkdf, the key derivation of passphrase-protected openssh-key-v1
+ * files (PROTOCOL.key: the kdfname "bcrypt"), for a binding that reads
+ * those files itself: derives `keylen` bytes (at most 1024) into `key` from
+ * the passphrase (`passlen` bytes), the file's salt and its rounds.
+ * **Blocking** CPU work (each round hashes 64 times). `EVSSH_OK`,
+ * `EVSSH_EINVAL` (empty salt, zero rounds, keylen 0 or above 1024),
+ * `EVSSH_ENOMEM`. Thread-safe. */
+EVSSH_API int evssh_bcrypt_pbkdf(const char *pass, size_t passlen, const uint8_t *salt, size_t saltlen, uint8_t *key,
+                                 size_t keylen, unsigned int rounds);
 
 /** @} */
 
