@@ -7,6 +7,7 @@
 #include "errors.h"
 
 #include "buf.h"
+#include "hostkey.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -187,6 +188,7 @@ void evssh_agent_identities_free(evssh_agent_identity *ids, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(ids[i].blob);
     free(ids[i].comment);
+    evssh_cert_free(ids[i].cert);
   }
   free(ids);
 }
@@ -240,6 +242,17 @@ int evssh_agent_identities(evssh_agent *a, evssh_agent_identity **ids, size_t *n
     }
     memcpy(list[got].blob, blob, blob_len);
     list[got].blob_len = blob_len;
+    if (evssh_hostkey_blob_type(list[got].blob, blob_len, list[got].type, sizeof list[got].type) != EVSSH_OK)
+      list[got].type[0] = 0;
+    if (evssh_cert_is_cert_name(list[got].type)) {
+      char cerr[8];
+      int crc = evssh_cert_parse(list[got].blob, blob_len, &list[got].cert, cerr, sizeof cerr);
+      if (crc == EVSSH_ENOMEM) {
+        got++;
+        rc = crc;
+        goto out;
+      }
+    }
   }
   if (r.left != 0) goto out;
   rc = EVSSH_OK;
@@ -260,6 +273,7 @@ int evssh_agent_sign(evssh_agent *a, const unsigned char *blob, size_t blob_len,
                      const char *alg, const unsigned char *data, size_t len,
                      evssh_buf *sig_blob, char *err, size_t errlen) {
   if (!a || !blob || !alg || !sig_blob || (!data && len)) return EVSSH_EINVAL;
+  if (evssh_cert_is_cert_name(alg) && !(alg = evssh_cert_alg_sig_alg(alg))) return EVSSH_EINVAL;
   uint32_t flags = 0;
   if (strcmp(alg, "rsa-sha2-256") == 0) flags = AGENT_RSA_SHA2_256;
   else if (strcmp(alg, "rsa-sha2-512") == 0) flags = AGENT_RSA_SHA2_512;

@@ -8,6 +8,7 @@
 #ifndef EVSSH_AGENT_H
 #define EVSSH_AGENT_H
 
+#include "cert.h"
 #include "evssh.h"
 #include <stddef.h>
 
@@ -21,6 +22,10 @@ typedef struct evssh_agent_identity {
   unsigned char *blob; /* public key blob, as offered to the server */
   size_t blob_len;
   char *comment;       /* NUL-terminated; cut at an embedded NUL */
+  char type[64];       /* the blob's key type ("ssh-ed25519", "ssh-rsa-cert-v01@openssh.com", ...; "" if unreadable) */
+  evssh_cert *cert;    /* for a certificate we can parse: it (type, the key it certifies in
+                          cert->key_blob, principals, validity); NULL for plain keys and for
+                          certificates of types we do not support (sk-*, DSA) */
 } evssh_agent_identity;
 
 /* Connect to the agent. sock: a socket path (IdentityAgent, already
@@ -33,7 +38,9 @@ int evssh_agent_open(const char *sock, evssh_agent **out, char *err, size_t errl
 
 /* SSH2_AGENTC_REQUEST_IDENTITIES. On success *ids (n entries, possibly 0)
    belongs to the caller: free with evssh_agent_identities_free. Keys of
-   types evssh cannot use (certificates, security keys) are listed too.
+   types evssh cannot use (security keys, DSA) are listed too; certificates
+   are recognised (type, cert). A certificate that does not parse is listed
+   with cert NULL, not an error: the rest of the list stays usable.
    Errors: EVSSH_ETIMEOUT, EVSSH_EPROTO (bad or oversized reply), EVSSH_EAUTH
    (agent answered FAILURE, e.g. locked), EVSSH_ECLOSED (agent went away or
    an earlier exchange broke the connection). */
@@ -43,6 +50,9 @@ void evssh_agent_identities_free(evssh_agent_identity *ids, size_t n);
 
 /* SSH2_AGENTC_SIGN_REQUEST for the key blob with signature algorithm alg
    (rsa-sha2-256 / rsa-sha2-512 set the agent's SHA-2 flags; others send 0).
+   For a certificate identity, blob is the certificate and alg may be its
+   certificate algorithm (rsa-sha2-512-cert-v01@openssh.com, ...): the flags
+   and the expected signature follow the plain algorithm it stands for.
    Appends the signature blob string(alg) || string(sig) to sig_blob, after
    checking that the agent signed with alg. Errors as for identities;
    EVSSH_EAUTH when the agent refuses (unknown key, confirmation denied). */

@@ -54,6 +54,74 @@ static const ec_curve *curve_by_type(const char *s, size_t n) {
   return NULL;
 }
 
+/* ------------------------------------------------ certificate key types */
+
+#define CERT_SUFFIX "-cert-v01@openssh.com"
+
+enum cert_key { CK_ED25519, CK_ECDSA, CK_RSA };
+
+/* certificate blob types and the key fields each carries after its nonce */
+static const struct cert_type_info {
+  const char *type;
+  const char *plain;
+  enum cert_key kind;
+} cert_types[] = {
+  {"ssh-ed25519-cert-v01@openssh.com", "ssh-ed25519", CK_ED25519},
+  {"ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp256", CK_ECDSA},
+  {"ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp384", CK_ECDSA},
+  {"ecdsa-sha2-nistp521-cert-v01@openssh.com", "ecdsa-sha2-nistp521", CK_ECDSA},
+  {"ssh-rsa-cert-v01@openssh.com", "ssh-rsa", CK_RSA},
+};
+
+/* certificate algorithm names -> blob type and the signature the key makes */
+static const struct cert_alg_info {
+  const char *alg;
+  const char *blob_type;
+  const char *sig_alg;
+} cert_algs[] = {
+  {"ssh-ed25519-cert-v01@openssh.com", "ssh-ed25519-cert-v01@openssh.com", "ssh-ed25519"},
+  {"ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp256"},
+  {"ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp384"},
+  {"ecdsa-sha2-nistp521-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com", "ecdsa-sha2-nistp521"},
+  {"rsa-sha2-512-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com", "rsa-sha2-512"},
+  {"rsa-sha2-256-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com", "rsa-sha2-256"},
+  {"ssh-rsa-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com", "ssh-rsa"},
+};
+
+bool evssh_cert_is_cert_name(const char *name) {
+  size_t n = name ? strlen(name) : 0, s = strlen(CERT_SUFFIX);
+  return n > s && strcmp(name + n - s, CERT_SUFFIX) == 0;
+}
+
+static const struct cert_alg_info *cert_alg_info(const char *alg) {
+  for (size_t i = 0; alg && i < sizeof cert_algs / sizeof cert_algs[0]; i++)
+    if (strcmp(cert_algs[i].alg, alg) == 0) return &cert_algs[i];
+  return NULL;
+}
+
+const char *evssh_cert_alg_blob_type(const char *alg) {
+  const struct cert_alg_info *a = cert_alg_info(alg);
+  return a ? a->blob_type : NULL;
+}
+
+const char *evssh_cert_alg_sig_alg(const char *alg) {
+  const struct cert_alg_info *a = cert_alg_info(alg);
+  return a ? a->sig_alg : NULL;
+}
+
+const char *evssh_cert_alg_for(const char *cert_type, const char *sig_alg) {
+  for (size_t i = 0; cert_type && sig_alg && i < sizeof cert_algs / sizeof cert_algs[0]; i++)
+    if (strcmp(cert_algs[i].blob_type, cert_type) == 0 && strcmp(cert_algs[i].sig_alg, sig_alg) == 0)
+      return cert_algs[i].alg;
+  return NULL;
+}
+
+const char *evssh_cert_alg_list(void) {
+  return "ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,"
+         "ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521-cert-v01@openssh.com,"
+         "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com";
+}
+
 int evssh_hostkey_blob_type(const unsigned char *blob, size_t len, char *out, size_t outlen) {
   if (!blob || !out || outlen == 0) return EVSSH_EINVAL;
   evssh_reader r = reader_of(blob, len);
@@ -68,6 +136,10 @@ int evssh_hostkey_blob_type(const unsigned char *blob, size_t len, char *out, si
 
 bool evssh_hostkey_alg_matches(const char *alg, const char *blob_type) {
   if (!alg || !blob_type) return false;
+  if (evssh_cert_is_cert_name(blob_type)) {
+    const char *bt = evssh_cert_alg_blob_type(alg);
+    return bt && strcmp(bt, blob_type) == 0;
+  }
   if (strcmp(blob_type, "ssh-rsa") == 0)
     return strcmp(alg, "ssh-rsa") == 0 || strcmp(alg, "rsa-sha2-256") == 0 ||
            strcmp(alg, "rsa-sha2-512") == 0;
@@ -165,6 +237,55 @@ int evssh_pubkey_from_blob(const unsigned char *blob, size_t len, EVP_PKEY **out
   return EVSSH_OK;
 }
 
+int evssh_hostkey_cert_key(const unsigned char *blob, size_t len, unsigned char **key, size_t *key_len,
+                           const char **cert_type, const char **key_type, size_t *consumed) {
+  if (!blob || !key || !key_len) return EVSSH_EINVAL;
+  evssh_reader r = reader_of(blob, len);
+  const char *t, *nonce, *f1, *f2;
+  size_t tl, nl, l1, l2;
+  if (evssh_read_string(&r, &t, &tl)) return EVSSH_EPROTO;
+  const struct cert_type_info *ct = NULL;
+  for (size_t i = 0; i < sizeof cert_types / sizeof cert_types[0] && !ct; i++)
+    if (str_is(t, tl, cert_types[i].type)) ct = &cert_types[i];
+  if (!ct) return EVSSH_ENOALGO;
+  if (evssh_read_string(&r, &nonce, &nl)) return EVSSH_EPROTO;
+  /* the certified key's fields, re-framed as the blob the key has alone */
+  evssh_buf b = EVSSH_BUF_INIT;
+  int rc = evssh_buf_put_cstring(&b, ct->plain);
+  const unsigned char *m1, *m2;
+  bool framed;
+  switch (ct->kind) {
+  case CK_ED25519:
+    framed = !evssh_read_string(&r, &f1, &l1);
+    if (framed && !rc) rc = evssh_buf_put_string(&b, f1, l1);
+    break;
+  case CK_ECDSA:
+    framed = !evssh_read_string(&r, &f1, &l1) && !evssh_read_string(&r, &f2, &l2);
+    if (framed && !rc) rc = evssh_buf_put_string(&b, f1, l1);
+    if (framed && !rc) rc = evssh_buf_put_string(&b, f2, l2);
+    break;
+  default: /* e then n, as in the plain blob */
+    framed = !evssh_read_mpint(&r, &m1, &l1) && !evssh_read_mpint(&r, &m2, &l2);
+    if (framed && !rc) rc = buf_put_mpint_bytes(&b, m1, l1);
+    if (framed && !rc) rc = buf_put_mpint_bytes(&b, m2, l2);
+    break;
+  }
+  if (!framed && !rc) rc = EVSSH_EPROTO;
+  EVP_PKEY *pk = NULL;
+  if (!rc) rc = evssh_pubkey_from_blob(b.data, b.len, &pk);
+  EVP_PKEY_free(pk);
+  if (rc) {
+    buf_release(&b);
+    return rc == EVSSH_ENOMEM ? rc : EVSSH_EPROTO;
+  }
+  *key = b.data;
+  *key_len = b.len;
+  if (cert_type) *cert_type = ct->type;
+  if (key_type) *key_type = ct->plain;
+  if (consumed) *consumed = len - r.left;
+  return EVSSH_OK;
+}
+
 /* RFC 5656 s3.1.2: the signature is string(mpint r, mpint s); OpenSSL
    wants DER. */
 static int ecdsa_sig_to_der(const ec_curve *c, const unsigned char *sig, size_t siglen,
@@ -207,6 +328,26 @@ static int verify_with(EVP_PKEY *pk, const char *digest, const unsigned char *si
   return rc;
 }
 
+/* A host certificate signs with the key it certifies, and its signature
+   blob carries the plain algorithm (rsa-sha2-512-cert-v01@openssh.com ->
+   "rsa-sha2-512"). Whether the certificate itself is to be trusted is the
+   known_hosts check's business (evssh_knownhosts_check_hostcert). */
+static int verify_certified(const unsigned char *blob, size_t blob_len, const char *alg,
+                            const unsigned char *sig_blob, size_t sig_len, const unsigned char *data,
+                            size_t data_len, char *err, size_t errlen) {
+  unsigned char *key = NULL;
+  size_t key_len = 0;
+  int rc = evssh_hostkey_cert_key(blob, blob_len, &key, &key_len, NULL, NULL, NULL);
+  if (rc) {
+    evssh_errorf(err, errlen, "%s host key: malformed certificate", alg);
+    return rc == EVSSH_ENOMEM ? rc : EVSSH_EPROTO;
+  }
+  rc = evssh_hostkey_verify(key, key_len, evssh_cert_alg_sig_alg(alg), sig_blob, sig_len, data, data_len, err,
+                            errlen);
+  free(key);
+  return rc;
+}
+
 int evssh_hostkey_verify(const unsigned char *blob, size_t blob_len, const char *expected_alg,
                          const unsigned char *sig_blob, size_t sig_len,
                          const unsigned char *data, size_t data_len, char *err, size_t errlen) {
@@ -221,6 +362,8 @@ int evssh_hostkey_verify(const unsigned char *blob, size_t blob_len, const char 
     evssh_errorf(err, errlen, "host key type %s cannot make %s signatures", type, expected_alg);
     return EVSSH_EPROTO;
   }
+  if (evssh_cert_is_cert_name(type))
+    return verify_certified(blob, blob_len, expected_alg, sig_blob, sig_len, data, data_len, err, errlen);
   evssh_reader r = reader_of(sig_blob, sig_len);
   const char *salg, *sig;
   size_t salen, slen;

@@ -1,13 +1,16 @@
 /* keys.c owns the user's key material: it reads public key files and lines,
- * decodes private key files (unencrypted openssh-key-v1 itself, encrypted
- * openssh-key-v1 through libssh, PEM/PKCS#8 through OpenSSL's decoder),
- * moves the secret into an OpenSSL EVP_PKEY, picks the signature algorithm
- * the way OpenSSH's client does and produces SSH signature blobs. Every
- * intermediate copy of a secret (file text, decoded blobs, libssh exports,
- * passphrases) is wiped before it is freed. */
+ * decodes private key files (openssh-key-v1 itself, plain and encrypted,
+ * with bcrypt_pbkdf.c and OpenSSL's ciphers; PEM/PKCS#8 through OpenSSL's
+ * decoder), checks that each key's halves belong together, moves the
+ * secret into an OpenSSL EVP_PKEY, picks the signature algorithm the way
+ * OpenSSH's client does and produces SSH signature blobs. Every
+ * intermediate copy of a secret (file text, decoded blobs, decrypted
+ * sections, passphrases) is wiped before it is freed. */
 #include "keys.h"
 #include "errors.h"
 #include "bcrypt_pbkdf.h"
+#include "cert.h"
+#include "keys_internal.h"
 
 #include "buf.h"
 #include "hostkey.h"
@@ -21,7 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <libssh/libssh.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -33,18 +35,28 @@
 #include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
-
-/* libssh 0.10 builds RSA keys from openssh-key-v1 without CRT parameters,
-   so OpenSSL cannot encode them and the export fails after decryption:
-   those files are decrypted here instead (bcrypt_pbkdf.c). */
-#define LIBSSH_CANNOT_EXPORT_OPENSSH_RSA (LIBSSH_VERSION_INT < SSH_VERSION_INT(0, 11, 0))
+#include <openssl/x509.h>
 
 /* Key files are small; anything larger is not a key and must not make us
    allocate without bound. */
 #define KEYFILE_MAX (1024u * 1024u)
 #define PASSPHRASE_MAX 1024
 
+/* Key derivation work a file may ask for (keys.h says why these values).
+   Fuzzing builds lower the caps so an input cannot stall the fuzzer. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define KDF_ROUNDS_MAX 4u
+#define PBKDF2_ITER_MAX 4096u
+#else
+#define KDF_ROUNDS_MAX ((uint32_t)EVSSH_KEY_KDF_ROUNDS_MAX)
+#define PBKDF2_ITER_MAX ((unsigned long)EVSSH_KEY_PBKDF2_ITER_MAX)
+#endif
+
 enum key_kind { KIND_ED25519, KIND_ECDSA, KIND_RSA };
+
+/* internal result of the openssh-key-v1 key readers: the numbers are
+   well-formed but the private half is not the public half's */
+#define KEY_PAIR_MISMATCH 1
 
 struct key_type_info {
   const char *name;       /* SSH key type */
@@ -68,6 +80,7 @@ struct evssh_key {
   size_t blob_len;
   char *comment;
   EVP_PKEY *pkey; /* NULL: public half only */
+  evssh_cert *cert; /* certificate for this key (keys_cert.c), or NULL */
 };
 
 static const struct key_type_info *type_by_name(const char *name, size_t len) {
@@ -94,13 +107,20 @@ void evssh_key_free(evssh_key *k) {
   free(k->blob);
   free(k->comment);
   EVP_PKEY_free(k->pkey);
+  evssh_cert_free(k->cert);
   free(k);
 }
 
+void keys_set_cert(evssh_key *k, evssh_cert *c) {
+  evssh_cert_free(k->cert);
+  k->cert = c;
+}
+
+const evssh_cert *evssh_key_cert(const evssh_key *k) { return k ? k->cert : NULL; }
+
 /* Whole file into a NUL-terminated heap buffer. The caller wipes it: a
    private key file may be unencrypted. */
-static int read_small_file(const char *path, char **out, size_t *out_len, char *err,
-                           size_t errlen) {
+int keys_read_file(const char *path, char **out, size_t *out_len, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     evssh_errorf(err, errlen, "%s: %s", path, strerror(errno));
@@ -285,14 +305,11 @@ int evssh_pubkey_blob_from_line(const char *line, unsigned char **blob, size_t *
   return EVSSH_OK;
 }
 
-int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t errlen) {
-  char *text = NULL;
-  size_t len = 0;
-  int rc = read_small_file(path, &text, &len, err, errlen);
-  if (rc) return rc;
+/* text: NUL-terminated, len bytes before the NUL */
+static int load_public_text(const char *path, const char *text, size_t len, evssh_key **out, char *err,
+                            size_t errlen) {
   if (memchr(text, 0, len)) {
     evssh_errorf(err, errlen, "%s: not an OpenSSH public key", path);
-    free(text);
     return EVSSH_EINVAL;
   }
   /* first line that is neither blank nor a comment */
@@ -313,16 +330,41 @@ int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t e
   unsigned char *blob = NULL;
   size_t blob_len = 0;
   char *comment = NULL;
-  rc = evssh_pubkey_blob_from_line(line, &blob, &blob_len, &comment);
-  free(text);
+  int rc = evssh_pubkey_blob_from_line(line, &blob, &blob_len, &comment);
   if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "%s: not an OpenSSH public key", path);
   if (rc) return rc;
+  return keys_new_public(path, blob, blob_len, comment, out, err, errlen);
+}
 
+int evssh_key_load_public(const char *path, evssh_key **out, char *err, size_t errlen) {
+  if (!path || !out) return EVSSH_EINVAL;
+  char *text = NULL;
+  size_t len = 0;
+  int rc = keys_read_file(path, &text, &len, err, errlen);
+  if (rc) return rc;
+  rc = load_public_text(path, text, len, out, err, errlen);
+  free(text);
+  return rc;
+}
+
+int evssh_key_load_public_text(const char *label, const char *text, size_t len, evssh_key **out, char *err,
+                               size_t errlen) {
+  if (!label || (!text && len) || !out || len > KEYFILE_MAX) return EVSSH_EINVAL;
+  char *copy = malloc(len + 1);
+  if (!copy) return EVSSH_ENOMEM;
+  if (len) memcpy(copy, text, len);
+  copy[len] = 0;
+  int rc = load_public_text(label, copy, len, out, err, errlen);
+  free(copy);
+  return rc;
+}
+
+int keys_new_public(const char *path, unsigned char *blob, size_t blob_len, char *comment, evssh_key **out,
+                    char *err, size_t errlen) {
   evssh_reader r = reader_of(blob, blob_len);
-  const char *tname;
-  size_t tlen;
-  evssh_read_string(&r, &tname, &tlen); /* checked by the line parser */
-  const struct key_type_info *t = type_by_name(tname, tlen);
+  const char *tname = "";
+  size_t tlen = 0;
+  const struct key_type_info *t = evssh_read_string(&r, &tname, &tlen) ? NULL : type_by_name(tname, tlen);
   if (!t) {
     evssh_errorf(err, errlen, "%s: unsupported key type %.*s", path, (int)(tlen > 64 ? 64 : tlen),
             tname);
@@ -414,7 +456,7 @@ static int pkey_fromdata(const char *keytype, OSSL_PARAM_BLD *bld, bool pairwise
   EVP_PKEY_CTX_free(check);
   if (!ok) {
     EVP_PKEY_free(pkey);
-    return EVSSH_EINVAL;
+    return KEY_PAIR_MISMATCH;
   }
   *out = pkey;
   return EVSSH_OK;
@@ -435,7 +477,7 @@ static int openssh_ed25519(evssh_reader *r, EVP_PKEY **out) {
   if (EVP_PKEY_get_raw_public_key(pkey, derived, &dlen) != 1 || dlen != 32 ||
       memcmp(derived, pub, 32) != 0 || memcmp(priv + 32, pub, 32) != 0) {
     EVP_PKEY_free(pkey);
-    return EVSSH_EINVAL;
+    return KEY_PAIR_MISMATCH;
   }
   *out = pkey;
   return EVSSH_OK;
@@ -460,6 +502,20 @@ static int openssh_ecdsa(evssh_reader *r, const struct key_type_info *t, EVP_PKE
   OSSL_PARAM_BLD_free(bld);
   BN_clear_free(priv);
   return rc;
+}
+
+/* n = p*q and e*d = 1 modulo p-1 and q-1: the private numbers make
+   signatures the public key (n, e) verifies (p and q prime assumed). */
+static bool rsa_numbers_consistent(const BIGNUM *n, const BIGNUM *e, const BIGNUM *d, const BIGNUM *p,
+                                   const BIGNUM *q, BN_CTX *ctx) {
+  BN_CTX_start(ctx);
+  BIGNUM *t = BN_CTX_get(ctx), *ed = BN_CTX_get(ctx), *m = BN_CTX_get(ctx);
+  bool ok = m && !BN_is_zero(p) && !BN_is_zero(q) && BN_mul(t, p, q, ctx) && BN_cmp(t, n) == 0 &&
+            BN_mul(ed, e, d, ctx);
+  for (int i = 0; i < 2 && ok; i++)
+    ok = BN_sub(m, i ? q : p, BN_value_one()) && !BN_is_zero(m) && BN_mod(t, ed, m, ctx) && BN_is_one(t);
+  BN_CTX_end(ctx);
+  return ok;
 }
 
 static int openssh_rsa(evssh_reader *r, EVP_PKEY **out) {
@@ -496,9 +552,11 @@ static int openssh_rsa(evssh_reader *r, EVP_PKEY **out) {
   if (!bnctx || !dmp1 || !dmq1 || !tmp || !bld) goto out;
   rc = EVSSH_EINVAL;
   /* OpenSSL's RSA pairwise check runs primality tests (~40 ms for 2048
-     bits), too slow for a loop that loads keys for many sessions; n = p*q
-     catches a mismatched file, a bad d only makes signatures fail */
-  if (!BN_mul(tmp, p, q, bnctx) || BN_cmp(tmp, n) != 0) goto out;
+     bits), too slow for a loop that loads keys for many sessions */
+  if (!rsa_numbers_consistent(n, e, d, p, q, bnctx)) {
+    rc = KEY_PAIR_MISMATCH;
+    goto out;
+  }
   if (!BN_sub(tmp, p, BN_value_one()) || !BN_mod(dmp1, d, tmp, bnctx) ||
       !BN_sub(tmp, q, BN_value_one()) || !BN_mod(dmq1, d, tmp, bnctx))
     goto out;
@@ -528,6 +586,8 @@ out:
 typedef struct openssh_v1 {
   const char *cipher, *kdf, *kdfopts, *pub, *priv;
   size_t cipher_len, kdf_len, kdfopts_len, pub_len, priv_len;
+  const unsigned char *tag; /* what follows the private section: an AEAD cipher's tag */
+  size_t tag_len;
 } openssh_v1;
 
 static int openssh_v1_split(const unsigned char *raw, size_t raw_len, openssh_v1 *o, char *err,
@@ -543,10 +603,12 @@ static int openssh_v1_split(const unsigned char *raw, size_t raw_len, openssh_v1
     return EVSSH_EINVAL;
   }
   if (nkeys != 1 || evssh_read_string(&r, &o->pub, &o->pub_len) ||
-      evssh_read_string(&r, &o->priv, &o->priv_len) || r.left != 0) {
+      evssh_read_string(&r, &o->priv, &o->priv_len)) {
     evssh_errorf(err, errlen, "malformed openssh-key-v1 key list");
     return EVSSH_EINVAL;
   }
+  o->tag = r.p;
+  o->tag_len = r.left;
   return EVSSH_OK;
 }
 
@@ -579,6 +641,10 @@ static int openssh_v1_parse_private(const unsigned char *priv, size_t priv_len, 
     evssh_errorf(err, errlen, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
     return EVSSH_EINVAL;
   }
+  if (rc == KEY_PAIR_MISMATCH) {
+    evssh_errorf(err, errlen, "private key does not match its public key");
+    return EVSSH_EINVAL;
+  }
   if (rc) {
     if (rc == EVSSH_EINVAL) evssh_errorf(err, errlen, "invalid %s private key", t->name);
     return rc;
@@ -603,7 +669,7 @@ static int openssh_v1_parse_private(const unsigned char *priv, size_t priv_len, 
   if (rc) return rc;
   if (k->blob_len != pub_len || memcmp(k->blob, pubblob, pub_len) != 0) {
     evssh_key_free(k);
-    evssh_errorf(err, errlen, "public key does not match the private key");
+    evssh_errorf(err, errlen, "private key does not match its public key");
     return EVSSH_EINVAL;
   }
   *out = k;
@@ -618,6 +684,10 @@ static int openssh_v1_parse_raw(const unsigned char *raw, size_t raw_len, evssh_
   if (rc) return rc;
   if (!str_is(o.cipher, o.cipher_len, "none") || !str_is(o.kdf, o.kdf_len, "none")) {
     evssh_errorf(err, errlen, "openssh-key-v1 key is encrypted");
+    return EVSSH_EINVAL;
+  }
+  if (o.tag_len != 0) {
+    evssh_errorf(err, errlen, "malformed openssh-key-v1 key list");
     return EVSSH_EINVAL;
   }
   return openssh_v1_parse_private((const unsigned char *)o.priv, o.priv_len, o.pub, o.pub_len, out, err,
@@ -642,9 +712,8 @@ int evssh_key_parse_openssh_v1(const char *text, size_t len, evssh_key **out, ch
 enum openssh_kind { NOT_OPENSSH, OPENSSH_PLAIN, OPENSSH_ENCRYPTED };
 
 /* Classifies armoured text by its openssh-key-v1 header, which is never
-   encrypted; *is_rsa tells whether the (public) key in it is RSA. */
-static enum openssh_kind openssh_v1_classify(const char *text, size_t len, bool *is_rsa) {
-  *is_rsa = false;
+   encrypted. */
+static enum openssh_kind openssh_v1_classify(const char *text, size_t len) {
   if (!memmem(text, len, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN))) return NOT_OPENSSH;
   unsigned char *raw = NULL;
   size_t raw_len = 0;
@@ -652,24 +721,14 @@ static enum openssh_kind openssh_v1_classify(const char *text, size_t len, bool 
   if (openssh_v1_decode(text, len, &raw, &raw_len)) return OPENSSH_PLAIN;
   evssh_reader r = reader_of(raw, raw_len);
   const unsigned char *magic;
-  const char *cipher, *kdf, *opts, *pub;
-  size_t cipher_len, kdf_len, opts_len, pub_len;
-  uint32_t nkeys;
+  const char *cipher, *kdf;
+  size_t cipher_len, kdf_len;
   enum openssh_kind kind = OPENSSH_PLAIN;
   if (!evssh_read_bytes(&r, sizeof OPENSSH_MAGIC, &magic) &&
       memcmp(magic, OPENSSH_MAGIC, sizeof OPENSSH_MAGIC) == 0 &&
       !evssh_read_string(&r, &cipher, &cipher_len) && !evssh_read_string(&r, &kdf, &kdf_len) &&
-      (!str_is(cipher, cipher_len, "none") || !str_is(kdf, kdf_len, "none"))) {
+      (!str_is(cipher, cipher_len, "none") || !str_is(kdf, kdf_len, "none")))
     kind = OPENSSH_ENCRYPTED;
-    evssh_reader pr;
-    const char *tname;
-    size_t tlen;
-    if (!evssh_read_string(&r, &opts, &opts_len) && !evssh_read_u32(&r, &nkeys) &&
-        !evssh_read_string(&r, &pub, &pub_len)) {
-      pr = reader_of(pub, pub_len);
-      *is_rsa = !evssh_read_string(&pr, &tname, &tlen) && str_is(tname, tlen, EVSSH_KEYTYPE_RSA);
-    }
-  }
   wipe_free(raw, raw_len);
   return kind;
 }
@@ -686,9 +745,10 @@ struct pass_ctx {
   char pass[PASSPHRASE_MAX];
 };
 
-/* libssh's auth callback, also behind OpenSSL's. The passphrase is cached
-   so a decoder that asks twice does not prompt the user twice. */
-static int libssh_auth_cb(const char *prompt, char *buf, size_t len, int echo, int verify,
+/* The passphrase prompt, behind OpenSSL's PEM callback and our own
+   decryption. The passphrase is cached so a decoder that asks twice does
+   not prompt the user twice. */
+static int cached_prompt(const char *prompt, char *buf, size_t len, int echo, int verify,
                           void *userdata) {
   struct pass_ctx *pc = userdata;
   pc->asked = true;
@@ -719,8 +779,35 @@ static int libssh_auth_cb(const char *prompt, char *buf, size_t len, int echo, i
    a callback OpenSSL would prompt on the terminal itself. */
 static int pem_passphrase_cb(char *buf, int size, int rwflag, void *u) {
   if (size <= 0) return -1;
-  if (libssh_auth_cb(NULL, buf, (size_t)size, 0, 0, u) != 0) return -1;
+  if (cached_prompt(NULL, buf, (size_t)size, 0, 0, u) != 0) return -1;
   return (int)strlen(buf);
+}
+
+/* Whether a decoded key's private half belongs to the public half it
+   carries. Decoders take a stored public part as it is (a SEC1 or PKCS#8
+   EC key holds its point next to the scalar), so a file can pair any two;
+   every signature would then be refused by the server with nothing saying
+   why. EC and Ed25519: OpenSSL's pairwise check (one scalar
+   multiplication). RSA: the arithmetic of the numbers, not OpenSSL's
+   pairwise check, whose primality tests cost ~40 ms a key. */
+static bool pair_matches(EVP_PKEY *pkey, const struct key_type_info *t) {
+  if (t->kind != KIND_RSA) {
+    EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    bool ok = check && EVP_PKEY_pairwise_check(check) == 1;
+    EVP_PKEY_CTX_free(check);
+    return ok;
+  }
+  static const char *const names[] = {OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_RSA_E,
+                                      OSSL_PKEY_PARAM_RSA_D, OSSL_PKEY_PARAM_RSA_FACTOR1,
+                                      OSSL_PKEY_PARAM_RSA_FACTOR2};
+  BIGNUM *bn[5] = {NULL};
+  bool ok = true;
+  for (int i = 0; i < 5 && ok; i++) ok = EVP_PKEY_get_bn_param(pkey, names[i], &bn[i]) == 1;
+  BN_CTX *ctx = ok ? BN_CTX_secure_new() : NULL;
+  ok = ctx && rsa_numbers_consistent(bn[0], bn[1], bn[2], bn[3], bn[4], ctx);
+  BN_CTX_free(ctx);
+  for (int i = 0; i < 5; i++) BN_clear_free(bn[i]);
+  return ok;
 }
 
 /* Checks a decoded OpenSSL key is one we sign with and wraps it. */
@@ -734,6 +821,12 @@ static int key_from_decoded(EVP_PKEY *pkey, evssh_key **out, char *sub, size_t s
   if (t->kind == KIND_RSA && EVP_PKEY_get_bits(pkey) < EVSSH_RSA_MIN_BITS) {
     EVP_PKEY_free(pkey);
     snprintf(sub, sublen, "RSA key smaller than %d bits refused", EVSSH_RSA_MIN_BITS);
+    return EVSSH_EINVAL;
+  }
+  if (!pair_matches(pkey, t)) {
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    snprintf(sub, sublen, "private key does not match its public key");
     return EVSSH_EINVAL;
   }
   return key_from_pkey(pkey, t, NULL, out);
@@ -758,11 +851,65 @@ static int decode_failure(const char *path, const struct pass_ctx *pc, char *err
   return EVSSH_EINVAL;
 }
 
+/* Reading an encrypted PKCS#8 header for its parameters only: refusing any
+   password request keeps OpenSSL from prompting on the terminal. */
+static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1; }
+
+/* Encrypted PKCS#8 names its own key derivation, and PBKDF2's iteration
+   count is as unbounded as bcrypt's rounds (OpenSSL writes 2048; 2^31
+   would keep the decoder busy for the better part of an hour), so it is
+   capped before the passphrase is asked, like the bcrypt rounds. scrypt
+   needs no cap here: OpenSSL refuses parameters needing over 32 MiB, which
+   bounds its time too. Legacy PEM encryption derives with one MD5. */
+static long pkcs8_iterations(const X509_ALGOR *alg) {
+  long iter = 0;
+  int nid = OBJ_obj2nid(alg->algorithm);
+  if (nid == NID_pbes2) {
+    PBE2PARAM *pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+    if (pbe2 && pbe2->keyfunc && OBJ_obj2nid(pbe2->keyfunc->algorithm) == NID_id_pbkdf2) {
+      PBKDF2PARAM *kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), pbe2->keyfunc->parameter);
+      iter = kdf && kdf->iter ? ASN1_INTEGER_get(kdf->iter) : 0;
+      PBKDF2PARAM_free(kdf);
+    }
+    PBE2PARAM_free(pbe2);
+  } else if (alg->parameter && alg->parameter->type == V_ASN1_SEQUENCE) {
+    /* PKCS#5 v1 / PKCS#12 PBE: salt and iterations */
+    PBEPARAM *pbe = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBEPARAM), alg->parameter);
+    iter = pbe && pbe->iter ? ASN1_INTEGER_get(pbe->iter) : 0;
+    PBEPARAM_free(pbe);
+  }
+  return iter;
+}
+
+static int pkcs8_precheck(const char *path, const char *text, size_t len, char *err, size_t errlen) {
+  static const char begin[] = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+  if (!memmem(text, len, begin, strlen(begin))) return EVSSH_OK;
+  BIO *bio = BIO_new_mem_buf(text, (int)len);
+  if (!bio) return EVSSH_ENOMEM;
+  X509_SIG *p8 = PEM_read_bio_PKCS8(bio, NULL, no_password_cb, NULL);
+  BIO_free(bio);
+  if (!p8) return EVSSH_OK; /* the decoder reports what is wrong with it */
+  const X509_ALGOR *alg = NULL;
+  X509_SIG_get0(p8, &alg, NULL);
+  long iter = alg ? pkcs8_iterations(alg) : 0;
+  X509_SIG_free(p8);
+  ERR_clear_error();
+  if (iter < 0 || (unsigned long)iter > PBKDF2_ITER_MAX) {
+    evssh_errorf(err, errlen,
+                 "%s: PKCS#8 key derivation iterations %ld exceed the limit of %lu; re-encrypt the key "
+                 "(ssh-keygen -p) or load it into ssh-agent",
+                 path, iter, (unsigned long)PBKDF2_ITER_MAX);
+    return EVSSH_EINVAL;
+  }
+  return EVSSH_OK;
+}
+
 /* PEM containers (PKCS#1, SEC1, PKCS#8, each possibly encrypted) are
-   OpenSSL's own formats: its decoder reads them directly, the same one
-   libssh would call, without a round trip through libssh. */
+   OpenSSL's own formats: its decoder reads them directly. */
 static int load_pem(const char *path, const char *text, size_t len, struct pass_ctx *pc,
                     evssh_key **out, char *err, size_t errlen) {
+  int prc = pkcs8_precheck(path, text, len, err, errlen);
+  if (prc) return prc;
   BIO *bio = BIO_new_mem_buf(text, (int)len);
   if (!bio) return EVSSH_ENOMEM;
   EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, pem_passphrase_cb, pc);
@@ -774,161 +921,201 @@ static int load_pem(const char *path, const char *text, size_t len, struct pass_
   return rc;
 }
 
-/* The export is never encrypted; refusing any password request keeps
-   OpenSSL from prompting on the terminal. */
-static int no_password_cb(char *buf, int size, int rwflag, void *u) { return -1; }
-
-/* Encrypted openssh-key-v1 (bcrypt-pbkdf): libssh decrypts, then exports
-   the key unencrypted in memory (openssh-key-v1 for Ed25519, PKCS#8 for
-   ECDSA in 0.10), which is parsed into an EVP_PKEY and wiped. */
-static int load_via_libssh(const char *path, const char *text, struct pass_ctx *pc,
-                           evssh_key **out, char *err, size_t errlen) {
-  ssh_key skey = NULL;
-  int src = ssh_pki_import_privkey_base64(text, NULL, libssh_auth_cb, pc, &skey);
-  if (src != SSH_OK || !skey) {
-    ssh_key_free(skey);
-    return decode_failure(path, pc, err, errlen);
-  }
-  enum ssh_keytypes_e stype = ssh_key_type(skey);
-  char *exported = NULL;
-  int rc = ssh_pki_export_privkey_base64(skey, NULL, NULL, NULL, &exported) == SSH_OK && exported
-               ? EVSSH_OK
-               : EVSSH_EINVAL;
-  char *pub_b64 = NULL;
-  if (!rc && ssh_pki_export_pubkey_base64(skey, &pub_b64) != SSH_OK) rc = EVSSH_EINVAL;
-  ssh_key_free(skey);
-  if (rc) {
-    if (exported) {
-      OPENSSL_cleanse(exported, strlen(exported));
-      ssh_string_free_char(exported);
-    }
-    ssh_string_free_char(pub_b64);
-    if (stype == SSH_KEYTYPE_RSA)
-      evssh_errorf(err, errlen,
-              "%s: libssh could not hand over this RSA key; add it to ssh-agent or "
-              "convert it with: ssh-keygen -p -m PEM -f %s",
-              path, path);
-    else
-      evssh_errorf(err, errlen, "%s: cannot extract the private key", path);
+/* The bcrypt KDF parameters of an encrypted openssh-key-v1 header (salt
+   points into o), refused when the rounds are 0 or above the cap. Runs
+   before any passphrase prompt, so a file cannot make us spend unbounded
+   CPU. */
+static int openssh_v1_kdf(const openssh_v1 *o, const unsigned char **salt, size_t *salt_len,
+                          uint32_t *rounds, char *sub, size_t sublen) {
+  evssh_reader kr = reader_of(o->kdfopts, o->kdfopts_len);
+  const char *sp = NULL;
+  if (!str_is(o->kdf, o->kdf_len, "bcrypt")) {
+    snprintf(sub, sublen, "unsupported key derivation %.*s", (int)(o->kdf_len > 32 ? 32 : o->kdf_len), o->kdf);
     return EVSSH_EINVAL;
   }
-
-  size_t elen = strlen(exported);
-  evssh_key *k = NULL;
-  char sub[200] = "";
-  if (memmem(exported, elen, OPENSSH_BEGIN, strlen(OPENSSH_BEGIN))) {
-    rc = evssh_key_parse_openssh_v1(exported, elen, &k, sub, sizeof sub);
-  } else {
-    /* libssh 0.10 hands ECDSA keys over as unencrypted PKCS#8 */
-    BIO *bio = BIO_new_mem_buf(exported, (int)elen);
-    EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL) : NULL;
-    BIO_free(bio);
-    rc = pkey ? key_from_decoded(pkey, &k, sub, sizeof sub) : EVSSH_EINVAL;
+  if (evssh_read_string(&kr, &sp, salt_len) || evssh_read_u32(&kr, rounds) || kr.left != 0 ||
+      *salt_len == 0) {
+    snprintf(sub, sublen, "malformed bcrypt KDF options");
+    return EVSSH_EINVAL;
   }
-  OPENSSL_cleanse(exported, elen);
-  ssh_string_free_char(exported);
-
-  /* the blob we derived must be the one libssh sees: catches any loss in
-     the export round trip */
-  if (!rc) {
-    unsigned char *pub = NULL;
-    size_t pub_len = 0, b64len = strlen(pub_b64);
-    pub = malloc(b64len / 4 * 3 + 3);
-    if (!pub) {
-      rc = EVSSH_ENOMEM;
-    } else if (evssh_base64_decode(pub_b64, b64len, pub, b64len / 4 * 3 + 3, &pub_len) ||
-               pub_len != k->blob_len || memcmp(pub, k->blob, pub_len) != 0) {
-      snprintf(sub, sizeof sub, "public key changed in the libssh round trip");
-      rc = EVSSH_EINVAL;
-    }
-    free(pub);
-    if (rc) evssh_key_free(k);
+  if (*rounds == 0 || *rounds > KDF_ROUNDS_MAX) {
+    snprintf(sub, sublen,
+             "bcrypt KDF rounds %u exceed the limit of %u%s; re-encrypt the key with ssh-keygen -p -a 16 "
+             "or load it into ssh-agent",
+             (unsigned)*rounds, (unsigned)KDF_ROUNDS_MAX, *rounds == 0 ? " (0 is not valid)" : "");
+    return EVSSH_EINVAL;
   }
-  ssh_string_free_char(pub_b64);
-  if (rc) {
-    if (rc == EVSSH_EINVAL)
-      evssh_errorf(err, errlen, "%s: %s", path, sub[0] ? sub : "cannot decode private key");
-    return rc;
-  }
-  *out = k;
+  *salt = (const unsigned char *)sp;
   return EVSSH_OK;
 }
 
-/* Encrypted openssh-key-v1 that libssh cannot hand over (RSA in 0.10):
-   bcrypt-pbkdf derives the cipher key and IV from the passphrase, the
-   private section is decrypted with OpenSSL, and the check ints tell a
-   wrong passphrase from a damaged file. */
-#define BCRYPT_ROUNDS_MAX 4096   /* ssh-keygen's default is 16; more is a denial of service */
-
-static const EVP_CIPHER *openssh_key_cipher(const char *name, size_t len) {
-  static const struct { const char *name; const char *evp; } ciphers[] = {
-      {"aes256-ctr", "AES-256-CTR"}, {"aes192-ctr", "AES-192-CTR"}, {"aes128-ctr", "AES-128-CTR"},
-      {"aes256-cbc", "AES-256-CBC"}, {"aes192-cbc", "AES-192-CBC"}, {"aes128-cbc", "AES-128-CBC"}};
-  for (size_t i = 0; i < sizeof ciphers / sizeof ciphers[0]; i++)
-    if (str_is(name, len, ciphers[i].name)) return EVP_get_cipherbyname(ciphers[i].evp);
-  return NULL;
-}
-
-static int load_openssh_bcrypt(const char *path, const char *text, size_t len, struct pass_ctx *pc,
-                               evssh_key **out, char *err, size_t errlen) {
-  unsigned char *raw = NULL, *plain = NULL;
-  size_t raw_len = 0;
-  int rc = openssh_v1_decode(text, len, &raw, &raw_len);
+/* Decodes an encrypted openssh-key-v1 file and checks its header up to the
+   KDF (messages name path). On success *raw (wipe it) holds the file and
+   o, salt and rounds point into it. */
+static int openssh_v1_open(const char *path, const char *text, size_t len, unsigned char **raw, size_t *raw_len,
+                           openssh_v1 *o, const unsigned char **salt, size_t *salt_len, uint32_t *rounds, char *err,
+                           size_t errlen) {
+  int rc = openssh_v1_decode(text, len, raw, raw_len);
   if (rc) {
     evssh_errorf(err, errlen, "%s: malformed openssh-key-v1 armour", path);
     return rc == EVSSH_ENOMEM ? rc : EVSSH_EINVAL;
   }
+  char sub[300] = "";
+  rc = openssh_v1_split(*raw, *raw_len, o, sub, sizeof sub);
+  if (!rc) rc = openssh_v1_kdf(o, salt, salt_len, rounds, sub, sizeof sub);
+  if (rc) {
+    evssh_errorf(err, errlen, "%s: %s", path, sub);
+    wipe_free(*raw, *raw_len);
+    *raw = NULL;
+  }
+  return rc;
+}
+
+/* The ciphers ssh-keygen -Z can encrypt a key file with. The private
+   section is padded to the cipher's block size; the AEAD ones put their
+   16-byte tag after the section. Key and IV both come out of bcrypt-pbkdf. */
+enum key_cipher_mode { KC_PLAIN, KC_GCM, KC_CHACHAPOLY };
+
+struct key_cipher {
+  const char *name;
+  const char *evp;      /* OpenSSL cipher (NULL: chacha20-poly1305, built below) */
+  enum key_cipher_mode mode;
+  size_t key_len, iv_len, block, tag_len;
+};
+
+static const struct key_cipher key_ciphers[] = {
+  {"aes256-ctr", "AES-256-CTR", KC_PLAIN, 32, 16, 16, 0},
+  {"aes192-ctr", "AES-192-CTR", KC_PLAIN, 24, 16, 16, 0},
+  {"aes128-ctr", "AES-128-CTR", KC_PLAIN, 16, 16, 16, 0},
+  {"aes256-cbc", "AES-256-CBC", KC_PLAIN, 32, 16, 16, 0},
+  {"aes192-cbc", "AES-192-CBC", KC_PLAIN, 24, 16, 16, 0},
+  {"aes128-cbc", "AES-128-CBC", KC_PLAIN, 16, 16, 16, 0},
+  {"3des-cbc", "DES-EDE3-CBC", KC_PLAIN, 24, 8, 8, 0},
+  {"aes256-gcm@openssh.com", "AES-256-GCM", KC_GCM, 32, 12, 16, 16},
+  {"aes128-gcm@openssh.com", "AES-128-GCM", KC_GCM, 16, 12, 16, 16},
+  {"chacha20-poly1305@openssh.com", NULL, KC_CHACHAPOLY, 64, 0, 8, 16},
+};
+
+static const struct key_cipher *key_cipher_by_name(const char *name, size_t len) {
+  for (size_t i = 0; i < sizeof key_ciphers / sizeof key_ciphers[0]; i++)
+    if (str_is(name, len, key_ciphers[i].name)) return &key_ciphers[i];
+  return NULL;
+}
+
+static int evp_crypt(const char *name, const unsigned char *key, const unsigned char *iv, const unsigned char *in,
+                     size_t len, unsigned char *out) {
+  const EVP_CIPHER *c = EVP_get_cipherbyname(name);
+  EVP_CIPHER_CTX *ctx = c ? EVP_CIPHER_CTX_new() : NULL;
+  int outl = 0, finl = 0;
+  bool ok = ctx && EVP_DecryptInit_ex(ctx, c, NULL, key, iv) && EVP_CIPHER_CTX_set_padding(ctx, 0) &&
+            EVP_DecryptUpdate(ctx, out, &outl, in, (int)len) && EVP_DecryptFinal_ex(ctx, out + outl, &finl);
+  EVP_CIPHER_CTX_free(ctx);
+  return ok ? EVSSH_OK : EVSSH_ENOMEM;
+}
+
+/* OpenSSH's chacha20-poly1305 with sequence number 0 and no length
+   header: the Poly1305 key is the first 32 bytes of the keystream of
+   block 0 under the first half of the 64-byte key, the section is
+   encrypted from block 1 on. OpenSSL's 16-byte ChaCha20 IV (32-bit counter,
+   96-bit nonce) lays block n with nonce 0 out the same way as the original
+   64/64-bit split. */
+static int chachapoly_open(const unsigned char *key, const unsigned char *in, size_t len, const unsigned char *tag,
+                           unsigned char *out) {
+  unsigned char iv[16] = {0}, poly_key[32] = {0}, mac[16];
+  int rc = evp_crypt("ChaCha20", key, iv, poly_key, sizeof poly_key, poly_key);
+  EVP_MAC *m = rc ? NULL : EVP_MAC_fetch(NULL, "POLY1305", NULL);
+  EVP_MAC_CTX *mctx = m ? EVP_MAC_CTX_new(m) : NULL;
+  size_t mac_len = 0;
+  if (!mctx || !EVP_MAC_init(mctx, poly_key, sizeof poly_key, NULL) || !EVP_MAC_update(mctx, in, len) ||
+      !EVP_MAC_final(mctx, mac, &mac_len, sizeof mac) || mac_len != sizeof mac)
+    rc = EVSSH_ENOMEM;
+  else if (CRYPTO_memcmp(mac, tag, sizeof mac) != 0)
+    rc = EVSSH_EAUTH;
+  EVP_MAC_CTX_free(mctx);
+  EVP_MAC_free(m);
+  OPENSSL_cleanse(poly_key, sizeof poly_key);
+  if (rc) return rc;
+  iv[0] = 1;
+  return evp_crypt("ChaCha20", key, iv, in, len, out);
+}
+
+static int gcm_open(const struct key_cipher *kc, const unsigned char *key, const unsigned char *iv,
+                    const unsigned char *in, size_t len, const unsigned char *tag, unsigned char *out) {
+  const EVP_CIPHER *c = EVP_get_cipherbyname(kc->evp);
+  EVP_CIPHER_CTX *ctx = c ? EVP_CIPHER_CTX_new() : NULL;
+  int outl = 0, finl = 0;
+  if (!ctx || !EVP_DecryptInit_ex(ctx, c, NULL, NULL, NULL) ||
+      !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, (int)kc->iv_len, NULL) ||
+      !EVP_DecryptInit_ex(ctx, NULL, NULL, key, iv) || !EVP_DecryptUpdate(ctx, out, &outl, in, (int)len) ||
+      !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, (int)kc->tag_len, (void *)tag)) {
+    EVP_CIPHER_CTX_free(ctx);
+    return EVSSH_ENOMEM;
+  }
+  int ok = EVP_DecryptFinal_ex(ctx, out + outl, &finl);
+  EVP_CIPHER_CTX_free(ctx);
+  return ok > 0 ? EVSSH_OK : EVSSH_EAUTH;
+}
+
+/* Decrypts the private section: EVSSH_EAUTH when an AEAD tag does not
+   verify (a wrong passphrase, or a damaged file). */
+static int key_cipher_open(const struct key_cipher *kc, const unsigned char *keyiv, const openssh_v1 *o,
+                           unsigned char *out) {
+  const unsigned char *in = (const unsigned char *)o->priv;
+  switch (kc->mode) {
+  case KC_GCM: return gcm_open(kc, keyiv, keyiv + kc->key_len, in, o->priv_len, o->tag, out);
+  case KC_CHACHAPOLY: return chachapoly_open(keyiv, in, o->priv_len, o->tag, out);
+  default: return evp_crypt(kc->evp, keyiv, keyiv + kc->key_len, in, o->priv_len, out);
+  }
+}
+
+/* Encrypted openssh-key-v1, every key type and every cipher OpenSSH
+   writes: bcrypt-pbkdf derives the cipher key and IV from the passphrase,
+   the private section is decrypted with OpenSSL, and the check ints (or
+   the AEAD tag) tell a wrong passphrase from a damaged file. Ours rather
+   than libssh's: libssh 0.10 cannot hand RSA keys back out, crashes on the
+   AEAD ciphers, leaks on a damaged private section and calls every failure
+   a wrong passphrase. */
+static int load_openssh_encrypted(const char *path, const char *text, size_t len, struct pass_ctx *pc,
+                                  evssh_key **out, char *err, size_t errlen) {
+  unsigned char *raw = NULL, *plain = NULL;
+  size_t raw_len = 0;
   openssh_v1 o;
-  char sub[200] = "";
   const unsigned char *salt = NULL;
   size_t salt_len = 0;
   uint32_t rounds = 0;
+  int rc = openssh_v1_open(path, text, len, &raw, &raw_len, &o, &salt, &salt_len, &rounds, err, errlen);
+  if (rc) return rc;
+  char sub[300] = "";
   unsigned char keyiv[64 + 16];
-  rc = openssh_v1_split(raw, raw_len, &o, sub, sizeof sub);
-  const EVP_CIPHER *cipher = rc ? NULL : openssh_key_cipher(o.cipher, o.cipher_len);
-  if (rc == EVSSH_OK) {
-    evssh_reader kr = reader_of(o.kdfopts, o.kdfopts_len);
-    const char *sp;
-    if (!str_is(o.kdf, o.kdf_len, "bcrypt") || evssh_read_string(&kr, &sp, &salt_len) ||
-        evssh_read_u32(&kr, &rounds) || kr.left != 0 || salt_len == 0) {
-      snprintf(sub, sizeof sub, "unsupported key derivation %.*s", (int)(o.kdf_len > 32 ? 32 : o.kdf_len), o.kdf);
-      rc = EVSSH_EINVAL;
-    } else if (rounds == 0 || rounds > BCRYPT_ROUNDS_MAX) {
-      snprintf(sub, sizeof sub, "bcrypt rounds %u outside 1..%d", (unsigned)rounds, BCRYPT_ROUNDS_MAX);
-      rc = EVSSH_EINVAL;
-    } else if (!cipher) {
-      snprintf(sub, sizeof sub, "unsupported key cipher %.*s", (int)(o.cipher_len > 40 ? 40 : o.cipher_len),
-               o.cipher);
-      rc = EVSSH_EINVAL;
-    } else if (o.priv_len == 0 || o.priv_len % (size_t)EVP_CIPHER_get_block_size(cipher) != 0) {
-      snprintf(sub, sizeof sub, "encrypted private section has a bad length");
-      rc = EVSSH_EINVAL;
-    }
-    salt = (const unsigned char *)sp;
+  const struct key_cipher *kc = key_cipher_by_name(o.cipher, o.cipher_len);
+  if (!kc) {
+    snprintf(sub, sizeof sub, "unsupported key cipher %.*s", (int)(o.cipher_len > 40 ? 40 : o.cipher_len), o.cipher);
+    rc = EVSSH_EINVAL;
+  } else if (o.priv_len < 8) {
+    /* the two check words come first */
+    snprintf(sub, sizeof sub, "encrypted private section too short (%zu bytes)", o.priv_len);
+    rc = EVSSH_EINVAL;
+  } else if (o.priv_len % kc->block != 0 || o.tag_len != kc->tag_len) {
+    snprintf(sub, sizeof sub, "encrypted private section has a bad length");
+    rc = EVSSH_EINVAL;
   }
   char pass[PASSPHRASE_MAX];
-  if (rc == EVSSH_OK && libssh_auth_cb(NULL, pass, sizeof pass, 0, 0, pc) != 0) {
+  if (rc == EVSSH_OK && cached_prompt(NULL, pass, sizeof pass, 0, 0, pc) != 0) {
     rc = decode_failure(path, pc, err, errlen);
     sub[0] = 0;
   } else if (rc == EVSSH_OK) {
-    size_t klen = (size_t)EVP_CIPHER_get_key_length(cipher), ivlen = (size_t)EVP_CIPHER_get_iv_length(cipher);
-    rc = evssh_bcrypt_pbkdf(pass, strlen(pass), salt, salt_len, keyiv, klen + ivlen, rounds);
+    rc = evssh_bcrypt_pbkdf(pass, strlen(pass), salt, salt_len, keyiv, kc->key_len + kc->iv_len, rounds);
     OPENSSL_cleanse(pass, sizeof pass);
     plain = rc ? NULL : malloc(o.priv_len);
-    EVP_CIPHER_CTX *ctx = plain ? EVP_CIPHER_CTX_new() : NULL;
-    int outl = 0, finl = 0;
-    if (!ctx || !EVP_DecryptInit_ex(ctx, cipher, NULL, keyiv, keyiv + klen) || !EVP_CIPHER_CTX_set_padding(ctx, 0) ||
-        !EVP_DecryptUpdate(ctx, plain, &outl, (const unsigned char *)o.priv, (int)o.priv_len) ||
-        !EVP_DecryptFinal_ex(ctx, plain + outl, &finl)) {
-      if (rc == EVSSH_OK) rc = EVSSH_ENOMEM;
-    } else if (get_u32(plain) != get_u32(plain + 4)) {
-      /* the check ints differ: the passphrase made a different key */
+    if (!rc && !plain) rc = EVSSH_ENOMEM;
+    if (!rc) rc = key_cipher_open(kc, keyiv, &o, plain);
+    if (rc == EVSSH_EAUTH || (!rc && get_u32(plain) != get_u32(plain + 4))) {
+      /* the tag or the check ints disagree: the passphrase made a different key */
       evssh_errorf(err, errlen, "wrong passphrase for key %s", path);
       rc = EVSSH_EAUTH;
-    } else {
+    } else if (!rc) {
       rc = openssh_v1_parse_private(plain, o.priv_len, o.pub, o.pub_len, out, sub, sizeof sub);
     }
-    EVP_CIPHER_CTX_free(ctx);
     OPENSSL_cleanse(keyiv, sizeof keyiv);
   }
   if (rc == EVSSH_EINVAL && sub[0]) evssh_errorf(err, errlen, "%s: %s", path, sub);
@@ -937,20 +1124,16 @@ static int load_openssh_bcrypt(const char *path, const char *text, size_t len, s
   return rc;
 }
 
-int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
-                           evssh_key **out, char *err, size_t errlen) {
-  if (!path || !out) return EVSSH_EINVAL;
-  char *text = NULL;
-  size_t len = 0;
-  int rc = read_small_file(path, &text, &len, err, errlen);
-  if (rc) return rc;
+/* text: NUL-terminated, len bytes before the NUL; path names the key in
+   prompts and messages */
+static int load_private_text(const char *path, const char *text, size_t len, evssh_passphrase_fn fn, void *ud,
+                             evssh_key **out, char *err, size_t errlen) {
   if (len == 0 || memchr(text, 0, len)) {
     evssh_errorf(err, errlen, "%s: unsupported or invalid private key format", path);
-    wipe_free(text, len + 1);
     return EVSSH_EINVAL;
   }
-  bool is_rsa = false;
-  enum openssh_kind kind = openssh_v1_classify(text, len, &is_rsa);
+  int rc;
+  enum openssh_kind kind = openssh_v1_classify(text, len);
   if (kind == OPENSSH_PLAIN) {
     char sub[200] = "";
     rc = evssh_key_parse_openssh_v1(text, len, out, sub, sizeof sub);
@@ -963,18 +1146,39 @@ int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
       pc->fn = fn;
       pc->ud = ud;
       pc->path = path;
-      if (kind == OPENSSH_ENCRYPTED && is_rsa && LIBSSH_CANNOT_EXPORT_OPENSSH_RSA)
-        rc = load_openssh_bcrypt(path, text, len, pc, out, err, errlen);
-      else if (kind == OPENSSH_ENCRYPTED)
-        rc = load_via_libssh(path, text, pc, out, err, errlen);
+      if (kind == OPENSSH_ENCRYPTED)
+        rc = load_openssh_encrypted(path, text, len, pc, out, err, errlen);
       else
         rc = load_pem(path, text, len, pc, out, err, errlen);
       wipe_free(pc, sizeof *pc);
     }
   }
-  wipe_free(text, len + 1);
   /* decoder failures must not linger for the next OpenSSL user to misread */
   if (rc) ERR_clear_error();
+  return rc;
+}
+
+int evssh_key_load_private(const char *path, evssh_passphrase_fn fn, void *ud,
+                           evssh_key **out, char *err, size_t errlen) {
+  if (!path || !out) return EVSSH_EINVAL;
+  char *text = NULL;
+  size_t len = 0;
+  int rc = keys_read_file(path, &text, &len, err, errlen);
+  if (rc) return rc;
+  rc = load_private_text(path, text, len, fn, ud, out, err, errlen);
+  wipe_free(text, len + 1);
+  return rc;
+}
+
+int evssh_key_load_private_text(const char *label, const char *text, size_t len, evssh_passphrase_fn fn,
+                                void *ud, evssh_key **out, char *err, size_t errlen) {
+  if (!label || (!text && len) || !out || len > KEYFILE_MAX) return EVSSH_EINVAL;
+  char *copy = malloc(len + 1);
+  if (!copy) return EVSSH_ENOMEM;
+  if (len) memcpy(copy, text, len);
+  copy[len] = 0;
+  int rc = load_private_text(label, copy, len, fn, ud, out, err, errlen);
+  wipe_free(copy, len + 1);
   return rc;
 }
 
@@ -993,42 +1197,67 @@ bool evssh_key_can_sign(const evssh_key *k) { return k && k->pkey; }
 
 /* --------------------------------------------------- signature algorithms */
 
-/* OpenSSH 9's PubkeyAcceptedAlgorithms default, plain keys only (no
-   certificates or security keys, which we do not load). */
+/* OpenSSH's PubkeyAcceptedAlgorithms default without security keys, which
+   we do not load: certificates first, then the plain keys. */
 static const char default_accepted[] =
+    "ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,"
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521-cert-v01@openssh.com,"
+    "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com,"
     "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
     "rsa-sha2-512,rsa-sha2-256";
 
 static const char *const rsa_sig_algs[] = {"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"};
 
-const char *evssh_sig_alg_for_type(const char *key_type, const char *server_sig_algs,
-                                   const char *accepted) {
-  if (!key_type) return NULL;
-  if (!accepted) accepted = default_accepted;
-  const struct key_type_info *t = type_by_name(key_type, strlen(key_type));
-  if (!t) return NULL;
-  if (t->kind != KIND_RSA) return namelist_contains(accepted, t->name) ? t->name : NULL;
-
-  if (!server_sig_algs) {
-    if (namelist_contains(accepted, "ssh-rsa")) return "ssh-rsa";
-    return namelist_contains(accepted, "rsa-sha2-512") ? "rsa-sha2-512" : NULL;
-  }
-  /* first RSA algorithm in the client's order that the server lists */
+/* An RSA key or certificate: the first algorithm of the accepted list that
+   an RSA key of this kind can use and whose signature algorithm the server
+   lists (OpenSSH's key_sig_algorithm); candidates are the plain names for a
+   plain key, the -cert-v01 names for a certificate. */
+static const char *rsa_alg_choice(bool cert, const char *server_sig_algs, const char *accepted) {
   const char *p = accepted;
   while (*p) {
     size_t n = strcspn(p, ",");
-    for (size_t i = 0; i < sizeof rsa_sig_algs / sizeof rsa_sig_algs[0]; i++)
-      if (str_is(p, n, rsa_sig_algs[i]) && namelist_contains(server_sig_algs, rsa_sig_algs[i]))
-        return rsa_sig_algs[i];
+    for (size_t i = 0; i < sizeof rsa_sig_algs / sizeof rsa_sig_algs[0]; i++) {
+      const char *alg = cert ? evssh_cert_alg_for("ssh-rsa-cert-v01@openssh.com", rsa_sig_algs[i]) : rsa_sig_algs[i];
+      if (str_is(p, n, alg) && namelist_contains(server_sig_algs, rsa_sig_algs[i])) return alg;
+    }
     p += n;
     if (*p == ',') p++;
   }
   return NULL;
 }
 
+const char *evssh_sig_alg_for_type(const char *key_type, const char *server_sig_algs,
+                                   const char *accepted) {
+  if (!key_type) return NULL;
+  if (!accepted) accepted = default_accepted;
+  bool cert = evssh_cert_is_cert_name(key_type);
+  const char *plain = key_type;
+  if (cert) {
+    /* a certificate blob type is also the algorithm name of its key, bar
+       RSA's SHA-2 variants */
+    plain = evssh_cert_alg_sig_alg(key_type);
+    if (!plain || strcmp(evssh_cert_alg_blob_type(key_type), key_type) != 0) return NULL;
+  }
+  const struct key_type_info *t = type_by_name(plain, strlen(plain));
+  if (!t) return NULL;
+  if (t->kind != KIND_RSA) return namelist_contains(accepted, key_type) ? key_type : NULL;
+
+  if (!server_sig_algs) {
+    const char *sha1 = cert ? "ssh-rsa-cert-v01@openssh.com" : "ssh-rsa";
+    const char *sha512 = cert ? "rsa-sha2-512-cert-v01@openssh.com" : "rsa-sha2-512";
+    if (namelist_contains(accepted, sha1)) return sha1;
+    return namelist_contains(accepted, sha512) ? sha512 : NULL;
+  }
+  return rsa_alg_choice(cert, server_sig_algs, accepted);
+}
+
 const char *evssh_key_sig_alg(const evssh_key *k, const char *server_sig_algs,
                               const char *accepted) {
   return k ? evssh_sig_alg_for_type(k->type->name, server_sig_algs, accepted) : NULL;
+}
+
+const char *evssh_key_cert_sig_alg(const evssh_key *k, const char *server_sig_algs, const char *accepted) {
+  return k && k->cert ? evssh_sig_alg_for_type(k->cert->type, server_sig_algs, accepted) : NULL;
 }
 
 /* ---------------------------------------------------------------- signing */
@@ -1073,6 +1302,15 @@ static int ecdsa_der_to_ssh(const unsigned char *der, size_t der_len, evssh_buf 
 int evssh_key_sign(const evssh_key *k, const char *alg, const unsigned char *data, size_t len,
                    evssh_buf *sig_blob) {
   if (!k || !k->pkey || !alg || !sig_blob || (!data && len)) return EVSSH_EINVAL;
+  if (evssh_cert_is_cert_name(alg)) {
+    /* a certified key signs as the plain key: the certificate algorithm only
+       names what the request carries */
+    const char *blob_type = evssh_cert_alg_blob_type(alg);
+    const char *plain = evssh_cert_alg_sig_alg(alg);
+    if (!blob_type || !plain) return EVSSH_EINVAL;
+    if (strcmp(evssh_cert_alg_sig_alg(blob_type), k->type->name) != 0) return EVSSH_EINVAL;
+    alg = plain;
+  }
   if (!alg_fits_key(k->type, alg)) return EVSSH_EINVAL;
   const EVP_MD *md = sign_md(k->type, alg);
   EVP_MD_CTX *mctx = EVP_MD_CTX_new();
