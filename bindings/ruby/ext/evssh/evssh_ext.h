@@ -108,6 +108,8 @@ typedef struct rchan {
   bool eof_deferred, close_deferred;
   VALUE on_drain;   /* channel.on_drain's block, or nil */
   size_t drain_low; /* its low water */
+  int drain_mode;   /* what C's on_drain is registered for (DRAIN_*) */
+  unsigned long long queued; /* bytes given to send_data, ever */
   int exit_status;
   uint32_t remote_id;
   bool has_remote_id;
@@ -115,6 +117,7 @@ typedef struct rchan {
   bool has_windows;
 } rchan;
 
+enum { DRAIN_NONE = 0, DRAIN_FEED, DRAIN_USER };
 enum { EXEC_NONE = 0, EXEC_BLOCK, EXEC_COLLECT, EXEC_PRINT };
 
 typedef struct open_type {

@@ -238,6 +238,7 @@ void ext_detach(rchan *c) {
   evssh_channel_on_open_failed(ch, NULL, NULL);
   evssh_channel_on_process(ch, NULL, NULL);
   evssh_channel_on_drain(ch, 0, NULL, NULL);
+  c->drain_mode = DRAIN_NONE;
   c->ch = NULL;
   /* as Net::SSH: what never left is dropped with the channel */
   rb_ary_clear(c->backlog);
@@ -370,17 +371,23 @@ static VALUE chan_signal(VALUE self, VALUE name) {
 
 static void t_on_drain(evssh_channel *ch, void *ud);
 
-/* What on_drain C should watch for now: the backlog's feeding, else the
-   program's block, else nothing. */
-static void arm_drain(rchan *c) {
+/* What C's on_drain watches for: the backlog's feeding while there is one,
+   else the program's block, else nothing. Registering arms C's callback
+   (it runs at the next flush when the queue is already low), so this is
+   called only when the mode changes or the program registers again: once
+   it ran, C arms it again by itself when pending rises above low water. */
+static void set_drain(rchan *c, int mode) {
   if (!c->ch) return;
-  if (c->backlog_bytes)
+  c->drain_mode = mode;
+  if (mode == DRAIN_FEED)
     evssh_channel_on_drain(c->ch, FEED_LOW_WATER, t_on_drain, c);
-  else if (!NIL_P(c->on_drain))
+  else if (mode == DRAIN_USER)
     evssh_channel_on_drain(c->ch, c->drain_low, t_on_drain, c);
   else
     evssh_channel_on_drain(c->ch, 0, NULL, NULL);
 }
+
+static int user_mode(const rchan *c) { return NIL_P(c->on_drain) ? DRAIN_NONE : DRAIN_USER; }
 
 static int c_send(rchan *c, VALUE type, VALUE str) {
   return NIL_P(type) ? evssh_channel_send_data(c->ch, RSTRING_PTR(str), (size_t)RSTRING_LEN(str))
@@ -419,14 +426,22 @@ static void t_on_drain(evssh_channel *ch, void *ud) {
   rsess *rs = chan_rs(ch);
   if (!rs) return;
   rchan *c = ud;
-  bool had_backlog = c->backlog_bytes > 0;
-  if (had_backlog) feed_backlog(c);
-  if (c->ch && !c->backlog_bytes && !NIL_P(c->on_drain) &&
-      (!had_backlog || evssh_channel_pending(c->ch) <= c->drain_low)) {
-    VALUE argv[1] = {c->self};
-    ext_guarded_call(rs, c->on_drain, 1, argv);
+  if (c->drain_mode == DRAIN_FEED) {
+    feed_backlog(c);
+    /* the program's block is told once the queue then falls to its low water */
+    if (!c->backlog_bytes) set_drain(c, user_mode(c));
+    return;
   }
-  arm_drain(c);
+  if (!c->ch || NIL_P(c->on_drain)) return;
+  unsigned long long before = c->queued;
+  VALUE argv[1] = {c->self};
+  ext_guarded_call(rs, c->on_drain, 1, argv);
+  /* A block that queued data yet left the queue at or under its low water
+     is a producer to run again (C arms itself only when the queue rises
+     above it): at the next flush, so the loop still does its I/O between. */
+  if (c->ch && c->drain_mode == DRAIN_USER && !NIL_P(c->on_drain) &&
+      c->queued != before && evssh_channel_pending(c->ch) <= c->drain_low)
+    set_drain(c, DRAIN_USER);
 }
 
 /* Net::SSH: anything with to_s; EOFError once eof! was called; after the
@@ -440,11 +455,12 @@ static VALUE send_data_common(VALUE self, int ext, VALUE type, VALUE data) {
   VALUE str = rb_obj_as_string(data);
   if (!c->ch || RSTRING_LEN(str) == 0) return self;
   VALUE t = ext ? UINT2NUM(NUM2UINT(type)) : Qnil;
+  c->queued += (unsigned long long)RSTRING_LEN(str);
   int rc = c->backlog_bytes ? EVSSH_EAGAIN : c_send(c, t, str);
   if (rc == EVSSH_EAGAIN) {
     rb_ary_push(c->backlog, rb_assoc_new(t, rb_str_new_frozen(str)));
     c->backlog_bytes += (size_t)RSTRING_LEN(str);
-    arm_drain(c);
+    if (c->drain_mode != DRAIN_FEED) set_drain(c, DRAIN_FEED);
     return self;
   }
   if (rc == EVSSH_OK && c->rs) {
@@ -470,7 +486,9 @@ static VALUE chan_pending(VALUE self) {
 
 /* on_drain(low_water = 0) { |ch| }: runs when pending falls to low_water
    or below (and at the next flush when it already is), again each time it
-   rose above it; returns the old block */
+   rose above it, and again at the next flush when the block itself queued
+   data that left pending at or under low_water (a producer feeding in
+   small steps); returns the old block */
 static VALUE chan_on_drain(int argc, VALUE *argv, VALUE self) {
   VALUE low;
   rb_scan_args(argc, argv, "01", &low);
@@ -480,7 +498,7 @@ static VALUE chan_on_drain(int argc, VALUE *argv, VALUE self) {
   if (l < 0) rb_raise(rb_eArgError, "on_drain: negative low water");
   c->drain_low = (size_t)l;
   c->on_drain = rb_block_given_p() ? rb_block_proc() : Qnil;
-  arm_drain(c);
+  if (c->drain_mode != DRAIN_FEED) set_drain(c, user_mode(c));
   return old;
 }
 
