@@ -934,6 +934,139 @@ EVSSH_API int evssh_session_on_open_channel(evssh_session *s, const char *type,
 
 /** @} */
 
+/* -------------------------------------------------------------- forwarding */
+
+/** @defgroup forwarding Port and agent forwarding
+ * Net::SSH's session.forward and ssh's -L, -R, -D and -A, over channels and
+ * listen_to: everything runs in the session's loop, in an evssh_multi and
+ * in a foreign loop (the listening and connected sockets are listen_to
+ * fds). None of these calls blocks, except that a host name given as a
+ * bind address or as a local target is resolved when the call is made.
+ * See docs/forwarding.md.
+ *
+ * Memory per forwarded connection is bounded: the local socket is read
+ * only while its channel has less than 512 KiB queued
+ * (evssh_channel_pending()), and what the local socket has not taken yet
+ * (at most the channel's receive window, 4 MiB) pauses the channel, so the
+ * server stops sending until the socket drains. Half-close is passed on
+ * both ways: EOF from the local socket becomes channel EOF, channel EOF
+ * becomes shutdown(SHUT_WR). A connection ends when both directions are
+ * done, when either side fails or resets, or when the session ends; every
+ * socket of a session is closed when it ends (closed, failed, freed).
+ * Failures of one connection are logged (a refused open or a closed target
+ * port at `EVSSH_LOG_ERROR`, a reset at `EVSSH_LOG_INFO`) and end that
+ * connection only. Errors of the calls: `EVSSH_EINVAL` (bad argument; the
+ * message in evssh_session_error() names it), `EVSSH_ECONNECT` (cannot
+ * listen: "cannot listen on 127.0.0.1 port 8080: Address already in use"),
+ * `EVSSH_ECLOSED` (session over), `EVSSH_ENOMEM`.
+ *
+ * Addresses. A bind_address of NULL is 127.0.0.1 (every interface when the
+ * session has `GatewayPorts=yes`), "" or "*" is every interface (0.0.0.0
+ * and ::), "localhost" is 127.0.0.1 and ::1, anything else that address
+ * (or name). A bind_address or local path starting with '/' is a unix
+ * socket (the port is then ignored; the file must not exist; it is removed
+ * when the forward ends). A target host starting with '/' is a unix socket
+ * on the far side (direct-streamlocal@openssh.com for local forwards) or
+ * here (remote forwards).
+ * @{ */
+
+/** ssh -L [bind_address:]port:host:hostport: listen here; each connection
+ * goes to host:hostport (as the server resolves it) over a direct-tcpip
+ * channel. `port` 0 picks a free port; `*bound_port` (may be NULL) gets the
+ * port listened on. Returns at once (errors as for the group); connections
+ * are served by the loop. */
+EVSSH_API int evssh_forward_local(evssh_session *s, const char *bind_address, int port,
+                                  const char *host, int hostport, int *bound_port);
+/** ssh -L local_path:remote_path: a unix socket here, each connection to
+ * the server's unix socket `remote_path` (direct-streamlocal@openssh.com).
+ * Returns at once, errors as for evssh_forward_local(). */
+EVSSH_API int evssh_forward_local_socket(evssh_session *s, const char *local_path, const char *remote_path);
+/** Stop listening (`port`: as requested or as bound; `bind_address` a path
+ * for unix ones); connections already open go on until they end. This also
+ * cancels a dynamic forward. Returns `EVSSH_OK`, or `EVSSH_EINVAL` when
+ * there is no such forward. */
+EVSSH_API int evssh_forward_cancel_local(evssh_session *s, const char *bind_address, int port);
+
+/** The server's answer to evssh_forward_remote() or
+ * evssh_forward_remote_socket(): `status` `EVSSH_OK` with the port it
+ * listens on in `bound_port` (0 for a path), `EVSSH_ECHANNEL` when it
+ * refused, `EVSSH_ECLOSED` when the session ended first. */
+typedef void (*evssh_forward_cb)(evssh_session *s, int status, int bound_port, void *ud);
+/** ssh -R: ask the server to listen (tcpip-forward) on bind_address:port
+ * (NULL: "localhost" as ssh sends it, "" or "*": every interface; `port` 0:
+ * the server picks). Returns at once; `cb` (may be NULL) runs once the
+ * server answered (a refusal is also logged: "remote port forwarding
+ * failed for listen port 9000"). Each connection the server gets arrives
+ * as a forwarded-tcpip channel and is joined to a new connection to
+ * host:hostport here (`host` starting with '/': a unix socket). A
+ * connection that cannot be made closes that channel (and is logged). */
+EVSSH_API int evssh_forward_remote(evssh_session *s, const char *bind_address, int port,
+                                   const char *host, int hostport, evssh_forward_cb cb, void *ud);
+/** ssh -R remote_path:host:hostport: the server listens on its unix socket
+ * `remote_path` (streamlocal-forward@openssh.com); `cb` as for
+ * evssh_forward_remote(), with `bound_port` 0. */
+EVSSH_API int evssh_forward_remote_socket(evssh_session *s, const char *remote_path,
+                                          const char *host, int hostport, evssh_forward_cb cb, void *ud);
+/** cancel-tcpip-forward (or cancel-streamlocal-forward@openssh.com for a
+ * `bind_address` starting with '/'); `port` as requested or as bound. The
+ * forward is gone at once: connections the server still opens for it are
+ * refused. Returns `EVSSH_OK`, or `EVSSH_EINVAL` when there is no such
+ * forward. */
+EVSSH_API int evssh_forward_cancel_remote(evssh_session *s, const char *bind_address, int port);
+
+/** ssh -D: a SOCKS proxy here (SOCKS4, SOCKS4a, SOCKS5 without
+ * authentication; CONNECT to an IPv4 or IPv6 address or a domain name,
+ * which the server resolves). Each CONNECT opens a direct-tcpip channel;
+ * the SOCKS reply says whether the server could connect (a refused open
+ * maps to the closest SOCKS error: connection refused, host or network
+ * unreachable, not allowed). BIND, UDP ASSOCIATE and other auth methods
+ * get their SOCKS refusal; garbage closes the connection. `*bound_port`
+ * (may be NULL) gets the port listened on. Cancel with
+ * evssh_forward_cancel_local(). Returns at once, errors as for the group. */
+EVSSH_API int evssh_forward_dynamic(evssh_session *s, const char *bind_address, int port, int *bound_port);
+
+/** Agent forwarding on a session channel (auth-agent-req@openssh.com, and
+ * the IETF name agent-req when a server refuses that one), before or after
+ * the channel is confirmed. Afterwards the server's auth-agent@openssh.com
+ * (also auth-agent and agent-connect) channels are joined to the local
+ * agent: `ForwardAgent=PATH` or `$NAME` when set, else `IdentityAgent`,
+ * else `$SSH_AUTH_SOCK`. `cb` (may be NULL) gets the server's answer.
+ * Returns `EVSSH_OK`; `EVSSH_EINVAL` at once when there is no agent to
+ * forward ("agent forwarding: no ssh-agent: SSH_AUTH_SOCK is not set"),
+ * `EVSSH_ECONNECT` when its socket cannot be reached; an agent that goes
+ * away later refuses the server's channel (the remote ssh-add says it
+ * cannot connect; nothing hangs). Agent channels are invisible (they keep
+ * no loop busy). `ForwardAgent=yes` (or a path) in the options requests it
+ * once, after authentication, on a session channel of its own, which
+ * OpenSSH's sshd honours for every later session. */
+EVSSH_API int evssh_channel_request_agent(evssh_channel *ch, evssh_reply_cb cb, void *ud);
+
+/** The kind of an evssh_forward_info entry. */
+typedef enum {
+  EVSSH_FORWARD_LOCAL = 1,   /**< evssh_forward_local(), evssh_forward_local_socket() */
+  EVSSH_FORWARD_REMOTE = 2,  /**< evssh_forward_remote(), evssh_forward_remote_socket() */
+  EVSSH_FORWARD_DYNAMIC = 3  /**< evssh_forward_dynamic() */
+} evssh_forward_kind;
+/** One forward of a session, as evssh_forward_list() reports it. */
+typedef struct evssh_forward_info {
+  int kind;                 /**< an evssh_forward_kind */
+  const char *bind_address; /**< as given (NULL: the default), or the socket path */
+  int port;                 /**< as requested (0 for a path) */
+  int bound_port;           /**< listened on; remote: 0 until the server answered */
+  const char *host;         /**< target host or path; NULL for dynamic */
+  int hostport;             /**< target port */
+  bool active;              /**< listening (remote: the server said yes) */
+  size_t connections;       /**< connections open through it now */
+} evssh_forward_info;
+/** The session's forwards (Net::SSH's active_locals / active_remotes), in
+ * the order they were made. Fills up to `max` entries of `out` and returns
+ * how many there are (0 for NULL `s`). The strings belong to the forwards:
+ * they live until that forward is cancelled (and its last connection
+ * ended), the server refuses it, or the session is freed. Never blocks. */
+EVSSH_API size_t evssh_forward_list(evssh_session *s, evssh_forward_info *out, size_t max);
+
+/** @} */
+
 /* --------------------------------------------------------- exec helpers */
 
 /** @defgroup exec Exec conveniences
