@@ -125,4 +125,5 @@ void Init_evssh_ext(void) {
   ext_init_channel();
   ext_init_multi();
   ext_init_key();
+  ext_init_forward();
 }

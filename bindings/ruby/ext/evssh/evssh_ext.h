@@ -211,6 +211,9 @@ void ext_init_multi(void);
 /* ext_key.c: EvSSH::KeyFactory::Native (keys loaded by libevssh) */
 void ext_init_key(void);
 
+/* ext_forward.c: the session's _forward_* calls (libevssh's forwarding) */
+void ext_init_forward(void);
+
 #pragma GCC visibility pop
 
 #endif

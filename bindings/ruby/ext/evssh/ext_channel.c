@@ -356,6 +356,19 @@ static VALUE chan_send_channel_request(int argc, VALUE *argv, VALUE self) {
   return self;
 }
 
+/* _request_agent { |ch, ok| }: libevssh's agent forwarding request (the
+   IETF name when the server refuses OpenSSH's); the server's agent
+   channels are then joined to the local agent by libevssh */
+static VALUE chan_request_agent(VALUE self) {
+  rchan *c = open_rc(self);
+  void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
+  int rc = evssh_channel_request_agent(c->ch, tok ? t_chan_reply : NULL, tok);
+  if (rc && tok) rb_hash_delete(c->pending, ULONG2NUM((unsigned long)(uintptr_t)tok));
+  if (rc && c->rs && c->rs->s) ext_raise_code(rc, evssh_session_error(c->rs->s));
+  if (rc) ext_raise_code(rc, "agent forwarding");
+  return self;
+}
+
 static VALUE chan_signal(VALUE self, VALUE name) {
   rchan *c = open_rc(self);
   int rc = evssh_channel_signal(c->ch, StringValueCStr(name));
@@ -645,6 +658,7 @@ void ext_init_channel(void) {
   rb_define_method(ext_cChannel, "shell", chan_shell, 0);
   rb_define_method(ext_cChannel, "env", chan_env, 2);
   rb_define_method(ext_cChannel, "send_channel_request", chan_send_channel_request, -1);
+  rb_define_method(ext_cChannel, "_request_agent", chan_request_agent, 0);
   rb_define_method(ext_cChannel, "signal", chan_signal, 1);
   rb_define_method(ext_cChannel, "send_data", chan_send_data, 1);
   rb_define_method(ext_cChannel, "send_extended_data", chan_send_extended_data, 2);

@@ -60,7 +60,15 @@ have_func("rb_thread_call_without_gvl", "ruby/thread.h")
     "evssh_key *k; evssh_error e; int rc = evssh_key_load_data(\"\", 0, \"\", 0, &k, &e); (void)rc; " \
     "const unsigned char *b; size_t n; rc = evssh_key_public_blob(k, &b, &n); char fp[64]; " \
     "rc = evssh_key_fingerprint(k, fp, sizeof fp); rc = evssh_key_sign(k, \"\", b, n, (evssh_buf *)0); " \
-    "(void)evssh_key_type(k); (void)evssh_key_comment(k); evssh_key_free(k);"
+    "(void)evssh_key_type(k); (void)evssh_key_comment(k); evssh_key_free(k);",
+  "evssh_forward_*" =>
+    "int p; int rc = evssh_forward_local((evssh_session *)0, \"\", 0, \"h\", 1, &p); " \
+    "rc = evssh_forward_local_socket(0, \"a\", \"b\"); rc = evssh_forward_dynamic(0, 0, 0, &p); " \
+    "rc = evssh_forward_cancel_local(0, 0, 0); rc = evssh_forward_cancel_remote(0, 0, 0); " \
+    "rc = evssh_forward_remote(0, 0, 0, \"h\", 1, (evssh_forward_cb)0, 0); " \
+    "rc = evssh_forward_remote_socket(0, \"/p\", \"h\", 1, (evssh_forward_cb)0, 0); " \
+    "rc = evssh_channel_request_agent((evssh_channel *)0, (evssh_reply_cb)0, 0); " \
+    "evssh_forward_info i; size_t n = evssh_forward_list(0, &i, 1); (void)n; (void)i.connections; (void)rc;"
 }.each do |name, body|
   src = "#include <evssh.h>\nint main(void) { #{body} return 0; }\n"
   checking_for("libevssh #{name}") { try_link(src) } or

@@ -84,6 +84,9 @@ module EvSSH
       identities
       kw("IdentitiesOnly", "yes") if o[:keys_only]
       kw("IdentityAgent", "none") if o[:use_agent] == false
+      # as Net::SSH, the agent forwarded is $SSH_AUTH_SOCK's (use_agent is
+      # about authentication only); libevssh asks once, after authentication
+      kw("ForwardAgent", "$SSH_AUTH_SOCK") if o[:forward_agent]
       authentication
       algorithms
       known_hosts(session)
@@ -151,7 +154,6 @@ module EvSSH
 
     def refuse_unsupported
       o = options
-      cannot(:forward_agent, "agent forwarding is not supported yet") if o[:forward_agent]
       cannot(:keycerts, "certificate files are not supported yet") if o[:keycerts] && !Array(o[:keycerts]).empty?
       cannot(:agent_socket_factory, "libevssh reaches the agent by its socket path (use IdentityAgent)") if o[:agent_socket_factory]
       cannot(:max_pkt_size, "libevssh does not let the packet size be set") if o[:max_pkt_size]
