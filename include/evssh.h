@@ -283,14 +283,35 @@ EVSSH_API evssh_session *evssh_session_new_with(const char *host, const char *us
  * `Ciphers`, `MACs`, `KexAlgorithms`, `HostKeyAlgorithms`,
  * `PubkeyAcceptedAlgorithms`, `PreferredAuthentications`,
  * `PasswordAuthentication`, `BatchMode`, `ProxyCommand`, `ProxyJump`,
- * `RekeyLimit`, and `ConfigFile` as for evssh_start(). A keyword given
- * twice keeps its first value, as with `ssh -o` (`IdentityFile` and
- * `SendEnv` accumulate); options set here beat the config file.
+ * `RekeyLimit`, `CertificateFile` (repeatable), `HostKeyAlias`,
+ * `RevokedHostKeys`, and `ConfigFile` as for evssh_start(). A keyword
+ * given twice keeps its first value, as with `ssh -o` (`IdentityFile`,
+ * `CertificateFile` and `SendEnv` accumulate); options set here beat the
+ * config file.
  *
  * By default a host key must already be in known_hosts (as
  * `ssh -o BatchMode=yes`): an unknown key is `EVSSH_EHOSTKEY` unless
  * `StrictHostKeyChecking` is `accept-new` or `no`; a changed or revoked key
  * is always `EVSSH_EHOSTKEY_CHANGED`, even with `no`.
+ *
+ * Certificates (docs/trust.md): a `@cert-authority` line for the host
+ * makes the `*-cert-v01@openssh.com` host key algorithms go first, and a
+ * host certificate is accepted only if its CA is on such a line, it is a
+ * host certificate, now is within its validity, the host name (or
+ * `HostKeyAlias`) is among its principals and it has no critical options.
+ * A certificate that fails a check or comes from an unknown CA is dropped
+ * and its key checked as a plain known_hosts key, as ssh does, so the
+ * error is `EVSSH_EHOSTKEY` with a message naming the failed check
+ * ("expired at ...", "... is not among the principals", "no
+ * @cert-authority line ..."); a revoked key or CA (`@revoked`,
+ * `RevokedHostKeys`, a plain key list) or a forged certificate is
+ * `EVSSH_EHOSTKEY_CHANGED`. `HostKeyAlias` replaces the host name (and
+ * port) for known_hosts and principals. User certificates:
+ * `IDENTITY-cert.pub` beside each `IdentityFile` (unless `CertificateFile`
+ * is set), every `CertificateFile` whose key is an identity file or in the
+ * agent, and certificates held by the agent are offered with their
+ * certificate algorithm; an expired or not yet valid one is not sent and
+ * the failure message says so.
  *
  * Returns `EVSSH_OK`, or `EVSSH_EINVAL` for an unknown keyword or a bad
  * value (an algorithm list naming nothing evssh supports included) — at
@@ -323,8 +344,11 @@ typedef int (*evssh_prompt_cb)(evssh_session *s, const char *prompt, bool echo,
 EVSSH_API void evssh_session_set_prompt(evssh_session *s, evssh_prompt_cb cb, void *ud);
 /** An extra host key check, asked after the known_hosts policy accepted
  * the key: `keytype` ("ssh-ed25519") and `sha256_fingerprint`
- * ("SHA256:…", as ssh-keygen -l prints it). Return 0 to accept; anything
- * else fails the connect with `EVSSH_EHOSTKEY`. Runs inside the connect. */
+ * ("SHA256:…", as ssh-keygen -l prints it). For an accepted host
+ * certificate `keytype` is the certificate's type
+ * ("ssh-ed25519-cert-v01@openssh.com") and the fingerprint that of the
+ * key it certifies. Return 0 to accept; anything else fails the connect
+ * with `EVSSH_EHOSTKEY`. Runs inside the connect. */
 typedef int (*evssh_hostkey_cb)(evssh_session *s, const char *keytype,
                                 const char *sha256_fingerprint, void *ud);
 /** Set (or, with NULL, clear) the host key check; never blocks. It cannot

@@ -3,7 +3,11 @@
  * the methods of PreferredAuthentications that the server allows, in that
  * order: publickey (agent keys first, then IdentityFile keys, each queried
  * before it is signed with, so no passphrase is asked for a key the server
- * would refuse), keyboard-interactive and password; partial success carries
+ * would refuse; user certificates as ssh finds them: the agent's,
+ * IDENTITY-cert.pub right after its key unless CertificateFile is set, and
+ * each CertificateFile last, signed by the file or agent key it certifies;
+ * one that is expired, not yet valid or for another key is skipped with a
+ * message), keyboard-interactive and password; partial success carries
  * on with what the server still wants. When everything fails the error says
  * what was tried and what the server offered, whole: lists grow as needed.
  * A key that cannot be used (encrypted without a prompt, a wrong
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 typedef struct auth_key {
   evssh_key *key;            /* file key: public half first, private once needed */
@@ -31,6 +36,9 @@ typedef struct auth_key {
   char type[64];
   char *path;                /* NULL for an agent key */
   char *label;               /* for messages: path or agent comment */
+  unsigned char *agent_blob; /* a CertificateFile certificate whose key is in the agent: the
+                                plain key the agent signs with (NULL: blob itself) */
+  size_t agent_blob_len;
   char outcome[400];         /* what happened to it, for the failure message */
   bool unqueried;            /* signed at once, without asking the server first */
 } auth_key;
@@ -98,6 +106,7 @@ static void free_keys(struct evssh_auth *a) {
     free(a->keys[i].blob);
     free(a->keys[i].path);
     free(a->keys[i].label);
+    free(a->keys[i].agent_blob);
   }
   free(a->keys);
   a->keys = NULL;
@@ -214,6 +223,27 @@ static bool listed_file_key(evssh_key **file_keys, size_t nfiles, const unsigned
   return false;
 }
 
+static void note_skipped(struct evssh_auth *a, const char *file, const char *why);
+
+/* A user certificate worth sending now: a user certificate within its
+   validity window. Others are skipped with a message, as the issue asks
+   (the server would refuse them anyway, and a stale certificate is worth
+   a line in the failure message, not a round trip). */
+static bool cert_offerable(struct evssh_auth *a, const evssh_cert *c, const char *label) {
+  char why[300] = "";
+  if (c->cert_type != EVSSH_CERT_TYPE_USER)
+    snprintf(why, sizeof why, "a host certificate, not a user certificate");
+  else if (evssh_cert_check_validity(c, (uint64_t)time(NULL), why, sizeof why) == EVSSH_CERT_OK)
+    return true;
+  char desc[300];
+  evssh_cert_describe(c, desc, sizeof desc);
+  LOG(a, EVSSH_LOG_INFO, "certificate %s (%s, %s) not offered: %s", label, c->type, desc, why);
+  char *what = base_asprintf("certificate %s", why);
+  note_skipped(a, label, what ? what : why);
+  free(what);
+  return false;
+}
+
 static void collect_agent_keys(struct evssh_auth *a, evssh_key **file_keys, size_t nfiles) {
   const char *agent_sock = a->opt->identity_agent;
   if (agent_sock && strcmp(agent_sock, "none") == 0) return;
@@ -229,9 +259,15 @@ static void collect_agent_keys(struct evssh_auth *a, evssh_key **file_keys, size
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    if (a->opt->identities_only && !listed_file_key(file_keys, nfiles, ids[i].blob, ids[i].blob_len)) continue;
+    /* a certificate the agent holds counts as listed when its key is */
+    const evssh_cert *c = ids[i].cert;
+    if (a->opt->identities_only && !listed_file_key(file_keys, nfiles, c ? c->key_blob : ids[i].blob,
+                                                    c ? c->key_blob_len : ids[i].blob_len))
+      continue;
     char label[300];
-    snprintf(label, sizeof label, "agent key %s", ids[i].comment && *ids[i].comment ? ids[i].comment : "(no comment)");
+    snprintf(label, sizeof label, "agent %s %s", c ? "certificate" : "key",
+             ids[i].comment && *ids[i].comment ? ids[i].comment : "(no comment)");
+    if (c && !cert_offerable(a, c, label)) continue;
     add_key(a, ids[i].blob, ids[i].blob_len, NULL, label, NULL);
   }
   evssh_agent_identities_free(ids, n);
@@ -241,6 +277,83 @@ static void note_skipped(struct evssh_auth *a, const char *file, const char *why
   char *what = base_asprintf("%s (%s)", file, why);
   if (what) note(&a->skipped, what);
   free(what);
+}
+
+/* A certificate file for the key plain (an identity file's public blob,
+   whose private half is at identity), or, with plain NULL, for whichever
+   collected key it certifies (a CertificateFile). Unusable certificates are
+   noted and skipped; only memory failure is an error. */
+static int add_cert_file(struct evssh_auth *a, const char *path, const unsigned char *plain, size_t plain_len,
+                         const char *identity) {
+  evssh_key *ck = NULL;
+  char err[400] = "";
+  int rc = evssh_key_load_cert_file(path, &ck, err, sizeof err);
+  if (rc == EVSSH_ENOMEM) return rc;
+  if (rc) {
+    LOG(a, EVSSH_LOG_INFO, "certificate %s", err);
+    note_skipped(a, path, err);
+    return EVSSH_OK;
+  }
+  const evssh_cert *c = evssh_key_cert(ck);
+  size_t owner = a->nkeys;   /* index: add_key moves the array */
+  if (!plain) {
+    for (size_t i = 0; i < a->nkeys && owner == a->nkeys; i++)
+      if (!evssh_cert_is_cert_name(a->keys[i].type) && a->keys[i].blob_len == c->key_blob_len &&
+          memcmp(a->keys[i].blob, c->key_blob, c->key_blob_len) == 0)
+        owner = i;
+  }
+  bool mine = plain ? plain_len == c->key_blob_len && memcmp(plain, c->key_blob, plain_len) == 0 : owner < a->nkeys;
+  if (!mine) {
+    char fp[64] = "?";
+    evssh_fingerprint_sha256(c->key_blob, c->key_blob_len, fp, sizeof fp);
+    char *why = plain ? base_asprintf("certificate is for another key (%s %s) than %s", c->key_type, fp, identity)
+                      : base_asprintf("certificate for %s %s, a key that is neither an identity file nor in the agent",
+                                      c->key_type, fp);
+    LOG(a, EVSSH_LOG_INFO, "%s: %s; not offered", path, why ? why : "certificate for another key");
+    note_skipped(a, path, why ? why : "certificate for another key");
+    free(why);
+    evssh_key_free(ck);
+    return EVSSH_OK;
+  }
+  if (!cert_offerable(a, c, path)) {
+    evssh_key_free(ck);
+    return EVSSH_OK;
+  }
+  /* a key the agent holds (and no file does) has no key object: the agent
+     signs for the certificate with the plain key */
+  bool by_agent = !plain && !a->keys[owner].key;
+  unsigned char *agent_blob = NULL;
+  size_t agent_blob_len = 0;
+  char *key_path = NULL;
+  if (by_agent) {
+    agent_blob_len = a->keys[owner].blob_len;
+    if (!(agent_blob = malloc(agent_blob_len))) rc = EVSSH_ENOMEM;
+    else memcpy(agent_blob, a->keys[owner].blob, agent_blob_len);
+  } else if (!(key_path = strdup(plain ? identity : a->keys[owner].path))) {
+    rc = EVSSH_ENOMEM;
+  }
+  if (rc) {
+    evssh_key_free(ck);
+    return rc;
+  }
+  const unsigned char *cblob;
+  size_t clen;
+  evssh_key_cert_blob(ck, &cblob, &clen);
+  size_t before = a->nkeys;
+  if (by_agent) {
+    rc = add_key(a, cblob, clen, NULL, path, NULL);
+    evssh_key_free(ck);
+  } else {
+    rc = add_key(a, cblob, clen, key_path, path, ck);   /* takes ck */
+  }
+  if (rc == EVSSH_OK && by_agent && a->nkeys > before) {
+    a->keys[a->nkeys - 1].agent_blob = agent_blob;
+    a->keys[a->nkeys - 1].agent_blob_len = agent_blob_len;
+    agent_blob = NULL;
+  }
+  free(agent_blob);
+  free(key_path);
+  return rc;
 }
 
 /* Agent keys first, then files, as ssh orders them. */
@@ -286,10 +399,30 @@ static int collect_keys(struct evssh_auth *a) {
     const unsigned char *blob;
     size_t len;
     evssh_key_public_blob(k, &blob, &len);
+    unsigned char *plain = malloc(len ? len : 1);
+    if (!plain) {
+      evssh_key_free(k);
+      rc = EVSSH_ENOMEM;
+      break;
+    }
+    memcpy(plain, blob, len);
     rc = add_key(a, blob, len, files[i], files[i], k);
+    /* ssh looks for IDENTITY-cert.pub only when no CertificateFile is set */
+    if (rc == EVSSH_OK && a->opt->n_certificate_files == 0) {
+      char *cpath = base_asprintf("%s-cert.pub", files[i]);
+      struct stat cst;
+      if (!cpath) rc = EVSSH_ENOMEM;
+      else if (stat(cpath, &cst) == 0) rc = add_cert_file(a, cpath, plain, len, files[i]);
+      free(cpath);
+    }
+    free(plain);
   }
   for (size_t j = 0; j < nfiles; j++) evssh_key_free(file_keys[j]);
   free(file_keys);
+  /* CertificateFile certificates go last, as in ssh, each with the
+     identity file or agent key it certifies */
+  for (size_t i = 0; i < a->opt->n_certificate_files && rc == EVSSH_OK; i++)
+    rc = add_cert_file(a, a->opt->certificate_files[i], NULL, 0, NULL);
   return rc;
 }
 
@@ -362,8 +495,9 @@ static int sign_request(struct evssh_auth *a, auth_key *k, const char *alg, evss
     if (k->key && evssh_key_can_sign(k->key))
       rc = evssh_key_sign(k->key, alg, buf_ptr(&data), buf_avail(&data), sig);
     else if (!k->key && a->agent)
-      rc = evssh_agent_sign(a->agent, k->blob, k->blob_len, alg, buf_ptr(&data), buf_avail(&data), sig, err,
-                            sizeof err);
+      rc = evssh_agent_sign(a->agent, k->agent_blob ? k->agent_blob : k->blob,
+                            k->agent_blob ? k->agent_blob_len : k->blob_len, alg, buf_ptr(&data), buf_avail(&data),
+                            sig, err, sizeof err);
     else
       rc = EVSSH_EAUTH;
   }

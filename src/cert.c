@@ -231,18 +231,10 @@ int evssh_cert_parse(const unsigned char *blob, size_t len, evssh_cert **out, ch
   return EVSSH_OK;
 }
 
-int evssh_cert_verify(const evssh_cert *c, char *err, size_t errlen) {
+int evssh_cert_verify_signature(const evssh_cert *c, char *err, size_t errlen) {
   if (!c) return EVSSH_EINVAL;
   char fp[64] = "";
   if (evssh_fingerprint_sha256(c->ca_blob, c->ca_blob_len, fp, sizeof fp) != EVSSH_OK) fp[0] = 0;
-  bool allowed = false;
-  for (size_t i = 0; i < sizeof ca_sig_algs / sizeof ca_sig_algs[0]; i++)
-    allowed = allowed || strcmp(c->sig_alg, ca_sig_algs[i]) == 0;
-  if (!allowed) {
-    evssh_errorf(err, errlen, "CA signature algorithm %s%s refused (CA %s)", c->sig_alg,
-                 strcmp(c->sig_alg, "ssh-rsa") == 0 ? " (SHA-1)" : "", fp);
-    return EVSSH_EHOSTKEY;
-  }
   if (!evssh_hostkey_alg_matches(c->sig_alg, c->ca_type)) {
     evssh_errorf(err, errlen, "CA signature algorithm %s does not fit the %s CA key %s", c->sig_alg, c->ca_type, fp);
     return EVSSH_EHOSTKEY;
@@ -256,6 +248,21 @@ int evssh_cert_verify(const evssh_cert *c, char *err, size_t errlen) {
     return EVSSH_EHOSTKEY;
   }
   return EVSSH_OK;
+}
+
+int evssh_cert_verify(const evssh_cert *c, char *err, size_t errlen) {
+  if (!c) return EVSSH_EINVAL;
+  bool allowed = false;
+  for (size_t i = 0; i < sizeof ca_sig_algs / sizeof ca_sig_algs[0]; i++)
+    allowed = allowed || strcmp(c->sig_alg, ca_sig_algs[i]) == 0;
+  if (!allowed) {
+    char fp[64] = "";
+    if (evssh_fingerprint_sha256(c->ca_blob, c->ca_blob_len, fp, sizeof fp) != EVSSH_OK) fp[0] = 0;
+    evssh_errorf(err, errlen, "CA signature algorithm %s%s refused (CA %s)", c->sig_alg,
+                 strcmp(c->sig_alg, "ssh-rsa") == 0 ? " (SHA-1)" : "", fp);
+    return EVSSH_EHOSTKEY;
+  }
+  return evssh_cert_verify_signature(c, err, errlen);
 }
 
 /* "2026-01-02 03:04:05 UTC", or the number when it is beyond what gmtime

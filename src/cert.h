@@ -112,6 +112,14 @@ int evssh_cert_parse(const unsigned char *blob, size_t len, evssh_cert **out, ch
    EVSSH_OK, or EVSSH_EHOSTKEY with a message ("CA signature ... invalid",
    "CA signature algorithm ssh-rsa (SHA-1) refused"). */
 int evssh_cert_verify(const evssh_cert *c, char *err, size_t errlen);
+/* Only the cryptographic half of evssh_cert_verify: the signature fits the
+   CA key and is valid, whatever CASignatureAlgorithms allows (an ssh-rsa
+   SHA-1 signature that verifies passes here). A certificate failing this
+   was forged or damaged: ssh refuses it while decoding the key, before any
+   trust decision, so no fallback to its plain key applies; one that only
+   uses a refused algorithm is a policy refusal, after which ssh does fall
+   back. Same returns as evssh_cert_verify. */
+int evssh_cert_verify_signature(const evssh_cert *c, char *err, size_t errlen);
 
 /* Check the certificate for one use, in this order, stopping at the first
    failure: the CA signature (evssh_cert_verify); the type (want_type

@@ -8,6 +8,7 @@
  * session layer reads values out with evssh_config_get*. */
 #include "config_internal.h"
 #include "errors.h"
+#include "match.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -33,66 +34,15 @@
 
 /* ------------------------------------------------------------- patterns */
 
-static bool same_char(unsigned char a, unsigned char b, bool fold) {
-  return fold ? tolower(a) == tolower(b) : a == b;
-}
-
-/* * and ? matching without recursion: on a mismatch only the last * is
-   retried one character further on, so the cost is at most the product of
-   the two lengths, however many stars the pattern has (the recursive form
-   backtracks exponentially: *a*a*a*a*a*a*a*a*b). */
-static bool match_pattern_impl(const char *s, const char *p, bool fold) {
-  const char *star = NULL, *resume = NULL;
-  while (*s) {
-    if (*p == '*') {
-      while (*p == '*') p++;
-      if (!*p) return true;
-      star = p;
-      resume = s;
-    } else if (*p && (*p == '?' || same_char((unsigned char)*s, (unsigned char)*p, fold))) {
-      s++;
-      p++;
-    } else if (star) {
-      p = star;
-      s = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (*p == '*') p++;
-  return *p == '\0';
-}
-
+/* Host and Match patterns use the one matcher known_hosts and certificate
+   principals use (match.c): * and ? with a cost bounded by the product of
+   the two lengths, however many stars a pattern has. */
 bool evssh_config_match_pattern(const char *s, const char *pattern) {
-  return match_pattern_impl(s, pattern, false);
+  return evssh_match_pattern(s, pattern, false);
 }
 
 int evssh_config_match_list(const char *s, const char *list, bool fold) {
-  int got = 0;
-  const char *p = list;
-  char pat[1024];
-  while (*p) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
-    const char *item = p;
-    p = comma ? comma + 1 : p + len;
-    bool neg = false;
-    if (len > 0 && *item == '!') {
-      neg = true;
-      item++;
-      len--;
-    }
-    if (len == 0 || len >= sizeof(pat))
-      continue;
-    memcpy(pat, item, len);
-    pat[len] = '\0';
-    if (match_pattern_impl(s, pat, fold)) {
-      if (neg)
-        return -1;
-      got = 1;
-    }
-  }
-  return got;
+  return evssh_match_list(s, list, fold);
 }
 
 /* ----------------------------------------------------------- public: set */
@@ -906,7 +856,9 @@ static int finalize_keyword(evssh_config *c, int k, const tokens *t, const char 
     return EVSSH_OK;
   const char *allowed = NULL;
   bool tilde = false, env = false;
-  if (k == K_IDENTITYFILE || k == K_USERKNOWNHOSTS || k == K_IDENTITYAGENT) {
+  /* RevokedHostKeys takes them as OpenSSH 10 does (9.x expanded only ~) */
+  if (k == K_IDENTITYFILE || k == K_USERKNOWNHOSTS || k == K_IDENTITYAGENT || k == K_CERTIFICATEFILE ||
+      k == K_REVOKEDHOSTKEYS) {
     allowed = "CdhikLlnpru";
     tilde = env = true;
   } else if (k == K_PROXYCOMMAND) {
@@ -917,6 +869,13 @@ static int finalize_keyword(evssh_config *c, int k, const tokens *t, const char 
     dst->val = strdup(hostname);   /* already lower-cased, as ssh does */
     dst->set = dst->val != NULL;
     return dst->set ? EVSSH_OK : EVSSH_ENOMEM;
+  }
+  if (k == K_HOSTKEYALIAS) {
+    /* no tokens; lower-cased as ssh does, like the host names it stands for */
+    if ((e = copy_slot(dst, src)) == EVSSH_OK)
+      for (char *q = dst->val; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
+    return e;
   }
   if ((k == K_PROXYCOMMAND || k == K_PROXYJUMP) && strcasecmp(src->val, "none") == 0)
     return EVSSH_OK;   /* "none" switches the proxy off */

@@ -70,6 +70,9 @@ const kwdef cfg_keywords[K_COUNT] = {
   [K_DYNAMICFORWARD] = {"DynamicForward", T_ACCUM},
   [K_EXITONFWDFAILURE] = {"ExitOnForwardFailure", T_FLAG},
   [K_GATEWAYPORTS] = {"GatewayPorts", T_FLAG},
+  [K_CERTIFICATEFILE] = {"CertificateFile", T_ACCUM},
+  [K_REVOKEDHOSTKEYS] = {"RevokedHostKeys", T_STR},
+  [K_HOSTKEYALIAS] = {"HostKeyAlias", T_STR},
 };
 
 static const struct {
@@ -85,7 +88,7 @@ static const struct {
 static const char *const openssh_other_keywords[] = {
   "AddKeysToAgent", "BindInterface", "CanonicalDomains", "CanonicalizeFallbackLocal",
   "CanonicalizeHostname", "CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs",
-  "CASignatureAlgorithms", "CertificateFile", "CheckHostIP", "Cipher", "ClearAllForwardings",
+  "CASignatureAlgorithms", "CheckHostIP", "Cipher", "ClearAllForwardings",
   "CompressionLevel", "ConnectionAttempts", "ControlMaster", "ControlPath", "ControlPersist",
   "DSAAuthentication", "EnableEscapeCommandline", "EnableSSHKeysign",
   "EscapeChar", "FallBackToRsh", "FingerprintHash",
@@ -94,11 +97,11 @@ static const char *const openssh_other_keywords[] = {
   "GSSAPIDelegateCredentials", "GSSAPIKeyExchange", "GSSAPIKexAlgorithms",
   "GSSAPIRenewalForcesRekey", "GSSAPIServerIdentity", "GSSAPITrustDns",
   "HostbasedAcceptedAlgorithms", "HostbasedAuthentication", "HostbasedKeyTypes",
-  "HostKeyAlias", "IPQoS", "KbdInteractiveDevices", "KeepAlive", "KerberosAuthentication",
+  "IPQoS", "KbdInteractiveDevices", "KeepAlive", "KerberosAuthentication",
   "KerberosTGTPassing", "KnownHostsCommand", "LocalCommand", "LogFacility",
   "LogVerbose", "NoHostAuthenticationForLocalhost", "PermitLocalCommand",
   "PermitRemoteOpen", "PKCS11Provider", "Protocol", "ProxyUseFdpass", "RemoteCommand",
-  "RequestTTY", "RequiredRSASize", "RevokedHostKeys",
+  "RequestTTY", "RequiredRSASize",
   "RhostsRSAAuthentication", "RSAAuthentication", "SecurityKeyProvider", "SessionType",
   "SmartcardDevice", "StdinNull", "StreamLocalBindMask", "StreamLocalBindUnlink",
   "SyslogFacility", "TCPKeepAlive", "Tunnel", "TunnelDevice", "UpdateHostKeys",

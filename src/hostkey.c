@@ -20,8 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HOSTKEY_DEFAULT \
+/* OpenSSH 10.5's HostKeyAlgorithms and PubkeyAcceptedAlgorithms defaults
+   without the security-key (sk-*) types we do not support: the certificate
+   algorithms first, then the plain ones, each in the same order. */
+#define CERT_ALGS \
+  "ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com," \
+  "ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521-cert-v01@openssh.com," \
+  "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com"
+#define PLAIN_ALGS \
   "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256"
+#define HOSTKEY_DEFAULT PLAIN_ALGS
 
 /* OpenSSH's limits for RSA moduli. */
 #define RSA_MIN_BITS 1024
@@ -42,7 +50,10 @@ static const ec_curve curves[] = {
 };
 
 const char *evssh_hostkey_default_list(void) { return HOSTKEY_DEFAULT; }
-const char *evssh_hostkey_supported_list(void) { return HOSTKEY_DEFAULT ",ssh-rsa"; }
+const char *evssh_hostkey_default_algs(void) { return CERT_ALGS "," PLAIN_ALGS; }
+const char *evssh_hostkey_supported_list(void) {
+  return CERT_ALGS "," PLAIN_ALGS ",ssh-rsa-cert-v01@openssh.com,ssh-rsa";
+}
 
 static bool str_is(const char *s, size_t n, const char *lit) {
   return strlen(lit) == n && memcmp(s, lit, n) == 0;
@@ -116,11 +127,7 @@ const char *evssh_cert_alg_for(const char *cert_type, const char *sig_alg) {
   return NULL;
 }
 
-const char *evssh_cert_alg_list(void) {
-  return "ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,"
-         "ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521-cert-v01@openssh.com,"
-         "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com";
-}
+const char *evssh_cert_alg_list(void) { return CERT_ALGS; }
 
 int evssh_hostkey_blob_type(const unsigned char *blob, size_t len, char *out, size_t outlen) {
   if (!blob || !out || outlen == 0) return EVSSH_EINVAL;

@@ -9,8 +9,17 @@
 #include "evssh.h"
 #include <openssl/evp.h>
 
-const char *evssh_hostkey_default_list(void);   /* HostKeyAlgorithms default, OpenSSH order */
-const char *evssh_hostkey_supported_list(void); /* includes ssh-rsa */
+/* The plain host key algorithms in OpenSSH 10.5's order: ssh-ed25519,
+   ecdsa-sha2-nistp256/384/521, rsa-sha2-512, rsa-sha2-256 (a transport
+   without options offers these). */
+const char *evssh_hostkey_default_list(void);
+/* HostKeyAlgorithms and PubkeyAcceptedAlgorithms default, as OpenSSH
+   10.5's: the certificate algorithms (evssh_cert_alg_list), then the
+   plain list above. */
+const char *evssh_hostkey_default_algs(void);
+/* Everything we can use: the default plus ssh-rsa-cert-v01@openssh.com and
+   ssh-rsa (SHA-1, off unless asked for). */
+const char *evssh_hostkey_supported_list(void);
 
 /* Key type name carried inside the blob ("ssh-rsa", "ssh-ed25519", ...),
    copied into out. */

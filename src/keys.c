@@ -1197,15 +1197,6 @@ bool evssh_key_can_sign(const evssh_key *k) { return k && k->pkey; }
 
 /* --------------------------------------------------- signature algorithms */
 
-/* OpenSSH's PubkeyAcceptedAlgorithms default without security keys, which
-   we do not load: certificates first, then the plain keys. */
-static const char default_accepted[] =
-    "ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,"
-    "ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521-cert-v01@openssh.com,"
-    "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com,"
-    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
-    "rsa-sha2-512,rsa-sha2-256";
-
 static const char *const rsa_sig_algs[] = {"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"};
 
 /* An RSA key or certificate: the first algorithm of the accepted list that
@@ -1229,7 +1220,7 @@ static const char *rsa_alg_choice(bool cert, const char *server_sig_algs, const 
 const char *evssh_sig_alg_for_type(const char *key_type, const char *server_sig_algs,
                                    const char *accepted) {
   if (!key_type) return NULL;
-  if (!accepted) accepted = default_accepted;
+  if (!accepted) accepted = evssh_hostkey_default_algs();   /* OpenSSH's, certificates first */
   bool cert = evssh_cert_is_cert_name(key_type);
   const char *plain = key_type;
   if (cert) {

@@ -669,6 +669,24 @@ int evssh_knownhosts_check_hostcert(const evssh_known_hosts *kh, const unsigned 
     evssh_cert_free(c);
     return EVSSH_OK;
   }
+  /* a certificate whose CA signature does not verify was forged or damaged
+     on the way: ssh refuses it while decoding the key, so nothing falls
+     back to the key it claims to certify. Revocation is looked at first
+     (it needs no signature work and refuses as firmly): a revoked key or
+     CA reads as revoked whatever the signature. */
+  rc = evssh_cert_verify_signature(c, cerr, sizeof(cerr));
+  if (rc == EVSSH_ENOMEM) {
+    evssh_cert_free(c);
+    evssh_errorf(err, errlen, "out of memory");
+    return rc;
+  }
+  if (rc != EVSSH_OK) {
+    res->check = EVSSH_CERT_SIGNATURE;
+    hostcert_refuse(kh, c, res, EVSSH_HOSTCERT_INVALID, cerr);
+    res->fallback = false;
+    evssh_cert_free(c);
+    return EVSSH_OK;
+  }
   const kh_entry *ca = NULL;
   for (size_t i = 0; i < kh->n && ca == NULL; i++)
     if (kh->e[i].mark == MARK_CA && kh->e[i].by_name && same_key(&kh->e[i], c->ca_blob, c->ca_blob_len))

@@ -162,7 +162,8 @@ typedef enum evssh_hostcert_status {
 typedef struct evssh_hostcert_result {
   int status;             /* evssh_hostcert_status */
   int check;              /* INVALID: the evssh_cert_check_id that failed (cert.h) */
-  bool fallback;          /* UNKNOWN_CA and INVALID: ssh retries with the certified key as a plain key */
+  bool fallback;          /* UNKNOWN_CA and INVALID (but not a CA signature that fails to verify):
+                             ssh retries with the certified key as a plain key */
   char file[512];         /* ACCEPT / INVALID: the @cert-authority line; REVOKED: the revoking line */
   int line;
   char key_type[64];      /* the certified key: plain type and fingerprint */
@@ -175,8 +176,11 @@ typedef struct evssh_hostcert_result {
 
 /* Check a host certificate blob (as the server sent it) for the set's name
    at time now (seconds since the epoch), in this order: revocation (the
-   certified key or the CA, by @revoked lines for the name or address and by
-   RevokedHostKeys); a @cert-authority line for the name ([host]:port
+   certified key or the CA, by @revoked lines for the name or address and
+   by RevokedHostKeys); the CA signature itself (one that does not verify
+   is INVALID with check EVSSH_CERT_SIGNATURE and fallback false: ssh
+   refuses such a key while decoding it); a
+   @cert-authority line for the name ([host]:port
    patterns as for plain lines) with the certificate's CA key; then
    evssh_cert_check for a host certificate naming the set's host: CA
    signature, type, validity, non-empty principals, the host among them

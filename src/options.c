@@ -23,14 +23,12 @@ typedef struct algo_kind {
   size_t field;
 } algo_kind;
 
-static const char *pubkey_defaults(void) { return evssh_hostkey_default_list(); }
-
 static const algo_kind algo_kinds[] = {
   {"KexAlgorithms", evssh_kex_default_list, evssh_kex_supported_list, offsetof(evssh_options, kex)},
-  {"HostKeyAlgorithms", evssh_hostkey_default_list, evssh_hostkey_supported_list, offsetof(evssh_options, hostkeys)},
+  {"HostKeyAlgorithms", evssh_hostkey_default_algs, evssh_hostkey_supported_list, offsetof(evssh_options, hostkeys)},
   {"Ciphers", evssh_cipher_default_list, evssh_cipher_supported_list, offsetof(evssh_options, ciphers)},
   {"MACs", evssh_mac_default_list, evssh_mac_supported_list, offsetof(evssh_options, macs)},
-  {"PubkeyAcceptedAlgorithms", pubkey_defaults, evssh_hostkey_supported_list, offsetof(evssh_options, pubkey_algs)},
+  {"PubkeyAcceptedAlgorithms", evssh_hostkey_default_algs, evssh_hostkey_supported_list, offsetof(evssh_options, pubkey_algs)},
 };
 
 static const algo_kind *algo_kind_of(const char *keyword) {
@@ -166,6 +164,7 @@ int options_resolve(evssh_config *c, const char *host, evssh_options *o, char **
   o->n_identity_files = evssh_config_get_list(c, "IdentityFile", &o->identity_files);
   o->identity_files_configured = evssh_config_is_set(c, "IdentityFile");
   o->identity_agent = evssh_config_get(c, "IdentityAgent");
+  o->n_certificate_files = evssh_config_get_list(c, "CertificateFile", &o->certificate_files);
   o->n_user_known_hosts = evssh_config_get_list(c, "UserKnownHostsFile", &o->user_known_hosts);
   o->n_global_known_hosts = evssh_config_get_list(c, "GlobalKnownHostsFile", &o->global_known_hosts);
   const char *strict = evssh_config_get(c, "StrictHostKeyChecking");
@@ -173,6 +172,8 @@ int options_resolve(evssh_config *c, const char *host, evssh_options *o, char **
               : strict && strcmp(strict, "accept-new") == 0 ? STRICT_ACCEPT_NEW : STRICT_YES;
   o->hash_known_hosts = yes(c, "HashKnownHosts");
   resolve_connection(c, o);
+  o->revoked_host_keys = evssh_config_get(c, "RevokedHostKeys");
+  o->host_key_alias = evssh_config_get(c, "HostKeyAlias");
   if (!o->hostname || !o->user || !o->preferred) {
     *err = strdup("configuration incomplete after finalize");
     options_release(o);

@@ -44,6 +44,8 @@ typedef struct evssh_options {
   size_t n_identity_files;
   bool identity_files_configured;
   const char *identity_agent;                /* NULL: $SSH_AUTH_SOCK; "none": no agent */
+  const char *const *certificate_files;      /* CertificateFile, expanded; none: <identity>-cert.pub */
+  size_t n_certificate_files;
   /* host-key trust */
   const char *const *user_known_hosts;       /* "none" entries already dropped */
   size_t n_user_known_hosts;
@@ -58,6 +60,8 @@ typedef struct evssh_options {
   bool gateway_ports;                        /* unset: no, as in ssh */
   bool forward_agent;                        /* ForwardAgent yes, or a socket */
   char *forward_agent_sock;                  /* that socket (path or $NAME) or NULL */
+  const char *revoked_host_keys;             /* RevokedHostKeys, expanded; NULL: none */
+  const char *host_key_alias;                /* HostKeyAlias, lower-cased; NULL: the host name */
 } evssh_options;
 
 /* Finalize c for host and fill out. On failure *err is a heap message. The

@@ -552,6 +552,42 @@ END_TEST
 
 /* ------------------------------------------------- known_hosts decisions */
 
+/* A certificate whose CA signature does not verify is forged or damaged:
+   ssh refuses it while decoding, so no fall-back to its key is offered; one
+   signed with a refused algorithm (ssh-rsa, SHA-1) is only a policy
+   refusal, after which ssh falls back. */
+START_TEST(forged_signature_has_no_fallback) {
+  certify("ca_rsa", "ecdsa256", "forged", "-h -n t.example");
+  evssh_cert *c = load_cert("forged");
+  char ca[4000], text[4200];
+  pub_fields("ca_rsa", ".pub", ca, sizeof ca);
+  snprintf(text, sizeof text, "@cert-authority t.example %s\n", ca);
+  evssh_known_hosts *kh = kh_of(text, "t.example", 22);
+  evssh_hostcert_result r = hostcert(kh, c, 1);
+  ck_assert_int_eq(r.status, EVSSH_HOSTCERT_ACCEPT);
+  /* the last byte belongs to the signature itself */
+  unsigned char *copy = malloc(c->blob_len);
+  memcpy(copy, c->blob, c->blob_len);
+  copy[c->blob_len - 1] ^= 0x01;
+  char err[300] = "";
+  ck_assert_int_eq(evssh_knownhosts_check_hostcert(kh, copy, c->blob_len, 1, &r, err, sizeof err), EVSSH_OK);
+  ck_assert_int_eq(r.status, EVSSH_HOSTCERT_INVALID);
+  ck_assert_int_eq(r.check, EVSSH_CERT_SIGNATURE);
+  ck_assert(!r.fallback);
+  free(copy);
+  evssh_cert_free(c);
+  certify("ca_rsa", "ed25519", "sha1ca", "-h -n t.example -t ssh-rsa");
+  c = load_cert("sha1ca");
+  r = hostcert(kh, c, 1);
+  ck_assert_int_eq(r.status, EVSSH_HOSTCERT_INVALID);
+  ck_assert_int_eq(r.check, EVSSH_CERT_SIGNATURE);
+  ck_assert(r.fallback);
+  ck_assert_ptr_nonnull(strstr(r.message, "SHA-1"));
+  evssh_cert_free(c);
+  evssh_knownhosts_free(kh);
+}
+END_TEST
+
 START_TEST(knownhosts_cert_authority) {
   char ca[4096], other_ca[4096], text[20000], hostkey[4096];
   pub_fields("ca_ed25519", ".pub", ca, sizeof ca);
@@ -1040,6 +1076,7 @@ int main(void) {
   tcase_add_test(tc, type_user_vs_host);
   tcase_add_test(tc, critical_options);
   tcase_add_test(tc, tampering_and_sha1);
+  tcase_add_test(tc, forged_signature_has_no_fallback);
   tcase_add_test(tc, knownhosts_cert_authority);
   tcase_add_test(tc, revocation);
   tcase_add_test(tc, user_cert_beside_identity);
