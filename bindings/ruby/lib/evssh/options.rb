@@ -154,7 +154,6 @@ module EvSSH
 
     def refuse_unsupported
       o = options
-      cannot(:keycerts, "certificate files are not supported yet") if o[:keycerts] && !Array(o[:keycerts]).empty?
       cannot(:agent_socket_factory, "libevssh reaches the agent by its socket path (use IdentityAgent)") if o[:agent_socket_factory]
       cannot(:max_pkt_size, "libevssh does not let the packet size be set") if o[:max_pkt_size]
       cannot(:max_win_size, "libevssh does not let the window size be set") if o[:max_win_size]
@@ -181,6 +180,9 @@ module EvSSH
     def identities
       o = options
       Array(o[:keys]).each { |k| kw("IdentityFile", File.expand_path(k.to_s)) }
+      # Net::SSH's keycerts: certificates offered with the identity whose
+      # key they certify (libevssh's CertificateFile)
+      Array(o[:keycerts]).each { |c| kw("CertificateFile", File.expand_path(c.to_s)) }
       data = Array(o[:key_data]).compact
       return if data.empty?
 
