@@ -7,20 +7,25 @@ require "tmpdir"
 class TestForward < Minitest::Test
   include SideBySide
 
-  # a TCP echo server on 127.0.0.1 ("echo:" before each line), for the block
-  def with_echo_server
-    server = TCPServer.new("127.0.0.1", 0)
-    thread = Thread.new do
+  # a thread answering each line a client of server sends with prefix + line
+  def serve_lines(server, prefix)
+    Thread.new do
       loop do
         c = server.accept
         Thread.new(c) do |cc|
           while (line = cc.gets)
-            cc.write("echo:#{line}")
+            cc.write("#{prefix}#{line}")
           end
           cc.close
         end
       end
     end
+  end
+
+  # a TCP echo server on 127.0.0.1 ("echo:" before each line), for the block
+  def with_echo_server
+    server = TCPServer.new("127.0.0.1", 0)
+    thread = serve_lines(server, "echo:")
     yield server.addr[1]
   ensure
     thread&.kill
@@ -189,17 +194,7 @@ class TestForward < Minitest::Test
       remote_path = File.join(d, "remote.sock")
       server = UNIXServer.new(remote_path)
       File.chmod(0o777, remote_path)
-      t = Thread.new do
-        loop do
-          c = server.accept
-          Thread.new(c) do |cc|
-            while (l = cc.gets)
-              cc.write("unix:#{l}")
-            end
-            cc.close
-          end
-        end
-      end
+      t = serve_lines(server, "unix:")
       begin
         r = assert_same_result do |lib|
           start_with(lib) do |ssh|
