@@ -436,6 +436,64 @@ EVSSH_API bool evssh_session_post_quantum(const evssh_session *s);
  * exchange. Any out pointer may be NULL. */
 EVSSH_API int evssh_session_host_key(const evssh_session *s, const char **type,
                                      const unsigned char **blob, size_t *blob_len);
+/** The server's identification string from the version exchange, without
+ * the line end ("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"), as Net::SSH's
+ * `transport.server_version`. NULL before the server's line arrived (or for
+ * NULL). Owned by the session; lives as long as it. Never blocks. */
+EVSSH_API const char *evssh_session_server_version(const evssh_session *s);
+/** The system error behind the session's `EVSSH_ECONNECT` failure: the
+ * errno of the connect, bind, socket or fork call that failed
+ * (ECONNREFUSED, EHOSTUNREACH, EADDRNOTAVAIL for a BindAddress that is not
+ * ours, ...), so a binding can raise its platform's error (Ruby's
+ * Errno::ECONNREFUSED) without reading the message. With several addresses
+ * it is the last one's. 0 when the session did not fail that way, or its
+ * failure was no system call's (name resolution, a ProxyCommand that
+ * exited). Never blocks. */
+EVSSH_API int evssh_session_sys_errno(const evssh_session *s);
+/** Connect over `fd`, a connection the program made (a socket through an
+ * HTTP or SOCKS proxy, a socketpair to another process, a TCP socket bound
+ * as it likes): evssh_session_connect() then skips name resolution, TCP
+ * connect, ProxyCommand and ProxyJump (a configured ProxyCommand or
+ * ProxyJump is not used, and an INFO line says so) and starts with the
+ * version exchange; `HostName` and `Port` still name the host for
+ * known_hosts. Call before connecting. Anything that reads and writes the
+ * SSH stream does (socket, pipe pair made into a socketpair).
+ *
+ * Ownership: on `EVSSH_OK` the fd belongs to the session, which makes it
+ * non-blocking and close-on-exec and closes it when the session closes or
+ * is freed, connected or not (as it closes its own sockets; dup() first to
+ * keep a copy). A second call before connecting replaces the first fd
+ * (closing it). On an error the fd stays the caller's. Returns `EVSSH_OK`,
+ * `EVSSH_EINVAL` (not an open fd, or NULL session), `EVSSH_EBUSY` once
+ * connecting or connected, `EVSSH_ECLOSED` on a closed session. Never
+ * blocks. */
+EVSSH_API int evssh_session_set_fd(evssh_session *s, int fd);
+/** Start a key re-exchange now (Net::SSH's `rekey!`; ssh's `~R`), in
+ * addition to the ones `RekeyLimit` and the cipher's volume limit start.
+ * Channels keep running meanwhile; their data waits in order for the new
+ * keys. **Never blocks**: the exchange runs in the session's loop, and
+ * evssh_session_rekeying() is true until it is done (a binding that blocks,
+ * as Net::SSH does, loops until then). Returns `EVSSH_OK` (also while an
+ * exchange already runs: no second one is started), `EVSSH_EINVAL` before
+ * the session is ready, `EVSSH_ECLOSED` when closed. */
+EVSSH_API int evssh_session_rekey(evssh_session *s);
+/** True while a key re-exchange runs (started by evssh_session_rekey(), by
+ * the rekey limits, or by the server); false before the first exchange is
+ * done and after the session closed. Never blocks. */
+EVSSH_API bool evssh_session_rekeying(const evssh_session *s);
+/** The algorithm names evssh implements for `what`, a static
+ * comma-separated list in no particular preference: "kex", "hostkey",
+ * "cipher", "mac", "pubkey" (signature algorithms for user keys, as
+ * `PubkeyAcceptedAlgorithms` takes them) or "compression". NULL for another
+ * `what`. These are the names the algorithm options accept. Thread-safe,
+ * needs no session. */
+EVSSH_API const char *evssh_supported_algorithms(const char *what);
+/** What evssh proposes for `what` when the option is not set, in its
+ * preference order (the same kinds as evssh_supported_algorithms()); a
+ * static string, NULL for another `what`. With known host keys for the
+ * host, the host key list is reordered at connect to prefer their types, as
+ * ssh does. Thread-safe. */
+EVSSH_API const char *evssh_default_algorithms(const char *what);
 /** evssh_session_exec_wait() keeps at most `bytes` of output (stdout and
  * stderr together; default 64 MiB); past it the command is ended and
  * exec_wait returns `EVSSH_ELIMIT` with the reason in
@@ -455,6 +513,73 @@ EVSSH_API int evssh_session_set_max_peer_channels(evssh_session *s, size_t max);
 EVSSH_API int evssh_session_set_property(evssh_session *s, const char *key, void *value);
 /** The value set for `key` with evssh_session_set_property(), or NULL. */
 EVSSH_API void *evssh_session_property(const evssh_session *s, const char *key);
+
+/** @} */
+
+/* -------------------------------------------------------------- user keys */
+
+/** @defgroup keys User keys
+ * Loading a private key as evssh's authentication does (every format
+ * OpenSSH writes: openssh-key-v1, encrypted with bcrypt-pbkdf or not, PEM
+ * PKCS#1 / SEC1 / PKCS#8, encrypted or not), for programs that show,
+ * check or use keys themselves (Net::SSH's KeyFactory). Keys that
+ * authenticate a session are named with `IdentityFile`; these calls are
+ * not needed for that.
+ * @{ */
+
+/** A loaded key: its public half (type, blob, comment) and, loaded from a
+ * private key file, the private half, which never leaves it. Freed with
+ * evssh_key_free(). */
+typedef struct evssh_key evssh_key;
+/** Load the private key file at `path`, decrypting it with `passphrase`
+ * (NULL: none; an encrypted file then fails). **Blocking** file I/O only;
+ * the bcrypt-pbkdf of an encrypted openssh-key-v1 file takes its rounds'
+ * CPU time (16 rounds: a fraction of a second). One attempt: prompting and
+ * retrying are the caller's. Returns `EVSSH_OK` with `*out` the caller's,
+ * or with `*out` NULL and `err` (may be NULL) filled: `EVSSH_EINVAL` (no
+ * such file, not a key, an unsupported type, RSA below 1024 bits),
+ * `EVSSH_EAUTH` (encrypted and no passphrase, or a wrong one),
+ * `EVSSH_ENOMEM`. Thread-safe, needs no session. */
+EVSSH_API int evssh_key_load(const char *path, const char *passphrase, evssh_key **out, evssh_error *err);
+/** evssh_key_load() for a key held in memory (`len` bytes at `data`, the
+ * text of a key file): nothing is written to disk. `name` (NULL: "key
+ * data") stands for the key in messages. Same returns. */
+EVSSH_API int evssh_key_load_data(const void *data, size_t len, const char *name, const char *passphrase,
+                                  evssh_key **out, evssh_error *err);
+/** The key's type name ("ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"),
+ * static; NULL for NULL. */
+EVSSH_API const char *evssh_key_type(const evssh_key *k);
+/** The public key blob (RFC 4253 §6.6: string type, then the key's
+ * fields), as known_hosts and authorized_keys encode it in base64; `*blob`
+ * points into the key and lives as long as it. `EVSSH_OK`, or `EVSSH_EINVAL`
+ * for a NULL argument. */
+EVSSH_API int evssh_key_public_blob(const evssh_key *k, const unsigned char **blob, size_t *len);
+/** The comment stored with the key (openssh-key-v1 files carry one), "" if
+ * none; owned by the key. */
+EVSSH_API const char *evssh_key_comment(const evssh_key *k);
+/** The SHA256 fingerprint as ssh-keygen -l prints it ("SHA256:" and
+ * unpadded base64, 50 characters with its NUL) into `out`. `EVSSH_OK`, or
+ * `EVSSH_EINVAL` for a NULL argument or `outlen` too small. */
+EVSSH_API int evssh_key_fingerprint(const evssh_key *k, char *out, size_t outlen);
+/** Sign `len` bytes at `data` with the private key and signature algorithm
+ * `alg` ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512",
+ * "rsa-sha2-256", "ssh-rsa"; it must fit the key), appending the SSH
+ * signature blob (string alg, string signature) to `sig_blob`. `EVSSH_OK`,
+ * or `EVSSH_EINVAL` (wrong algorithm for the key, no private half),
+ * `EVSSH_ENOMEM`. Never blocks. */
+EVSSH_API int evssh_key_sign(const evssh_key *k, const char *alg, const unsigned char *data, size_t len,
+                             evssh_buf *sig_blob);
+/** Free the key, wiping its private half; NULL is ignored. */
+EVSSH_API void evssh_key_free(evssh_key *k);
+/** bcrypt-pbkdf, the key derivation of passphrase-protected openssh-key-v1
+ * files (PROTOCOL.key: the kdfname "bcrypt"), for a binding that reads
+ * those files itself: derives `keylen` bytes (at most 1024) into `key` from
+ * the passphrase (`passlen` bytes), the file's salt and its rounds.
+ * **Blocking** CPU work (each round hashes 64 times). `EVSSH_OK`,
+ * `EVSSH_EINVAL` (empty salt, zero rounds, keylen 0 or above 1024),
+ * `EVSSH_ENOMEM`. Thread-safe. */
+EVSSH_API int evssh_bcrypt_pbkdf(const char *pass, size_t passlen, const uint8_t *salt, size_t saltlen, uint8_t *key,
+                                 size_t keylen, unsigned int rounds);
 
 /** @} */
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Settings a jump host shares with the session it carries: who we are and
    whom we trust. Host-specific ones (User, Port, HostName, algorithms) are
@@ -150,6 +151,17 @@ static int start_jump(evssh_session *s, const evssh_options *o, evssh_connector 
   return EVSSH_OK;
 }
 
+/* The program made the connection (evssh_session_set_fd): it beats the
+   ways ssh_config names, as ssh's own -o beats the file, and says so. */
+static int start_given(evssh_session *s, const evssh_options *o, int fd, evssh_connector **out) {
+  if (o->proxy_jump || o->proxy_command)
+    diag_log(session_diag(s), EVSSH_LOG_INFO, "%s %s not used: the program gave the connection (evssh_session_set_fd)",
+             o->proxy_jump ? "ProxyJump" : "ProxyCommand", o->proxy_jump ? o->proxy_jump : o->proxy_command);
+  int rc = connector_start_fd(fd, out);
+  if (rc) close(fd);
+  return rc;
+}
+
 static void forward_failed(evssh_session *s, int code, const char *message) {
   session_fail(s, code, "%s", message);
 }
@@ -175,11 +187,16 @@ int evssh_session_connect_async(evssh_session *s, evssh_session_cb on_ready, voi
   if (rc) return rc;
   char err[700] = "";
   evssh_connector *c = NULL;
-  if (o->proxy_jump)
+  int fd = session_take_fd(s);
+  if (fd >= 0) {
+    rc = start_given(s, o, fd, &c);
+  } else if (o->proxy_jump) {
     rc = start_jump(s, o, &c, err, sizeof err);
-  else
-    rc = connector_start(o->hostname, o->port, o->proxy_command, &c, err, sizeof err);
-  if (rc) return session_fail(s, rc, "%s", err);
+  } else {
+    io_connect_opts how = {o->address_family, o->bind_address};
+    rc = connector_start_opts(o->hostname, o->port, o->proxy_command, &how, &c, err, sizeof err);
+  }
+  if (rc) return session_fail(s, rc, "%s", err[0] ? err : evssh_strerror(rc));
   session_set_connector(s, c);
   return EVSSH_OK;
 }

@@ -44,6 +44,11 @@ struct evssh_connector {
   conn_phase phase;
   char host[256];
   int port;
+  int family;           /* AddressFamily: AF_UNSPEC, AF_INET or AF_INET6 */
+  struct sockaddr_storage bind_addr;  /* BindAddress, port 0; bind_len 0: none */
+  socklen_t bind_len;
+  char bind_text[INET6_ADDRSTRLEN];
+  int last_errno;       /* of the last failed socket call, for evssh_session_sys_errno */
   resolve_req *req;
   int wake_fd;          /* read side of the resolver's socketpair */
   struct addrinfo *addrs, *next;
@@ -86,7 +91,7 @@ static int start_resolve(evssh_connector *c, char *err, size_t errlen) {
   }
   snprintf(req->host, sizeof req->host, "%s", c->host);
   snprintf(req->service, sizeof req->service, "%d", c->port);
-  req->hints.ai_family = AF_UNSPEC;
+  req->hints.ai_family = c->family;
   req->hints.ai_socktype = SOCK_STREAM;
   req->hints.ai_flags = AI_ADDRCONFIG;
   req->cb.ar_name = req->host;
@@ -134,6 +139,7 @@ static int spawn_proxy(evssh_connector *c, const char *command, char *err, size_
   }
   pid_t pid = fork();
   if (pid < 0) {
+    c->last_errno = errno;
     snprintf(err, errlen, "ProxyCommand: fork: %s", strerror(errno));
     close(sv[0]); close(sv[1]);
     return EVSSH_ECONNECT;
@@ -153,39 +159,76 @@ static int spawn_proxy(evssh_connector *c, const char *command, char *err, size_
   return EVSSH_OK;
 }
 
-int connector_start(const char *host, int port, const char *proxy_command,
-                    evssh_connector **out, char *err, size_t errlen) {
+/* BindAddress: a numeric address (resolving a name here would block the
+   loop); any port. */
+static int parse_bind_address(evssh_connector *c, const char *addr, char *err, size_t errlen) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = c->family;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+  int rc = getaddrinfo(addr, NULL, &hints, &res);
+  if (rc != 0 || !res || res->ai_addrlen > sizeof c->bind_addr) {
+    snprintf(err, errlen, "BindAddress %s: %s", addr,
+             rc == EAI_NONAME ? "not a numeric address of the AddressFamily (names are not resolved)" : gai_strerror(rc));
+    if (res) freeaddrinfo(res);
+    return EVSSH_EINVAL;
+  }
+  memcpy(&c->bind_addr, res->ai_addr, res->ai_addrlen);
+  c->bind_len = res->ai_addrlen;
+  snprintf(c->bind_text, sizeof c->bind_text, "%s", addr);
+  freeaddrinfo(res);
+  return EVSSH_OK;
+}
+
+static evssh_connector *connector_alloc(void) {
+  evssh_connector *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->sock = -1;
+  c->wake_fd = -1;
+  c->child = -1;
+  c->family = AF_UNSPEC;
+  return c;
+}
+
+/* Resolve (at once for a numeric address, else asynchronously) and connect. */
+static int start_tcp(evssh_connector *c, const char *bind_address, char *err, size_t errlen) {
+  if (bind_address) {
+    int rc = parse_bind_address(c, bind_address, err, errlen);
+    if (rc) return rc;
+  }
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = c->family;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  char service[16];
+  snprintf(service, sizeof service, "%d", c->port);
+  if (getaddrinfo(c->host, service, &hints, &res) != 0) return start_resolve(c, err, errlen);
+  c->addrs = res;
+  c->next = res;
+  c->phase = C_CONNECTING;
+  return EVSSH_OK;
+}
+
+int connector_start_opts(const char *host, int port, const char *proxy_command, const io_connect_opts *opts,
+                         evssh_connector **out, char *err, size_t errlen) {
   if (!host || !*host || port <= 0 || port > 65535) {
     snprintf(err, errlen, "invalid host or port");
     return EVSSH_EINVAL;
   }
-  evssh_connector *c = calloc(1, sizeof *c);
+  evssh_connector *c = connector_alloc();
   if (!c) return EVSSH_ENOMEM;
-  c->sock = -1;
-  c->wake_fd = -1;
-  c->child = -1;
   snprintf(c->host, sizeof c->host, "%s", host);
   c->port = port;
+  if (opts) c->family = opts->family;
   int rc;
-  if (proxy_command && *proxy_command && strcmp(proxy_command, "none") != 0) {
+  if (proxy_command && *proxy_command && strcmp(proxy_command, "none") != 0)
+    /* as ssh: the command makes its own connection; BindAddress and
+       AddressFamily are for ours */
     rc = spawn_proxy(c, proxy_command, err, errlen);
-  } else {
-    /* numeric addresses need no resolver round trip */
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    char service[16];
-    snprintf(service, sizeof service, "%d", port);
-    if (getaddrinfo(host, service, &hints, &res) == 0) {
-      c->addrs = res;
-      c->next = res;
-      c->phase = C_CONNECTING;
-      rc = EVSSH_OK;
-    } else {
-      rc = start_resolve(c, err, errlen);
-    }
-  }
+  else
+    rc = start_tcp(c, opts ? opts->bind_address : NULL, err, errlen);
   if (rc != EVSSH_OK) {
     connector_free(c);
     return rc;
@@ -194,15 +237,29 @@ int connector_start(const char *host, int port, const char *proxy_command,
   return EVSSH_OK;
 }
 
+int connector_start(const char *host, int port, const char *proxy_command, evssh_connector **out, char *err,
+                    size_t errlen) {
+  return connector_start_opts(host, port, proxy_command, NULL, out, err, errlen);
+}
+
+int connector_start_fd(int fd, evssh_connector **out) {
+  evssh_connector *c = connector_alloc();
+  if (!c) return EVSSH_ENOMEM;
+  snprintf(c->host, sizeof c->host, "the connection given with evssh_session_set_fd");
+  c->sock = fd;
+  c->phase = C_DONE;
+  *out = c;
+  return EVSSH_OK;
+}
+
+int connector_errno(const evssh_connector *c) { return c ? c->last_errno : 0; }
+
 int connector_start_pipe(const io_pipe_ops *ops, void *ctx, evssh_connector **out) {
-  evssh_connector *c = calloc(1, sizeof *c);
+  evssh_connector *c = connector_alloc();
   if (!c) {
     ops->free(ctx);
     return EVSSH_ENOMEM;
   }
-  c->sock = -1;
-  c->wake_fd = -1;
-  c->child = -1;
   c->phase = C_PIPE;
   c->pipe = ops;
   c->pipe_ctx = ctx;
@@ -266,6 +323,24 @@ static void describe(const struct addrinfo *ai, char *out, size_t outlen) {
   snprintf(out, outlen, "%s", addr);
 }
 
+/* BindAddress: the source address of the socket, of the same family as the
+   address being tried. false with last_error set when it cannot be used. */
+static bool bind_source(evssh_connector *c, int s, const struct addrinfo *ai, const char *addr) {
+  if (c->bind_len == 0) return true;
+  if (c->bind_addr.ss_family != ai->ai_family) {
+    c->last_errno = EAFNOSUPPORT;
+    snprintf(c->last_error, sizeof c->last_error, "%s: BindAddress %s is of another address family", addr,
+             c->bind_text);
+    return false;
+  }
+  if (bind(s, (const struct sockaddr *)&c->bind_addr, c->bind_len) < 0) {
+    c->last_errno = errno;
+    snprintf(c->last_error, sizeof c->last_error, "bind to BindAddress %s: %s", c->bind_text, strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 /* Try addresses until one connect is in progress or done. */
 static int try_next_address(evssh_connector *c) {
   while (c->next) {
@@ -275,11 +350,16 @@ static int try_next_address(evssh_connector *c) {
     describe(ai, addr, sizeof addr);
     int s = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (s < 0) {
+      c->last_errno = errno;
       snprintf(c->last_error, sizeof c->last_error, "%s: socket: %s", addr, strerror(errno));
       continue;
     }
     int one = 1;
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!bind_source(c, s, ai, addr)) {
+      close(s);
+      continue;
+    }
     if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) {
       c->sock = s;
       c->phase = C_DONE;
@@ -289,6 +369,7 @@ static int try_next_address(evssh_connector *c) {
       c->sock = s;
       return EVSSH_EAGAIN;
     }
+    c->last_errno = errno;
     snprintf(c->last_error, sizeof c->last_error, "%s: %s", addr, strerror(errno));
     close(s);
   }
@@ -342,6 +423,7 @@ int connector_step(evssh_connector *c, int *fd, char *err, size_t errlen) {
           c->phase = C_DONE;
           break;
         }
+        c->last_errno = soerr;
         snprintf(c->last_error, sizeof c->last_error, "%s", strerror(soerr));
         close(c->sock);
         c->sock = -1;

@@ -30,10 +30,27 @@ typedef struct io_pipe_ops {
   void (*free)(void *ctx);
 } io_pipe_ops;
 
+/* How our own TCP connection is made (ssh_config AddressFamily and
+   BindAddress); a ProxyCommand makes its own and ignores these. */
+typedef struct io_connect_opts {
+  int family;                /* AF_UNSPEC, AF_INET or AF_INET6 */
+  const char *bind_address;  /* numeric source address, NULL: the kernel's choice */
+} io_connect_opts;
+
 /* Start connecting to host:port, or start proxy_command (already
    token-expanded; run with /bin/sh -c) when it is not NULL. */
 int  connector_start(const char *host, int port, const char *proxy_command,
                      evssh_connector **out, char *err, size_t errlen);
+/* The same with AddressFamily and BindAddress (opts may be NULL).
+   EVSSH_EINVAL for a bind address that is not a numeric one of the family. */
+int  connector_start_opts(const char *host, int port, const char *proxy_command, const io_connect_opts *opts,
+                          evssh_connector **out, char *err, size_t errlen);
+/* A connector over a connection the program made (evssh_session_set_fd):
+   the first step hands fd over. */
+int  connector_start_fd(int fd, evssh_connector **out);
+/* errno of the connector's last failed system call (connect, bind, socket,
+   fork), 0 when its failure was not one (name resolution) */
+int  connector_errno(const evssh_connector *c);
 /* A connector over a pipe from above; takes ownership of ctx (ops->free). */
 int  connector_start_pipe(const io_pipe_ops *ops, void *ctx, evssh_connector **out);
 /* true when the connector carries a pipe and must live as long as the session */

@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <strings.h>
 
@@ -80,6 +81,16 @@ static int resolve_algorithms(evssh_config *c, evssh_options *o, char **err) {
   }
   o->hostkeys_configured = evssh_config_is_set(c, "HostKeyAlgorithms");
   return EVSSH_OK;
+}
+
+/* How to connect and what a session channel gets before its command. */
+static void resolve_connection(const evssh_config *c, evssh_options *o) {
+  const char *af = evssh_config_get(c, "AddressFamily");
+  o->address_family = af && strcmp(af, "inet") == 0 ? AF_INET : af && strcmp(af, "inet6") == 0 ? AF_INET6 : AF_UNSPEC;
+  o->bind_address = evssh_config_get(c, "BindAddress");
+  o->n_send_env = evssh_config_get_list(c, "SendEnv", &o->send_env);
+  o->n_set_env = evssh_config_get_list(c, "SetEnv", &o->set_env);
+  o->compression = yes(c, "Compression");
 }
 
 /* LocalForward and friends: canonical items back into specs. */
@@ -160,6 +171,7 @@ int options_resolve(evssh_config *c, const char *host, evssh_options *o, char **
   o->strict = strict && strcmp(strict, "no") == 0 ? STRICT_NO
               : strict && strcmp(strict, "accept-new") == 0 ? STRICT_ACCEPT_NEW : STRICT_YES;
   o->hash_known_hosts = yes(c, "HashKnownHosts");
+  resolve_connection(c, o);
   o->revoked_host_keys = evssh_config_get(c, "RevokedHostKeys");
   o->host_key_alias = evssh_config_get(c, "HostKeyAlias");
   if (!o->hostname || !o->user || !o->preferred) {

@@ -19,6 +19,15 @@ typedef struct evssh_options {
   char *hostname, *user;
   int port;
   char *proxy_command, *proxy_jump;          /* NULL: none */
+  int address_family;                        /* AddressFamily: AF_UNSPEC, AF_INET, AF_INET6 */
+  const char *bind_address;                  /* BindAddress, NULL: none (into the config) */
+  /* environment for session channels: SendEnv patterns ("-PATTERN"
+     removes earlier ones, as ssh), SetEnv "NAME=VALUE" items */
+  const char *const *send_env;
+  size_t n_send_env;
+  const char *const *set_env;
+  size_t n_set_env;
+  bool compression;                          /* Compression yes */
   /* deadlines and keepalive */
   int connect_timeout_ms;                    /* 0: the default bound */
   int alive_interval_s, alive_count_max;

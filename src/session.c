@@ -37,9 +37,11 @@
 #include "connection.h"
 #include "hostkey.h"
 #include "registry.h"
+#include "session_env.h"
 #include "trust.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +104,8 @@ struct evssh_session {
   bool opt_resolved;
 
   int fd;                       /* transport fd, -1 before connect */
+  int given_fd;                 /* evssh_session_set_fd's, until the connect takes it; -1 none */
+  int sys_errno;                /* errno behind the last EVSSH_ECONNECT, 0 none */
   evssh_transport *transport;
   evssh_connector *connector;
   pid_t proxy_pid;              /* ProxyCommand child, 0 none */
@@ -232,6 +236,7 @@ evssh_session *evssh_session_new(const char *host) {
   if (!s) return NULL;
   s->host = strdup(host);
   s->fd = -1;
+  s->given_fd = -1;
   s->exec_limit = EXEC_LIMIT_DEFAULT;
   s->diag.owner = s;
   s->diag.label = s->host;
@@ -707,7 +712,10 @@ static int step_io(evssh_session *s, int revents) {
     char err[700] = "";
     int rc = connector_step(s->connector, &fd, err, sizeof err);
     if (rc == EVSSH_EAGAIN) return EVSSH_OK;
-    if (rc != EVSSH_OK) return session_fail(s, rc, "%s", err);
+    if (rc != EVSSH_OK) {
+      if (rc == EVSSH_ECONNECT && s->diag.error_code == 0) s->sys_errno = connector_errno(s->connector);
+      return session_fail(s, rc, "%s", err);
+    }
     s->proxy_pid = connector_child(s->connector);
     if (!connector_has_pipe(s->connector)) {
       connector_free(s->connector);
@@ -908,6 +916,14 @@ evssh_channel *evssh_session_open_channel_type(evssh_session *s, const char *typ
                                                size_t extra_len, evssh_channel_cb on_open, void *ud) {
   if (!ready(s) || !type || (!extra && extra_len)) return NULL;
   evssh_channel *ch = conn_open_channel(s->conn, type, extra, extra_len, on_open, ud);
+  /* SendEnv / SetEnv: queued now, they precede whatever the program asks
+     of the channel (exec, shell, subsystem), as ssh sends them */
+  if (ch && strcmp(type, "session") == 0 && session_env_send(ch, &s->opt, &s->diag) != EVSSH_OK) {
+    diag_log(&s->diag, EVSSH_LOG_ERROR, "channel %u: cannot queue its SendEnv/SetEnv requests: out of memory",
+             evssh_channel_id(ch));
+    evssh_channel_close(ch);
+    return NULL;
+  }
   if (ch) write_now(s);
   return ch;
 }
@@ -962,6 +978,54 @@ const char *evssh_session_algorithm(const evssh_session *s, const char *what) {
 
 bool evssh_session_post_quantum(const evssh_session *s) {
   return s && s->transport && transport_kex_post_quantum(s->transport);
+}
+
+const char *evssh_session_server_version(const evssh_session *s) {
+  const char *v = s && s->transport ? transport_server_version(s->transport) : NULL;
+  return v && *v ? v : NULL;
+}
+
+int evssh_session_sys_errno(const evssh_session *s) { return s ? s->sys_errno : 0; }
+
+int evssh_session_rekey(evssh_session *s) {
+  if (!s) return EVSSH_EINVAL;
+  if (s->state == SESSION_CLOSED) return EVSSH_ECLOSED;
+  if (s->state != SESSION_READY) {
+    session_note(s, "evssh_session_rekey: the session is not connected yet");
+    return EVSSH_EINVAL;
+  }
+  return transport_rekey(s->transport);
+}
+
+bool evssh_session_rekeying(const evssh_session *s) {
+  return s && s->state != SESSION_CLOSED && s->transport && transport_ready(s->transport) &&
+         transport_kex_running(s->transport);
+}
+
+int evssh_session_set_fd(evssh_session *s, int fd) {
+  if (!s) return EVSSH_EINVAL;
+  if (s->state != SESSION_NEW) {
+    session_note(s, "evssh_session_set_fd: the session is already %s",
+                 s->state == SESSION_CLOSED ? "closed" : "connecting or connected");
+    return s->state == SESSION_CLOSED ? EVSSH_ECLOSED : EVSSH_EBUSY;
+  }
+  if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+    session_note(s, "evssh_session_set_fd: %d is not an open file descriptor", fd);
+    return EVSSH_EINVAL;
+  }
+  if (io_set_nonblocking(fd) != EVSSH_OK || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+    session_note(s, "evssh_session_set_fd: cannot make fd %d non-blocking: %s", fd, strerror(errno));
+    return EVSSH_EINVAL;
+  }
+  if (s->given_fd >= 0 && s->given_fd != fd) close(s->given_fd);
+  s->given_fd = fd;
+  return EVSSH_OK;
+}
+
+int session_take_fd(evssh_session *s) {
+  int fd = s->given_fd;
+  s->given_fd = -1;
+  return fd;
 }
 
 int evssh_session_host_key(const evssh_session *s, const char **type, const unsigned char **blob, size_t *blob_len) {
@@ -1048,6 +1112,7 @@ void evssh_session_free(evssh_session *s) {
     run_end_hooks(s, false);
     s->depth--;
   }
+  if (s->given_fd >= 0) close(s->given_fd);   /* given, never connected over */
   conn_free(s->conn);
   s->conn = NULL;
   run_end_hooks(s, true);

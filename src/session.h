@@ -21,6 +21,9 @@ int  session_resolve_options(evssh_session *s, const evssh_options **out);
 /* The connect starts: on_ready will report how it ends (from here on a
    failure reaches it). EVSSH_EBUSY / EVSSH_ECLOSED unless the session is new. */
 int  session_begin_connect(evssh_session *s, evssh_session_cb on_ready, void *ud);
+/* The fd given with evssh_session_set_fd (the caller owns it from now on),
+   or -1. */
+int  session_take_fd(evssh_session *s);
 /* The byte pipe the session connects over (owned from now on). */
 void session_set_connector(evssh_session *s, evssh_connector *c);
 /* Fail the session (first failure wins); returns code. */

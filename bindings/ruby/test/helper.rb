@@ -16,7 +16,17 @@ module SSHD
   # subsystem (internal-sftp) for net-sftp when the harness does not already
   # declare it (sshd refuses a second Subsystem line).
   def self.extra_config(dir)
-    lines = ["AcceptEnv EVSSH_TEST_*"]
+    # a user CA sshd trusts, for keycerts (user_ca signs test certificates)
+    ca = File.join(dir, "user_ca")
+    system("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "evssh test user CA", "-f", ca, out: File::NULL)
+    File.chmod(0o644, "#{ca}.pub")
+    @user_ca = ca
+    # the harness's PubkeyAcceptedAlgorithms with the certificate ones first
+    # (sshd keeps the first value it reads: the extra lines come first)
+    pubkey = %w[ssh-ed25519-cert-v01@openssh.com ecdsa-sha2-nistp256-cert-v01@openssh.com
+                rsa-sha2-512-cert-v01@openssh.com rsa-sha2-256-cert-v01@openssh.com ssh-ed25519
+                ecdsa-sha2-nistp256 ecdsa-sha2-nistp384 ecdsa-sha2-nistp521 rsa-sha2-512 rsa-sha2-256 ssh-rsa]
+    lines = ["AcceptEnv EVSSH_TEST_*", "TrustedUserCAKeys #{ca}.pub", "PubkeyAcceptedAlgorithms #{pubkey.join(',')}"]
     lines << "Subsystem sftp internal-sftp" unless File.read(HARNESS).include?("Subsystem sftp")
     path = File.join(dir, "extra_config")
     File.write(path, lines.join("\n") + "\n")
@@ -42,6 +52,12 @@ module SSHD
   end
 
   def self.port = env["HARNESS_PORT"].to_i
+
+  # the private key of the user CA sshd trusts (TrustedUserCAKeys)
+  def self.user_ca
+    env
+    @user_ca
+  end
   def self.key = env["HARNESS_KEY_ED25519"]
   def self.known_hosts = env["HARNESS_KNOWN_HOSTS"]
 

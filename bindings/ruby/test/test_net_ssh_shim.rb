@@ -133,8 +133,8 @@ class TestNetSSHShim < Minitest::Test
       include SSHKit::DSL
       SSHKit.config.output = SSHKit::Formatter::BlackHole.new($stdout)
       host = SSHKit::Host.new("#{USER}@127.0.0.1:#{OPTS[:port]}")
-      # SSHKit sets forward_agent: true; agent forwarding comes later
-      host.ssh_options = OPTS.merge(forward_agent: false)
+      # SSHKit's defaults (forward_agent: true among them)
+      host.ssh_options = OPTS
       on(host) do
         puts capture(:echo, "from", "sshkit")
         upload! StringIO.new("sshkit upload\n"), File.join(DIR, "k.txt")

@@ -28,19 +28,20 @@ static VALUE error_class_for(int code) {
   return eException;
 }
 
-static VALUE make_error(int code, const char *msg, bool connecting) {
+static VALUE make_error(int code, const char *msg, bool connecting, int sys_errno) {
   if (!msg || !*msg) msg = evssh_strerror(code);
   VALUE m = rb_str_new_cstr(msg);
   if (rb_respond_to(ext_mEvSSH, id_exception_for))
-    return rb_funcall(ext_mEvSSH, id_exception_for, 3, INT2FIX(code), m, connecting ? Qtrue : Qfalse);
+    return rb_funcall(ext_mEvSSH, id_exception_for, 4, INT2FIX(code), m, connecting ? Qtrue : Qfalse,
+                      INT2FIX(sys_errno));
   /* the Ruby half is not loaded (the extension required on its own) */
   VALUE e = rb_exc_new_str(error_class_for(code), m);
   rb_ivar_set(e, rb_intern("@code"), INT2FIX(code));
   return e;
 }
 
-VALUE ext_make_error(int code, const char *msg) { return make_error(code, msg, false); }
-VALUE ext_make_connect_error(int code, const char *msg) { return make_error(code, msg, true); }
+VALUE ext_make_error(int code, const char *msg) { return make_error(code, msg, false, 0); }
+VALUE ext_make_connect_error(int code, const char *msg, int sys_errno) { return make_error(code, msg, true, sys_errno); }
 
 void ext_raise_code(int code, const char *msg) { rb_exc_raise(ext_make_error(code, msg)); }
 
@@ -57,6 +58,16 @@ static VALUE s_strerror(VALUE mod, VALUE code) { return rb_str_new_cstr(evssh_st
 
 /* EvSSH.__error_class(code): the class of a C code (EvSSH::Exception when unknown) */
 static VALUE s_error_class(VALUE mod, VALUE code) { return error_class_for(NUM2INT(code)); }
+
+/* EvSSH.__io_buffered(io): bytes in io's Ruby read buffer, read from the
+   kernel but not consumed yet (a proxy's reply read with gets may hold the
+   server's first bytes there, where libevssh would never see them) */
+static VALUE s_io_buffered(VALUE mod, VALUE io) {
+  rb_io_t *fptr;
+  io = rb_io_get_io(io);
+  GetOpenFile(io, fptr);
+  return INT2FIX(rb_io_read_pending(fptr) ? (int)fptr->rbuf.len : 0);
+}
 
 void Init_evssh_ext(void); /* called by Ruby's require */
 
@@ -106,10 +117,13 @@ void Init_evssh_ext(void) {
   error_classes[14] = mismatch;
   rb_define_module_function(ext_mEvSSH, "strerror", s_strerror, 1);
   rb_define_module_function(ext_mEvSSH, "__error_class", s_error_class, 1);
+  rb_define_module_function(ext_mEvSSH, "__io_buffered", s_io_buffered, 1);
 
   ext_init_buffer();
   ext_init_session();
   ext_init_listen();
   ext_init_channel();
   ext_init_multi();
+  ext_init_key();
+  ext_init_forward();
 }

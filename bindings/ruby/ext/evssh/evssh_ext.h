@@ -43,6 +43,7 @@
 
 #include <ruby.h>
 #include <ruby/encoding.h>
+#include <ruby/io.h>
 #include <ruby/thread.h>
 
 #include <evssh.h>
@@ -99,17 +100,24 @@ typedef struct rchan {
   bool confirmed;   /* the peer confirmed the open (on_open ran) */
   bool eof_marked;  /* eof! was called (Net::SSH's eof?) */
   bool sent_in_step; /* send_data during the current preprocess */
+  /* backpressure: what send_data took past libevssh's send cap
+     (EVSSH_EAGAIN), in order, [ext type or nil, String] pairs fed to C as
+     it drains; EOF and CLOSE asked for meanwhile wait for it */
+  VALUE backlog;
+  size_t backlog_bytes;
+  bool eof_deferred, close_deferred;
+  VALUE on_drain;   /* channel.on_drain's block, or nil */
+  size_t drain_low; /* its low water */
+  int drain_mode;   /* what C's on_drain is registered for (DRAIN_*) */
+  unsigned long long queued; /* bytes given to send_data, ever */
   int exit_status;
-#ifdef HAVE_EVSSH_CHANNEL_REMOTE_ID
   uint32_t remote_id;
   bool has_remote_id;
-#endif
-#ifdef HAVE_EVSSH_CHANNEL_WINDOWS
   evssh_channel_windows windows; /* the last seen, kept after close */
   bool has_windows;
-#endif
 } rchan;
 
+enum { DRAIN_NONE = 0, DRAIN_FEED, DRAIN_USER };
 enum { EXEC_NONE = 0, EXEC_BLOCK, EXEC_COLLECT, EXEC_PRINT };
 
 typedef struct open_type {
@@ -141,7 +149,6 @@ struct rsess {
   int depth;             /* callbacks currently on the stack */
   unsigned long activity; /* callbacks run (on_process aside): work arrived */
   unsigned long long sent;   /* bytes handed to send_data, ever */
-  unsigned long long streak; /* bytes sent since the peer was last heard from */
   unsigned long token;
   int connect_status;
   bool connect_done, connecting;
@@ -150,9 +157,11 @@ struct rsess {
 
 /* evssh_ext.c: error classes. The exception for a C code is built by Ruby
    (EvSSH.__exception_for): Net::SSH raises Errno::ECONNREFUSED, its own
-   classes under the Net::SSH shim, ConnectionTimeout only while connecting. */
+   classes under the Net::SSH shim, ConnectionTimeout only while connecting),
+   from the code, the message and the errno behind a failed connect. */
 VALUE ext_make_error(int code, const char *msg);
-VALUE ext_make_connect_error(int code, const char *msg);
+/* sys_errno: evssh_session_sys_errno of the failed session (0: none) */
+VALUE ext_make_connect_error(int code, const char *msg, int sys_errno);
 NORETURN(void ext_raise_code(int code, const char *msg));
 
 /* ext_buffer.c: EvSSH::Buffer */
@@ -198,6 +207,12 @@ void ext_init_channel(void);
 
 /* ext_multi.c: EvSSH::Multi */
 void ext_init_multi(void);
+
+/* ext_key.c: EvSSH::KeyFactory::Native (keys loaded by libevssh) */
+void ext_init_key(void);
+
+/* ext_forward.c: the session's _forward_* calls (libevssh's forwarding) */
+void ext_init_forward(void);
 
 #pragma GCC visibility pop
 

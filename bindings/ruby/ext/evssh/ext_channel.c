@@ -29,6 +29,8 @@ static void chan_mark(void *p) {
   rb_gc_mark(c->status);
   rb_gc_mark(c->type);
   rb_gc_mark(c->exit_signal);
+  rb_gc_mark(c->backlog);
+  rb_gc_mark(c->on_drain);
 }
 
 static size_t chan_memsize(const void *p) { return sizeof(rchan); }
@@ -48,6 +50,8 @@ VALUE ext_chan_alloc(VALUE klass) {
   c->pending = rb_hash_new();
   c->properties = rb_hash_new();
   c->exec_block = c->result = c->status = c->type = c->exit_signal = Qnil;
+  c->backlog = rb_ary_new();
+  c->on_drain = Qnil;
   c->exit_status = -1;
   return obj;
 }
@@ -122,13 +126,9 @@ static void record_exit(rchan *c) {
     c->exit_status = st;
   }
   if (evssh_channel_exit_signal(c->ch, &sig) == EVSSH_OK && sig) c->exit_signal = rb_str_new_cstr(sig);
-#ifdef HAVE_EVSSH_CHANNEL_REMOTE_ID
   uint32_t id;
   if (evssh_channel_remote_id(c->ch, &id) == EVSSH_OK) c->remote_id = id, c->has_remote_id = true;
-#endif
-#ifdef HAVE_EVSSH_CHANNEL_WINDOWS
   if (evssh_channel_windows_get(c->ch, &c->windows) == EVSSH_OK) c->has_windows = true;
-#endif
   if (!NIL_P(c->status) && RB_TYPE_P(c->status, T_HASH)) {
     if (c->has_exit_status) rb_hash_aset(c->status, ext_sym_exit_code, INT2FIX(c->exit_status));
     if (!NIL_P(c->exit_signal)) rb_hash_aset(c->status, ext_sym_exit_signal, c->exit_signal);
@@ -237,7 +237,12 @@ void ext_detach(rchan *c) {
   evssh_channel_on_close(ch, NULL, NULL);
   evssh_channel_on_open_failed(ch, NULL, NULL);
   evssh_channel_on_process(ch, NULL, NULL);
+  evssh_channel_on_drain(ch, 0, NULL, NULL);
+  c->drain_mode = DRAIN_NONE;
   c->ch = NULL;
+  /* as Net::SSH: what never left is dropped with the channel */
+  rb_ary_clear(c->backlog);
+  c->backlog_bytes = 0;
   c->pending = rb_hash_new();
   if (c->rs && !c->rs->dead) rb_hash_delete(c->rs->channels, c->self);
 }
@@ -351,6 +356,19 @@ static VALUE chan_send_channel_request(int argc, VALUE *argv, VALUE self) {
   return self;
 }
 
+/* _request_agent { |ch, ok| }: libevssh's agent forwarding request (the
+   IETF name when the server refuses OpenSSH's); the server's agent
+   channels are then joined to the local agent by libevssh */
+static VALUE chan_request_agent(VALUE self) {
+  rchan *c = open_rc(self);
+  void *tok = reply_token(c, rb_block_given_p() ? rb_block_proc() : Qnil);
+  int rc = evssh_channel_request_agent(c->ch, tok ? t_chan_reply : NULL, tok);
+  if (rc && tok) rb_hash_delete(c->pending, ULONG2NUM((unsigned long)(uintptr_t)tok));
+  if (rc && c->rs && c->rs->s) ext_raise_code(rc, evssh_session_error(c->rs->s));
+  if (rc) ext_raise_code(rc, "agent forwarding");
+  return self;
+}
+
 static VALUE chan_signal(VALUE self, VALUE name) {
   rchan *c = open_rc(self);
   int rc = evssh_channel_signal(c->ch, StringValueCStr(name));
@@ -358,15 +376,106 @@ static VALUE chan_signal(VALUE self, VALUE name) {
   return self;
 }
 
+/* ------------------------------------------------------------ backpressure */
+
+/* The backlog is fed to C once C's queue has fallen this low: far enough
+   above zero that the socket never waits for Ruby. */
+#define FEED_LOW_WATER (4u * 1024u * 1024u)
+
+static void t_on_drain(evssh_channel *ch, void *ud);
+
+/* What C's on_drain watches for: the backlog's feeding while there is one,
+   else the program's block, else nothing. Registering arms C's callback
+   (it runs at the next flush when the queue is already low), so this is
+   called only when the mode changes or the program registers again: once
+   it ran, C arms it again by itself when pending rises above low water. */
+static void set_drain(rchan *c, int mode) {
+  if (!c->ch) return;
+  c->drain_mode = mode;
+  if (mode == DRAIN_FEED)
+    evssh_channel_on_drain(c->ch, FEED_LOW_WATER, t_on_drain, c);
+  else if (mode == DRAIN_USER)
+    evssh_channel_on_drain(c->ch, c->drain_low, t_on_drain, c);
+  else
+    evssh_channel_on_drain(c->ch, 0, NULL, NULL);
+}
+
+static int user_mode(const rchan *c) { return NIL_P(c->on_drain) ? DRAIN_NONE : DRAIN_USER; }
+
+static int c_send(rchan *c, VALUE type, VALUE str) {
+  return NIL_P(type) ? evssh_channel_send_data(c->ch, RSTRING_PTR(str), (size_t)RSTRING_LEN(str))
+                     : evssh_channel_send_extended_data(c->ch, NUM2UINT(type), RSTRING_PTR(str),
+                                                        (size_t)RSTRING_LEN(str));
+}
+
+/* Hand the backlog to C as far as its cap allows; then the EOF and CLOSE
+   that waited for it. */
+static void feed_backlog(rchan *c) {
+  while (c->ch && RARRAY_LEN(c->backlog) > 0) {
+    VALUE item = RARRAY_AREF(c->backlog, 0);
+    VALUE str = RARRAY_AREF(item, 1);
+    int rc = c_send(c, RARRAY_AREF(item, 0), str);
+    if (rc == EVSSH_EAGAIN) return;
+    rb_ary_shift(c->backlog);
+    c->backlog_bytes -= (size_t)RSTRING_LEN(str);
+    if (rc == EVSSH_OK) {
+      c->sent_in_step = true;
+      if (c->rs) c->rs->sent += (unsigned long long)RSTRING_LEN(str);
+    }
+    /* anything else: the channel is over, and the rest goes with it */
+  }
+  if (!c->ch) return;
+  if (c->eof_deferred) {
+    c->eof_deferred = false;
+    evssh_channel_eof(c->ch);
+  }
+  if (c->close_deferred) {
+    c->close_deferred = false;
+    evssh_channel_close(c->ch);
+  }
+}
+
+static void t_on_drain(evssh_channel *ch, void *ud) {
+  rsess *rs = chan_rs(ch);
+  if (!rs) return;
+  rchan *c = ud;
+  if (c->drain_mode == DRAIN_FEED) {
+    feed_backlog(c);
+    /* the program's block is told once the queue then falls to its low water */
+    if (!c->backlog_bytes) set_drain(c, user_mode(c));
+    return;
+  }
+  if (!c->ch || NIL_P(c->on_drain)) return;
+  unsigned long long before = c->queued;
+  VALUE argv[1] = {c->self};
+  ext_guarded_call(rs, c->on_drain, 1, argv);
+  /* A block that queued data yet left the queue at or under its low water
+     is a producer to run again (C arms itself only when the queue rises
+     above it): at the next flush, so the loop still does its I/O between. */
+  if (c->ch && c->drain_mode == DRAIN_USER && !NIL_P(c->on_drain) &&
+      c->queued != before && evssh_channel_pending(c->ch) <= c->drain_low)
+    set_drain(c, DRAIN_USER);
+}
+
 /* Net::SSH: anything with to_s; EOFError once eof! was called; after the
-   peer closed the data goes nowhere, quietly. */
+   peer closed the data goes nowhere, quietly. Past libevssh's send cap it
+   is kept here, in order, and fed as the queue drains: as in Net::SSH,
+   how much a program queues is its own choice (channel.pending tells,
+   on_drain says when to go on). */
 static VALUE send_data_common(VALUE self, int ext, VALUE type, VALUE data) {
   rchan *c = ext_get_rc(self);
   if (c->eof_marked) rb_raise(rb_eEOFError, "cannot send data if channel has declared eof");
   VALUE str = rb_obj_as_string(data);
   if (!c->ch || RSTRING_LEN(str) == 0) return self;
-  int rc = ext ? evssh_channel_send_extended_data(c->ch, NUM2UINT(type), RSTRING_PTR(str), (size_t)RSTRING_LEN(str))
-               : evssh_channel_send_data(c->ch, RSTRING_PTR(str), (size_t)RSTRING_LEN(str));
+  VALUE t = ext ? UINT2NUM(NUM2UINT(type)) : Qnil;
+  c->queued += (unsigned long long)RSTRING_LEN(str);
+  int rc = c->backlog_bytes ? EVSSH_EAGAIN : c_send(c, t, str);
+  if (rc == EVSSH_EAGAIN) {
+    rb_ary_push(c->backlog, rb_assoc_new(t, rb_str_new_frozen(str)));
+    c->backlog_bytes += (size_t)RSTRING_LEN(str);
+    if (c->drain_mode != DRAIN_FEED) set_drain(c, DRAIN_FEED);
+    return self;
+  }
   if (rc == EVSSH_OK && c->rs) {
     c->rs->sent += (unsigned long long)RSTRING_LEN(str);
     c->sent_in_step = true;
@@ -380,6 +489,48 @@ static VALUE chan_send_extended_data(VALUE self, VALUE type, VALUE data) {
   return send_data_common(self, 1, type, data);
 }
 
+/* bytes given to send_data not yet handed to the transport: libevssh's
+   queue and the backlog beyond its cap */
+static VALUE chan_pending(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  size_t n = c->backlog_bytes + (c->ch ? evssh_channel_pending(c->ch) : 0);
+  return SIZET2NUM(n);
+}
+
+/* on_drain(low_water = 0) { |ch| }: runs when pending falls to low_water
+   or below (and at the next flush when it already is), again each time it
+   rose above it, and again at the next flush when the block itself queued
+   data that left pending at or under low_water (a producer feeding in
+   small steps); returns the old block */
+static VALUE chan_on_drain(int argc, VALUE *argv, VALUE self) {
+  VALUE low;
+  rb_scan_args(argc, argv, "01", &low);
+  rchan *c = ext_get_rc(self);
+  VALUE old = c->on_drain;
+  long l = NIL_P(low) ? 0 : NUM2LONG(low);
+  if (l < 0) rb_raise(rb_eArgError, "on_drain: negative low water");
+  c->drain_low = (size_t)l;
+  c->on_drain = rb_block_given_p() ? rb_block_proc() : Qnil;
+  if (c->drain_mode != DRAIN_FEED) set_drain(c, user_mode(c));
+  return old;
+}
+
+/* pause: our window is not topped up, so the peer stops sending once it
+   used what it was granted; resume grants it again */
+static VALUE set_paused(VALUE self, bool paused) {
+  rchan *c = ext_get_rc(self);
+  if (!c->ch) return self;
+  int rc = evssh_channel_pause(c->ch, paused);
+  if (rc && rc != EVSSH_ECLOSED) ext_raise_code(rc, paused ? "pause" : "resume");
+  return self;
+}
+static VALUE chan_pause(VALUE self) { return set_paused(self, true); }
+static VALUE chan_resume(VALUE self) { return set_paused(self, false); }
+static VALUE chan_paused_p(VALUE self) {
+  rchan *c = ext_get_rc(self);
+  return c->ch && evssh_channel_paused(c->ch) ? Qtrue : Qfalse;
+}
+
 /* Net::SSH's eof!: marks the channel (eof? is true from now on) and sends
    EOF once the queued data is out; a second call, or one after the peer
    closed, does nothing. */
@@ -388,15 +539,24 @@ static VALUE chan_eof_bang(VALUE self) {
   if (c->eof_marked) return self;
   c->eof_marked = true;
   if (!c->ch) return self;
+  if (c->backlog_bytes) {
+    c->eof_deferred = true;
+    return self;
+  }
   int rc = evssh_channel_eof(c->ch);
   if (rc && rc != EVSSH_ECLOSED && rc != EVSSH_EINVAL) ext_raise_code(rc, "eof!");
   return self;
 }
 
+/* as Net::SSH: CLOSE goes once everything queued is out */
 static VALUE chan_close(VALUE self) {
   rchan *c = ext_get_rc(self);
   if (!c->ch) return self;
   c->close_requested = true;
+  if (c->backlog_bytes) {
+    c->close_deferred = true;
+    return self;
+  }
   int rc = evssh_channel_close(c->ch);
   if (rc && rc != EVSSH_ECLOSED) ext_raise_code(rc, "close");
   return self;
@@ -431,16 +591,13 @@ static VALUE chan_local_closed_p(VALUE self) {
 }
 static VALUE chan_remote_closed_p(VALUE self) { return ext_get_rc(self)->ch ? Qfalse : Qtrue; }
 
-#ifdef HAVE_EVSSH_CHANNEL_REMOTE_ID
 static VALUE chan_remote_id(VALUE self) {
   rchan *c = ext_get_rc(self);
   uint32_t id;
   if (c->ch && evssh_channel_remote_id(c->ch, &id) == EVSSH_OK) c->remote_id = id, c->has_remote_id = true;
   return c->has_remote_id ? UINT2NUM(c->remote_id) : Qnil;
 }
-#endif
 
-#ifdef HAVE_EVSSH_CHANNEL_WINDOWS
 /* [local window, local max window, local max packet, remote window, remote
    max window, remote max packet], the last values seen once closed */
 static VALUE chan_windows(VALUE self) {
@@ -455,7 +612,6 @@ static VALUE chan_windows(VALUE self) {
                               UINT2NUM(w->local_max_packet), UINT2NUM(w->remote_window),
                               UINT2NUM(w->remote_max_window), UINT2NUM(w->remote_max_packet));
 }
-#endif
 static VALUE chan_local_id(VALUE self) { return UINT2NUM(ext_get_rc(self)->id); }
 static VALUE chan_type_m(VALUE self) { return ext_get_rc(self)->type; }
 static VALUE chan_session(VALUE self) { return ext_get_rc(self)->session; }
@@ -502,10 +658,16 @@ void ext_init_channel(void) {
   rb_define_method(ext_cChannel, "shell", chan_shell, 0);
   rb_define_method(ext_cChannel, "env", chan_env, 2);
   rb_define_method(ext_cChannel, "send_channel_request", chan_send_channel_request, -1);
+  rb_define_method(ext_cChannel, "_request_agent", chan_request_agent, 0);
   rb_define_method(ext_cChannel, "signal", chan_signal, 1);
   rb_define_method(ext_cChannel, "send_data", chan_send_data, 1);
   rb_define_method(ext_cChannel, "send_extended_data", chan_send_extended_data, 2);
   rb_define_method(ext_cChannel, "eof!", chan_eof_bang, 0);
+  rb_define_method(ext_cChannel, "pending", chan_pending, 0);
+  rb_define_method(ext_cChannel, "on_drain", chan_on_drain, -1);
+  rb_define_method(ext_cChannel, "pause", chan_pause, 0);
+  rb_define_method(ext_cChannel, "resume", chan_resume, 0);
+  rb_define_method(ext_cChannel, "paused?", chan_paused_p, 0);
   rb_define_method(ext_cChannel, "close", chan_close, 0);
   rb_define_method(ext_cChannel, "wait", chan_wait, 0);
   rb_define_method(ext_cChannel, "active?", chan_active_p, 0);
@@ -515,12 +677,8 @@ void ext_init_channel(void) {
   rb_define_method(ext_cChannel, "remote_eof?", chan_remote_eof_p, 0);
   rb_define_method(ext_cChannel, "local_closed?", chan_local_closed_p, 0);
   rb_define_method(ext_cChannel, "remote_closed?", chan_remote_closed_p, 0);
-#ifdef HAVE_EVSSH_CHANNEL_REMOTE_ID
   rb_define_method(ext_cChannel, "_remote_id", chan_remote_id, 0);
-#endif
-#ifdef HAVE_EVSSH_CHANNEL_WINDOWS
   rb_define_method(ext_cChannel, "_windows", chan_windows, 0);
-#endif
   rb_define_method(ext_cChannel, "local_id", chan_local_id, 0);
   rb_define_method(ext_cChannel, "type", chan_type_m, 0);
   rb_define_method(ext_cChannel, "connection", chan_session, 0);

@@ -7,6 +7,8 @@
  * became ready. */
 #include "evssh_ext.h"
 
+#include <limits.h>
+
 struct call_args {
   VALUE recv;
   ID mid;
@@ -104,6 +106,28 @@ static int collect_one(VALUE fd, VALUE entry, VALUE arg) {
   return ST_CONTINUE;
 }
 
+/* owner codes of libevssh's own listen_to fds: C_FD - session index */
+#define C_FD (LONG_MIN / 2)
+
+/* libevssh's own listen_to fds (a forward's listener and connections):
+   polled here with the session's, so a forward is served while Ruby waits */
+static size_t collect_c_listeners(evssh_session *s, struct pollfd *fds, long *owner, size_t room, size_t index) {
+  if (room == 0 || evssh_session_listeners(s, NULL, NULL, 0) == 0) return 0;
+  VALUE tf, te;
+  int *f = ALLOCV_N(int, tf, room), *e = ALLOCV_N(int, te, room);
+  size_t n = evssh_session_listeners(s, f, e, room);
+  if (n > room) n = room;
+  for (size_t k = 0; k < n; k++) {
+    fds[k].fd = f[k];
+    fds[k].events = to_poll(e[k]);
+    fds[k].revents = 0;
+    owner[k] = C_FD - (long)index;
+  }
+  ALLOCV_END(tf);
+  ALLOCV_END(te);
+  return n;
+}
+
 /* Sleep without the GVL until one of the sessions (or a listened IO) is
    ready or wait_ms (-1: no limit) passes; each session's own timers bound
    the sleep. revents[i] receives session i's ready events; a ready listened
@@ -116,12 +140,14 @@ void ext_wait_ready(rsess **rss, size_t count, int wait_ms, int *revents) {
     revents[i] = 0;
     if (!rss[i]->s) continue;
     cap += (size_t)RHASH_SIZE(rss[i]->listeners);
+    cap += evssh_session_listeners(rss[i]->s, NULL, NULL, 0);
     int t = evssh_session_timeout(rss[i]->s);
     if (t >= 0 && (timeout < 0 || t < timeout)) timeout = t;
   }
   VALUE tmp, tmp_owner;
   struct pollfd *fds = ALLOCV_N(struct pollfd, tmp, cap ? cap : 1);
-  /* owner[k]: index of the session; listen_to fds are encoded as -1 - index */
+  /* owner[k]: index of the session; Ruby listen_to fds are encoded as
+     -1 - index, libevssh's own listen_to fds (forwards) as C_FD - index */
   long *owner = ALLOCV_N(long, tmp_owner, cap ? cap : 1);
   size_t n = 0;
   for (size_t i = 0; i < count; i++) {
@@ -137,6 +163,7 @@ void ext_wait_ready(rsess **rss, size_t count, int wait_ms, int *revents) {
     if (RHASH_SIZE(rss[i]->listeners) > 0) rb_hash_foreach(rss[i]->listeners, collect_one, (VALUE)&cf);
     for (size_t k = 0; k < cf.n; k++) owner[n + k] = -1 - (long)i;
     n += cf.n;
+    n += collect_c_listeners(rss[i]->s, fds + n, owner + n, cap - n, i);
   }
   if (n == 0 && timeout < 0) {
     /* nothing could ever wake us: do not sleep forever */
@@ -154,6 +181,12 @@ void ext_wait_ready(rsess **rss, size_t count, int wait_ms, int *revents) {
       if (!fds[k].revents) continue;
       if (owner[k] >= 0) {
         revents[owner[k]] |= from_poll(fds[k].revents);
+        continue;
+      }
+      if (owner[k] <= C_FD) {
+        /* before the session's handle_events, as libevssh asks */
+        rsess *cs = rss[C_FD - owner[k]];
+        if (cs->s) evssh_session_handle_listener(cs->s, fds[k].fd, from_poll(fds[k].revents));
         continue;
       }
       rsess *rs = rss[-1 - owner[k]];

@@ -56,7 +56,7 @@ static VALUE multi_step(VALUE mod, VALUE sessions, VALUE wait, VALUE cond) {
       rs->connect_status = rc;
     }
     if (rs->connect_done && rs->connect_status != EVSSH_OK)
-      rb_ary_push(failed, rb_assoc_new(rs->self, ext_make_connect_error(rs->connect_status, evssh_session_error(rs->s))));
+      rb_ary_push(failed, rb_assoc_new(rs->self, ext_make_connect_error(rs->connect_status, evssh_session_error(rs->s), evssh_session_sys_errno(rs->s))));
   }
   ALLOCV_END(tmp1);
   ALLOCV_END(tmp2);
@@ -134,7 +134,7 @@ static VALUE multi_work(VALUE self) {
     rsess *rs = ext_get_rs(sv);
     if (!rs->s || !rs->connect_done) continue;
     if (rs->connect_status != EVSSH_OK) {
-      rb_ary_push(failed, rb_assoc_new(sv, ext_make_connect_error(rs->connect_status, evssh_session_error(rs->s))));
+      rb_ary_push(failed, rb_assoc_new(sv, ext_make_connect_error(rs->connect_status, evssh_session_error(rs->s), evssh_session_sys_errno(rs->s))));
     } else if (evssh_session_closed(rs->s)) {
       /* process on a closed session returns its error code at once */
       int code = evssh_session_process(rs->s, 0, NULL, NULL);

@@ -185,39 +185,21 @@ static void step(rsess *rs) {
 
 /* Data sent in the preprocess (a producer in on_process, as net-scp's
    upload) went out: Net::SSH would not sleep (its socket has pending
-   writes), so neither do we while the peer's window takes it. With
-   evssh_channel_pending that is exact (nothing left queued: go on, else
-   sleep until the peer's window adjust). Without it we cannot tell a full
-   window from an empty queue, so we go on for up to STREAK_MAX bytes
-   without hearing from the peer (more than half of a common window:
-   OpenSSH adjusts after half of its 2 MiB; anything readable on the socket
-   counts as hearing) and then poll every STREAK_POLL_MS,
-   so neither a closed window (the queue grows by one producer step per
-   poll) nor a window larger than that (no adjust is due yet) can stall us. */
-#define STREAK_MAX (4ull * 1024ull * 1024ull)
-#define STREAK_POLL_MS 10
-
+   writes), so neither do we while the peer's window takes it: nothing left
+   queued (evssh_channel_pending) means go on at once; data still queued
+   waits for the peer's window adjust, which wakes the poll. */
 static int clear_sent(VALUE chan, VALUE val, VALUE arg) {
   rchan *c = ext_get_rc(chan);
-#ifdef HAVE_EVSSH_CHANNEL_PENDING
   if (c->sent_in_step && c->ch && evssh_channel_pending(c->ch) == 0) *(bool *)arg = true;
-#endif
   c->sent_in_step = false;
   return ST_CONTINUE;
 }
 
 /* how long the wait after a preprocess that sent bytes may be */
-static int producer_wait(rsess *rs, unsigned long long bytes, int wait_ms) {
+static int producer_wait(rsess *rs, int wait_ms) {
   bool drained = false;
   rb_hash_foreach(rs->channels, clear_sent, (VALUE)&drained);
-#ifdef HAVE_EVSSH_CHANNEL_PENDING
-  (void)bytes;
   return drained ? 0 : wait_ms;
-#else
-  rs->streak += bytes;
-  if (rs->streak < STREAK_MAX) return 0;
-  return wait_ms < 0 || wait_ms > STREAK_POLL_MS ? STREAK_POLL_MS : wait_ms;
-#endif
 }
 
 /* The loop's condition: a Ruby block (cond) or a C predicate (pred). */
@@ -250,14 +232,12 @@ static bool process_once(rsess *rs, int wait_ms, VALUE cond, loop_pred pred, voi
     /* what the preprocess read after on_process ran (data, replies, EOF)
        is for the next on_process: no sleeping before it has seen it */
     wait_ms = 0;
-    rs->streak = 0;
   } else if (rs->sent != sent_before) {
-    wait_ms = producer_wait(rs, rs->sent - sent_before, wait_ms);
+    wait_ms = producer_wait(rs, wait_ms);
   }
   ext_refresh_listeners(rs);
   int revents;
   ext_wait_ready(&rs, 1, wait_ms, &revents);
-  if (revents & EVSSH_READ) rs->streak = 0; /* the peer spoke (a window adjust, say) */
   ext_dispatch_listeners(rs);
   return true;
 }
@@ -423,8 +403,7 @@ static VALUE sess_connect_state(VALUE self) {
    along when the library can tell it (for remember_host!). */
 static VALUE connect_failure(rsess *rs) {
   if (!NIL_P(rs->connect_exc)) return rs->connect_exc;
-  VALUE e = ext_make_connect_error(rs->connect_status, rs->s ? evssh_session_error(rs->s) : "");
-#ifdef HAVE_EVSSH_SESSION_HOST_KEY
+  VALUE e = ext_make_connect_error(rs->connect_status, rs->s ? evssh_session_error(rs->s) : "", evssh_session_sys_errno(rs->s));
   const char *type = NULL;
   const unsigned char *blob = NULL;
   size_t len = 0;
@@ -432,7 +411,6 @@ static VALUE connect_failure(rsess *rs) {
     rb_ivar_set(e, rb_intern("@__host_key_type"), rb_str_new_cstr(type ? type : ""));
     rb_ivar_set(e, rb_intern("@__host_key_blob"), rb_str_new((const char *)blob, (long)len));
   }
-#endif
   return e;
 }
 
@@ -591,7 +569,6 @@ static VALUE sess_timeout(VALUE self) {
   return INT2FIX(rs->s ? evssh_session_timeout(rs->s) : -1);
 }
 
-#ifdef HAVE_EVSSH_SESSION_ALGORITHM
 /* _algorithm("kex"|"hostkey"|"cipher_c2s"|...): negotiated name or nil */
 static VALUE sess_algorithm(VALUE self, VALUE which) {
   rsess *rs = ext_get_rs(self);
@@ -599,9 +576,7 @@ static VALUE sess_algorithm(VALUE self, VALUE which) {
   const char *v = evssh_session_algorithm(rs->s, StringValueCStr(which));
   return v ? rb_str_new_cstr(v) : Qnil;
 }
-#endif
 
-#ifdef HAVE_EVSSH_SESSION_HOST_KEY
 /* _host_key: [type, blob] of the server's host key, or nil */
 static VALUE sess_host_key(VALUE self) {
   rsess *rs = ext_get_rs(self);
@@ -611,7 +586,49 @@ static VALUE sess_host_key(VALUE self) {
   if (!rs->s || evssh_session_host_key(rs->s, &type, &blob, &len) != EVSSH_OK || !blob) return Qnil;
   return rb_assoc_new(rb_str_new_cstr(type ? type : ""), rb_str_new((const char *)blob, (long)len));
 }
-#endif
+
+/* _set_fd(fd): connect over a connection made in Ruby (a proxy's socket);
+   the C session owns the fd from here on */
+static VALUE sess_set_fd(VALUE self, VALUE fd) {
+  rsess *rs = ext_open_rs(self);
+  int rc = evssh_session_set_fd(rs->s, NUM2INT(fd));
+  if (rc) ext_raise_code(rc, evssh_session_error(rs->s));
+  return self;
+}
+
+/* the server's identification string, or nil before the version exchange */
+static VALUE sess_server_version(VALUE self) {
+  rsess *rs = ext_get_rs(self);
+  const char *v = rs->s ? evssh_session_server_version(rs->s) : NULL;
+  return v ? rb_str_new_cstr(v) : Qnil;
+}
+
+/* start a key re-exchange (the Ruby half waits for _rekeying? to end) */
+static VALUE sess_rekey(VALUE self) {
+  rsess *rs = ext_open_rs(self);
+  int rc = evssh_session_rekey(rs->s);
+  if (rc) ext_raise_session(rs, rc);
+  return self;
+}
+
+static VALUE sess_rekeying_p(VALUE self) {
+  rsess *rs = ext_get_rs(self);
+  return rs->s && evssh_session_rekeying(rs->s) ? Qtrue : Qfalse;
+}
+
+/* the errno behind a failed connect (0: none), for Errno::* as Net::SSH raises */
+static VALUE sess_sys_errno(VALUE self) {
+  rsess *rs = ext_get_rs(self);
+  return INT2FIX(rs->s ? evssh_session_sys_errno(rs->s) : 0);
+}
+
+/* EvSSH.__algorithms(what, defaults): libevssh's list of names, an Array */
+static VALUE s_algorithms(VALUE mod, VALUE what, VALUE defaults) {
+  const char *w = StringValueCStr(what);
+  const char *list = RTEST(defaults) ? evssh_default_algorithms(w) : evssh_supported_algorithms(w);
+  if (!list) rb_raise(rb_eArgError, "no algorithm kind %s", w);
+  return rb_str_split(rb_str_new_cstr(list), ",");
+}
 
 static VALUE sess_fd(VALUE self) {
   rsess *rs = ext_get_rs(self);
@@ -784,12 +801,8 @@ void ext_init_session(void) {
   rb_define_method(ext_cSession, "_step", sess_step, 0);
   rb_define_method(ext_cSession, "_events", sess_events, 0);
   rb_define_method(ext_cSession, "_timeout", sess_timeout, 0);
-#ifdef HAVE_EVSSH_SESSION_ALGORITHM
   rb_define_method(ext_cSession, "_algorithm", sess_algorithm, 1);
-#endif
-#ifdef HAVE_EVSSH_SESSION_HOST_KEY
   rb_define_method(ext_cSession, "_host_key", sess_host_key, 0);
-#endif
   rb_define_method(ext_cSession, "process", sess_process, -1);
   rb_define_method(ext_cSession, "loop", sess_loop, -1);
   rb_define_method(ext_cSession, "busy?", sess_busy_p, -1);
@@ -801,6 +814,12 @@ void ext_init_session(void) {
   rb_define_method(ext_cSession, "_channels", sess_channels, 0);
   rb_define_method(ext_cSession, "error_message", sess_error_message, 0);
   rb_define_method(ext_cSession, "fileno", sess_fd, 0);
+  rb_define_method(ext_cSession, "_set_fd", sess_set_fd, 1);
+  rb_define_method(ext_cSession, "_server_version", sess_server_version, 0);
+  rb_define_method(ext_cSession, "_rekey", sess_rekey, 0);
+  rb_define_method(ext_cSession, "_rekeying?", sess_rekeying_p, 0);
+  rb_define_method(ext_cSession, "_sys_errno", sess_sys_errno, 0);
+  rb_define_module_function(ext_mEvSSH, "__algorithms", s_algorithms, 2);
   rb_define_method(ext_cSession, "_open_channel", sess_open_channel, -1);
   rb_define_method(ext_cSession, "_exec", sess_exec, -1);
   rb_define_method(ext_cSession, "_exec_bang", sess_exec_bang, -1);

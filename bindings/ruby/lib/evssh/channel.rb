@@ -1,6 +1,7 @@
 # The Ruby part of EvSSH::Channel: Net::SSH::Connection::Channel's request_pty
 # (with pixel sizes and terminal modes), the peer's channel number and the
-# window sizes. Data, EOF, close, requests and callbacks are in C.
+# window sizes. Data, EOF, close, requests, callbacks and backpressure
+# (pending, on_drain, pause/resume) are in C.
 module EvSSH
   class Channel
     VALID_PTY_OPTIONS = { term: "xterm", chars_wide: 80, chars_high: 24, pixels_wide: 640, pixels_high: 480,
@@ -18,16 +19,12 @@ module EvSSH
     end
 
     def remote_id
-      raise NotImplementedError, "the peer's channel number needs libevssh's evssh_channel_remote_id" unless respond_to?(:_remote_id, true)
-
       _remote_id
     end
 
     %i[local_window_size local_maximum_window_size local_maximum_packet_size remote_window_size
        remote_maximum_window_size remote_maximum_packet_size].each_with_index do |name, i|
       define_method(name) do
-        raise NotImplementedError, "#{name} needs libevssh's evssh_channel_windows_get" unless respond_to?(:_windows, true)
-
         w = _windows
         w && w[i]
       end

@@ -90,14 +90,6 @@ module EvSSH
 
   [Exception, Closed, Proxy::Error].each { |k| k.extend(ExceptionMatch) }
 
-  # strerror texts of the connect failures Net::SSH reports as Errno
-  ERRNO_BY_TEXT = %i[ECONNREFUSED EHOSTUNREACH ENETUNREACH ECONNRESET ECONNABORTED EADDRNOTAVAIL
-                     EADDRINUSE EACCES EPERM ENETDOWN EHOSTDOWN].filter_map do |name|
-    next unless Errno.const_defined?(name)
-
-    k = Errno.const_get(name)
-    [SystemCallError.new(nil, k::Errno).message.sub(/ - .*/, ""), k]
-  end.freeze
   RESOLVE_FAILURE = /resolv|getaddrinfo|Name or service not known|No address associated|nodename nor servname/i
 
   # EvSSH class => Net::SSH class, for code under the evssh/net_ssh shim
@@ -112,8 +104,17 @@ module EvSSH
 
   class << self
     # The exception a C error (code, message) becomes; connecting: raised by
-    # the connect (a timeout then is ConnectionTimeout, later a Timeout).
-    def __exception_for(code, message, connecting)
+    # the connect (a timeout then is ConnectionTimeout, later a Timeout);
+    # sys_errno: the errno behind a failed connect, 0 none.
+    def __exception_for(code, message, connecting, sys_errno = 0)
+      if code == ConnectionError::CODE && sys_errno.positive? && message !~ /ProxyCommand|ProxyJump/
+        # Errno::ECONNREFUSED and its kin, as Net::SSH's Socket.tcp raises
+        # them; the kernel's connect timeout is Net::SSH's ConnectionTimeout
+        return __exception_for(ConnectionTimeout::CODE, message, true) if sys_errno == Errno::ETIMEDOUT::Errno
+
+        return mark(SystemCallError.new(message, sys_errno), code, ConnectionError)
+      end
+
       klass = evssh_class_for(code, message, connecting)
       ours = klass <= EvSSH::Exception
       raised = ours ? net_ssh_class(klass) : klass
@@ -160,7 +161,6 @@ module EvSSH
         return ::SocketError if message =~ RESOLVE_FAILURE
         return ConnectionTimeout if message =~ /timed out/i
 
-        ERRNO_BY_TEXT.each { |text, k| return k if message.include?(text) }
         ConnectionError
       when ConnectionTimeout::CODE
         connecting ? ConnectionTimeout : Timeout

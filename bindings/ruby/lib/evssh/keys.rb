@@ -4,7 +4,9 @@
 # fingerprint. We extend each key object rather than OpenSSL's classes, so
 # net-ssh loaded beside us keeps its own methods. Ed25519 is OpenSSL's own
 # (no extra gem). Key files: PEM/PKCS#8 through OpenSSL, OpenSSH's format
-# parsed here (encrypted ones need the bcrypt_pbkdf gem, as in Net::SSH).
+# parsed here with libevssh's bcrypt-pbkdf for encrypted ones (no
+# bcrypt_pbkdf gem); a file only libevssh can read (a key file cipher
+# OpenSSL lacks) comes back as its public key that signs through libevssh.
 require "openssl"
 require "base64"
 
@@ -192,20 +194,18 @@ module EvSSH
 
       def load_data_private_key(data, passphrase = nil, ask_passphrase = true, filename = "", prompt = Prompt.default)
         tries = 0
+        prompter = nil
         begin
-          key = if data =~ OPENSSH_PEM
-                  openssh_private(Base64.decode64(Regexp.last_match(1)), passphrase)
-                else
-                  KeyBlob.from_openssl(OpenSSL::PKey.read(data, passphrase || ""))
-                end
+          key = ruby_private(data, passphrase) || native_private(data, passphrase, filename)
         rescue OpenSSL::PKey::PKeyError, ArgumentError => e
           raise unless encrypted?(data) && ask_passphrase && prompt && tries < MAX_PASSPHRASE_TRIES
 
           tries += 1
-          passphrase = prompt.start(type: "private_key", filename: filename, sha256: nil)
-                             .ask("Enter passphrase for #{filename}:", false)
+          prompter ||= prompt.start(type: "private_key", filename: filename, sha256: nil)
+          passphrase = prompter.ask("Enter passphrase for #{filename}:", false)
           retry
         end
+        prompter.success if prompter.respond_to?(:success)
         key
       rescue OpenSSL::PKey::PKeyError, ArgumentError => e
         raise ArgumentError, "Could not parse PKey: #{e.message}"
@@ -229,6 +229,31 @@ module EvSSH
 
       def encrypted?(data)
         data.include?("ENCRYPTED") || (data =~ OPENSSH_PEM && !Base64.decode64(Regexp.last_match(1)).include?("\0\0\0\4none"))
+      end
+
+      # the key as an OpenSSL key with Net::SSH's methods, or nil when only
+      # libevssh can read the file
+      def ruby_private(data, passphrase)
+        if data =~ OPENSSH_PEM
+          openssh_private(Base64.decode64(Regexp.last_match(1)), passphrase)
+        else
+          KeyBlob.from_openssl(OpenSSL::PKey.read(data, passphrase || ""))
+        end
+      rescue NotImplementedError
+        nil
+      end
+
+      # libevssh's reading of the file: its public key, signing in C
+      def native_private(data, passphrase, filename)
+        native = Native.load(data, filename.to_s.empty? ? nil : filename.to_s, passphrase)
+        key = Buffer.new(native.to_blob).read_key
+        key.instance_variable_set(:@comment, native.comment)
+        key.define_singleton_method(:ssh_do_sign) do |payload, sig_alg = nil|
+          # as Net::SSH: the signature itself, ssh-rsa (SHA-1) unless told
+          Buffer.new(native.sign(sig_alg || ssh_type, payload)).tap(&:read_string).read_string
+        end
+        key.define_singleton_method(:private?) { true }
+        key
       end
 
       # openssh-key-v1 (PROTOCOL.key)
@@ -257,18 +282,14 @@ module EvSSH
         raise OpenSSL::PKey::PKeyError, "passphrase needed" if passphrase.nil? || passphrase.empty?
         raise NotImplementedError, "key file kdf #{kdf}" unless kdf == "bcrypt"
 
-        begin
-          require "bcrypt_pbkdf"
-        rescue LoadError
-          raise NotImplementedError, "encrypted OpenSSH key files need the bcrypt_pbkdf gem"
-        end
         o = Buffer.new(kdf_options)
         salt = o.read_string
         rounds = o.read_long
         name = { "aes256-ctr" => "aes-256-ctr", "aes256-cbc" => "aes-256-cbc", "aes128-ctr" => "aes-128-ctr",
-                 "aes192-ctr" => "aes-192-ctr" }.fetch(cipher) { raise NotImplementedError, "key file cipher #{cipher}" }
+                 "aes192-ctr" => "aes-192-ctr", "aes128-cbc" => "aes-128-cbc", "aes192-cbc" => "aes-192-cbc" }
+               .fetch(cipher) { raise NotImplementedError, "key file cipher #{cipher}" }
         c = OpenSSL::Cipher.new(name).decrypt
-        material = BCryptPbkdf.key(passphrase, salt, c.key_len + c.iv_len, rounds)
+        material = EvSSH.bcrypt_pbkdf(passphrase, salt, c.key_len + c.iv_len, rounds)
         c.key = material[0, c.key_len]
         c.iv = material[c.key_len, c.iv_len]
         c.padding = 0

@@ -1,13 +1,14 @@
 # EvSSH.start's options: every option of Net::SSH::VALID_OPTIONS with
 # Net::SSH 7's meaning and defaults, turned into what libevssh takes
 # (ssh_config keywords, a password, a passphrase, prompt / host key / log
-# callbacks, a byte pipe). What cannot be honoured raises ArgumentError
+# callbacks, a connection made in Ruby for proxy objects). What cannot be honoured raises ArgumentError
 # naming the option; nothing is silently done another way. Plan#apply
 # configures an unconnected EvSSH::Session.
 require "logger"
 require "etc"
 require "tmpdir"
 require "fileutils"
+require "ipaddr"
 
 module EvSSH
   VALID_OPTIONS = %i[
@@ -83,11 +84,15 @@ module EvSSH
       identities
       kw("IdentitiesOnly", "yes") if o[:keys_only]
       kw("IdentityAgent", "none") if o[:use_agent] == false
+      # as Net::SSH, the agent forwarded is $SSH_AUTH_SOCK's (use_agent is
+      # about authentication only); libevssh asks once, after authentication
+      kw("ForwardAgent", "$SSH_AUTH_SOCK") if o[:forward_agent]
       authentication
       algorithms
       known_hosts(session)
       keepalive
       rekey
+      environment
       proxy
       Array(o[:proxy_command]).each { |c| kw("ProxyCommand", c) }
       Array(o[:proxy_jump]).each { |j| kw("ProxyJump", j) }
@@ -96,6 +101,7 @@ module EvSSH
       # a raw keyword wins over the same keyword from a Net::SSH option
       @keywords.reject! { |k, _| raw_names.include?(k.downcase) }
       (@keywords + raw).each { |k, v| session._option(k, v.to_s) }
+      session._set_fd(@pipe.fd) if @pipe
       session._password = o[:password].to_s if o[:password]
       session._passphrase = o[:passphrase].to_s if o[:passphrase]
       session._prompt = prompt_proc
@@ -107,7 +113,6 @@ module EvSSH
     def cleanup
       FileUtils.remove_entry(@key_dir) if @key_dir && File.exist?(@key_dir)
       @key_dir = nil
-      @pipe&.release
     end
 
     private
@@ -149,8 +154,6 @@ module EvSSH
 
     def refuse_unsupported
       o = options
-      cannot(:forward_agent, "agent forwarding is not supported yet") if o[:forward_agent]
-      cannot(:keycerts, "certificate files are not supported yet") if o[:keycerts] && !Array(o[:keycerts]).empty?
       cannot(:agent_socket_factory, "libevssh reaches the agent by its socket path (use IdentityAgent)") if o[:agent_socket_factory]
       cannot(:max_pkt_size, "libevssh does not let the packet size be set") if o[:max_pkt_size]
       cannot(:max_win_size, "libevssh does not let the window size be set") if o[:max_win_size]
@@ -177,6 +180,9 @@ module EvSSH
     def identities
       o = options
       Array(o[:keys]).each { |k| kw("IdentityFile", File.expand_path(k.to_s)) }
+      # Net::SSH's keycerts: certificates offered with the identity whose
+      # key they certify (libevssh's CertificateFile)
+      Array(o[:keycerts]).each { |c| kw("CertificateFile", File.expand_path(c.to_s)) }
       data = Array(o[:key_data]).compact
       return if data.empty?
 
@@ -280,6 +286,26 @@ module EvSSH
       end
     end
 
+    # send_env names and set_env pairs are libevssh's SendEnv / SetEnv (sent
+    # on every session channel before its command); send_env Regexps are
+    # matched here (EvSSH::Session#env_requests)
+    def environment
+      o = options
+      names = Array(o[:send_env]).reject { |p| p.is_a?(Regexp) }.map(&:to_s)
+      bad = names.grep(/[*?\s]/)
+      cannot(:send_env, "#{bad.first.inspect} is not a variable name (use a Regexp for patterns)") unless bad.empty?
+      kw("SendEnv", names.join(" ")) unless names.empty?
+      pairs = (o[:set_env] || {}).map { |k, v| "#{k}=#{v}" }
+      bad = pairs.grep(/\A=|\A[^=]*\s/)
+      cannot(:set_env, "#{bad.first.inspect}: not NAME=VALUE") unless bad.empty?
+      kw("SetEnv", pairs.map { |pv| quote(pv) }.join(" ")) unless pairs.empty?
+    end
+
+    # one argument for libevssh's ssh_config lexer
+    def quote(arg)
+      "\"#{arg.gsub(/[\\"]/) { |c| "\\#{c}" }}\""
+    end
+
     def keepalive
       o = options
       return unless o[:keepalive]
@@ -296,6 +322,9 @@ module EvSSH
       kw("RekeyLimit", limits.min) unless limits.empty?
     end
 
+    # Proxy::Command / Jump become libevssh's ProxyCommand / ProxyJump; any
+    # other proxy object's socket is the session's connection; bind_address
+    # (without a proxy, as Net::SSH) is libevssh's BindAddress.
     def proxy
       o = options
       if (p = o[:proxy])
@@ -310,13 +339,22 @@ module EvSSH
           raise ArgumentError, "proxy: #{p.class}#open returned #{socket.class}, not a socket" unless socket.respond_to?(:read)
 
           @pipe = Proxy::Pipe.new(socket)
-          kw("ProxyCommand", @pipe.command)
         end
       elsif o[:bind_address]
-        socket = Socket.tcp(host, (o[:port] || 22).to_i, o[:bind_address].to_s, nil, connect_timeout: o[:timeout])
-        @pipe = Proxy::Pipe.new(socket)
-        kw("ProxyCommand", @pipe.command)
+        kw("BindAddress", bind_address(o[:bind_address].to_s))
       end
+    end
+
+    # a numeric address for libevssh (which resolves no bind names, to stay
+    # non-blocking), of the family of the server's first address
+    def bind_address(name)
+      return name if (IPAddr.new(name) rescue nil) # rubocop:disable Style/RescueModifier
+
+      family = (Addrinfo.getaddrinfo(host, nil, nil, :STREAM).first&.afamily rescue nil) # rubocop:disable Style/RescueModifier
+      addrs = Addrinfo.getaddrinfo(name, nil, nil, :STREAM)
+      (addrs.find { |a| a.afamily == family } || addrs.first).ip_address
+    rescue SocketError => e
+      raise ArgumentError, "bind_address: #{name}: #{e.message}"
     end
 
     def proxy_kind(p)

@@ -1,14 +1,13 @@
 # Net::SSH's proxies: Proxy::Command and Proxy::Jump become libevssh's own
 # ProxyCommand and ProxyJump (C does the work); HTTP, HTTPS, SOCKS4, SOCKS5
 # and any object with Net::SSH's `open(host, port, options)` run their
-# handshake here and hand libevssh the connected socket as a byte pipe: a
-# small relay process (pipe_relay.rb, started as libevssh's ProxyCommand)
-# inherits the socket and copies between it and the SSH stream. A socket
-# that is not an OS file descriptor (TLS to an HTTPS proxy) is bridged to
-# one by a thread. bind_address uses the same pipe.
+# handshake here and hand libevssh the connected socket itself
+# (evssh_session_set_fd): no relay process, no copy. A socket that is not an
+# OS file descriptor (TLS to an HTTPS proxy), or whose Ruby read buffer
+# already holds the start of the SSH stream (a proxy object that read its
+# reply with gets), is bridged to one by a thread. The handshakes here read
+# exactly their replies, so the server's first bytes stay in the kernel.
 require "socket"
-require "shellwords"
-require "rbconfig"
 
 module EvSSH
   module Proxy
@@ -95,13 +94,13 @@ module EvSSH
       protected
 
       def parse_response(socket)
-        version, code, reason = socket.gets.to_s.chomp.split(/ /, 3)
+        version, code, reason = Proxy.read_line(socket).chomp.split(/ /, 3)
         headers = {}
-        while (line = socket.gets) && !line.chomp.empty?
-          name, value = line.chomp.split(/:\s*/, 2)
+        while !(line = Proxy.read_line(socket).chomp).empty?
+          name, value = line.split(/:\s*/, 2)
           headers[name.downcase] = value
         end
-        body = headers["content-length"] ? socket.read(headers["content-length"].to_i) : nil
+        body = headers["content-length"] ? Proxy.read_exact(socket, headers["content-length"].to_i) : nil
         { version: version, code: code.to_i, reason: reason, headers: headers, body: body }
       end
     end
@@ -138,7 +137,7 @@ module EvSSH
         ip = Addrinfo.getaddrinfo(host, nil, :INET, :STREAM).first&.ip_address or raise ConnectError, "#{host}: no IPv4 address"
         packet = [VERSION, CONNECT, port.to_i, *ip.split(".").map(&:to_i)].pack("CCnC4") << options[:user].to_s << "\0"
         socket.write(packet)
-        reply = socket.read(8).to_s
+        reply = Proxy.read_exact(socket, 8)
         version, status = reply.unpack("CC")
         if reply.bytesize != 8 || version != 0 || status != GRANTED
           socket.close
@@ -168,7 +167,7 @@ module EvSSH
         methods = [METHOD_NO_AUTH]
         methods << METHOD_PASSWD if options[:user]
         socket.write([VERSION, methods.size, *methods].pack("C*"))
-        version, method = socket.read(2).to_s.unpack("CC")
+        version, method = Proxy.read_exact(socket, 2).unpack("CC")
         fail_with(socket, Error, "invalid SOCKS version (#{version})") if version != VERSION
         fail_with(socket, Error, "no supported authorization methods") if method == METHOD_NONE
         negotiate_password(socket) if method == METHOD_PASSWD
@@ -180,14 +179,14 @@ module EvSSH
                   end
         packet << [port.to_i].pack("n")
         socket.write(packet)
-        _version, reply, _rsv, atyp = socket.read(4).to_s.unpack("C*")
+        _version, reply, _rsv, atyp = Proxy.read_exact(socket, 4).unpack("C*")
         case atyp
-        when ATYP_IPV4 then socket.read(4)
-        when ATYP_DOMAIN then socket.read(socket.read(1).to_s.getbyte(0).to_i)
-        when ATYP_IPV6 then socket.read(16)
+        when ATYP_IPV4 then Proxy.read_exact(socket, 4)
+        when ATYP_DOMAIN then Proxy.read_exact(socket, Proxy.read_exact(socket, 1).getbyte(0).to_i)
+        when ATYP_IPV6 then Proxy.read_exact(socket, 16)
         else fail_with(socket, ConnectError, "Illegal response type")
         end
-        socket.read(2)
+        Proxy.read_exact(socket, 2)
         fail_with(socket, ConnectError, reply.to_s) unless reply == SUCCESS
         socket
       end
@@ -203,46 +202,64 @@ module EvSSH
         user = options[:user].to_s
         pass = options[:password].to_s
         socket.write([1, user.bytesize].pack("CC") + user + [pass.bytesize].pack("C") + pass)
-        _version, status = socket.read(2).to_s.unpack("CC")
+        _version, status = Proxy.read_exact(socket, 2).unpack("CC")
         fail_with(socket, UnauthorizedError, "could not authorize user") unless status == SUCCESS
       end
     end
 
-    RELAY = File.expand_path("pipe_relay.rb", __dir__)
+    # n bytes, or fewer at end of file; never more (readpartial does not
+    # fill Ruby's read buffer past what it returns)
+    def self.read_exact(socket, n)
+      out = +""
+      out << socket.readpartial(n - out.bytesize) while out.bytesize < n
+      out
+    rescue EOFError
+      out
+    end
 
-    # A connected socket handed to libevssh as its byte pipe.
+    # one line, up to and with its "\n" ("" at end of file)
+    def self.read_line(socket)
+      line = +""
+      until line.end_with?("\n")
+        b = read_exact(socket, 1)
+        break if b.empty?
+
+        line << b
+      end
+      line
+    end
+
+    # A connected socket handed to libevssh, which owns its descriptor from
+    # then on (closing it with the session).
     class Pipe
-      attr_reader :command
+      attr_reader :fd
 
       def initialize(io)
-        @io = io
-        if io.is_a?(::IO)
-          @fd_io = io
+        leftover = Pipe.buffered(io)
+        if io.is_a?(::IO) && leftover.empty?
+          io.autoclose = false # libevssh closes it
+          @io = io
+          @fd = io.fileno
         else
-          # not an OS socket (TLS): a thread bridges it to one end of a pair
-          @fd_io, inner = UNIXSocket.pair
-          @bridge = Thread.new { Pipe.bridge(io, inner) }
+          ours, theirs = UNIXSocket.pair
+          theirs.autoclose = false
+          @io = theirs
+          @fd = theirs.fileno
+          @bridge = Thread.new { Pipe.bridge(io, ours, leftover) }
         end
-        fd = @fd_io.fileno
-        ruby = RbConfig.ruby
-        @command = "exec #{Shellwords.escape(ruby)} --disable-gems #{Shellwords.escape(RELAY)} #{fd}".gsub("%", "%%")
       end
 
-      # around the call that starts the ProxyCommand: only then is the
-      # socket inherited (every other IO of ours stays close-on-exec)
-      def inheritable
-        @fd_io.close_on_exec = false
-        yield
-      ensure
-        @fd_io.close_on_exec = true
+      # bytes Ruby has read from io but nobody consumed yet (they belong to
+      # the SSH stream)
+      def self.buffered(io)
+        return "".b unless io.is_a?(::IO)
+
+        n = EvSSH.__io_buffered(io)
+        n.positive? ? io.read_nonblock(n) : "".b
       end
 
-      # once libevssh's relay has its copy
-      def release
-        @fd_io.close unless @fd_io.closed?
-      end
-
-      def self.bridge(a, b)
+      def self.bridge(a, b, leftover = "")
+        b.write(leftover) unless leftover.empty?
         t = Thread.new do
           loop { b.write(a.readpartial(65_536)) }
         rescue StandardError

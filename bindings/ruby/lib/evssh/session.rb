@@ -37,7 +37,7 @@ module EvSSH
       @options = plan.options
       @transport = Transport::Session.new(self, plan.host, plan.options, plan.verifier)
       (options[:properties] || {}).each { |k, v| self[k] = v }
-      @env = env_requests
+      @env_patterns = Array(options[:send_env]).grep(Regexp)
       plan.apply(self)
       self
     rescue StandardError
@@ -68,9 +68,7 @@ module EvSSH
 
     # start connecting, without blocking (Multi); connect finishes it
     def __start_connect
-      pipe = @plan&.pipe
-      pipe ? pipe.inheritable { _connect_async } : _connect_async
-      pipe&.release
+      _connect_async
       self
     end
 
@@ -85,7 +83,7 @@ module EvSSH
 
     # [key, blob] of the server's host key for the Ruby verifiers
     def __server_host_key(type, sha256)
-      if respond_to?(:_host_key, true) && (tb = _host_key)
+      if (tb = _host_key)
         blob = tb[1]
         begin
           return [Buffer.new(blob).read_key, blob]
@@ -102,19 +100,18 @@ module EvSSH
     end
 
     def open_channel(type = "session", *extra, &on_confirm)
-      if @env.empty? || type.to_s != "session"
+      if @env_patterns.empty? || type.to_s != "session"
         return extra.empty? && type == "session" ? _open_channel(&on_confirm) : _open_channel(type, *extra, &on_confirm)
       end
 
-      env = @env
       _open_channel do |ch|
-        env.each { |name, value| ch.env(name, value) }
+        env_requests.each { |name, value| ch.env(name, value) }
         on_confirm&.call(ch)
       end
     end
 
     def exec(command, status: nil, &block)
-      return _exec(command, status: status, &block) if @env.empty?
+      return _exec(command, status: status, &block) if @env_patterns.empty?
 
       open_channel do |channel|
         channel.exec(command) do |ch, success|
@@ -131,7 +128,7 @@ module EvSSH
     end
 
     def exec!(command, status: nil, &block)
-      return _exec_bang(command, status: status, &block) if @env.empty?
+      return _exec_bang(command, status: status, &block) if @env_patterns.empty?
 
       block_or_concat = block || proc { |ch, _type, data| (ch[:result] ||= +"") << data }
       status ||= {}
@@ -239,18 +236,10 @@ module EvSSH
 
     private
 
-    # Net::SSH's send_env / set_env: env requests on each session channel
+    # Net::SSH's send_env Regexps, matched against ENV as each session
+    # channel opens (names and set_env are libevssh's SendEnv / SetEnv)
     def env_requests
-      o = options
-      env = []
-      Array(o[:send_env]).each do |pattern|
-        ENV.each do |name, value|
-          matched = pattern.is_a?(Regexp) ? name =~ pattern : name == pattern.to_s
-          env << [name, value] if matched
-        end
-      end
-      (o[:set_env] || {}).each { |k, v| env << [k.to_s, v.to_s] }
-      env
+      @env_patterns.flat_map { |pattern| ENV.select { |name, _| name =~ pattern }.to_a }
     end
 
     # the details Net::SSH's host key errors carry; remember_host! records

@@ -2,32 +2,22 @@
 # host, port, options, the socket, the peer, the known host keys of the host
 # and the negotiated algorithms. The transport itself is libevssh's; this is
 # a view of it. Transport::Algorithms::ALGORITHMS lists what libevssh
-# implements, DEFAULT_ALGORITHMS what it proposes by default, in its order.
+# implements, DEFAULT_ALGORITHMS what it proposes by default, in its order,
+# both read from libevssh (evssh_supported_algorithms).
 require "socket"
 
 module EvSSH
   module Transport
     class Algorithms
-      DEFAULT_ALGORITHMS = {
-        host_key: %w[ssh-ed25519 ecdsa-sha2-nistp256 ecdsa-sha2-nistp384 ecdsa-sha2-nistp521
-                     rsa-sha2-512 rsa-sha2-256],
-        kex: %w[curve25519-sha256 curve25519-sha256@libssh.org ecdh-sha2-nistp256 ecdh-sha2-nistp384
-                ecdh-sha2-nistp521 diffie-hellman-group-exchange-sha256 diffie-hellman-group16-sha512
-                diffie-hellman-group18-sha512 diffie-hellman-group14-sha256],
-        encryption: %w[chacha20-poly1305@openssh.com aes128-ctr aes192-ctr aes256-ctr
-                       aes128-gcm@openssh.com aes256-gcm@openssh.com],
-        hmac: %w[hmac-sha2-256-etm@openssh.com hmac-sha2-512-etm@openssh.com hmac-sha1-etm@openssh.com
-                 hmac-sha2-256 hmac-sha2-512 hmac-sha1]
-      }.freeze
+      # Net::SSH's names for libevssh's kinds of algorithm lists
+      C_KINDS = { host_key: "hostkey", kex: "kex", encryption: "cipher", hmac: "mac", compression: "compression" }.freeze
 
-      ALGORITHMS = {
-        host_key: DEFAULT_ALGORITHMS[:host_key] + %w[ssh-rsa],
-        kex: DEFAULT_ALGORITHMS[:kex],
-        encryption: DEFAULT_ALGORITHMS[:encryption],
-        hmac: DEFAULT_ALGORITHMS[:hmac],
-        compression: %w[none],
-        language: %w[]
-      }.freeze
+      # what libevssh proposes when an option is not set, in its order
+      DEFAULT_ALGORITHMS = C_KINDS.transform_values { |k| EvSSH.__algorithms(k, true).freeze }.freeze
+
+      # everything libevssh implements
+      ALGORITHMS = C_KINDS.transform_values { |k| EvSSH.__algorithms(k, false).freeze }
+                          .merge(language: [].freeze).freeze
 
       # option name => ssh_config keyword
       KEYWORDS = { kex: "KexAlgorithms", host_key: "HostKeyAlgorithms", encryption: "Ciphers",
@@ -100,22 +90,29 @@ module EvSSH
       alias language_server language_client
 
       def initialized?
-        session.connection.connected?
+        session.connection.connected? && !pending?
       end
 
+      # a key exchange is under way
       def pending?
-        false
+        session.connection._rekeying?
       end
 
       private
 
       def negotiated(c_name)
-        conn = session.connection
-        unless conn.respond_to?(:_algorithm, true)
-          raise NotImplementedError, "negotiated algorithms need libevssh's evssh_session_algorithm"
-        end
+        session.connection._algorithm(c_name)
+      end
+    end
 
-        conn.send(:_algorithm, c_name)
+    # Net::SSH::Transport::ServerVersion: `version` is the server's line
+    # ("SSH-2.0-OpenSSH_9.2p1 ..."); libevssh keeps no lines sent before it
+    class ServerVersion
+      attr_reader :version, :header
+
+      def initialize(version, header = "")
+        @version = version
+        @header = header
       end
     end
 
@@ -207,12 +204,23 @@ module EvSSH
         connection.shutdown!
       end
 
+      # Net::SSH's ServerVersion: the server's identification line
       def server_version
-        raise NotImplementedError, "the server's version string needs a libevssh call (evssh_session_server_version)"
+        v = connection._server_version
+        v && ServerVersion.new(v)
       end
 
+      # Start a key re-exchange and wait until it is over, as Net::SSH does;
+      # nothing new when one is already running.
       def rekey!
-        raise NotImplementedError, "a rekey on demand needs a libevssh call (evssh_session_rekey)"
+        return if algorithms.pending?
+
+        connection._rekey
+        connection.loop(0.1) { connection._rekeying? }
+      end
+
+      def rekey_as_needed
+        nil # libevssh rekeys by volume and time itself
       end
     end
   end
