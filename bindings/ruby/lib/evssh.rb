@@ -30,6 +30,7 @@ require "evssh/session"
 require "evssh/channel"
 require "evssh/buffered_io"
 require "evssh/multi"
+require "evssh/sftp"
 
 module EvSSH
   class << self

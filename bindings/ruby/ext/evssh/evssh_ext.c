@@ -112,4 +112,5 @@ void Init_evssh_ext(void) {
   ext_init_listen();
   ext_init_channel();
   ext_init_multi();
+  { void ext_init_sftp(void); ext_init_sftp(); } /* ext_sftp.c */
 }
