@@ -60,7 +60,12 @@ class TestSFTPNative < Minitest::Test
       theirs.close_channel
       sftp.close_channel
       assert sftp.closed?
+      assert_raises(EvSSH::Closed) { sftp.stat(@dir) }
     end
+    # Net::SFTP.start's shape
+    made = File.join(@dir, "by-start")
+    assert_nil(EvSSH::SFTP.start("127.0.0.1", SSHD.user, SSHD.opts) { |s| s.mkdir(made) })
+    assert File.directory?(made)
   end
 
   def test_requests_side_by_side
