@@ -41,19 +41,10 @@ module EvSSH
       end
     end
 
-    # Catches what we raise under net-sftp's classes too: the raised object
-    # carries the EvSSH class it stands for.
-    module Rescuable
-      def ===(other)
-        return true if super
-
-        k = other.instance_variable_get(:@__evssh_class) if other.is_a?(::Exception)
-        k.is_a?(Class) && k <= self
-      end
-    end
-
+    # `rescue EvSSH::SFTP::...` also catches the net-sftp class raised in
+    # its place (the raised object carries the EvSSH class it stands for)
     class Exception < RuntimeError
-      extend Rescuable
+      extend EvSSH::ExceptionMatch
     end
 
     class StatusException < Exception

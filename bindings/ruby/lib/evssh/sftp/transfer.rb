@@ -135,6 +135,23 @@ module EvSSH
         pump
       end
 
+      # the end of an IO transfer: :close, the IO closed (as net-sftp does,
+      # the caller's too), then the remote handle
+      def close_remote(file, io)
+        update_progress(:close, file)
+        io.close if io.respond_to?(:close)
+        close_handle(file)
+      end
+
+      # CLOSE of a file's or directory's handle; its answer ends that step
+      def close_handle(meta)
+        sftp.close(meta.handle) do |r|
+          @active -= 1
+          check(r, "close #{meta.remote}")
+          pump
+        end
+      end
+
       def io_chunk
         n = (options[:read_size] || IO_CHUNK).to_i
         max = sftp.limits&.fetch(:max_write_length).to_i
@@ -247,14 +264,9 @@ module EvSSH
       end
 
       def finish_io(file)
-        update_progress(:close, file)
-        file.io.close if file.io.respond_to?(:close) # as net-sftp does
+        io = file.io
         file.io = nil
-        sftp.close(file.handle) do |r|
-          @active -= 1
-          check(r, "close #{file.remote}")
-          pump
-        end
+        close_remote(file, io)
       end
     end
 
@@ -295,11 +307,7 @@ module EvSSH
       def read_dir(entry)
         sftp.readdir(entry.handle) do |r|
           if r.eof?
-            sftp.close(entry.handle) do |c|
-              @active -= 1
-              check(c, "close #{entry.remote}")
-              pump
-            end
+            close_handle(entry)
           else
             check(r, "readdir #{entry.remote}")
             r[:names].each do |item|
@@ -370,14 +378,9 @@ module EvSSH
 
       def finish_download(entry)
         flush(entry)
-        update_progress(:close, entry)
-        entry.sink.close if entry.sink.respond_to?(:close) # as net-sftp does
+        sink = entry.sink
         entry.sink = nil
-        sftp.close(entry.handle) do |r|
-          @active -= 1
-          check(r, "close #{entry.remote}")
-          pump
-        end
+        close_remote(entry, sink)
       end
     end
   end
