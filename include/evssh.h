@@ -29,8 +29,9 @@
  * - **Blocking**: nothing blocks except evssh_start(),
  *   evssh_session_connect(), evssh_session_loop(), evssh_channel_wait(),
  *   evssh_session_exec_wait(), evssh_session_close(), evssh_multi_loop(),
- *   and evssh_session_process() / evssh_multi_process() for up to their
- *   `wait_ms`. Every other call returns at once.
+ *   the SFTP calls marked **Blocking** (evssh_sftp_start(), the _wait
+ *   transfers), and evssh_session_process() / evssh_multi_process() for up
+ *   to their `wait_ms`. Every other call returns at once.
  * - **Callbacks may call anything**, as in Net::SSH: open and close
  *   channels, send data, and the blocking calls too —
  *   evssh_channel_wait(), evssh_session_loop() / evssh_session_process(),
@@ -809,6 +810,139 @@ EVSSH_API int evssh_session_on_open_channel(evssh_session *s, const char *type,
 
 /** @} */
 
+/* -------------------------------------------------------------- forwarding */
+
+/** @defgroup forwarding Port and agent forwarding
+ * Net::SSH's session.forward and ssh's -L, -R, -D and -A, over channels and
+ * listen_to: everything runs in the session's loop, in an evssh_multi and
+ * in a foreign loop (the listening and connected sockets are listen_to
+ * fds). None of these calls blocks, except that a host name given as a
+ * bind address or as a local target is resolved when the call is made.
+ * See docs/forwarding.md.
+ *
+ * Memory per forwarded connection is bounded: the local socket is read
+ * only while its channel has less than 512 KiB queued
+ * (evssh_channel_pending()), and what the local socket has not taken yet
+ * (at most the channel's receive window, 4 MiB) pauses the channel, so the
+ * server stops sending until the socket drains. Half-close is passed on
+ * both ways: EOF from the local socket becomes channel EOF, channel EOF
+ * becomes shutdown(SHUT_WR). A connection ends when both directions are
+ * done, when either side fails or resets, or when the session ends; every
+ * socket of a session is closed when it ends (closed, failed, freed).
+ * Failures of one connection are logged (a refused open or a closed target
+ * port at `EVSSH_LOG_ERROR`, a reset at `EVSSH_LOG_INFO`) and end that
+ * connection only. Errors of the calls: `EVSSH_EINVAL` (bad argument; the
+ * message in evssh_session_error() names it), `EVSSH_ECONNECT` (cannot
+ * listen: "cannot listen on 127.0.0.1 port 8080: Address already in use"),
+ * `EVSSH_ECLOSED` (session over), `EVSSH_ENOMEM`.
+ *
+ * Addresses. A bind_address of NULL is 127.0.0.1 (every interface when the
+ * session has `GatewayPorts=yes`), "" or "*" is every interface (0.0.0.0
+ * and ::), "localhost" is 127.0.0.1 and ::1, anything else that address
+ * (or name). A bind_address or local path starting with '/' is a unix
+ * socket (the port is then ignored; the file must not exist; it is removed
+ * when the forward ends). A target host starting with '/' is a unix socket
+ * on the far side (direct-streamlocal@openssh.com for local forwards) or
+ * here (remote forwards).
+ * @{ */
+
+/** ssh -L [bind_address:]port:host:hostport: listen here; each connection
+ * goes to host:hostport (as the server resolves it) over a direct-tcpip
+ * channel. `port` 0 picks a free port; `*bound_port` (may be NULL) gets the
+ * port listened on. Returns at once (errors as for the group); connections
+ * are served by the loop. */
+EVSSH_API int evssh_forward_local(evssh_session *s, const char *bind_address, int port,
+                                  const char *host, int hostport, int *bound_port);
+/** ssh -L local_path:remote_path: a unix socket here, each connection to
+ * the server's unix socket `remote_path` (direct-streamlocal@openssh.com).
+ * Returns at once, errors as for evssh_forward_local(). */
+EVSSH_API int evssh_forward_local_socket(evssh_session *s, const char *local_path, const char *remote_path);
+/** Stop listening (`port`: as requested or as bound; `bind_address` a path
+ * for unix ones); connections already open go on until they end. This also
+ * cancels a dynamic forward. Returns `EVSSH_OK`, or `EVSSH_EINVAL` when
+ * there is no such forward. */
+EVSSH_API int evssh_forward_cancel_local(evssh_session *s, const char *bind_address, int port);
+
+/** The server's answer to evssh_forward_remote() or
+ * evssh_forward_remote_socket(): `status` `EVSSH_OK` with the port it
+ * listens on in `bound_port` (0 for a path), `EVSSH_ECHANNEL` when it
+ * refused, `EVSSH_ECLOSED` when the session ended first. */
+typedef void (*evssh_forward_cb)(evssh_session *s, int status, int bound_port, void *ud);
+/** ssh -R: ask the server to listen (tcpip-forward) on bind_address:port
+ * (NULL: "localhost" as ssh sends it, "" or "*": every interface; `port` 0:
+ * the server picks). Returns at once; `cb` (may be NULL) runs once the
+ * server answered (a refusal is also logged: "remote port forwarding
+ * failed for listen port 9000"). Each connection the server gets arrives
+ * as a forwarded-tcpip channel and is joined to a new connection to
+ * host:hostport here (`host` starting with '/': a unix socket). A
+ * connection that cannot be made closes that channel (and is logged). */
+EVSSH_API int evssh_forward_remote(evssh_session *s, const char *bind_address, int port,
+                                   const char *host, int hostport, evssh_forward_cb cb, void *ud);
+/** ssh -R remote_path:host:hostport: the server listens on its unix socket
+ * `remote_path` (streamlocal-forward@openssh.com); `cb` as for
+ * evssh_forward_remote(), with `bound_port` 0. */
+EVSSH_API int evssh_forward_remote_socket(evssh_session *s, const char *remote_path,
+                                          const char *host, int hostport, evssh_forward_cb cb, void *ud);
+/** cancel-tcpip-forward (or cancel-streamlocal-forward@openssh.com for a
+ * `bind_address` starting with '/'); `port` as requested or as bound. The
+ * forward is gone at once: connections the server still opens for it are
+ * refused. Returns `EVSSH_OK`, or `EVSSH_EINVAL` when there is no such
+ * forward. */
+EVSSH_API int evssh_forward_cancel_remote(evssh_session *s, const char *bind_address, int port);
+
+/** ssh -D: a SOCKS proxy here (SOCKS4, SOCKS4a, SOCKS5 without
+ * authentication; CONNECT to an IPv4 or IPv6 address or a domain name,
+ * which the server resolves). Each CONNECT opens a direct-tcpip channel;
+ * the SOCKS reply says whether the server could connect (a refused open
+ * maps to the closest SOCKS error: connection refused, host or network
+ * unreachable, not allowed). BIND, UDP ASSOCIATE and other auth methods
+ * get their SOCKS refusal; garbage closes the connection. `*bound_port`
+ * (may be NULL) gets the port listened on. Cancel with
+ * evssh_forward_cancel_local(). Returns at once, errors as for the group. */
+EVSSH_API int evssh_forward_dynamic(evssh_session *s, const char *bind_address, int port, int *bound_port);
+
+/** Agent forwarding on a session channel (auth-agent-req@openssh.com, and
+ * the IETF name agent-req when a server refuses that one), before or after
+ * the channel is confirmed. Afterwards the server's auth-agent@openssh.com
+ * (also auth-agent and agent-connect) channels are joined to the local
+ * agent: `ForwardAgent=PATH` or `$NAME` when set, else `IdentityAgent`,
+ * else `$SSH_AUTH_SOCK`. `cb` (may be NULL) gets the server's answer.
+ * Returns `EVSSH_OK`; `EVSSH_EINVAL` at once when there is no agent to
+ * forward ("agent forwarding: no ssh-agent: SSH_AUTH_SOCK is not set"),
+ * `EVSSH_ECONNECT` when its socket cannot be reached; an agent that goes
+ * away later refuses the server's channel (the remote ssh-add says it
+ * cannot connect; nothing hangs). Agent channels are invisible (they keep
+ * no loop busy). `ForwardAgent=yes` (or a path) in the options requests it
+ * once, after authentication, on a session channel of its own, which
+ * OpenSSH's sshd honours for every later session. */
+EVSSH_API int evssh_channel_request_agent(evssh_channel *ch, evssh_reply_cb cb, void *ud);
+
+/** The kind of an evssh_forward_info entry. */
+typedef enum {
+  EVSSH_FORWARD_LOCAL = 1,   /**< evssh_forward_local(), evssh_forward_local_socket() */
+  EVSSH_FORWARD_REMOTE = 2,  /**< evssh_forward_remote(), evssh_forward_remote_socket() */
+  EVSSH_FORWARD_DYNAMIC = 3  /**< evssh_forward_dynamic() */
+} evssh_forward_kind;
+/** One forward of a session, as evssh_forward_list() reports it. */
+typedef struct evssh_forward_info {
+  int kind;                 /**< an evssh_forward_kind */
+  const char *bind_address; /**< as given (NULL: the default), or the socket path */
+  int port;                 /**< as requested (0 for a path) */
+  int bound_port;           /**< listened on; remote: 0 until the server answered */
+  const char *host;         /**< target host or path; NULL for dynamic */
+  int hostport;             /**< target port */
+  bool active;              /**< listening (remote: the server said yes) */
+  size_t connections;       /**< connections open through it now */
+} evssh_forward_info;
+/** The session's forwards (Net::SSH's active_locals / active_remotes), in
+ * the order they were made. Fills up to `max` entries of `out` and returns
+ * how many there are (0 for NULL `s`). The strings belong to the forwards:
+ * they live until that forward is cancelled (and its last connection
+ * ended), the server refuses it, or the session is freed. Never blocks. */
+EVSSH_API size_t evssh_forward_list(evssh_session *s, evssh_forward_info *out, size_t max);
+
+/** @} */
+
 /* --------------------------------------------------------- exec helpers */
 
 /** @defgroup exec Exec conveniences
@@ -867,6 +1001,446 @@ EVSSH_API int evssh_session_exec_wait(evssh_session *s, const char *command, evs
 /** Free what evssh_session_exec_wait() put in `*result` and reset it
  * (exit_status -1); NULL and an already freed result are fine. */
 EVSSH_API void evssh_result_free(evssh_result *result);
+
+/** @} */
+
+/* -------------------------------------------------------------------- SFTP */
+
+/** @defgroup sftp SFTP
+ * SFTP protocol version 3 (draft-ietf-secsh-filexfer-02) as OpenSSH's
+ * sftp-server speaks it, with its extensions used when the server
+ * advertises them. An evssh_sftp is one "sftp" subsystem channel on a
+ * session; it runs on the session's loop (evssh_session_loop(), a multi,
+ * or a foreign loop) and never blocks except in the functions marked
+ * **Blocking**. Many evssh_sftp may share a session, and any number of
+ * requests and transfers may run at once on one evssh_sftp. See
+ * docs/sftp.md.
+ *
+ * Conventions for every call below:
+ * - An asynchronous call returns `EVSSH_OK` when the request is on its
+ *   way; its callback then runs exactly once, from the loop (never from
+ *   inside the call). Any other return means no callback will run:
+ *   `EVSSH_EINVAL` (bad argument), `EVSSH_ECLOSED` (the sftp is not ready
+ *   or has failed), `EVSSH_ENOMEM`, `EVSSH_ESFTP` with evssh_sftp_status()
+ *   == `EVSSH_SFTP_FX_OP_UNSUPPORTED` for an extension the server does not
+ *   advertise, `EVSSH_EBUSY` past `EVSSH_SFTP_MAX_PENDING` requests.
+ * - A callback's status is `EVSSH_OK`; `EVSSH_ESFTP` when the server
+ *   answered with an error status (evssh_sftp_status() gives its SSH_FX
+ *   code and evssh_sftp_error() "remote: No such file (/srv/x)": the
+ *   server's message and the path); `EVSSH_EPROTO` when the server broke
+ *   the protocol (malformed or oversized packet, a reply to no request: the
+ *   sftp is then failed); `EVSSH_ECLOSED` when the channel or session
+ *   ended first.
+ * - Pointers a callback receives (data, names, attributes) are valid only
+ *   during the callback; paths and buffers passed in are copied.
+ * - evssh_sftp_error() / evssh_sftp_status() describe the most recent
+ *   failure; inside a failing request's callback, that request's.
+ * - Callbacks may call any evssh_sftp_* function, evssh_sftp_free()
+ *   included (the free then happens when the callback returns). The
+ *   blocking calls run a nested loop from inside any callback, except from
+ *   one of the same sftp's own callbacks, where they return `EVSSH_EBUSY`
+ *   (that sftp's replies are being dispatched further up the stack).
+ * @{ */
+
+/** One SFTP session: a subsystem channel, its request table and its
+ * transfers. Opened by evssh_sftp_open(), freed by evssh_sftp_free(). */
+typedef struct evssh_sftp evssh_sftp;
+/** An open remote file or directory: valid from its open callback until
+ * its close callback has returned, or until evssh_sftp_free(). */
+typedef struct evssh_sftp_file evssh_sftp_file;
+/** A request's or transfer's completion, or the sftp's readiness:
+ * `status` as in the conventions above. */
+typedef void (*evssh_sftp_cb)(evssh_sftp *sftp, int status, void *ud);
+
+/** SSH_FX status codes, as evssh_sftp_status() reports them. */
+enum {
+  EVSSH_SFTP_FX_OK = 0,
+  EVSSH_SFTP_FX_EOF = 1,
+  EVSSH_SFTP_FX_NO_SUCH_FILE = 2,
+  EVSSH_SFTP_FX_PERMISSION_DENIED = 3,
+  EVSSH_SFTP_FX_FAILURE = 4,
+  EVSSH_SFTP_FX_BAD_MESSAGE = 5,
+  EVSSH_SFTP_FX_NO_CONNECTION = 6,
+  EVSSH_SFTP_FX_CONNECTION_LOST = 7,
+  EVSSH_SFTP_FX_OP_UNSUPPORTED = 8
+};
+
+/** The "sftp" subsystem on a new session channel. Returns at once (NULL
+ * only for a bad argument, a session that is not connected, or no memory);
+ * `on_ready` (may be NULL) runs from the loop once SSH_FXP_VERSION (and the
+ * server's limits@openssh.com, when advertised) has arrived, with
+ * `EVSSH_OK`, or with `EVSSH_ECHANNEL` (channel or subsystem refused: "is
+ * 'Subsystem sftp' configured?"), `EVSSH_EPROTO` (the server's first bytes
+ * are no SFTP VERSION), `EVSSH_ECLOSED`. A server that never answers keeps
+ * it waiting (evssh_sftp_start() bounds that). The handle stays allocated
+ * after a failure: free it with evssh_sftp_free(). Never blocks. */
+EVSSH_API evssh_sftp *evssh_sftp_open(evssh_session *s, evssh_sftp_cb on_ready, void *ud);
+/** As evssh_sftp_open() with another subsystem name; a name containing '/'
+ * is run as a command (an exec request), as
+ * `sftp -s /usr/lib/openssh/sftp-server`. Never blocks. */
+EVSSH_API evssh_sftp *evssh_sftp_open_subsystem(evssh_session *s, const char *subsystem,
+                                                evssh_sftp_cb on_ready, void *ud);
+/** evssh_sftp_open() and run the session's loop until it is ready.
+ * **Blocking**, for 60 s at most: a server that takes the subsystem and
+ * never answers ends in `EVSSH_ETIMEOUT`. From inside a callback it runs a
+ * nested loop. Returns the ready sftp, or NULL with `*err` filled (err may
+ * be NULL). */
+EVSSH_API evssh_sftp *evssh_sftp_start(evssh_session *s, evssh_error *err);
+/** evssh_sftp_start() for another subsystem name or command, as
+ * evssh_sftp_open_subsystem(). **Blocking**, as evssh_sftp_start(). */
+EVSSH_API evssh_sftp *evssh_sftp_start_subsystem(evssh_session *s, const char *subsystem,
+                                                 evssh_error *err);
+/** Close the channel and free everything: pending requests and transfers
+ * are dropped without their callbacks, open evssh_sftp_file handles become
+ * invalid, local files of transfers are closed as they are. NULL is fine.
+ * Also valid after the session has been freed, and from inside the sftp's
+ * own callbacks (the free happens when the callback returns), but not
+ * while a blocking call (_wait, start) on this sftp runs further up the
+ * stack. Never blocks. */
+EVSSH_API void evssh_sftp_free(evssh_sftp *sftp);
+/** The most recent failure, "remote: No such file (/x/y)"; "" when nothing
+ * failed yet. Valid until the next call on the sftp. */
+EVSSH_API const char *evssh_sftp_error(const evssh_sftp *sftp);
+/** The server's SSH_FX code for the failure evssh_sftp_error() describes
+ * (0 when that failure was not a server status). */
+EVSSH_API uint32_t evssh_sftp_status(const evssh_sftp *sftp);
+/** The session the sftp runs on; NULL once its channel is gone. */
+EVSSH_API evssh_session *evssh_sftp_session(const evssh_sftp *sftp);
+/** True between on_ready(`EVSSH_OK`) and the end of the channel. */
+EVSSH_API bool evssh_sftp_ready(const evssh_sftp *sftp);
+/** The version string the server advertised for an extension
+ * ("posix-rename@openssh.com" gives "1"), or NULL; valid while the sftp
+ * lives. */
+EVSSH_API const char *evssh_sftp_extension(const evssh_sftp *sftp, const char *name);
+/** limits@openssh.com as the server sent them (all 0 when not advertised). */
+typedef struct evssh_sftp_limits {
+  uint64_t max_packet_length, max_read_length, max_write_length, max_open_handles;
+} evssh_sftp_limits;
+/** @var evssh_sftp_limits::max_packet_length
+ * The largest SFTP packet the server accepts, length field included. */
+/** @var evssh_sftp_limits::max_read_length
+ * The largest READ the server answers in full. */
+/** @var evssh_sftp_limits::max_write_length
+ * The largest WRITE the server accepts. */
+/** @var evssh_sftp_limits::max_open_handles
+ * Handles the server lets one session hold open (0: no limit). */
+/** Fill `*out` with the server's limits. Returns `EVSSH_OK` or
+ * `EVSSH_EINVAL` (NULL argument). */
+EVSSH_API int evssh_sftp_server_limits(const evssh_sftp *sftp, evssh_sftp_limits *out);
+/** Requests sent and not answered yet (transfers' included). */
+EVSSH_API size_t evssh_sftp_pending(const evssh_sftp *sftp);
+/** Requests one sftp may have unanswered; past it calls return `EVSSH_EBUSY`. */
+#define EVSSH_SFTP_MAX_PENDING 65536
+
+/** Pipelining of whole-file transfers, for transfers started afterwards (0
+ * keeps a value's default): `max_requests` in flight per transfer (default
+ * 64, at most 1024; each transfer ramps up to it), `block_size` per
+ * READ/WRITE (default: from limits@openssh.com, else 32768; never more
+ * than the server's limits), `max_inflight_bytes`: the cap on bytes
+ * requested or written and not yet answered and written out, for all
+ * transfers of this sftp together (default 16 MiB), which bounds the
+ * memory transfers hold. Returns `EVSSH_OK` or `EVSSH_EINVAL`. */
+EVSSH_API int evssh_sftp_set_pipeline(evssh_sftp *sftp, uint32_t max_requests, uint32_t block_size,
+                                      size_t max_inflight_bytes);
+/** The receive window of the sftp's channel (default 16 MiB, where other
+ * channels get 4 MiB): it should be at least the bandwidth-delay product
+ * (50 ms at 1 Gbit/s: 6 MiB). Applied at once through
+ * evssh_channel_set_receive_window(). Returns `EVSSH_OK` or `EVSSH_EINVAL`. */
+EVSSH_API int evssh_sftp_set_receive_window(evssh_sftp *sftp, uint32_t bytes);
+
+/** Attribute flag: evssh_sftp_attrs::size is set. */
+#define EVSSH_SFTP_ATTR_SIZE 0x1u
+/** Attribute flag: evssh_sftp_attrs::uid and gid are set. */
+#define EVSSH_SFTP_ATTR_UIDGID 0x2u
+/** Attribute flag: evssh_sftp_attrs::permissions is set. */
+#define EVSSH_SFTP_ATTR_PERMISSIONS 0x4u
+/** Attribute flag: evssh_sftp_attrs::atime and mtime are set. */
+#define EVSSH_SFTP_ATTR_ACMODTIME 0x8u
+/** Attribute flag: evssh_sftp_attrs::extended holds extended pairs. */
+#define EVSSH_SFTP_ATTR_EXTENDED 0x80000000u
+/** File attributes (ATTRS): a field is meaningful when its flag is set in
+ * `flags`. */
+typedef struct evssh_sftp_attrs {
+  uint32_t flags;
+  uint64_t size;
+  uint32_t uid, gid;
+  uint32_t permissions;        /* st_mode: type and permission bits */
+  uint32_t atime, mtime;       /* seconds since the epoch */
+  uint32_t extended_count;
+  const unsigned char *extended;
+  size_t extended_len;
+} evssh_sftp_attrs;
+/** @var evssh_sftp_attrs::flags
+ * `EVSSH_SFTP_ATTR_*` bits: which fields below are set. */
+/** @var evssh_sftp_attrs::size
+ * The file's size in bytes. */
+/** @var evssh_sftp_attrs::uid
+ * The owner's numeric id. */
+/** @var evssh_sftp_attrs::gid
+ * The group's numeric id. */
+/** @var evssh_sftp_attrs::permissions
+ * st_mode: the type and permission bits. */
+/** @var evssh_sftp_attrs::atime
+ * Access time, seconds since the epoch. */
+/** @var evssh_sftp_attrs::mtime
+ * Modification time, seconds since the epoch. */
+/** @var evssh_sftp_attrs::extended_count
+ * The number of (string type, string data) pairs in `extended`. */
+/** @var evssh_sftp_attrs::extended
+ * The extended pairs, raw, to read with evssh_read_string(); on input the
+ * caller's bytes, sent as they are. */
+/** @var evssh_sftp_attrs::extended_len
+ * Bytes at `extended`. */
+
+/** A directory entry or one name of a NAME reply. */
+typedef struct evssh_sftp_name {
+  const char *filename;
+  size_t filename_len;
+  const char *longname;
+  evssh_sftp_attrs attrs;
+} evssh_sftp_name;
+/** @var evssh_sftp_name::filename
+ * The name, NUL-terminated. */
+/** @var evssh_sftp_name::filename_len
+ * Bytes in `filename`. */
+/** @var evssh_sftp_name::longname
+ * The server's `ls -l` line, NUL-terminated; "" if none. */
+/** @var evssh_sftp_name::attrs
+ * The entry's attributes as the server sent them. */
+
+/** statvfs@openssh.com's answer, the fields of statvfs(3) (`flag` holds
+ * ST_RDONLY 0x1 and ST_NOSUID 0x2). */
+typedef struct evssh_sftp_fsstat {
+  uint64_t bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax;
+} evssh_sftp_fsstat;
+/** @var evssh_sftp_fsstat::bsize
+ * The filesystem block size. */
+/** @var evssh_sftp_fsstat::frsize
+ * The fragment size: the unit of `blocks`. */
+/** @var evssh_sftp_fsstat::blocks
+ * The filesystem's size in `frsize` units. */
+/** @var evssh_sftp_fsstat::bfree
+ * Free blocks. */
+/** @var evssh_sftp_fsstat::bavail
+ * Free blocks available to unprivileged users. */
+/** @var evssh_sftp_fsstat::files
+ * Inodes in all. */
+/** @var evssh_sftp_fsstat::ffree
+ * Free inodes. */
+/** @var evssh_sftp_fsstat::favail
+ * Free inodes available to unprivileged users. */
+/** @var evssh_sftp_fsstat::fsid
+ * The filesystem id. */
+/** @var evssh_sftp_fsstat::flag
+ * Mount flags: ST_RDONLY 0x1, ST_NOSUID 0x2. */
+/** @var evssh_sftp_fsstat::namemax
+ * The longest file name. */
+
+/** An open or opendir completion: `file` is the new handle on `EVSSH_OK`,
+ * NULL otherwise. */
+typedef void (*evssh_sftp_file_cb)(evssh_sftp *sftp, int status, evssh_sftp_file *file, void *ud);
+/** A READ's answer: `len` bytes at `data`; `EVSSH_OK` with `len` 0 is the
+ * end of the file. */
+typedef void (*evssh_sftp_data_cb)(evssh_sftp *sftp, int status, const char *data, size_t len, void *ud);
+/** A stat-like answer: `attrs` on `EVSSH_OK`, NULL otherwise. */
+typedef void (*evssh_sftp_attrs_cb)(evssh_sftp *sftp, int status, const evssh_sftp_attrs *attrs, void *ud);
+/** A READDIR batch of `count` entries; `EVSSH_OK` with `count` 0 is the
+ * end of the directory. */
+typedef void (*evssh_sftp_names_cb)(evssh_sftp *sftp, int status, const evssh_sftp_name *names,
+                                    size_t count, void *ud);
+/** One entry of evssh_sftp_list(). */
+typedef void (*evssh_sftp_entry_cb)(evssh_sftp *sftp, const evssh_sftp_name *entry, void *ud);
+/** A path answer (realpath, readlink, expand-path, home-directory): `path`
+ * NUL-terminated on `EVSSH_OK`, NULL otherwise. */
+typedef void (*evssh_sftp_path_cb)(evssh_sftp *sftp, int status, const char *path, void *ud);
+/** A statvfs answer: `st` on `EVSSH_OK`, NULL otherwise. */
+typedef void (*evssh_sftp_statvfs_cb)(evssh_sftp *sftp, int status, const evssh_sftp_fsstat *st, void *ud);
+/** users-groups-by-id@openssh.com's answer: names in request order, ""
+ * where the server knows none. */
+typedef void (*evssh_sftp_ids_cb)(evssh_sftp *sftp, int status, const char *const *users, size_t nusers,
+                                  const char *const *groups, size_t ngroups, void *ud);
+/** An extended request's raw reply: the EXTENDED_REPLY body (empty for an
+ * OK status). */
+typedef void (*evssh_sftp_reply_cb)(evssh_sftp *sftp, int status, evssh_reader *reply, void *ud);
+
+/** SSH_FXF open flags for evssh_sftp_open_file(). */
+enum {
+  EVSSH_SFTP_READ = 0x1, EVSSH_SFTP_WRITE = 0x2, EVSSH_SFTP_APPEND = 0x4,
+  EVSSH_SFTP_CREAT = 0x8, EVSSH_SFTP_TRUNC = 0x10, EVSSH_SFTP_EXCL = 0x20
+};
+
+/** OPEN `path` with `pflags` (`EVSSH_SFTP_READ` …) and `attrs` (NULL: none)
+ * for a new file. Never blocks; `cb` as in the conventions. */
+EVSSH_API int evssh_sftp_open_file(evssh_sftp *sftp, const char *path, uint32_t pflags,
+                                   const evssh_sftp_attrs *attrs, evssh_sftp_file_cb cb, void *ud);
+/** OPENDIR `path`, for evssh_sftp_readdir(). Never blocks. */
+EVSSH_API int evssh_sftp_opendir(evssh_sftp *sftp, const char *path, evssh_sftp_file_cb cb, void *ud);
+/** CLOSE: the handle is freed after `cb` returns, whatever the status (also
+ * when the channel is gone). Never blocks. */
+EVSSH_API int evssh_sftp_close(evssh_sftp *sftp, evssh_sftp_file *file, evssh_sftp_cb cb, void *ud);
+/** The path the file was opened with; valid while the handle is. */
+EVSSH_API const char *evssh_sftp_file_path(const evssh_sftp_file *file);
+/** READ of up to `len` bytes at `offset` (a shorter answer is not the end
+ * of the file). Never blocks. */
+EVSSH_API int evssh_sftp_read(evssh_sftp *sftp, evssh_sftp_file *file, uint64_t offset, uint32_t len,
+                              evssh_sftp_data_cb cb, void *ud);
+/** WRITE `len` bytes at `offset`; `data` is copied. `len` above the
+ * server's max-write-length (limits@openssh.com; 261120 when not
+ * advertised) is `EVSSH_EINVAL`. Never blocks. */
+EVSSH_API int evssh_sftp_write(evssh_sftp *sftp, evssh_sftp_file *file, uint64_t offset,
+                               const void *data, size_t len, evssh_sftp_cb cb, void *ud);
+/** STAT (symlinks followed). Never blocks. */
+EVSSH_API int evssh_sftp_stat(evssh_sftp *sftp, const char *path, evssh_sftp_attrs_cb cb, void *ud);
+/** LSTAT (symlinks not followed). Never blocks. */
+EVSSH_API int evssh_sftp_lstat(evssh_sftp *sftp, const char *path, evssh_sftp_attrs_cb cb, void *ud);
+/** FSTAT of an open file. Never blocks. */
+EVSSH_API int evssh_sftp_fstat(evssh_sftp *sftp, evssh_sftp_file *file, evssh_sftp_attrs_cb cb, void *ud);
+/** SETSTAT: the attributes whose flags are set. Never blocks. */
+EVSSH_API int evssh_sftp_setstat(evssh_sftp *sftp, const char *path, const evssh_sftp_attrs *attrs,
+                                 evssh_sftp_cb cb, void *ud);
+/** FSETSTAT of an open file. Never blocks. */
+EVSSH_API int evssh_sftp_fsetstat(evssh_sftp *sftp, evssh_sftp_file *file, const evssh_sftp_attrs *attrs,
+                                  evssh_sftp_cb cb, void *ud);
+/** One READDIR: a batch of entries (count 0: the end). Never blocks. */
+EVSSH_API int evssh_sftp_readdir(evssh_sftp *sftp, evssh_sftp_file *dir, evssh_sftp_names_cb cb, void *ud);
+/** A whole directory, streamed: OPENDIR, READDIR until the end (`on_entry`
+ * for each entry, "." and ".." included, as they come), CLOSE, then
+ * `done`. Never blocks. */
+EVSSH_API int evssh_sftp_list(evssh_sftp *sftp, const char *path, evssh_sftp_entry_cb on_entry,
+                              evssh_sftp_cb done, void *ud);
+/** MKDIR with `attrs` (NULL: the server's default mode). Never blocks. */
+EVSSH_API int evssh_sftp_mkdir(evssh_sftp *sftp, const char *path, const evssh_sftp_attrs *attrs,
+                               evssh_sftp_cb cb, void *ud);
+/** RMDIR of an empty directory. Never blocks. */
+EVSSH_API int evssh_sftp_rmdir(evssh_sftp *sftp, const char *path, evssh_sftp_cb cb, void *ud);
+/** REMOVE a file. Never blocks. */
+EVSSH_API int evssh_sftp_remove(evssh_sftp *sftp, const char *path, evssh_sftp_cb cb, void *ud);
+/** RENAME: fails when `newpath` exists (the draft's semantics; see
+ * evssh_sftp_posix_rename()). Never blocks. */
+EVSSH_API int evssh_sftp_rename(evssh_sftp *sftp, const char *oldpath, const char *newpath,
+                                evssh_sftp_cb cb, void *ud);
+/** REALPATH: `path` canonicalised by the server. Never blocks. */
+EVSSH_API int evssh_sftp_realpath(evssh_sftp *sftp, const char *path, evssh_sftp_path_cb cb, void *ud);
+/** READLINK: a symlink's target. Never blocks. */
+EVSSH_API int evssh_sftp_readlink(evssh_sftp *sftp, const char *path, evssh_sftp_path_cb cb, void *ud);
+/** SYMLINK: `linkpath` pointing at `target` (sent in OpenSSH's argument
+ * order, PROTOCOL 4.1). Never blocks. */
+EVSSH_API int evssh_sftp_symlink(evssh_sftp *sftp, const char *target, const char *linkpath,
+                                 evssh_sftp_cb cb, void *ud);
+/** posix-rename@openssh.com: rename replacing `newpath`. This and the
+ * extension calls below return `EVSSH_ESFTP` (OP_UNSUPPORTED) at once when
+ * the server does not advertise the extension. Never blocks. */
+EVSSH_API int evssh_sftp_posix_rename(evssh_sftp *sftp, const char *oldpath, const char *newpath,
+                                      evssh_sftp_cb cb, void *ud);
+/** statvfs@openssh.com of the filesystem holding `path`. Never blocks. */
+EVSSH_API int evssh_sftp_statvfs(evssh_sftp *sftp, const char *path, evssh_sftp_statvfs_cb cb, void *ud);
+/** fstatvfs@openssh.com of an open file's filesystem. Never blocks. */
+EVSSH_API int evssh_sftp_fstatvfs(evssh_sftp *sftp, evssh_sftp_file *file, evssh_sftp_statvfs_cb cb, void *ud);
+/** fsync@openssh.com of an open file. Never blocks. */
+EVSSH_API int evssh_sftp_fsync(evssh_sftp *sftp, evssh_sftp_file *file, evssh_sftp_cb cb, void *ud);
+/** hardlink@openssh.com: `newpath` as a new name of `oldpath`. Never blocks. */
+EVSSH_API int evssh_sftp_hardlink(evssh_sftp *sftp, const char *oldpath, const char *newpath,
+                                  evssh_sftp_cb cb, void *ud);
+/** lsetstat@openssh.com: SETSTAT not following a symlink. Never blocks. */
+EVSSH_API int evssh_sftp_lsetstat(evssh_sftp *sftp, const char *path, const evssh_sftp_attrs *attrs,
+                                  evssh_sftp_cb cb, void *ud);
+/** copy-data: a server-side copy of `length` bytes (0: to the end of
+ * `from`) from `from` at `from_offset` to `to` at `to_offset`. Never
+ * blocks. */
+EVSSH_API int evssh_sftp_copy_data(evssh_sftp *sftp, evssh_sftp_file *from, uint64_t from_offset,
+                                   uint64_t length, evssh_sftp_file *to, uint64_t to_offset,
+                                   evssh_sftp_cb cb, void *ud);
+/** expand-path@openssh.com: "~", "~/x", "~user/x" and relative paths,
+ * canonicalised. Never blocks. */
+EVSSH_API int evssh_sftp_expand_path(evssh_sftp *sftp, const char *path, evssh_sftp_path_cb cb, void *ud);
+/** home-directory: a user's home directory. "" means the logged-in user by
+ * PROTOCOL, but OpenSSH 9.2's sftp-server answers Failure to "" (realpath
+ * of "." gives the login directory there). Never blocks. */
+EVSSH_API int evssh_sftp_home_directory(evssh_sftp *sftp, const char *user, evssh_sftp_path_cb cb, void *ud);
+/** users-groups-by-id@openssh.com: the names of `nuids` user ids and
+ * `ngids` group ids. Never blocks. */
+EVSSH_API int evssh_sftp_users_groups_by_id(evssh_sftp *sftp, const uint32_t *uids, size_t nuids,
+                                            const uint32_t *gids, size_t ngids,
+                                            evssh_sftp_ids_cb cb, void *ud);
+/** Any other SSH_FXP_EXTENDED request: `data` is the request-specific part
+ * (after the name), sent as it is; no advertisement check. Never blocks. */
+EVSSH_API int evssh_sftp_extended(evssh_sftp *sftp, const char *request, const void *data, size_t len,
+                                  evssh_sftp_reply_cb cb, void *ud);
+
+/** Progress of a whole-file transfer: `done` bytes in place at the
+ * destination (a prefix, resume offset included) of `total` (0 when
+ * unknown). */
+typedef void (*evssh_sftp_progress_cb)(evssh_sftp *sftp, uint64_t done, uint64_t total, void *ud);
+/** As a transfer's offset: resume from the destination's current size. */
+#define EVSSH_SFTP_RESUME UINT64_MAX
+/** Upload the local file `local` to `remote`. Pipelined: up to
+ * max_requests WRITEs in flight after a ramp, block size from
+ * limits@openssh.com, bounded by max_inflight_bytes
+ * (evssh_sftp_set_pipeline()). `offset` > 0 resumes: the transfer starts
+ * there and the remote file is opened without TRUNC;
+ * `EVSSH_SFTP_RESUME` takes the offset from the remote file's size.
+ * `progress` may be NULL; `done` runs once. Returns `EVSSH_EINVAL`, with
+ * evssh_sftp_error() set ("local: /x: No such file or directory"), when
+ * the local file cannot be opened; `done` is then not called. On failure
+ * done's status is the cause (`EVSSH_ESFTP`, `EVSSH_ECLOSED`,
+ * `EVSSH_EPROTO`, or `EVSSH_EINVAL` for a local I/O error) and
+ * evssh_sftp_error() says what and how far it got; evssh_sftp_transferred()
+ * gives that byte count (the offset to resume from). Never blocks. */
+EVSSH_API int evssh_sftp_upload(evssh_sftp *sftp, const char *local, const char *remote, uint64_t offset,
+                                evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud);
+/** Download `remote` to the local file `local`, as evssh_sftp_upload() the
+ * other way. The local file is written strictly in offset order, so after
+ * any failure it is an exact prefix of the remote one ("download of /srv/x
+ * to /tmp/x stopped after 5242880 of 10485760 bytes: ..."); the transfer
+ * stops cleanly at the end of the file (a short read is asked again for
+ * the rest). With `offset` > 0 the local file is opened without truncating
+ * and cut to the final size at the end. Never blocks. */
+EVSSH_API int evssh_sftp_download(evssh_sftp *sftp, const char *remote, const char *local, uint64_t offset,
+                                  evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud);
+/** evssh_sftp_upload() from offset 0, run to its end. **Blocking**; from
+ * inside a callback a nested loop (`EVSSH_EBUSY` from the same sftp's
+ * callbacks). Returns done's status. */
+EVSSH_API int evssh_sftp_upload_wait(evssh_sftp *sftp, const char *local, const char *remote);
+/** evssh_sftp_download() from offset 0, run to its end. **Blocking**, as
+ * evssh_sftp_upload_wait(). Returns done's status. */
+EVSSH_API int evssh_sftp_download_wait(evssh_sftp *sftp, const char *remote, const char *local);
+
+/** Transfer flags for evssh_sftp_upload_flags() and
+ * evssh_sftp_download_flags():
+ * - `EVSSH_SFTP_PRESERVE`: permissions and access/modification times
+ *   copied to the destination (directories too, in a tree);
+ * - `EVSSH_SFTP_RECURSIVE`: local/remote may be directories: the whole
+ *   tree is copied (regular files and directories; other entries, symlinks
+ *   included, are skipped); destination directories are created as
+ *   needed; offset must be 0 or `EVSSH_SFTP_RESUME` (then per file);
+ *   progress counts the whole tree;
+ * - `EVSSH_SFTP_FSYNC`: upload: fsync@openssh.com before the close, when
+ *   advertised. */
+enum {
+  EVSSH_SFTP_PRESERVE = 0x1,
+  EVSSH_SFTP_RECURSIVE = 0x2,
+  EVSSH_SFTP_FSYNC = 0x4
+};
+/** evssh_sftp_upload() with `flags` (`EVSSH_SFTP_PRESERVE` …). Never
+ * blocks. */
+EVSSH_API int evssh_sftp_upload_flags(evssh_sftp *sftp, const char *local, const char *remote,
+                                      uint64_t offset, unsigned flags, evssh_sftp_progress_cb progress,
+                                      evssh_sftp_cb done, void *ud);
+/** evssh_sftp_download() with `flags`. Never blocks. */
+EVSSH_API int evssh_sftp_download_flags(evssh_sftp *sftp, const char *remote, const char *local,
+                                        uint64_t offset, unsigned flags, evssh_sftp_progress_cb progress,
+                                        evssh_sftp_cb done, void *ud);
+/** evssh_sftp_upload_flags() run to its end. **Blocking**, as
+ * evssh_sftp_upload_wait(). Returns done's status. */
+EVSSH_API int evssh_sftp_upload_flags_wait(evssh_sftp *sftp, const char *local, const char *remote,
+                                           uint64_t offset, unsigned flags);
+/** evssh_sftp_download_flags() run to its end. **Blocking**, as
+ * evssh_sftp_upload_wait(). Returns done's status. */
+EVSSH_API int evssh_sftp_download_flags_wait(evssh_sftp *sftp, const char *remote, const char *local,
+                                             uint64_t offset, unsigned flags);
+/** Bytes in place at the destination for the transfer whose done (or
+ * progress) callback is running, or that the last _wait call ran. */
+EVSSH_API uint64_t evssh_sftp_transferred(const evssh_sftp *sftp);
 
 /** @} */
 

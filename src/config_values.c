@@ -4,6 +4,7 @@
  * form of every value. Which lines apply, and when, is config.c's. */
 #include "config_internal.h"
 #include "errors.h"
+#include "forward_spec.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -62,6 +63,13 @@ const kwdef cfg_keywords[K_COUNT] = {
   [K_SENDENV] = {"SendEnv", T_ACCUM_MULTI},
   [K_SETENV] = {"SetEnv", T_MULTI},
   [K_FORWARDAGENT] = {"ForwardAgent", T_FWDAGENT},
+  /* forwardings: one canonical item per line (forward_spec.c), lines
+     accumulate and repeats drop, as ssh's add_local_forward does */
+  [K_LOCALFORWARD] = {"LocalForward", T_ACCUM},
+  [K_REMOTEFORWARD] = {"RemoteForward", T_ACCUM},
+  [K_DYNAMICFORWARD] = {"DynamicForward", T_ACCUM},
+  [K_EXITONFWDFAILURE] = {"ExitOnForwardFailure", T_FLAG},
+  [K_GATEWAYPORTS] = {"GatewayPorts", T_FLAG},
 };
 
 static const struct {
@@ -79,18 +87,18 @@ static const char *const openssh_other_keywords[] = {
   "CanonicalizeHostname", "CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs",
   "CASignatureAlgorithms", "CertificateFile", "CheckHostIP", "Cipher", "ClearAllForwardings",
   "CompressionLevel", "ConnectionAttempts", "ControlMaster", "ControlPath", "ControlPersist",
-  "DSAAuthentication", "DynamicForward", "EnableEscapeCommandline", "EnableSSHKeysign",
-  "EscapeChar", "ExitOnForwardFailure", "FallBackToRsh", "FingerprintHash",
+  "DSAAuthentication", "EnableEscapeCommandline", "EnableSSHKeysign",
+  "EscapeChar", "FallBackToRsh", "FingerprintHash",
   "ForkAfterAuthentication", "ForwardX11", "ForwardX11Timeout", "ForwardX11Trusted",
-  "GatewayPorts", "GlobalKnownHostsFile2", "GSSAPIAuthentication", "GSSAPIClientIdentity",
+  "GlobalKnownHostsFile2", "GSSAPIAuthentication", "GSSAPIClientIdentity",
   "GSSAPIDelegateCredentials", "GSSAPIKeyExchange", "GSSAPIKexAlgorithms",
   "GSSAPIRenewalForcesRekey", "GSSAPIServerIdentity", "GSSAPITrustDns",
   "HostbasedAcceptedAlgorithms", "HostbasedAuthentication", "HostbasedKeyTypes",
   "HostKeyAlias", "IPQoS", "KbdInteractiveDevices", "KeepAlive", "KerberosAuthentication",
-  "KerberosTGTPassing", "KnownHostsCommand", "LocalCommand", "LocalForward", "LogFacility",
+  "KerberosTGTPassing", "KnownHostsCommand", "LocalCommand", "LogFacility",
   "LogVerbose", "NoHostAuthenticationForLocalhost", "PermitLocalCommand",
   "PermitRemoteOpen", "PKCS11Provider", "Protocol", "ProxyUseFdpass", "RemoteCommand",
-  "RemoteForward", "RequestTTY", "RequiredRSASize", "RevokedHostKeys",
+  "RequestTTY", "RequiredRSASize", "RevokedHostKeys",
   "RhostsRSAAuthentication", "RSAAuthentication", "SecurityKeyProvider", "SessionType",
   "SmartcardDevice", "StdinNull", "StreamLocalBindMask", "StreamLocalBindUnlink",
   "SyslogFacility", "TCPKeepAlive", "Tunnel", "TunnelDevice", "UpdateHostKeys",
@@ -379,6 +387,22 @@ char *cfg_dup_printf(const char *fmt, ...) {
   return s;
 }
 
+/* LocalForward, RemoteForward, DynamicForward: the line's arguments become
+   one item, the canonical text `ssh -G` prints for it. */
+static int parse_forward_value(int k, const strlist *args, strlist *items, char *err, size_t errlen) {
+  fwd_spec_kind kind = k == K_LOCALFORWARD ? FWD_SPEC_LOCAL : k == K_REMOTEFORWARD ? FWD_SPEC_REMOTE : FWD_SPEC_DYNAMIC;
+  forward_spec f;
+  char sub[300] = "";
+  int rc = forward_spec_parse(kind, args->v[0], args->n > 1 ? args->v[1] : NULL, &f, sub, sizeof(sub));
+  if (rc != EVSSH_OK) {
+    evssh_errorf(err, errlen, "%s", sub[0] ? sub : "bad forwarding");
+    return rc;
+  }
+  char *canon = forward_spec_format(kind, &f);
+  forward_spec_release(&f);
+  return canon ? cfg_strlist_push_owned(items, canon) : EVSSH_ENOMEM;
+}
+
 /* Validate the arguments of keyword k and produce its canonical form: a
    scalar in *canon, or (list keywords) the items in *items. rest is the raw
    argument text, used by ProxyCommand. */
@@ -402,7 +426,7 @@ int cfg_parse_value(int k, const strlist *args, const char *rest, char **canon,
   size_t max_args = 1;
   if (kw->type == T_MULTI || kw->type == T_ACCUM_MULTI)
     max_args = SIZE_MAX;
-  else if (kw->type == T_REKEY)
+  else if (kw->type == T_REKEY || k == K_LOCALFORWARD || k == K_REMOTEFORWARD)
     max_args = 2;
   if (args->n > max_args) {
     evssh_errorf(err, errlen, "%s: garbage at end of line: \"%s\"", name, args->v[max_args]);
@@ -570,6 +594,8 @@ int cfg_parse_value(int k, const strlist *args, const char *rest, char **canon,
   case T_ACCUM:
   case T_MULTI:
   case T_ACCUM_MULTI:
+    if (k == K_LOCALFORWARD || k == K_REMOTEFORWARD || k == K_DYNAMICFORWARD)
+      return parse_forward_value(k, args, items, err, errlen);
     for (size_t i = 0; i < args->n; i++) {
       if (args->v[i][0] == '\0') {
         evssh_errorf(err, errlen, "%s: empty value", name);

@@ -4,11 +4,14 @@
  * which runs another session) once the options are resolved; the blocking
  * evssh_session_connect and evssh_start run the loop until the session is
  * ready; evssh_session_new_with builds a session from the option list
- * evssh_start takes. Keeping this here lets session.c never name a service. */
+ * evssh_start takes. Once authenticated, the forwarding the options ask for
+ * is set up (forward_config.c) before the program's on_ready runs, as ssh
+ * does. Keeping this here lets session.c never name a service. */
 #include "evssh.h"
 
 #include "base.h"
 #include "config.h"
+#include "forward.h"
 #include "io.h"
 #include "jump.h"
 #include "session.h"
@@ -147,9 +150,25 @@ static int start_jump(evssh_session *s, const evssh_options *o, evssh_connector 
   return EVSSH_OK;
 }
 
+static void forward_failed(evssh_session *s, int code, const char *message) {
+  session_fail(s, code, "%s", message);
+}
+
+/* Authenticated (or failed): the options' forwards, then the program's on_ready. */
+static void connect_ready(evssh_session *s, int status, void *ud) {
+  const evssh_options *o = NULL;
+  if (status == EVSSH_OK && session_resolve_options(s, &o) != EVSSH_OK) o = NULL;
+  forward_connect_ready(s, status, o, forward_failed);
+}
+
 int evssh_session_connect_async(evssh_session *s, evssh_session_cb on_ready, void *ud) {
   if (!s) return EVSSH_EINVAL;
-  int rc = session_begin_connect(s, on_ready, ud);
+  /* not a new session: session_begin_connect says why not */
+  if (evssh_session_connecting(s) || evssh_session_closed(s) || evssh_session_fd(s) >= 0)
+    return session_begin_connect(s, on_ready, ud);
+  int rc = forward_connect_prepare(s, on_ready, ud);
+  if (rc) return rc;
+  rc = session_begin_connect(s, connect_ready, NULL);
   if (rc) return rc;
   const evssh_options *o = NULL;
   rc = session_resolve_options(s, &o);
@@ -165,13 +184,47 @@ int evssh_session_connect_async(evssh_session *s, evssh_session_cb on_ready, voi
   return EVSSH_OK;
 }
 
-static bool connecting(evssh_session *s, void *ud) { return evssh_session_connecting(s); }
+typedef struct connect_wait {
+  bool done;
+  int status;
+} connect_wait;
+
+static void connect_done(evssh_session *s, int status, void *ud) {
+  connect_wait *w = ud;
+  w->done = true;
+  w->status = status;
+}
+
+static bool connecting(evssh_session *s, void *ud) { return !((connect_wait *)ud)->done; }
+
+static bool authenticating(evssh_session *s, void *ud) {
+  return !((connect_wait *)ud)->done && !forward_setup_pending(s);
+}
+
+/* After authentication the wait is for the server's answers to the
+   RemoteForward requests; that phase gets its own deadline, the connect
+   timeout's (60 s when unset). */
+static int wait_for_forwards(evssh_session *s, connect_wait *w) {
+  const evssh_options *o = NULL;
+  int ms = session_resolve_options(s, &o) == EVSSH_OK && o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 60000;
+  int64_t deadline = base_now_ms() + ms;
+  int rc = 1;
+  while (!w->done && rc > 0) {
+    if (base_now_ms() >= deadline)
+      return session_fail(s, EVSSH_ETIMEOUT, "timed out waiting for the server to answer the RemoteForward requests");
+    rc = evssh_session_process(s, 1000, connecting, w);
+  }
+  return rc < 0 ? rc : EVSSH_OK;
+}
 
 int evssh_session_connect(evssh_session *s) {
   if (!s) return EVSSH_EINVAL;
-  int rc = evssh_session_connect_async(s, NULL, NULL);
+  connect_wait w = {false, EVSSH_OK};
+  int rc = evssh_session_connect_async(s, connect_done, &w);
   if (rc) return rc;
-  rc = evssh_session_loop(s, -1, connecting, NULL);
+  rc = evssh_session_loop(s, -1, authenticating, &w);
+  if (rc >= 0 && !w.done && forward_setup_pending(s)) rc = wait_for_forwards(s, &w);
+  if (w.done && w.status != EVSSH_OK) return w.status;
   if (rc < 0) return rc;
   if (evssh_session_closed(s)) return EVSSH_ECLOSED;
   return EVSSH_OK;

@@ -53,6 +53,7 @@ typedef struct member {
   uint32_t reg_events;
   int *lfds, *levents;     /* listen_to set as registered */
   size_t nlisteners, lcap;
+  bool relisten;           /* its callbacks ran: a number may now be another socket */
 } member;
 
 typedef struct listener_hit {
@@ -193,8 +194,15 @@ static int sync_listeners(evssh_multi *m, size_t i) {
   int fds[MAX_LISTENERS_PER_SESSION], evs[MAX_LISTENERS_PER_SESSION];
   size_t n = evssh_session_listeners(mb->s, fds, evs, MAX_LISTENERS_PER_SESSION);
   if (n > MAX_LISTENERS_PER_SESSION) n = MAX_LISTENERS_PER_SESSION;
-  if (n == mb->nlisteners && (n == 0 || (memcmp(fds, mb->lfds, n * sizeof *fds) == 0 &&
-                                         memcmp(evs, mb->levents, n * sizeof *evs) == 0)))
+  /* A callback may have closed a listened fd and opened another under the
+     same number (a forward's connection ends as the next is accepted):
+     epoll dropped the old one, and the set looks the same. After its
+     callbacks ran, a member's fds are registered again (MOD, or ADD for a
+     new socket). */
+  bool force = mb->relisten;
+  mb->relisten = false;
+  if (!force && n == mb->nlisteners && (n == 0 || (memcmp(fds, mb->lfds, n * sizeof *fds) == 0 &&
+                                                   memcmp(evs, mb->levents, n * sizeof *evs) == 0)))
     return EVSSH_OK;
   for (size_t k = 0; k < mb->nlisteners; k++)
     if (!listener_in(fds, n, mb->lfds[k])) ep_del(m, mb->lfds[k], FD_LISTENER, i);
@@ -339,6 +347,7 @@ static void handle_member(evssh_multi *m, size_t i) {
   mb->revents = 0;
   if (mb->removed) return;
   bool was_connecting = evssh_session_connecting(s);
+  mb->relisten = true;
   if (!evssh_session_closed(s)) evssh_session_handle_events(s, rev);
   /* a callback may have added members: the array may have moved */
   mb = &m->members[i];

@@ -84,6 +84,44 @@ static int resolve_algorithms(evssh_config *c, evssh_options *o, char **err) {
   return EVSSH_OK;
 }
 
+/* LocalForward and friends: canonical items back into specs. */
+static int resolve_forwards(evssh_config *c, const char *kw, fwd_spec_kind kind, forward_spec **out, size_t *n,
+                            char **err) {
+  const char *const *items;
+  size_t count = evssh_config_get_list(c, kw, &items);
+  *out = NULL;
+  *n = 0;
+  if (count == 0) return EVSSH_OK;
+  forward_spec *v = calloc(count, sizeof *v);
+  if (!v) return EVSSH_ENOMEM;
+  *out = v;
+  for (size_t i = 0; i < count; i++) {
+    char sub[300] = "";
+    int rc = forward_spec_parse_canonical(kind, items[i], &v[i], sub, sizeof sub);
+    if (rc) {
+      if (rc == EVSSH_EINVAL) *err = base_asprintf("%s: %s", kw, sub);
+      return rc;
+    }
+    (*n)++;
+  }
+  return EVSSH_OK;
+}
+
+static int resolve_forwarding(evssh_config *c, evssh_options *o, char **err) {
+  int rc = resolve_forwards(c, "LocalForward", FWD_SPEC_LOCAL, &o->local_forwards, &o->n_local_forwards, err);
+  if (!rc)
+    rc = resolve_forwards(c, "RemoteForward", FWD_SPEC_REMOTE, &o->remote_forwards, &o->n_remote_forwards, err);
+  if (!rc)
+    rc = resolve_forwards(c, "DynamicForward", FWD_SPEC_DYNAMIC, &o->dynamic_forwards, &o->n_dynamic_forwards, err);
+  o->exit_on_forward_failure = yes(c, "ExitOnForwardFailure");
+  o->gateway_ports = yes(c, "GatewayPorts");
+  const char *fa = evssh_config_get(c, "ForwardAgent");
+  o->forward_agent = fa && strcmp(fa, "no") != 0;
+  if (!rc && o->forward_agent && strcmp(fa, "yes") != 0 && !(o->forward_agent_sock = strdup(fa))) rc = EVSSH_ENOMEM;
+  if (rc == EVSSH_ENOMEM && !*err) *err = strdup("out of memory");
+  return rc;
+}
+
 int options_resolve(evssh_config *c, const char *host, evssh_options *o, char **err) {
   memset(o, 0, sizeof *o);
   *err = NULL;
@@ -129,6 +167,7 @@ int options_resolve(evssh_config *c, const char *host, evssh_options *o, char **
     return EVSSH_EINVAL;
   }
   rc = resolve_algorithms(c, o, err);
+  if (!rc) rc = resolve_forwarding(c, o, err);
   if (rc) options_release(o);
   return rc;
 nomem:
@@ -148,5 +187,12 @@ void options_release(evssh_options *o) {
   free(o->ciphers);
   free(o->macs);
   free(o->pubkey_algs);
+  for (size_t i = 0; i < o->n_local_forwards; i++) forward_spec_release(&o->local_forwards[i]);
+  for (size_t i = 0; i < o->n_remote_forwards; i++) forward_spec_release(&o->remote_forwards[i]);
+  for (size_t i = 0; i < o->n_dynamic_forwards; i++) forward_spec_release(&o->dynamic_forwards[i]);
+  free(o->local_forwards);
+  free(o->remote_forwards);
+  free(o->dynamic_forwards);
+  free(o->forward_agent_sock);
   memset(o, 0, sizeof *o);
 }

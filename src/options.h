@@ -7,6 +7,7 @@
 #define EVSSH_OPTIONS_H
 
 #include "config.h"
+#include "forward_spec.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,6 +42,13 @@ typedef struct evssh_options {
   size_t n_global_known_hosts;
   strict_mode strict;
   bool hash_known_hosts;
+  /* forwarding, set up after authentication (forward_config.c) */
+  forward_spec *local_forwards, *remote_forwards, *dynamic_forwards;
+  size_t n_local_forwards, n_remote_forwards, n_dynamic_forwards;
+  bool exit_on_forward_failure;              /* unset: no, as in ssh */
+  bool gateway_ports;                        /* unset: no, as in ssh */
+  bool forward_agent;                        /* ForwardAgent yes, or a socket */
+  char *forward_agent_sock;                  /* that socket (path or $NAME) or NULL */
 } evssh_options;
 
 /* Finalize c for host and fill out. On failure *err is a heap message. The

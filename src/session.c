@@ -130,11 +130,26 @@ struct evssh_session {
   size_t exec_limit;
   void *multi;
   void (*multi_detach)(void *multi, evssh_session *s);
+  struct end_hook { session_end_cb cb; void *ud; } *end_hooks;   /* services' state */
+  size_t n_end_hooks;
 };
 
 /* ---------------------------------------------------------------- errors */
 
 static void session_teardown(evssh_session *s);
+
+static void run_end_hooks(evssh_session *s, bool freeing) {
+  for (size_t i = 0; i < s->n_end_hooks; i++) s->end_hooks[i].cb(s, freeing, s->end_hooks[i].ud);
+}
+
+int session_on_end(evssh_session *s, session_end_cb cb, void *ud) {
+  if (!s || !cb) return EVSSH_EINVAL;
+  struct end_hook *v = realloc(s->end_hooks, (s->n_end_hooks + 1) * sizeof *v);
+  if (!v) return EVSSH_ENOMEM;
+  v[s->n_end_hooks++] = (struct end_hook){cb, ud};
+  s->end_hooks = v;
+  return EVSSH_OK;
+}
 
 /* The session is over: release the connection, and tell a caller still
    waiting for the connect (or the close) how it ended. */
@@ -143,6 +158,7 @@ static void session_end(evssh_session *s, int code) {
   s->state = SESSION_CLOSED;
   s->depth++;
   session_teardown(s);
+  run_end_hooks(s, false);
   if (was < SESSION_READY && s->on_ready) {
     evssh_session_cb cb = s->on_ready;
     s->on_ready = NULL;
@@ -1003,9 +1019,13 @@ void evssh_session_free(evssh_session *s) {
     s->state = SESSION_CLOSED;
     s->depth++;
     session_teardown(s);
+    run_end_hooks(s, false);
     s->depth--;
   }
   conn_free(s->conn);
+  s->conn = NULL;
+  run_end_hooks(s, true);
+  free(s->end_hooks);
   auth_free(s->auth);
   transport_free(s->transport);
   inbox_free(s);

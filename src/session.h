@@ -33,6 +33,15 @@ struct evssh_diag *session_diag(evssh_session *s);
 void session_callbacks(const evssh_session *s, evssh_log_cb *log, void **log_ud, int *log_level,
                        evssh_prompt_cb *prompt, void **prompt_ud, evssh_hostkey_cb *check, void **check_ud);
 
+/* ---- services: state that lives as long as the session (forward.c) ----
+   cb runs when the session ends (closed, failed, or freed while open) with
+   freeing false, after every channel got its on_close; and once more when
+   the session is freed, with freeing true, after every channel handle was
+   freed: release what hangs off the session then and call nothing on s.
+   Hooks run in the order registered. EVSSH_ENOMEM when it cannot be kept. */
+typedef void (*session_end_cb)(evssh_session *s, bool freeing, void *ud);
+int  session_on_end(evssh_session *s, session_end_cb cb, void *ud);
+
 /* ---- multi.c: a session is in at most one multi; freeing the session
    tells it (detach runs with the session still valid) ---- */
 int  session_set_multi(evssh_session *s, void *multi, void (*detach)(void *multi, evssh_session *s));
