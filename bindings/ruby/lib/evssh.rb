@@ -31,6 +31,7 @@ require "evssh/forward"
 require "evssh/channel"
 require "evssh/buffered_io"
 require "evssh/multi"
+require "evssh/sftp"
 
 module EvSSH
   class << self

@@ -186,8 +186,10 @@ class TestCompatSession < Minitest::Test
     assert_kind_of Net::SCP, ssh.scp
     assert_same ssh.scp, ssh.scp
     assert_same ssh, ssh.scp.session
+    # session.sftp is the native client (API.md), net-sftp loaded or not;
+    # Net::SFTP::Session.new(ssh) is net-sftp's own (test_netsftp.rb)
     sftp = ssh.sftp
-    assert_kind_of Net::SFTP::Session, sftp
+    assert_kind_of EvSSH::SFTP::Session, sftp
     assert sftp.open?
     assert_same sftp, ssh.sftp
     assert_raises(NoMethodError) { ssh.no_such_accessor }

@@ -126,4 +126,5 @@ void Init_evssh_ext(void) {
   ext_init_multi();
   ext_init_key();
   ext_init_forward();
+  ext_init_sftp();
 }

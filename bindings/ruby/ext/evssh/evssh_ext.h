@@ -213,6 +213,8 @@ void ext_init_key(void);
 
 /* ext_forward.c: the session's _forward_* calls (libevssh's forwarding) */
 void ext_init_forward(void);
+/* ext_sftp.c: EvSSH::SFTP::Session and Handle over evssh_sftp (when libevssh has it) */
+void ext_init_sftp(void);
 
 #pragma GCC visibility pop
 

@@ -31,6 +31,7 @@ $CFLAGS << " -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-i
 have_header("evssh.h") or abort "evssh.h not found"
 have_library("evssh", "evssh_session_new", "evssh.h") or abort "libevssh not found"
 have_func("evssh_multi_new", "evssh.h")
+have_func("evssh_sftp_open", "evssh.h")
 have_func("rb_thread_call_without_gvl", "ruby/thread.h")
 
 # The libevssh calls the binding is built on, beyond the first milestone's:
