@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,4 +660,15 @@ int harness_embedded_stop(harness_peer *p) {
   int rc = system(cmd);
   p->kind = 0;
   return rc == 0 ? 0 : -1;
+}
+
+int harness_sh(const char *fmt, ...) {
+  char cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof cmd) return -1;   /* never run a cut command */
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -30,6 +30,10 @@ typedef struct harness_peer {
  * They override the harness defaults (e.g. "Ciphers aes128-ctr" restricts the
  * server); a "Match" line and everything after it goes to the end.
  * Returns 0, or -1 with the reason on stderr; p is zeroed on failure. */
+/* Runs the printf-formatted command line through /bin/sh (system(3)); the
+   command's exit status, or -1 when it did not exit normally. */
+int harness_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 int harness_sshd_start(harness_peer *p, const char *extra_config);
 /* Stops the server and every process it forked, then removes p->dir. */
 int harness_sshd_stop(harness_peer *p);

@@ -46,17 +46,6 @@ static int key_counter;
 
 /* ------------------------------------------------------------ helpers */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static bool file_contains(const char *path, const char *needle) {
   FILE *f = fopen(path, "r");
   if (!f) return false;
@@ -88,11 +77,11 @@ static void make_key(char *out, size_t outlen, const char *keygen_args, const ch
                      const char *passphrase, bool authorize, const harness_peer *p) {
   /* each test runs in its own fork: the pid keeps the names apart */
   snprintf(out, outlen, "%s/key-%d-%d", workdir, (int)getpid(), ++key_counter);
-  int rc = sh("ssh-keygen -q %s %s%s -N '%s' -C 'test-key-%d-%d' -f '%s' </dev/null >/dev/null", keygen_args,
+  int rc = harness_sh("ssh-keygen -q %s %s%s -N '%s' -C 'test-key-%d-%d' -f '%s' </dev/null >/dev/null", keygen_args,
               format ? "-m " : "", format ? format : "", passphrase ? passphrase : "", (int)getpid(),
               key_counter, out);
   ck_assert_msg(rc == 0, "ssh-keygen %s failed", keygen_args);
-  if (authorize) ck_assert_int_eq(sh("cat '%s.pub' >> '%s/authorized_keys'", out, p->dir), 0);
+  if (authorize) ck_assert_int_eq(harness_sh("cat '%s.pub' >> '%s/authorized_keys'", out, p->dir), 0);
 }
 
 /* -------------------------------------------------- one connection attempt */
@@ -474,9 +463,9 @@ START_TEST(long_error_message_whole) {
   char dir[1200], kh[1400], opt[3000], port[32];
   snprintf(dir, sizeof dir, "%s/a-directory-with-a-long-name-so-that-the-message-passes-six-hundred-bytes-"
            "0123456789012345678901234567890123456789012345678901234567890123456789", workdir);
-  ck_assert_int_eq(sh("mkdir -p '%s'", dir), 0);
+  ck_assert_int_eq(harness_sh("mkdir -p '%s'", dir), 0);
   snprintf(kh, sizeof kh, "%s/known_hosts-with-a-long-name-as-well-0123456789012345678901234567890123456789", dir);
-  ck_assert_int_eq(sh("touch '%s'", kh), 0);
+  ck_assert_int_eq(harness_sh("touch '%s'", kh), 0);
   snprintf(opt, sizeof opt, "UserKnownHostsFile=%s %s.2", kh, kh);
   snprintf(port, sizeof port, "Port=%d", peer.port);
   const char *opts[] = {port, opt, "GlobalKnownHostsFile=none", "ConfigFile=none", "IdentityAgent=none", NULL};
@@ -606,7 +595,7 @@ static void agent_stop(void) {
 }
 
 static void agent_add(const char *key) {
-  ck_assert_int_eq(sh("SSH_AUTH_SOCK='%s' ssh-add -q '%s' </dev/null >/dev/null 2>&1", agent_sock, key), 0);
+  ck_assert_int_eq(harness_sh("SSH_AUTH_SOCK='%s' ssh-add -q '%s' </dev/null >/dev/null 2>&1", agent_sock, key), 0);
 }
 
 static const char *const agent_types[] = {"-t ed25519", "-t ecdsa -b 384", "-t rsa -b 2048"};
@@ -861,7 +850,7 @@ static void embedded_stop(embedded *e) {
     waitpid(e->pid, NULL, 0);
     e->pid = 0;
   }
-  sh("rm -rf '%s'", e->dir);
+  harness_sh("rm -rf '%s'", e->dir);
 }
 
 /* A lone echo-off prompt is answered with the password, as ssh does. */
@@ -973,7 +962,7 @@ static Suite *auth_suite(void) {
 
 int main(void) {
   harness_require_sshd();
-  if (access("/usr/bin/ssh-agent", X_OK) != 0 && sh("command -v ssh-agent >/dev/null") != 0) {
+  if (access("/usr/bin/ssh-agent", X_OK) != 0 && harness_sh("command -v ssh-agent >/dev/null") != 0) {
     printf("SKIP: ssh-agent not installed\n");
     return HARNESS_SKIP;
   }
@@ -993,6 +982,6 @@ int main(void) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   harness_sshd_stop(&peer);
-  sh("rm -rf '%s'", workdir);
+  harness_sh("rm -rf '%s'", workdir);
   return failed ? 1 : 0;
 }

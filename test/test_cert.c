@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "buf.h"
 #include "cert.h"
+#include "harness.h"
 #include "hostkey.h"
 #include "keys.h"
 #include "knownhosts.h"
@@ -59,19 +60,8 @@ static const struct {
 };
 #define NCAS ((int)(sizeof cas / sizeof cas[0]))
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-  char cmd[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void keygen(const char *name, const char *args) {
-  if (run("ssh-keygen -q %s -N '' -C '%s@test' -f '%s/%s' </dev/null >/dev/null", args, name, tmpdir, name) != 0) {
+  if (harness_sh("ssh-keygen -q %s -N '' -C '%s@test' -f '%s/%s' </dev/null >/dev/null", args, name, tmpdir, name) != 0) {
     fprintf(stderr, "ssh-keygen %s failed\n", name);
     exit(1);
   }
@@ -79,7 +69,7 @@ static void keygen(const char *name, const char *args) {
 
 /* out-cert.pub: key's public key certified by ca with ssh-keygen -s opts */
 static void certify(const char *ca, const char *key, const char *out, const char *opts) {
-  ck_assert_int_eq(run("cp '%s/%s.pub' '%s/%s.pub' && ssh-keygen -q -s '%s/%s' -I 'id-%s' %s '%s/%s.pub' "
+  ck_assert_int_eq(harness_sh("cp '%s/%s.pub' '%s/%s.pub' && ssh-keygen -q -s '%s/%s' -I 'id-%s' %s '%s/%s.pub' "
                        "</dev/null >/dev/null 2>&1",
                        tmpdir, key, tmpdir, out, tmpdir, ca, out, opts, tmpdir, out),
                    0);
@@ -814,7 +804,7 @@ START_TEST(revocation) {
   ck_assert_ptr_nonnull(strstr(err, "/nonexistent/revoked: No such file"));
   char krl[300];
   snprintf(krl, sizeof krl, "%s/krl", tmpdir);
-  ck_assert_int_eq(run("ssh-keygen -q -k -f '%s' '%s/ecdsa256.pub' >/dev/null 2>&1", krl, tmpdir), 0);
+  ck_assert_int_eq(harness_sh("ssh-keygen -q -k -f '%s' '%s/ecdsa256.pub' >/dev/null 2>&1", krl, tmpdir), 0);
   ck_assert_int_eq(evssh_knownhosts_load_revoked(kh, krl, err, sizeof err), EVSSH_EINVAL);
   ck_assert_ptr_nonnull(strstr(err, "KRL (binary) revocation lists are not supported yet"));
   evssh_knownhosts_free(kh);
@@ -832,10 +822,10 @@ START_TEST(user_cert_beside_identity) {
     /* a user key pair with its certificate where ssh looks for it */
     char name[64];
     snprintf(name, sizeof name, "id_%s", ktypes[t].name);
-    ck_assert_int_eq(run("cp '%s/%s' '%s/%s' && cp '%s/%s.pub' '%s/%s.pub'", tmpdir, ktypes[t].name, tmpdir, name,
+    ck_assert_int_eq(harness_sh("cp '%s/%s' '%s/%s' && cp '%s/%s.pub' '%s/%s.pub'", tmpdir, ktypes[t].name, tmpdir, name,
                          tmpdir, ktypes[t].name, tmpdir, name),
                      0);
-    ck_assert_int_eq(run("ssh-keygen -q -s '%s/ca_ecdsa' -I user-%s -n alice -V -1h:+1h '%s/%s.pub' >/dev/null 2>&1",
+    ck_assert_int_eq(harness_sh("ssh-keygen -q -s '%s/ca_ecdsa' -I user-%s -n alice -V -1h:+1h '%s/%s.pub' >/dev/null 2>&1",
                          tmpdir, name, tmpdir, name),
                      0);
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
@@ -904,7 +894,7 @@ START_TEST(user_cert_beside_identity) {
   ck_assert_ptr_nonnull(strstr(err, other));
   ck_assert_ptr_null(evssh_key_cert(k));
   /* a file that exists beside the key but is not a certificate */
-  ck_assert_int_eq(run("cp '%s/ed25519.pub' '%s/ed25519-cert.pub'", tmpdir, tmpdir), 0);
+  ck_assert_int_eq(harness_sh("cp '%s/ed25519.pub' '%s/ed25519-cert.pub'", tmpdir, tmpdir), 0);
   ck_assert_int_eq(evssh_key_load_identity_cert(k, path, &found, err, sizeof err), EVSSH_EINVAL);
   ck_assert_ptr_nonnull(strstr(err, "not a certificate line"));
   unlink(strcat(path, "-cert.pub"));
@@ -987,7 +977,7 @@ START_TEST(agent_certificates) {
   /* ssh-add loads the key and the certificate beside it */
   certify("ca_ed25519", "rsa", "agent_rsa", "-n alice");
   certify("ca_ed25519", "ed25519", "agent_ed", "-n alice");
-  ck_assert_int_eq(run("cp '%s/rsa' '%s/agent_rsa' && cp '%s/ed25519' '%s/agent_ed' && chmod 600 '%s/agent_rsa' "
+  ck_assert_int_eq(harness_sh("cp '%s/rsa' '%s/agent_rsa' && cp '%s/ed25519' '%s/agent_ed' && chmod 600 '%s/agent_rsa' "
                        "'%s/agent_ed' && SSH_AUTH_SOCK='%s' ssh-add -q '%s/agent_rsa' '%s/agent_ed' </dev/null "
                        ">/dev/null 2>&1",
                        tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, agent_sock, tmpdir, tmpdir),
@@ -1089,6 +1079,6 @@ int main(void) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   if (agent_pid > 0) kill(agent_pid, SIGTERM); /* not our child: nothing to wait for */
-  run("rm -rf '%s'", tmpdir);
+  harness_sh("rm -rf '%s'", tmpdir);
   return failed ? 1 : 0;
 }

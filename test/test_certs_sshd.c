@@ -46,17 +46,6 @@ static int file_counter;
 static pid_t agent_pid[2] = {-1, -1};
 static char agent_sock[2][600];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void new_path(char *out, size_t len, const char *what) {
   snprintf(out, len, "%s/%s-%d-%d", W, what, (int)getpid(), ++file_counter);
 }
@@ -511,22 +500,22 @@ static Suite *certs_suite(void) {
 /* ------------------------------------------------------------- set-up */
 
 static int keygen(const char *name, const char *type) {
-  return sh("ssh-keygen -q -t %s -N '' -C %s -f '%s/%s' </dev/null >/dev/null", type, name, W, name);
+  return harness_sh("ssh-keygen -q -t %s -N '' -C %s -f '%s/%s' </dev/null >/dev/null", type, name, W, name);
 }
 
 /* ssh-keygen -s CA [-h] -I ID -n PRINCIPALS [-V VALIDITY] KEY.pub; the
    certificate lands in KEY-cert.pub */
 static int sign(const char *ca, bool host, const char *principals, const char *validity, const char *key) {
-  return sh("ssh-keygen -q -s '%s/%s' %s -I %s-id -n '%s' %s%s '%s/%s.pub' </dev/null >/dev/null 2>&1", W, ca,
+  return harness_sh("ssh-keygen -q -s '%s/%s' %s -I %s-id -n '%s' %s%s '%s/%s.pub' </dev/null >/dev/null 2>&1", W, ca,
             host ? "-h" : "", key, principals, validity ? "-V " : "", validity ? validity : "", W, key);
 }
 
 static int setup_host(void) {
   const char *pr = "127.0.0.1,certhost.example,*.wild.example";
   if (keygen("host_ca", "ed25519") || keygen("other_ca", "ed25519") || keygen("user_ca", "ecdsa") ||
-      keygen("hk_ed25519", "ed25519") || keygen("hk_rsa", "rsa") || sh("ssh-keygen -q -t ecdsa -b 256 -N '' -f '%s/hk_ecdsa256'", W) ||
-      sh("ssh-keygen -q -t ecdsa -b 384 -N '' -f '%s/hk_ecdsa384'", W) ||
-      sh("ssh-keygen -q -t ecdsa -b 521 -N '' -f '%s/hk_ecdsa521'", W))
+      keygen("hk_ed25519", "ed25519") || keygen("hk_rsa", "rsa") || harness_sh("ssh-keygen -q -t ecdsa -b 256 -N '' -f '%s/hk_ecdsa256'", W) ||
+      harness_sh("ssh-keygen -q -t ecdsa -b 384 -N '' -f '%s/hk_ecdsa384'", W) ||
+      harness_sh("ssh-keygen -q -t ecdsa -b 521 -N '' -f '%s/hk_ecdsa521'", W))
     return -1;
   if (sign("host_ca", true, pr, NULL, "hk_ed25519") || sign("host_ca", true, pr, NULL, "hk_rsa") ||
       sign("host_ca", true, pr, "20200101:20200102", "hk_ecdsa256") ||
@@ -552,7 +541,7 @@ static void start_agent(int i, const char *key, const char *key2) {
   char second[700] = "";
   if (key2) snprintf(second, sizeof second, "'%s/%s'", W, key2);
   if (agent_pid[i] > 0 &&
-      sh("SSH_AUTH_SOCK='%s' ssh-add '%s/%s' %s >/dev/null 2>&1", agent_sock[i], W, key, second) != 0) {
+      harness_sh("SSH_AUTH_SOCK='%s' ssh-add '%s/%s' %s >/dev/null 2>&1", agent_sock[i], W, key, second) != 0) {
     kill(agent_pid[i], SIGTERM);
     agent_pid[i] = -1;
   }
@@ -562,16 +551,16 @@ static int setup_user(void) {
   const char *u = peer.user;
   if (keygen("u_ed25519", "ed25519") || keygen("u_rsa", "rsa") || keygen("u_expired", "ed25519") ||
       keygen("u_other", "ed25519") || keygen("u_untrusted", "ed25519") || keygen("u_agent", "ed25519") ||
-      sh("mkdir -p '%s/agent2' && ssh-keygen -q -t ecdsa -N '' -f '%s/agent2/u_agent2'", W, W))
+      harness_sh("mkdir -p '%s/agent2' && ssh-keygen -q -t ecdsa -N '' -f '%s/agent2/u_agent2'", W, W))
     return -1;
   if (sign("user_ca", false, u, NULL, "u_ed25519") || sign("user_ca", false, u, NULL, "u_rsa") ||
       sign("user_ca", false, u, "20200101:20200102", "u_expired") || sign("other_ca", false, u, NULL, "u_untrusted") ||
       sign("user_ca", false, u, NULL, "u_agent") || sign("user_ca", false, u, NULL, "agent2/u_agent2"))
     return -1;
   /* a CertificateFile under a name ssh would not find by itself */
-  if (sh("mv '%s/u_rsa-cert.pub' '%s/rsa_cert_elsewhere.pub'", W, W) ||
-      sh("mv '%s/agent2/u_agent2-cert.pub' '%s/agent2_cert.pub'", W, W) ||
-      sh("cp '%s/u_ed25519-cert.pub' '%s/u_other-cert.pub'", W, W))
+  if (harness_sh("mv '%s/u_rsa-cert.pub' '%s/rsa_cert_elsewhere.pub'", W, W) ||
+      harness_sh("mv '%s/agent2/u_agent2-cert.pub' '%s/agent2_cert.pub'", W, W) ||
+      harness_sh("cp '%s/u_ed25519-cert.pub' '%s/u_other-cert.pub'", W, W))
     return -1;
   start_agent(0, "u_agent", "u_expired");
   start_agent(1, "agent2/u_agent2", NULL);
@@ -589,7 +578,7 @@ int main(void) {
   }
   if (setup_host() != 0) {
     fprintf(stderr, "ssh-keygen failed making the CAs and host certificates\n");
-    sh("rm -rf '%s'", W);
+    harness_sh("rm -rf '%s'", W);
     return 1;
   }
   char extra[4000];
@@ -606,14 +595,14 @@ int main(void) {
                   hks[i]);
   if (harness_sshd_start(&peer, extra) != 0) {
     fprintf(stderr, "cannot start sshd\n");
-    sh("rm -rf '%s'", W);
+    harness_sh("rm -rf '%s'", W);
     return 1;
   }
   snprintf(name_pattern, sizeof name_pattern, "[127.0.0.1]:%d", peer.port);
   if (setup_user() != 0) {
     fprintf(stderr, "ssh-keygen failed making the user certificates\n");
     harness_sshd_stop(&peer);
-    sh("rm -rf '%s'", W);
+    harness_sh("rm -rf '%s'", W);
     return 1;
   }
   SRunner *sr = srunner_create(certs_suite());
@@ -623,6 +612,6 @@ int main(void) {
   for (int i = 0; i < 2; i++)
     if (agent_pid[i] > 0) kill(agent_pid[i], SIGTERM);
   harness_sshd_stop(&peer);
-  sh("rm -rf '%s'", W);
+  harness_sh("rm -rf '%s'", W);
   return failed ? 1 : 0;
 }

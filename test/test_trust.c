@@ -33,17 +33,6 @@ static harness_peer peer;
 static char workdir[512];
 static int file_counter;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* A fresh path under workdir (per test fork: the pid keeps them apart). */
 static void new_path(char *out, size_t len, const char *what) {
   snprintf(out, len, "%s/%s-%d-%d", workdir, what, (int)getpid(), ++file_counter);
@@ -226,7 +215,7 @@ END_TEST
 START_TEST(hashed_entries_match) {
   char kh[700];
   new_path(kh, sizeof kh, "known_hosts");
-  ck_assert_int_eq(sh("cp '%s' '%s' && ssh-keygen -q -H -f '%s' >/dev/null 2>&1", peer.known_hosts, kh, kh), 0);
+  ck_assert_int_eq(harness_sh("cp '%s' '%s' && ssh-keygen -q -H -f '%s' >/dev/null 2>&1", peer.known_hosts, kh, kh), 0);
   char *text = read_file(kh);
   ck_assert_ptr_nonnull(text);
   ck_assert_msg(strstr(text, "|1|") && !strstr(text, "127.0.0.1"), "ssh-keygen -H did not hash: %s", text);
@@ -303,13 +292,13 @@ static void accept_new(bool hashed) {
     ck_assert_msg(strncmp(text, name, strlen(name)) == 0, "line does not start with %s: %s", name, text);
   free(text);
   /* ssh-keygen finds it, under the name ssh would look up */
-  ck_assert_int_eq(sh("ssh-keygen -F '%s' -f '%s' | grep -q '^[^#]'", name, kh), 0);
+  ck_assert_int_eq(harness_sh("ssh-keygen -F '%s' -f '%s' | grep -q '^[^#]'", name, kh), 0);
   /* and a strict connection now trusts it */
   attempt b = {.known_hosts = kh, .opts = {"StrictHostKeyChecking=yes"}};
   run_attempt(&b);
   assert_ok(&b);
   /* nothing more was written */
-  ck_assert_int_eq(sh("test $(wc -l < '%s') -eq 1", kh), 0);
+  ck_assert_int_eq(harness_sh("test $(wc -l < '%s') -eq 1", kh), 0);
 }
 
 START_TEST(accept_new_writes_a_line_ssh_keygen_finds) { accept_new(false); }
@@ -338,7 +327,7 @@ static const char *const modes[] = {"yes", "accept-new", "no"};
 START_TEST(changed_key_fails_in_every_mode) {
   char other[700], other_pub[800], other_fp[128], real_fp[128], name[64];
   new_path(other, sizeof other, "otherkey");
-  ck_assert_int_eq(sh("ssh-keygen -q -t ed25519 -N '' -C '' -f '%s' </dev/null >/dev/null", other), 0);
+  ck_assert_int_eq(harness_sh("ssh-keygen -q -t ed25519 -N '' -C '' -f '%s' </dev/null >/dev/null", other), 0);
   snprintf(other_pub, sizeof other_pub, "%s.pub", other);
   fingerprint(other_pub, other_fp, sizeof other_fp);
   host_fingerprint("ssh_host_ed25519_key", real_fp, sizeof real_fp);
@@ -516,7 +505,7 @@ START_TEST(config_file_alias) {
   ck_assert_int_eq(mkdir(dir, 0700), 0);
   snprintf(cfg, sizeof cfg, "%s/config", dir);
   snprintf(kh, sizeof kh, "%s/kh-127.0.0.1", dir);
-  ck_assert_int_eq(sh("cp '%s' '%s'", peer.known_hosts, kh), 0);
+  ck_assert_int_eq(harness_sh("cp '%s' '%s'", peer.known_hosts, kh), 0);
   /* %h in UserKnownHostsFile is the HostName, not the alias */
   snprintf(text, sizeof text,
            "Host other\n  Port 1\n"
@@ -600,6 +589,6 @@ int main(void) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   harness_sshd_stop(&peer);
-  sh("rm -rf '%s'", workdir);
+  harness_sh("rm -rf '%s'", workdir);
   return failed ? 1 : 0;
 }
