@@ -55,8 +55,10 @@ class TestBackpressure < Minitest::Test
     end
     assert_equal local.hexdigest, remote
     assert_equal total, sent
-    assert_operator max_pending, :>, low, "the producer ran ahead of the drain"
-    assert_operator max_pending, :<=, low + chunk
+    # how much stays queued after a send depends on how fast the peer reads
+    # (an idle machine may take each chunk into the window at once, so it can
+    # be 0); what pacing guarantees is the upper bound
+    assert_operator max_pending, :<=, low + chunk, "the producer ran ahead of the drain"
     assert_operator calls, :>=, total / chunk
     assert_equal 0, ch.pending
   end
