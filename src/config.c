@@ -686,6 +686,7 @@ static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch
   char *line = malloc(MAX_LINE);
   if (line == NULL) {
     fclose(f);
+    free(cached);
     return EVSSH_ENOMEM;
   }
   int lineno = 0, e = EVSSH_OK;
