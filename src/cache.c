@@ -1,7 +1,9 @@
 /* cache.c owns evssh_cache: the work the sessions of one process would
  * otherwise each repeat, done once and shared. It keeps parsed key files
  * (private keys decrypted, public halves from .pub files) and parsed
- * known_hosts sets (one per file list, host, port and address), each entry
+ * known_hosts sets (one per file list, host, port and address) and the
+ * text of ssh_config files (by path; config.c parses it, since matching
+ * depends on each session's host), each entry
  * good while its files' device, inode, size and mtime stay what they were
  * when it was read: every lookup stat()s the files and re-reads on any
  * change. Entries are bounded (least recently used out first).
@@ -20,6 +22,7 @@
 #include "buf.h"
 #include "errors.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,8 @@
 #define MAX_KEYS 64
 #define MAX_SETS 256
 #define MAX_KH_FILES 16
+#define MAX_TEXTS 64
+#define MAX_TEXT_BYTES (1024 * 1024)
 
 typedef struct file_sig {
   bool present;
@@ -56,6 +61,16 @@ typedef struct set_entry {
   uint64_t used;
 } set_entry;
 
+typedef struct text_entry {
+  struct text_entry *next;
+  char *path;
+  file_sig sig;
+  struct stat st;             /* as read: owner and mode for config.c's check */
+  char *text;
+  size_t len;
+  uint64_t used;
+} text_entry;
+
 struct evssh_cache {
   pthread_mutex_t lock;
   int refs;                   /* the creator's, plus one per session */
@@ -64,6 +79,8 @@ struct evssh_cache {
   size_t nkeys;
   set_entry *sets;
   size_t nsets;
+  text_entry *texts;          /* ssh_config files */
+  size_t ntexts;
   uint64_t tick;
   evssh_cache_stats stats;
 };
@@ -95,7 +112,20 @@ static void set_entry_free(evssh_cache *c, set_entry *e) {
   c->stats.entries_freed++;
 }
 
+static void text_entry_free(evssh_cache *c, text_entry *e) {
+  free(e->text);
+  free(e->path);
+  free(e);
+  c->stats.entries_freed++;
+}
+
 static void drop_all(evssh_cache *c) {
+  while (c->texts) {
+    text_entry *e = c->texts;
+    c->texts = e->next;
+    text_entry_free(c, e);
+  }
+  c->ntexts = 0;
   while (c->keys) {
     key_entry *e = c->keys;
     c->keys = e->next;
@@ -409,4 +439,141 @@ int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfile
     evssh_errorf(err, errlen, "out of memory reading known_hosts");
   pthread_mutex_unlock(&c->lock);
   return rc;
+}
+
+/* --------------------------------------------------------- ssh_config */
+
+static file_sig sig_of_stat(const struct stat *st) {
+  file_sig s = {true, st->st_dev, st->st_ino, st->st_size, st->st_mtim};
+  return s;
+}
+
+/* Under the lock: a copy of a fresh entry (0), 1 for a miss (a stale entry
+   is dropped on the way), or ENOMEM. */
+static int text_lookup(evssh_cache *c, const char *path, const file_sig *now, char **text, size_t *len,
+                       struct stat *st) {
+  for (text_entry **p = &c->texts; *p; p = &(*p)->next) {
+    text_entry *e = *p;
+    if (strcmp(e->path, path) != 0) continue;
+    if (!sig_same(&e->sig, now)) {
+      *p = e->next;
+      c->ntexts--;
+      c->stats.invalidations++;
+      text_entry_free(c, e);
+      return 1;
+    }
+    char *t = malloc(e->len ? e->len : 1);
+    if (!t) return EVSSH_ENOMEM;
+    memcpy(t, e->text, e->len);
+    *text = t;
+    *len = e->len;
+    *st = e->st;
+    e->used = ++c->tick;
+    return 0;
+  }
+  return 1;
+}
+
+/* Under the lock: keep a copy (failing to keep it costs only a re-read). */
+static void text_insert(evssh_cache *c, const char *path, const struct stat *st, const char *text, size_t len) {
+  for (text_entry *e = c->texts; e; e = e->next)
+    if (strcmp(e->path, path) == 0) return;   /* another thread's */
+  text_entry *e = calloc(1, sizeof *e);
+  if (!e) return;
+  if (!(e->path = strdup(path)) || !(e->text = malloc(len ? len : 1))) {
+    free(e->path);
+    free(e);
+    return;
+  }
+  memcpy(e->text, text, len);
+  if (c->ntexts >= MAX_TEXTS) {
+    text_entry **oldest = NULL;
+    for (text_entry **p = &c->texts; *p; p = &(*p)->next)
+      if (!oldest || (*p)->used < (*oldest)->used) oldest = p;
+    text_entry *old = *oldest;
+    *oldest = old->next;
+    c->ntexts--;
+    text_entry_free(c, old);
+  }
+  e->len = len;
+  e->st = *st;
+  e->sig = sig_of_stat(st);
+  e->used = ++c->tick;
+  e->next = c->texts;
+  c->texts = e;
+  c->ntexts++;
+}
+
+/* The whole file, read through one stream (the same fopen the uncached
+   parser makes). */
+static int text_read(const char *path, char **text, size_t *len, struct stat *st, int *sys_errno) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    *sys_errno = errno;
+    return EVSSH_EINVAL;
+  }
+  if (fstat(fileno(f), st) != 0 || !S_ISREG(st->st_mode) || st->st_size > MAX_TEXT_BYTES) {
+    fclose(f);
+    return 1;
+  }
+  size_t cap = (size_t)st->st_size + 1, n = 0;
+  char *t = malloc(cap);
+  if (!t) {
+    fclose(f);
+    return EVSSH_ENOMEM;
+  }
+  /* the file may grow while it is read; what is read past the stat()ed
+     size makes the entry stale at once (the size no longer matches) */
+  size_t got;
+  while ((got = fread(t + n, 1, cap - n, f)) > 0) {
+    n += got;
+    if (n == cap) {
+      if (cap > MAX_TEXT_BYTES) {
+        free(t);
+        fclose(f);
+        return 1;
+      }
+      char *bigger = realloc(t, cap * 2);
+      if (!bigger) {
+        free(t);
+        fclose(f);
+        return EVSSH_ENOMEM;
+      }
+      t = bigger;
+      cap *= 2;
+    }
+  }
+  int bad = ferror(f);
+  int saved = errno;
+  fclose(f);
+  if (bad) {
+    free(t);
+    *sys_errno = saved ? saved : EIO;
+    return EVSSH_EINVAL;
+  }
+  *text = t;
+  *len = n;
+  return EVSSH_OK;
+}
+
+int cache_config_text(evssh_cache *c, const char *path, char **text, size_t *len, struct stat *st, int *sys_errno) {
+  if (!c || !path || !text || !len || !st || !sys_errno) return 1;
+  file_sig now = sig_of(path);
+  if (now.present) {
+    pthread_mutex_lock(&c->lock);
+    int rc = text_lookup(c, path, &now, text, len, st);
+    pthread_mutex_unlock(&c->lock);
+    if (rc <= 0) return rc;
+  }
+  int rc = text_read(path, text, len, st, sys_errno);
+  if (rc != EVSSH_OK) return rc;
+  file_sig read_sig = sig_of_stat(st);
+  /* keep it only when what was read is the file stat()ed before (and still
+     the same size: nothing was appended while reading) */
+  if (now.present && sig_same(&now, &read_sig) && (off_t)*len == st->st_size) {
+    pthread_mutex_lock(&c->lock);
+    text_insert(c, path, st, *text, *len);
+    pthread_mutex_unlock(&c->lock);
+  }
+  return EVSSH_OK;
 }

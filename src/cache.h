@@ -7,8 +7,11 @@
 #define EVSSH_CACHE_H
 
 #include "evssh.h"
+#include "config.h"
 #include "keys.h"
 #include "knownhosts.h"
+
+#include <sys/stat.h>
 
 /* A session's reference (evssh_session_set_cache / session free). */
 evssh_cache *cache_ref(evssh_cache *c);
@@ -36,5 +39,21 @@ int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfile
                           const char *addr, evssh_known_hosts **out, char *err, size_t errlen);
 int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
                            char **types, char *err, size_t errlen);
+
+/* An ssh_config file's text through the cache (config.c reads every file,
+   Included ones too, through this when its session has a cache): on a hit
+   *text is a copy of the text read before (the caller frees it), *st the
+   stat of the file as read then (for the owner/mode check); an entry is
+   good while the file's device, inode, size and mtime are unchanged.
+   Returns EVSSH_OK; 1 when the file is not for the cache (c NULL, larger
+   than 1 MiB, not a regular file: the caller reads it itself); or
+   EVSSH_EINVAL with *sys_errno the open or read error (ENOENT when absent:
+   absence is not cached), or EVSSH_ENOMEM. */
+int cache_config_text(evssh_cache *c, const char *path, char **text, size_t *len, struct stat *st, int *sys_errno);
+
+/* evssh_config_read_file through the cache (defined in config.c, the
+   parser; the files' text comes from cache_config_text). */
+int cache_config_read_file(evssh_cache *c, evssh_config *cfg, const char *path, const char *host, char *err,
+                           size_t errlen);
 
 #endif

@@ -9,6 +9,7 @@
  * the bulk data path. */
 #include "cipher.h"
 #include "buf.h"
+#include "ossl.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -85,7 +86,7 @@ void evssh_cipher_free(evssh_cipher *c) {
 /* A keyed context with no IV yet (chacha) or with its IV (CTR). */
 static int keyed_cipher_ctx(const char *evp_name, const unsigned char *key, const unsigned char *iv,
                             int enc, EVP_CIPHER_CTX **out) {
-  EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, evp_name, NULL);
+  const EVP_CIPHER *cipher = evssh_ossl_cipher(evp_name);
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   int rc = EVSSH_ENOMEM;
   if (cipher != NULL && ctx != NULL) {
@@ -93,7 +94,6 @@ static int keyed_cipher_ctx(const char *evp_name, const unsigned char *key, cons
   } else if (cipher == NULL) {
     rc = EVSSH_ENOALGO; /* e.g. a FIPS-only provider without ChaCha20 */
   }
-  EVP_CIPHER_free(cipher); /* the context holds its own reference */
   if (rc != EVSSH_OK) {
     EVP_CIPHER_CTX_free(ctx);
     return rc;
@@ -110,11 +110,10 @@ static int chachapoly_init(evssh_cipher *c, const unsigned char *key) {
     rc = keyed_cipher_ctx("ChaCha20", key + CHACHA_KEY_LEN, NULL, 1, &c->header_ctx);
   if (rc != EVSSH_OK)
     return rc;
-  EVP_MAC *poly = EVP_MAC_fetch(NULL, "POLY1305", NULL);
+  EVP_MAC *poly = evssh_ossl_mac("POLY1305");
   if (poly == NULL)
     return EVSSH_ENOALGO;
   c->poly_ctx = EVP_MAC_CTX_new(poly);
-  EVP_MAC_free(poly);
   return c->poly_ctx != NULL ? EVSSH_OK : EVSSH_ENOMEM;
 }
 

@@ -7,6 +7,7 @@
  * +/-/^ algorithm-list grammar. It knows nothing about the transport: the
  * session layer reads values out with evssh_config_get*. */
 #include "config_internal.h"
+#include "cache.h"
 #include "errors.h"
 #include "match.h"
 
@@ -299,6 +300,8 @@ typedef struct read_ctx {
      neither the file system nor processes */
   const char *text;
   size_t text_len;
+  /* when set, every file's text (Included ones too) comes through it */
+  evssh_cache *cache;
   local_info li;
   char *err;
   size_t errlen;
@@ -636,25 +639,54 @@ static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch
                     bool checkperm, bool must_exist) {
   if (rc->text && rc->text_len == 0)
     return EVSSH_OK;
-  FILE *f = rc->text ? fmemopen((void *)rc->text, rc->text_len, "r") : fopen(path, "r");
-  if (f == NULL) {
-    if (!must_exist && errno == ENOENT)
+  /* through the cache: the text read by an earlier session while the file
+     is unchanged (1: not for the cache, read it here) */
+  char *cached = NULL;
+  size_t cached_len = 0;
+  struct stat st;
+  int from_cache = 1, sys_errno = 0;
+  if (!rc->text && rc->cache) {
+    from_cache = cache_config_text(rc->cache, path, &cached, &cached_len, &st, &sys_errno);
+    if (from_cache == EVSSH_ENOMEM)
+      return EVSSH_ENOMEM;
+    if (from_cache == EVSSH_OK && cached_len == 0) {
+      free(cached);   /* an empty file: nothing to parse, only its owner to check */
+      cached = NULL;
+    }
+  }
+  FILE *f = NULL;
+  if (from_cache == EVSSH_EINVAL)
+    errno = sys_errno;
+  else if (rc->text)
+    f = fmemopen((void *)rc->text, rc->text_len, "r");
+  else if (from_cache == EVSSH_OK)
+    f = cached ? fmemopen(cached, cached_len, "r") : NULL;
+  else
+    f = fopen(path, "r");
+  if (f == NULL && !(from_cache == EVSSH_OK && cached == NULL)) {
+    int saved = errno;
+    free(cached);
+    if (!must_exist && saved == ENOENT)
       return EVSSH_OK;
-    evssh_errorf(rc->err, rc->errlen, "cannot open config file %s: %s", path, strerror(errno));
+    evssh_errorf(rc->err, rc->errlen, "cannot open config file %s: %s", path, strerror(saved));
     return EVSSH_EINVAL;
   }
   if (checkperm && !rc->text) {
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 ||
+    if ((from_cache != EVSSH_OK && fstat(fileno(f), &st) != 0) ||
         (st.st_uid != 0 && st.st_uid != (uid_t)rc->li.uid) || (st.st_mode & 022) != 0) {
-      fclose(f);
+      if (f)
+        fclose(f);
+      free(cached);
       evssh_errorf(rc->err, rc->errlen, "bad owner or permissions on %s", path);
       return EVSSH_EINVAL;
     }
   }
+  if (f == NULL)
+    return EVSSH_OK;   /* the cached empty file */
   char *line = malloc(MAX_LINE);
   if (line == NULL) {
     fclose(f);
+    free(cached);
     return EVSSH_ENOMEM;
   }
   int lineno = 0, e = EVSSH_OK;
@@ -674,11 +706,12 @@ static int read_one(read_ctx *rc, const char *path, bool active, bool nevermatch
   }
   free(line);
   fclose(f);
+  free(cached);
   return e;
 }
 
-static int read_config(evssh_config *c, const char *path, const char *host, const char *text, size_t text_len,
-                       char *err, size_t errlen) {
+static int read_config(evssh_config *c, evssh_cache *cache, const char *path, const char *host, const char *text,
+                       size_t text_len, char *err, size_t errlen) {
   if (c == NULL || host == NULL || *host == '\0') {
     evssh_errorf(err, errlen, "config: missing host");
     return EVSSH_EINVAL;
@@ -690,6 +723,7 @@ static int read_config(evssh_config *c, const char *path, const char *host, cons
   rc.errlen = errlen;
   rc.text = text;
   rc.text_len = text_len;
+  rc.cache = cache;
   int e = local_info_get(&rc.li, err, errlen);
   if (e != EVSSH_OK)
     return e;
@@ -754,14 +788,19 @@ static int read_config(evssh_config *c, const char *path, const char *host, cons
 
 int evssh_config_read_file(evssh_config *c, const char *path, const char *host,
                            char *err, size_t errlen) {
-  return read_config(c, path, host, NULL, 0, err, errlen);
+  return read_config(c, NULL, path, host, NULL, 0, err, errlen);
+}
+
+int cache_config_read_file(evssh_cache *cache, evssh_config *c, const char *path, const char *host, char *err,
+                           size_t errlen) {
+  return read_config(c, cache, path, host, NULL, 0, err, errlen);
 }
 
 int cfg_read_text(evssh_config *c, const char *name, const char *text, size_t len, const char *host, char *err,
                   size_t errlen) {
   if (name == NULL || text == NULL)
     return EVSSH_EINVAL;
-  return read_config(c, name, host, text, len, err, errlen);
+  return read_config(c, NULL, name, host, text, len, err, errlen);
 }
 
 /* ------------------------------------------------------------- finalize */

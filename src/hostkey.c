@@ -6,6 +6,7 @@
  * key is trusted is decided elsewhere (knownhosts.c, transport.c). */
 #include "hostkey.h"
 #include "errors.h"
+#include "ossl.h"
 
 #include "buf.h"
 
@@ -431,7 +432,7 @@ int evssh_fingerprint_sha256(const unsigned char *blob, size_t len, char *out, s
   unsigned int ml = 0;
   static const char prefix[] = "SHA256:";
   if (outlen < sizeof prefix) return EVSSH_EINVAL;
-  if (EVP_Digest(blob, len, md, &ml, EVP_sha256(), NULL) != 1 || ml != 32) return EVSSH_ENOMEM;
+  if (EVP_Digest(blob, len, md, &ml, evssh_ossl_md("SHA256"), NULL) != 1 || ml != 32) return EVSSH_ENOMEM;
   memcpy(out, prefix, sizeof prefix);
   return evssh_base64_encode(md, 32, false, out + sizeof prefix - 1, outlen - (sizeof prefix - 1));
 }

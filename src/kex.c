@@ -9,6 +9,7 @@
  * elsewhere (hostkey.c). */
 #include "kex.h"
 #include "errors.h"
+#include "ossl.h"
 #include "mlkem.h"
 #include "sntrup761.h"
 
@@ -142,7 +143,7 @@ int evssh_kex_new(const evssh_kex_alg *alg, const evssh_kex_input *in, evssh_kex
   k->gex_min = GEX_MIN;
   k->gex_n = GEX_N;
   k->gex_max = GEX_MAX;
-  k->md = EVP_MD_fetch(NULL, m->alg.digest, NULL);
+  k->md = evssh_ossl_md(m->alg.digest);
   k->v_c = strdup(in->client_version);
   k->v_s = strdup(in->server_version);
   k->i_c = memdup(in->client_kexinit, in->client_kexinit_len);
@@ -159,7 +160,6 @@ int evssh_kex_new(const evssh_kex_alg *alg, const evssh_kex_input *in, evssh_kex
 
 void evssh_kex_free(evssh_kex *k) {
   if (!k) return;
-  EVP_MD_free((EVP_MD *)k->md);
   free(k->v_c);
   free(k->v_s);
   free(k->i_c);
@@ -251,7 +251,7 @@ static int kem_keygen(evssh_kex *k) {
     seeded_stream st = {malloc(1 << 16), 1 << 16, 0};
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     rc = EVSSH_ENOMEM;
-    if (st.buf && ctx && EVP_DigestInit_ex(ctx, EVP_shake256(), NULL) == 1 &&
+    if (st.buf && ctx && EVP_DigestInit_ex(ctx, evssh_ossl_md("SHAKE256"), NULL) == 1 &&
         EVP_DigestUpdate(ctx, k->fixed_priv, k->fixed_priv_len - 32) == 1 &&
         EVP_DigestFinalXOF(ctx, st.buf, st.len) == 1)
       rc = sntrup761_keygen(k->q_c, k->kem_secret, seeded_take, &st);

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "hostkey.h"
+#include "ossl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1257,13 +1258,13 @@ static const EVP_MD *sign_md(const struct key_type_info *t, const char *alg) {
   switch (t->kind) {
   case KIND_ED25519: return NULL;
   case KIND_ECDSA:
-    if (t->nid == NID_X9_62_prime256v1) return EVP_sha256();
-    if (t->nid == NID_secp384r1) return EVP_sha384();
-    return EVP_sha512();
+    if (t->nid == NID_X9_62_prime256v1) return evssh_ossl_md("SHA256");
+    if (t->nid == NID_secp384r1) return evssh_ossl_md("SHA384");
+    return evssh_ossl_md("SHA512");
   default:
-    if (strcmp(alg, "rsa-sha2-512") == 0) return EVP_sha512();
-    if (strcmp(alg, "rsa-sha2-256") == 0) return EVP_sha256();
-    return EVP_sha1();
+    if (strcmp(alg, "rsa-sha2-512") == 0) return evssh_ossl_md("SHA512");
+    if (strcmp(alg, "rsa-sha2-256") == 0) return evssh_ossl_md("SHA256");
+    return evssh_ossl_md("SHA1");
   }
 }
 

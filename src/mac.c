@@ -5,6 +5,7 @@
  * packet layer's choice, not ours. */
 #include "mac.h"
 #include "buf.h"
+#include "ossl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -81,12 +82,11 @@ int evssh_mac_new(const evssh_mac_alg *alg, const unsigned char *key, evssh_mac 
     return EVSSH_ENOMEM;
   m->alg = alg;
   int rc = EVSSH_OK;
-  EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  EVP_MAC *hmac = evssh_ossl_mac("HMAC");
   if (hmac == NULL)
     rc = EVSSH_ENOALGO;
   if (rc == EVSSH_OK && (m->ctx = EVP_MAC_CTX_new(hmac)) == NULL)
     rc = EVSSH_ENOMEM;
-  EVP_MAC_free(hmac);
   if (rc == EVSSH_OK) {
     OSSL_PARAM params[2];
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,

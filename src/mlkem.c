@@ -6,6 +6,7 @@
  * masked correction, so nothing branches or indexes on secret data. The
  * only data-dependent loop is rejection sampling on the public seed rho. */
 #include "mlkem.h"
+#include "ossl.h"
 
 #include "evssh.h"
 
@@ -187,24 +188,20 @@ static void decompress(poly *f, int d) {
 
 typedef struct {
   EVP_MD_CTX *ctx;
-  EVP_MD *shake128, *shake256, *sha3_256, *sha3_512;
+  const EVP_MD *shake128, *shake256, *sha3_256, *sha3_512; /* ossl.c's, borrowed */
 } hashes;
 
 static void hashes_free(hashes *h) {
   EVP_MD_CTX_free(h->ctx);
-  EVP_MD_free(h->shake128);
-  EVP_MD_free(h->shake256);
-  EVP_MD_free(h->sha3_256);
-  EVP_MD_free(h->sha3_512);
 }
 
 static int hashes_init(hashes *h) {
   memset(h, 0, sizeof *h);
   h->ctx = EVP_MD_CTX_new();
-  h->shake128 = EVP_MD_fetch(NULL, "SHAKE128", NULL);
-  h->shake256 = EVP_MD_fetch(NULL, "SHAKE256", NULL);
-  h->sha3_256 = EVP_MD_fetch(NULL, "SHA3-256", NULL);
-  h->sha3_512 = EVP_MD_fetch(NULL, "SHA3-512", NULL);
+  h->shake128 = evssh_ossl_md("SHAKE128");
+  h->shake256 = evssh_ossl_md("SHAKE256");
+  h->sha3_256 = evssh_ossl_md("SHA3-256");
+  h->sha3_512 = evssh_ossl_md("SHA3-512");
   if (!h->ctx || !h->shake128 || !h->shake256 || !h->sha3_256 || !h->sha3_512) {
     hashes_free(h);
     return EVSSH_ENOMEM;

@@ -264,7 +264,7 @@ int evssh_session_read_config(evssh_session *s, const char *path) {
     return EVSSH_OK;
   }
   char err[700] = "";
-  int rc = evssh_config_read_file(s->config, path, s->host, err, sizeof err);
+  int rc = cache_config_read_file(s->cache, s->config, path, s->host, err, sizeof err);
   s->config_mode = CONFIG_EXPLICIT;
   if (rc) session_note(s, "%s", err[0] ? err : "cannot read config");
   return rc;
@@ -361,7 +361,7 @@ int session_resolve_options(evssh_session *s, const evssh_options **out) {
   if (!s->opt_resolved) {
     char err[700] = "";
     if (s->config_mode == CONFIG_DEFAULT) {
-      int rc = evssh_config_read_file(s->config, NULL, s->host, err, sizeof err);
+      int rc = cache_config_read_file(s->cache, s->config, NULL, s->host, err, sizeof err);
       if (rc) return session_fail(s, EVSSH_EINVAL, "%s", err);
     }
     char *msg = NULL;

@@ -8,6 +8,7 @@
  * multiply-and-shift with a masked correction. Only public data (a received
  * ciphertext's encoding) is decoded with data-dependent loops. */
 #include "sntrup761.h"
+#include "ossl.h"
 
 #include "evssh.h"
 
@@ -501,7 +502,7 @@ static int hash_prefix(unsigned char out[HASH_BYTES], unsigned char b, const uns
                        const unsigned char *y, size_t ylen) {
   unsigned char md[64];
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha512(), NULL) == 1 && EVP_DigestUpdate(ctx, &b, 1) == 1 &&
+  int ok = ctx && EVP_DigestInit_ex(ctx, evssh_ossl_md("SHA512"), NULL) == 1 && EVP_DigestUpdate(ctx, &b, 1) == 1 &&
            EVP_DigestUpdate(ctx, x, xlen) == 1 && (!ylen || EVP_DigestUpdate(ctx, y, ylen) == 1) &&
            EVP_DigestFinal_ex(ctx, md, NULL) == 1;
   EVP_MD_CTX_free(ctx);

@@ -2,7 +2,8 @@
  * file read once for many users, read again when it changes, entries freed
  * and keys still usable after the cache is gone, one cache from two
  * threads, and the sessions of an evssh_multi sharing one against the
- * harness sshd. File opens are counted through the linker's --wrap for
+ * harness sshd, and ssh_config files (with an Include) read once for many
+ * sessions and again when one changes. File opens are counted through the linker's --wrap for
  * open (key files) and fopen (known_hosts), so "read once" is what the
  * process did, not what the cache says it did. Keys are made at test time
  * with ssh-keygen. The sshd case skips without sshd; the rest need none. */
@@ -437,6 +438,84 @@ static void job_ready(evssh_session *s, int status, void *ud) {
   if (ch) evssh_channel_on_close(ch, job_closed, j);
   else j->done = true;
 }
+/* ------------------------------------------------------------ ssh_config */
+
+/* 20 sessions with one cache read a config file and the file it Includes
+   once each; the values still come out; a changed included file is read
+   again and the unchanged one is not; without a cache every session opens
+   both (the control that shows the counting sees the parser's opens). */
+/* one session's read of the test config for host alpha, through c */
+static void read_alpha(evssh_cache *c, const char *cfg, const char *port) {
+  evssh_config *conf = NULL;
+  char err[256] = "";
+  ck_assert_int_eq(evssh_config_new(&conf), EVSSH_OK);
+  ck_assert_int_eq(cache_config_read_file(c, conf, cfg, "alpha", err, sizeof err), EVSSH_OK);
+  ck_assert_str_eq(evssh_config_get(conf, "User"), "alice");
+  ck_assert_str_eq(evssh_config_get(conf, "Port"), port);
+  ck_assert_str_eq(evssh_config_get(conf, "ConnectTimeout"), "7");
+  evssh_config_free(conf);
+}
+
+START_TEST(test_config_read_once_and_reread) {
+  char cfg[320], inc[320];
+  snprintf(cfg, sizeof cfg, "%s/config", dir);
+  snprintf(inc, sizeof inc, "%s/included", dir);
+  run("printf 'Host alpha\\n  User alice\\n  Include %s\\nHost *\\n  ConnectTimeout 7\\n' > '%s'", inc, cfg);
+  run("printf 'Port 2222\\n' > '%s'", inc);
+  snprintf(watch_a, sizeof watch_a, "%s", cfg);
+  snprintf(watch_b, sizeof watch_b, "%s", inc);
+  evssh_cache *c = evssh_cache_new();
+  ck_assert_ptr_nonnull(c);
+  for (int i = 0; i < 20; i++) read_alpha(c, cfg, "2222");
+  ck_assert_int_eq(opens_a, 1);
+  ck_assert_int_eq(opens_b, 1);
+
+  run("printf 'Port 2200\\n' > '%s'", inc);
+  touch_later(inc, 5);   /* a new mtime even on a coarse clock */
+  for (int i = 0; i < 3; i++) read_alpha(c, cfg, "2200");
+  ck_assert_int_eq(opens_a, 1);
+  ck_assert_int_eq(opens_b, 2);
+
+  /* a missing explicit file is still an error, and not remembered */
+  evssh_config *conf = NULL;
+  char err[256] = "";
+  char missing[340];
+  snprintf(missing, sizeof missing, "%s/nope", dir);
+  ck_assert_int_eq(evssh_config_new(&conf), EVSSH_OK);
+  ck_assert_int_eq(cache_config_read_file(c, conf, missing, "alpha", err, sizeof err), EVSSH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "cannot open config file"));
+  evssh_config_free(conf);
+  evssh_cache_free(c);
+
+  opens_a = opens_b = 0;
+  for (int i = 0; i < 3; i++) read_alpha(NULL, cfg, "2200");
+  ck_assert_int_eq(opens_a, 3);
+  ck_assert_int_eq(opens_b, 3);
+}
+END_TEST
+
+/* The same through the public API: sessions given the cache before
+   evssh_session_read_config (as evssh_multi_add does for the default files
+   read at connect) share one read of the file. */
+START_TEST(test_config_sessions_share) {
+  char cfg[320];
+  snprintf(cfg, sizeof cfg, "%s/config", dir);
+  run("printf 'Host *\\n  User bob\\n' > '%s'", cfg);
+  snprintf(watch_a, sizeof watch_a, "%s", cfg);
+  evssh_cache *c = evssh_cache_new();
+  ck_assert_ptr_nonnull(c);
+  for (int i = 0; i < 20; i++) {
+    evssh_session *s = evssh_session_new("example.com");
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(evssh_session_set_cache(s, c), EVSSH_OK);
+    ck_assert_int_eq(evssh_session_read_config(s, cfg), EVSSH_OK);
+    evssh_session_free(s);
+  }
+  ck_assert_int_eq(opens_a, 1);
+  evssh_cache_free(c);
+}
+END_TEST
+
 #define NJOBS 20
 static bool jobs_running(evssh_multi *m, void *ud) {
   job *j = ud;
@@ -508,6 +587,8 @@ static Suite *cache_suite(void) {
   tcase_add_test(tc, test_known_hosts_copy_is_private);
   tcase_add_test(tc, test_two_threads_one_cache);
   tcase_add_test(tc, test_multi_sessions_share);
+  tcase_add_test(tc, test_config_read_once_and_reread);
+  tcase_add_test(tc, test_config_sessions_share);
   suite_add_tcase(su, tc);
   return su;
 }
