@@ -12,6 +12,7 @@
 require_relative "../test/build"
 $LOAD_PATH.unshift(File.expand_path("../lib", __dir__), EvSSHBuild.build!)
 require "evssh"
+require_relative "common"
 require "tmpdir"
 require "fileutils"
 begin
@@ -25,36 +26,10 @@ ROUNDS = Integer(ARGV[0] || 3)
 BIG = Integer(ARGV[1] || 100)
 EXECS = 100
 
-def start_sshd
-  return ENV.to_h if ENV["SSH_PORT"]
-
-  dir = Dir.mktmpdir("evssh-bench-")
-  File.chmod(0o755, dir)
-  harness = File.expand_path("../../../test/sshd-harness.sh", __dir__)
-  system({ "HARNESS_OWNER_PID" => Process.pid.to_s }, "bash", harness, "start", "#{dir}/sshd", out: File::NULL) or abort "sshd"
-  at_exit { system("bash", harness, "stop", "#{dir}/sshd", "--remove", out: File::NULL, err: File::NULL) }
-  v = File.read("#{dir}/sshd/env").scan(/^(\w+)='([^']*)'/).to_h
-  user = v["HARNESS_HAVE_PASSWORD_USER"] == "1" ? v["HARNESS_PASSWORD_USER"] : v["HARNESS_USER"]
-  { "SSH_PORT" => v["HARNESS_PORT"], "SSH_USER" => user, "SSH_KEY" => v["HARNESS_KEY_ED25519"],
-    "SSH_KNOWN_HOSTS" => v["HARNESS_KNOWN_HOSTS"] }
-end
-
-env = start_sshd
-OPTS = { port: Integer(env["SSH_PORT"]), keys: [env["SSH_KEY"]], keys_only: true,
-         user_known_hosts_file: env["SSH_KNOWN_HOSTS"], verify_host_key: :always, config: false,
-         non_interactive: true, encryption: "aes128-ctr", hmac: "hmac-sha2-256-etm@openssh.com" }.freeze
+env = BenchCommon.start_sshd
+OPTS = BenchCommon.options(env)
 USER = env["SSH_USER"]
-WORK = Dir.mktmpdir("evssh-bench-files-")
-File.chmod(0o777, WORK) # the remote side (the harness account) writes here
-at_exit { FileUtils.remove_entry(WORK) }
-
-def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-
-def timed
-  t = now
-  yield
-  now - t
-end
+WORK = BenchCommon.work_dir("evssh-bench-files-")
 
 sizes = { "5 MiB" => 5, "#{BIG} MiB" => BIG }
 sizes.each_value do |mib|
