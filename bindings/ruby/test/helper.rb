@@ -141,6 +141,7 @@ module SideBySide
       r = begin
         yield lib.call, name
       rescue StandardError, ScriptError => e
+        warn "#{name}: #{e.class}: #{e.message}\n  #{e.backtrace.first(12).join("\n  ")}" if ENV["EVSSH_TEST_TRACE"]
         [:raised, SideBySide.error_name(e)]
       end
       [name, r]

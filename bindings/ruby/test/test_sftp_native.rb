@@ -187,6 +187,23 @@ class TestSFTPNative < Minitest::Test
     end
   end
 
+  # a tree upload whose first answer fails raises once: the answers still
+  # outstanding (several files and directories were started at once) are
+  # ignored, so the session goes on and close_channel does not raise them
+  def test_failed_tree_upload_leaves_the_session_usable
+    src = File.join(@dir, "tree")
+    FileUtils.mkdir_p(File.join(src, "d1", "d2"))
+    %w[f1 f2 f3 d1/f4].each { |f| File.write(File.join(src, f), f) }
+    SSHD.start do |ssh|
+      sftp = ssh.sftp
+      assert_raises(Net::SFTP::StatusException) { sftp.upload!(src, File.join(@dir, "nope", "x")) }
+      assert sftp.stat!(@dir).directory?
+      t = sftp.upload(src, File.join(@dir, "nope2", "x"))
+      sftp.loop { !sftp.pending_requests.empty? && t.active? } rescue Net::SFTP::StatusException
+      assert_nil sftp.close_channel
+    end
+  end
+
   def test_file_open_read_write_seek
     assert_same_result do |lib, name|
       sftp_with(lib) do |sftp|

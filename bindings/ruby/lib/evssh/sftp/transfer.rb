@@ -90,8 +90,14 @@ module EvSSH
         update_progress(:finish)
       end
 
+      # a failed answer ends the whole transfer: it raises (out of wait or
+      # the loop, as net-sftp's do) and the transfer is aborted, so the
+      # answers still outstanding (or failed when the channel closes) are
+      # ignored instead of raising again
       def check(response, what)
         return if response.ok?
+
+        abort!
         raise response.error if response.error
 
         raise SFTP.status_error(response, what)
@@ -107,7 +113,7 @@ module EvSSH
         watch = wants?(event)
         lpath = file.local.to_s
         rpath = file.remote.to_s
-        req = sftp.request(:transfer, [rpath], proc { |r| native_done(file, upload, r) }) do |id|
+        req = sftp.request(:transfer, [rpath], proc { |r| native_done(file, upload, r) unless @aborted }) do |id|
           sftp.send(:_transfer, id, upload, lpath, rpath, watch)
         end
         req[:on_progress] = proc { |done, total| native_progress(file, event, done, total) } if watch
@@ -146,6 +152,7 @@ module EvSSH
       # CLOSE of a file's or directory's handle; its answer ends that step
       def close_handle(meta)
         sftp.close(meta.handle) do |r|
+          next if @aborted # a failed or aborted transfer ignores later answers
           @active -= 1
           check(r, "close #{meta.remote}")
           pump
@@ -177,6 +184,7 @@ module EvSSH
           if options[:mkdir]
             @active += 1
             sftp.mkdir(remote) do |r|
+              next if @aborted # a failed or aborted transfer ignores later answers
               @active -= 1
               check(r, "mkdir `#{remote}'")
               enqueue_dir(local.to_s, remote)
@@ -219,6 +227,7 @@ module EvSSH
         @active += 1
         update_progress(:mkdir, rpath)
         sftp.mkdir(rpath) do |r|
+          next if @aborted # a failed or aborted transfer ignores later answers
           @active -= 1
           check(r, "mkdir #{rpath}")
           enqueue_dir(lpath, rpath)
@@ -235,6 +244,7 @@ module EvSSH
         @chunk = io_chunk
         update_progress(:open, file)
         sftp.open(remote, "w") do |r|
+          next if @aborted # a failed or aborted transfer ignores later answers
           @active -= 1
           check(r, "open #{remote}")
           file.handle = r[:handle]
@@ -255,6 +265,7 @@ module EvSSH
           update_progress(:put, file, offset, data)
           @inflight += 1
           sftp.write(file.handle, offset, data) do |r|
+            next if @aborted # a failed or aborted transfer ignores later answers
             @inflight -= 1
             check(r, "write #{file.remote}")
             fill(file)
@@ -293,6 +304,7 @@ module EvSSH
           update_progress(:mkdir, entry.local)
           ::Dir.mkdir(entry.local) unless ::File.directory?(entry.local)
           sftp.opendir(entry.remote) do |r|
+            next if @aborted # a failed or aborted transfer ignores later answers
             check(r, "opendir #{entry.remote}")
             entry.handle = r[:handle]
             read_dir(entry)
@@ -306,6 +318,7 @@ module EvSSH
 
       def read_dir(entry)
         sftp.readdir(entry.handle) do |r|
+          next if @aborted # a failed or aborted transfer ignores later answers
           if r.eof?
             close_handle(entry)
           else
@@ -328,6 +341,7 @@ module EvSSH
         @active += 1
         update_progress(:open, entry)
         sftp.open(entry.remote) do |r|
+          next if @aborted # a failed or aborted transfer ignores later answers
           check(r, "open #{entry.remote}")
           entry.handle = r[:handle]
           entry.sink = entry.local
@@ -351,6 +365,7 @@ module EvSSH
       def read_at(entry, offset, length)
         @inflight += 1
         sftp.read(entry.handle, offset, length) do |r|
+          next if @aborted # a failed or aborted transfer ignores later answers
           @inflight -= 1
           if r.eof?
             @eof = true
