@@ -18,6 +18,9 @@
  *   channel-open flood      OPEN_FAILURE (4) beyond the default limit
  *   rekey never finishes    ETIMEOUT at the deadline; idle meanwhile
  *   1 GiB into exec_wait    ELIMIT at the default limit; bounded RSS
+ *   agent channels          the server opens auth-agent@openssh.com,
+ *                           auth-agent and agent-connect: each reaches the
+ *                           forwarded agent; unasked, each is refused
  *
  * Each case prints what it measured. Skips (77) when /usr/bin/python3 has
  * no paramiko. The server's own log is WORKDIR/server.log (removed at the
@@ -184,9 +187,10 @@ static evssh_session *session_for(const char *user, int port, const char *extra1
   char p[32], kh[700];
   snprintf(p, sizeof p, "Port=%d", port);
   snprintf(kh, sizeof kh, "UserKnownHostsFile=%s/known_hosts", workdir);
-  const char *opts[] = {p, kh, "GlobalKnownHostsFile=/dev/null", "StrictHostKeyChecking=yes", "ConfigFile=none",
-                        "IdentityAgent=none", "PubkeyAuthentication=no", extra1 ? extra1 : "ConnectTimeout=60",
-                        extra2, NULL};
+  /* the extras first: the first value of an option wins */
+  const char *opts[] = {extra1 ? extra1 : "ConnectTimeout=60", p, kh, "GlobalKnownHostsFile=/dev/null",
+                        "StrictHostKeyChecking=yes", "ConfigFile=none", "IdentityAgent=none",
+                        "PubkeyAuthentication=no", extra2, NULL};
   evssh_error err;
   evssh_session *s = evssh_session_new_with("127.0.0.1", user, opts, &err);
   ck_assert_msg(s != NULL, "session options: %s", err.message);
@@ -512,6 +516,71 @@ START_TEST(test_gigabyte_into_exec_wait) {
 }
 END_TEST
 
+/* ------------------------------------- server-opened agent channels */
+
+/* A private ssh-agent (daemonized by ssh-agent itself) holding one fresh
+   key; its pid is read back from what ssh-agent prints. */
+static pid_t hostile_agent(char *sock, size_t socklen) {
+  char cmd[2400], env[700];
+  snprintf(sock, socklen, "%s/agent.sock", workdir);
+  snprintf(env, sizeof env, "%s/agent.env", workdir);
+  snprintf(cmd, sizeof cmd,
+           "ssh-keygen -q -t ed25519 -N '' -f %s/agent-key && ssh-agent -a %s > %s && "
+           "SSH_AUTH_SOCK=%s ssh-add %s/agent-key 2>/dev/null",
+           workdir, sock, env, sock, workdir);
+  ck_assert_int_eq(system(cmd), 0);
+  FILE *f = fopen(env, "r");
+  ck_assert_ptr_nonnull(f);
+  char text[1024] = "";
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  text[n] = 0;
+  fclose(f);
+  const char *p = strstr(text, "SSH_AGENT_PID=");
+  ck_assert_ptr_nonnull(p);
+  return (pid_t)atoi(p + strlen("SSH_AGENT_PID="));
+}
+
+/* Exec on a session channel (after asking for agent forwarding when
+   `forward`), driven until the server ends it; the server's report. */
+static const char *agent_probe(const char *user, const char *forward_opt, bool forward) {
+  evssh_session *s = connected(user, forward_opt, NULL);
+  evssh_channel *ch = evssh_session_open_channel(s, NULL, NULL);
+  ck_assert_ptr_nonnull(ch);
+  if (forward) ck_assert_int_eq(evssh_channel_request_agent(ch, NULL, NULL), EVSSH_OK);
+  ck_assert_int_eq(evssh_channel_exec(ch, "probe", NULL, NULL), EVSSH_OK);
+  evssh_channel_hold(ch);
+  double deadline = now_s() + 90;
+  while (evssh_channel_active(ch) && now_s() < deadline) ck_assert_int_ge(evssh_session_process(s, 200, NULL, NULL), 0);
+  int status = -1;
+  int rc = evssh_channel_exit_status(ch, &status);
+  evssh_channel_release(ch);
+  finish(s);
+  ck_assert_int_eq(rc, EVSSH_OK);
+  ck_assert_int_eq(status, 0);
+  return report_with(user, "probe done", 30);
+}
+
+START_TEST(test_agent_channel_kinds) {
+  char sock[700], opt[800];
+  pid_t agent = hostile_agent(sock, sizeof sock);
+  snprintf(opt, sizeof opt, "IdentityAgent=%s", sock);
+  const char *rep = agent_probe("agent-kinds", opt, true);
+  printf("agent channels, forwarding asked:\n%s", rep);
+  ck_assert_ptr_nonnull(strstr(rep, "auth-agent@openssh.com identities=1\n"));
+  ck_assert_ptr_nonnull(strstr(rep, "\nauth-agent identities=1\n"));
+  ck_assert_ptr_nonnull(strstr(rep, "\nagent-connect identities=1\n"));
+  /* the same agent reachable, a client that did not ask for forwarding:
+     no channel reaches it */
+  rep = agent_probe("agent-unasked", opt, false);
+  printf("agent channels, forwarding not asked:\n%s", rep);
+  ck_assert_ptr_nonnull(strstr(rep, "auth-agent@openssh.com refused"));
+  ck_assert_ptr_nonnull(strstr(rep, "\nauth-agent refused"));
+  ck_assert_ptr_nonnull(strstr(rep, "\nagent-connect refused"));
+  ck_assert_ptr_null(strstr(rep, "identities="));
+  kill(agent, SIGTERM);
+}
+END_TEST
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);   /* each case's figures, even when it fails */
   int rc = start_server();
@@ -533,6 +602,7 @@ int main(void) {
   tcase_add_test(tc, test_channel_open_flood);
   tcase_add_test(tc, test_rekey_never_finishes);
   tcase_add_test(tc, test_gigabyte_into_exec_wait);
+  tcase_add_test(tc, test_agent_channel_kinds);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -37,8 +37,16 @@ Scenarios (user names):
                       byte, nor reads one
   push-1g             on exec pushes 1 GiB through a proper paramiko channel
                       (window respected) until the client closes it
+  agent-kinds         on exec opens one agent channel of each name a server
+                      may use (auth-agent@openssh.com, auth-agent,
+                      agent-connect), asks each for the agent's identities
+                      and reports "KIND identities=N" (or "KIND refused
+                      reason=R"), then ends the exec with status 0
+  agent-unasked       the same, for a client that never asked for agent
+                      forwarding (each open must be refused)
 """
 import os
+import queue
 import socket
 import struct
 import sys
@@ -103,6 +111,7 @@ class Raw:
         self.watch = False       # unconfirmed-*: report what comes for channel 0
         self.bad = []
         self.answers = {"confirmed": 0, "failed": 0, "reason4": 0}
+        self.probes = {}         # agent-*: our channel id -> queue of events
         table = dict(paramiko.Transport._handler_table)
         for n in (80, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100):
             table[n] = self.handler(n)
@@ -139,6 +148,9 @@ class Raw:
             self.on_open(kind, sender, window)
             return
         recipient = m.get_int()
+        if recipient in self.probes:
+            self.on_probe(n, recipient, m)
+            return
         if self.watch and recipient == 0:
             self.bad.append("BAD message %d for remote channel 0" % n)
             report(self.user, self.bad[-1])
@@ -207,6 +219,52 @@ class Raw:
             report(self.user, "sent 40000 bytes in one packet")
         elif s == "exit-flood":
             threading.Thread(target=self.exit_flood, args=(client_id,), daemon=True).start()
+        elif s in ("agent-kinds", "agent-unasked"):
+            threading.Thread(target=self.agent_probe, args=(client_id,), daemon=True).start()
+
+    def on_probe(self, n, ours, m):
+        q = self.probes[ours]
+        if n == 91:
+            q.put(("open", m.get_int()))
+        elif n == 92:
+            q.put(("refused", m.get_int()))
+        elif n == 94:
+            q.put(("data", m.get_binary()))
+        elif n in (96, 97):
+            q.put(("closed", n))
+
+    def agent_probe(self, client_id):
+        """One channel of each agent type: REQUEST_IDENTITIES (11) through
+        it, IDENTITIES_ANSWER (12) counted."""
+        try:
+            for i, kind in enumerate(("auth-agent@openssh.com", "auth-agent", "agent-connect")):
+                ours = 7000 + i
+                q = queue.Queue()
+                self.probes[ours] = q
+                self.send(msg(cMSG_CHANNEL_OPEN, ("s", kind), ("u", ours), ("u", 1 << 20), ("u", CHUNK)))
+                what, value = q.get(timeout=30)
+                if what == "refused":
+                    report(self.user, "%s refused reason=%d" % (kind, value))
+                    continue
+                theirs = value
+                self.send(msg(cMSG_CHANNEL_DATA, ("u", theirs), ("s", struct.pack(">IB", 1, 11))))
+                got = b""
+                while len(got) < 4 or len(got) < 4 + struct.unpack(">I", got[:4])[0]:
+                    what, value = q.get(timeout=30)
+                    if what != "data":
+                        break
+                    got += value
+                if len(got) >= 9 and got[4] == 12:
+                    report(self.user, "%s identities=%d" % (kind, struct.unpack(">I", got[5:9])[0]))
+                else:
+                    report(self.user, "%s bad answer %r" % (kind, got[:16]))
+                self.send(msg(cMSG_CHANNEL_CLOSE, ("u", theirs)))
+            report(self.user, "probe done")
+            self.send(msg(cMSG_CHANNEL_REQUEST, ("u", client_id), ("s", "exit-status"), ("b", False), ("u", 0)))
+            self.send(msg(cMSG_CHANNEL_EOF, ("u", client_id)))
+            self.send(msg(cMSG_CHANNEL_CLOSE, ("u", client_id)))
+        except Exception:
+            report(self.user, "probe failed: %s" % traceback.format_exc().replace("\n", " | "))
 
     def push_blind(self, client_id):
         block = b"w" * CHUNK
