@@ -1680,6 +1680,11 @@ typedef struct evssh_cache_stats {
   unsigned long invalidations;      /**< entries dropped because a file changed */
   unsigned long entries_freed;      /**< entries freed (changed, evicted, cleared) */
   size_t entries;                   /**< entries held now */
+  unsigned long conn_hashes;        /**< %C hashes computed (misses) */
+  unsigned long conn_hash_hits;     /**< %C hashes answered from the cache */
+  unsigned long agent_lists;        /**< identity lists asked of an agent through the cache */
+  unsigned long agent_hits;         /**< identity lists handed out without asking the agent */
+  unsigned long agent_drops;        /**< lists dropped before their time (a signature refused, a session found keys missing) */
 } evssh_cache_stats;
 
 /** A new, empty cache, or NULL when out of memory. The caller holds it

@@ -34,6 +34,7 @@
 #define MAX_KH_FILES 16
 #define MAX_TEXTS 64
 #define MAX_TEXT_BYTES (1024 * 1024)
+#define MAX_HASHES 256
 
 typedef struct file_sig {
   bool present;
@@ -71,6 +72,15 @@ typedef struct text_entry {
   uint64_t used;
 } text_entry;
 
+/* a %C hash: depends on its input alone, so it never goes stale */
+typedef struct hash_entry {
+  struct hash_entry *next;
+  char *in;
+  size_t len;
+  char hex[41];
+  uint64_t used;
+} hash_entry;
+
 struct evssh_cache {
   pthread_mutex_t lock;
   int refs;                   /* the creator's, plus one per session */
@@ -81,6 +91,8 @@ struct evssh_cache {
   size_t nsets;
   text_entry *texts;          /* ssh_config files */
   size_t ntexts;
+  hash_entry *hashes;         /* %C */
+  size_t nhashes;
   uint64_t tick;
   evssh_cache_stats stats;
 };
@@ -119,7 +131,19 @@ static void text_entry_free(evssh_cache *c, text_entry *e) {
   c->stats.entries_freed++;
 }
 
+static void hash_entry_free(evssh_cache *c, hash_entry *e) {
+  free(e->in);
+  free(e);
+  c->stats.entries_freed++;
+}
+
 static void drop_all(evssh_cache *c) {
+  while (c->hashes) {
+    hash_entry *e = c->hashes;
+    c->hashes = e->next;
+    hash_entry_free(c, e);
+  }
+  c->nhashes = 0;
   while (c->texts) {
     text_entry *e = c->texts;
     c->texts = e->next;
@@ -181,7 +205,7 @@ int evssh_cache_stats_get(evssh_cache *c, evssh_cache_stats *out) {
   if (!c || !out) return EVSSH_EINVAL;
   pthread_mutex_lock(&c->lock);
   *out = c->stats;
-  out->entries = c->nkeys + c->nsets;
+  out->entries = c->nkeys + c->nsets + c->ntexts + c->nhashes;
   pthread_mutex_unlock(&c->lock);
   return EVSSH_OK;
 }
@@ -575,5 +599,57 @@ int cache_config_text(evssh_cache *c, const char *path, char **text, size_t *len
     text_insert(c, path, st, *text, *len);
     pthread_mutex_unlock(&c->lock);
   }
+  return EVSSH_OK;
+}
+
+/* ------------------------------------------------------------- %C hash */
+
+int cache_conn_hash(evssh_cache *c, const char *in, size_t len, cache_hash_fn compute, void *ud, char out[41]) {
+  if (!c) return compute(in, len, out, ud);
+  pthread_mutex_lock(&c->lock);
+  for (hash_entry *e = c->hashes; e; e = e->next)
+    if (e->len == len && memcmp(e->in, in, len) == 0) {
+      memcpy(out, e->hex, sizeof e->hex);
+      e->used = ++c->tick;
+      c->stats.conn_hash_hits++;
+      pthread_mutex_unlock(&c->lock);
+      return EVSSH_OK;
+    }
+  pthread_mutex_unlock(&c->lock);
+  /* SHA-1 of a few dozen bytes: computed outside the lock all the same,
+     so a thread never waits on another's digest */
+  int rc = compute(in, len, out, ud);
+  if (rc != EVSSH_OK) return rc;
+  hash_entry *e = calloc(1, sizeof *e);
+  if (!e || !(e->in = malloc(len ? len : 1))) {
+    free(e);
+    return EVSSH_OK;   /* not kept: the next session computes it again */
+  }
+  memcpy(e->in, in, len);
+  e->len = len;
+  memcpy(e->hex, out, sizeof e->hex);
+  pthread_mutex_lock(&c->lock);
+  c->stats.conn_hashes++;
+  for (hash_entry *h = c->hashes; h; h = h->next)
+    if (h->len == len && memcmp(h->in, in, len) == 0) {   /* another thread's */
+      free(e->in);
+      free(e);
+      pthread_mutex_unlock(&c->lock);
+      return EVSSH_OK;
+    }
+  if (c->nhashes >= MAX_HASHES) {
+    hash_entry **oldest = NULL;
+    for (hash_entry **p = &c->hashes; *p; p = &(*p)->next)
+      if (!oldest || (*p)->used < (*oldest)->used) oldest = p;
+    hash_entry *old = *oldest;
+    *oldest = old->next;
+    c->nhashes--;
+    hash_entry_free(c, old);
+  }
+  e->used = ++c->tick;
+  e->next = c->hashes;
+  c->hashes = e;
+  c->nhashes++;
+  pthread_mutex_unlock(&c->lock);
   return EVSSH_OK;
 }

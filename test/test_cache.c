@@ -14,6 +14,7 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +50,16 @@ int __wrap_open(const char *path, int flags, ...) {
     va_end(ap);
   }
   return __real_open(path, flags, mode);
+}
+
+/* SHA-1 digests begun: in a test that only reads and finalizes configs,
+   the %C hash is the one SHA-1 user */
+static int sha1_inits;
+int __real_EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl);
+int __wrap_EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl);
+int __wrap_EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl) {
+  if (type && EVP_MD_is_a(type, "SHA1")) __atomic_add_fetch(&sha1_inits, 1, __ATOMIC_SEQ_CST);
+  return __real_EVP_DigestInit_ex(ctx, type, impl);
 }
 
 FILE *__real_fopen(const char *path, const char *mode);
@@ -516,6 +527,93 @@ START_TEST(test_config_sessions_share) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- %C hash */
+
+/* %C as OpenSSH 10 makes it, computed here apart from config.c: SHA-1 of
+   the local host name, host, port, user and jump host */
+static void expected_hash(const char *h, const char *port, const char *user, const char *jump, char out[41]) {
+  char local[256], in[1024];
+  ck_assert_int_eq(gethostname(local, sizeof local), 0);
+  local[sizeof local - 1] = 0;
+  int n = snprintf(in, sizeof in, "%s%s%s%s%s", local, h, port, user, jump);
+  unsigned char md[20];
+  unsigned int mdlen = 0;
+  ck_assert_int_eq(EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL), 1);
+  for (int i = 0; i < 20; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* one session's config: read through c, finalized, IdentityAgent holds
+   %C; returns the value after "agent-" */
+static void finalize_hash(evssh_cache *c, const char *cfg, const char *host, char out[41]) {
+  evssh_config *conf = NULL;
+  char err[256] = "";
+  ck_assert_int_eq(evssh_config_new(&conf), EVSSH_OK);
+  ck_assert_int_eq(cache_config_read_file(c, conf, cfg, host, err, sizeof err), EVSSH_OK);
+  ck_assert_msg(evssh_config_finalize(conf, host, err, sizeof err) == EVSSH_OK, "%s", err);
+  const char *v = evssh_config_get(conf, "IdentityAgent");
+  ck_assert_ptr_nonnull(v);
+  const char *dash = strrchr(v, '-');
+  ck_assert_ptr_nonnull(dash);
+  ck_assert_uint_eq(strlen(dash + 1), 40);
+  memcpy(out, dash + 1, 41);
+  evssh_config_free(conf);
+}
+
+/* 20 sessions of one host make the %C hash once with a cache; another
+   host (or another jump host) is another input; without a cache every
+   finalize makes it; a config that uses no %C never makes it. The values
+   are OpenSSH 10's (ProxyJump's last host in the hash). */
+START_TEST(test_conn_hash_once_per_input) {
+  char cfg[320], want[41], got[41];
+  snprintf(cfg, sizeof cfg, "%s/config", dir);
+  run("printf 'Host jumped\\n  ProxyJump ju@first:2200,ssh://u2@last.example:2201\\n"
+      "Host *\\n  User carol\\n  Port 2022\\n  IdentityAgent %s/agent-%%%%C\\n' > '%s'", dir, cfg);
+  evssh_cache *c = evssh_cache_new();
+  ck_assert_ptr_nonnull(c);
+  sha1_inits = 0;
+  expected_hash("alpha", "2022", "carol", "", want);
+  int base = sha1_inits;
+  for (int i = 0; i < 20; i++) {
+    finalize_hash(c, cfg, "alpha", got);
+    ck_assert_str_eq(got, want);
+  }
+  ck_assert_int_eq(sha1_inits - base, 1);
+  expected_hash("jumped", "2022", "carol", "last.example", want);
+  base = sha1_inits;
+  for (int i = 0; i < 5; i++) {
+    finalize_hash(c, cfg, "jumped", got);
+    ck_assert_str_eq(got, want);
+  }
+  ck_assert_int_eq(sha1_inits - base, 1);
+  evssh_cache_stats st = stats(c);
+  ck_assert_uint_eq(st.conn_hashes, 2);
+  ck_assert_uint_eq(st.conn_hash_hits, 23);
+  /* evssh_cache_clear drops them with the rest */
+  evssh_cache_clear(c);
+  base = sha1_inits;
+  finalize_hash(c, cfg, "jumped", got);
+  ck_assert_str_eq(got, want);
+  ck_assert_int_eq(sha1_inits - base, 1);
+  evssh_cache_free(c);
+  /* no cache: every session computes it, as before */
+  base = sha1_inits;
+  for (int i = 0; i < 3; i++) finalize_hash(NULL, cfg, "jumped", got);
+  ck_assert_int_eq(sha1_inits - base, 3);
+  /* no %C anywhere: no digest at all */
+  run("printf 'Host *\\n  User carol\\n' > '%s'", cfg);
+  base = sha1_inits;
+  for (int i = 0; i < 3; i++) {
+    evssh_config *conf = NULL;
+    char err[256] = "";
+    ck_assert_int_eq(evssh_config_new(&conf), EVSSH_OK);
+    ck_assert_int_eq(cache_config_read_file(NULL, conf, cfg, "alpha", err, sizeof err), EVSSH_OK);
+    ck_assert_int_eq(evssh_config_finalize(conf, "alpha", err, sizeof err), EVSSH_OK);
+    evssh_config_free(conf);
+  }
+  ck_assert_int_eq(sha1_inits - base, 0);
+}
+END_TEST
+
 #define NJOBS 20
 static bool jobs_running(evssh_multi *m, void *ud) {
   job *j = ud;
@@ -589,6 +687,7 @@ static Suite *cache_suite(void) {
   tcase_add_test(tc, test_multi_sessions_share);
   tcase_add_test(tc, test_config_read_once_and_reread);
   tcase_add_test(tc, test_config_sessions_share);
+  tcase_add_test(tc, test_conn_hash_once_per_input);
   suite_add_tcase(su, tc);
   return su;
 }
