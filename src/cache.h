@@ -7,6 +7,7 @@
 #define EVSSH_CACHE_H
 
 #include "evssh.h"
+#include "agent.h"
 #include "config.h"
 #include "keys.h"
 #include "knownhosts.h"
@@ -56,6 +57,27 @@ int cache_config_text(evssh_cache *c, const char *path, char **text, size_t *len
    the cache to the config as cache_config_use does. */
 int cache_config_read_file(evssh_cache *c, evssh_config *cfg, const char *path, const char *host, char *err,
                            size_t errlen);
+
+/* An agent's identity list, shared read-only by the sessions holding it
+   (cache_agent_release lets go). */
+typedef struct cache_agent_list {
+  int refs;
+  evssh_agent_identity *ids;
+  size_t n;
+} cache_agent_list;
+
+/* evssh_agent_identities through the cache: the list for the agent's
+   socket path, asked of the agent (REQUEST_IDENTITIES) at most once per
+   the cache's agent TTL (evssh_cache_set_agent_ttl), and again at once
+   when the socket file is another one (the agent restarted) or after
+   evssh_cache_clear. fresh: ask the agent whatever the cache holds, and
+   keep that answer instead (a session found the kept one stale: counted
+   in agent_drops). *list is the caller's to release; *from_cache says
+   whether the agent was asked. c NULL: the plain request. Errors as for
+   evssh_agent_identities (nothing is kept then). */
+int cache_agent_identities(evssh_cache *c, evssh_agent *agent, bool fresh, cache_agent_list **list, bool *from_cache,
+                           char *err, size_t errlen);
+void cache_agent_release(cache_agent_list *list); /* NULL ok */
 
 /* Have evssh_config_finalize make the config's %C hash through c (held
    until the config is freed or given another; NULL: none). Defined in
