@@ -13,7 +13,10 @@
  * A key that cannot be used (encrypted without a prompt, a wrong
  * passphrase, a failed signature) is noted and the next key or method
  * follows; if the server's methods are not known yet at that point, a
- * "none" request learns them first. */
+ * "none" request learns them first. The agent's key list may come from the
+ * session's shared cache; when that list proves stale (the agent refuses a
+ * listed key, or the keys run out) the agent is asked again once and the
+ * untried keys are rebuilt from its answer (reask_agent). */
 #include "auth.h"
 
 #include "agent.h"

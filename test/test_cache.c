@@ -5,8 +5,12 @@
  * harness sshd, and ssh_config files (with an Include) read once for many
  * sessions and again when one changes. File opens are counted through the linker's --wrap for
  * open (key files) and fopen (known_hosts), so "read once" is what the
- * process did, not what the cache says it did. Keys are made at test time
- * with ssh-keygen. The sshd case skips without sshd; the rest need none. */
+ * process did, not what the cache says it did. The %C hash is counted by
+ * SHA-1 digests begun (--wrap=EVP_DigestInit_ex), agent identity lists by
+ * REQUEST_IDENTITIES messages written to a UNIX socket (--wrap=send),
+ * against an ssh-agent each such test starts and stops itself. Keys are
+ * made at test time with ssh-keygen. The sshd cases skip without sshd;
+ * the rest need none. */
 #include "cache.h"
 
 #include "buf.h"
