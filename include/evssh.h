@@ -1652,12 +1652,30 @@ EVSSH_API int evssh_multi_timeout(evssh_multi *m);
 /** @defgroup cache Work shared by the sessions of one process
  * An evssh_cache keeps what every session would otherwise read and parse
  * again: key files (the public half of a `.pub`, the decrypted private
- * key) and known_hosts files (parsed per host, port and file list). An
- * entry stays good while its files' device, inode, size and modification
- * time are what they were when it was read; each use stat()s them and
- * reads the file again on any change (so a key rewritten in place or a
- * known_hosts line added by accept-new is seen by the next session).
- * Entries are bounded in number, least recently used first out.
+ * key), known_hosts files (parsed per host, port and file list) and
+ * ssh_config files. An entry stays good while its files' device, inode,
+ * size and modification time are what they were when it was read; each
+ * use stat()s them and reads the file again on any change (so a key
+ * rewritten in place or a known_hosts line added by accept-new is seen by
+ * the next session). Entries are bounded in number, least recently used
+ * first out.
+ *
+ * It also keeps the %C hash of each distinct (local host, host, port,
+ * user, ProxyJump host), which depends on nothing else, and the identity
+ * list of each ssh-agent, which no file describes, so it has a lifetime of
+ * its own: a list is kept by the agent's socket path (SSH_AUTH_SOCK or
+ * IdentityAgent) for EVSSH_CACHE_AGENT_TTL_MS (2 s, about one
+ * evssh_multi connect round of a few hundred sessions) from when the agent
+ * was asked, and dropped sooner when the socket is another file (the agent
+ * restarted) or by evssh_cache_clear(). Within that time a key removed
+ * with `ssh-add -d` may still be offered, and a key added may not be seen
+ * at first, so a session whose list came from the cache asks the agent
+ * again (once) when the agent refuses to sign with a listed key or when
+ * every key has been tried, replaces the kept list with the answer, and
+ * goes on with the keys it has not tried: the cache never fails a login
+ * that would have succeeded without it. Each session still opens its own
+ * connection to the agent, for its signature; only the list request is
+ * saved.
  *
  * Every evssh_multi has one (evssh_multi_cache()), given to each session
  * added that has none; a program without a multi creates one and gives
@@ -1667,6 +1685,9 @@ EVSSH_API int evssh_multi_timeout(evssh_multi *m);
  * cache (or the entry) is dropped: a second session does not ask for the
  * passphrase again. See docs/performance.md.
  * @{ */
+
+/** How long an ssh-agent's identity list is kept, in ms (see above). */
+#define EVSSH_CACHE_AGENT_TTL_MS 2000
 
 /** A cache of parsed key and known_hosts files, opaque. */
 typedef struct evssh_cache evssh_cache;
@@ -1680,6 +1701,11 @@ typedef struct evssh_cache_stats {
   unsigned long invalidations;      /**< entries dropped because a file changed */
   unsigned long entries_freed;      /**< entries freed (changed, evicted, cleared) */
   size_t entries;                   /**< entries held now */
+  unsigned long conn_hashes;        /**< %C hashes computed (misses) */
+  unsigned long conn_hash_hits;     /**< %C hashes answered from the cache */
+  unsigned long agent_lists;        /**< identity lists asked of an agent through the cache */
+  unsigned long agent_hits;         /**< identity lists handed out without asking the agent */
+  unsigned long agent_drops;        /**< lists dropped before their time (a signature refused, a session found keys missing) */
 } evssh_cache_stats;
 
 /** A new, empty cache, or NULL when out of memory. The caller holds it
@@ -1690,9 +1716,15 @@ EVSSH_API evssh_cache *evssh_cache_new(void);
  * once no session holds it either. NULL is ignored; a second call is. */
 EVSSH_API void evssh_cache_free(evssh_cache *c);
 /** Drop every entry now (for instance after the program changed its key
- * files by other means than rewriting them). Sessions keep what they hold
- * already. NULL is ignored. Never blocks. */
+ * files by other means than rewriting them, or its agent's keys with
+ * ssh-add). Sessions keep what they hold already. NULL is ignored. Never
+ * blocks. */
 EVSSH_API void evssh_cache_clear(evssh_cache *c);
+/** Keep agent identity lists for `ms` milliseconds from now on (0: ask
+ * the agent in every session; default EVSSH_CACHE_AGENT_TTL_MS). Lists
+ * kept already keep the time they were asked at. `EVSSH_OK`, or
+ * `EVSSH_EINVAL` for a NULL cache or a negative time. Never blocks. */
+EVSSH_API int evssh_cache_set_agent_ttl(evssh_cache *c, int ms);
 /** Copy the cache's counters into `*out`. `EVSSH_OK`, or `EVSSH_EINVAL`
  * for a NULL argument. Never blocks. */
 EVSSH_API int evssh_cache_stats_get(evssh_cache *c, evssh_cache_stats *out);

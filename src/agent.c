@@ -88,6 +88,8 @@ void evssh_agent_set_timeout(evssh_agent *a, int ms) {
   if (a && ms > 0) a->timeout_ms = ms;
 }
 
+const char *evssh_agent_path(const evssh_agent *a) { return a ? a->path : NULL; }
+
 void evssh_agent_close(evssh_agent *a) {
   if (!a) return;
   if (a->fd >= 0) close(a->fd);

@@ -65,4 +65,8 @@ void evssh_agent_set_timeout(evssh_agent *a, int ms);
 
 void evssh_agent_close(evssh_agent *a); /* NULL ok */
 
+/* The socket path the agent was reached at (after $SSH_AUTH_SOCK or
+   "$NAME" was looked up): what the shared cache keys identity lists by. */
+const char *evssh_agent_path(const evssh_agent *a);
+
 #endif

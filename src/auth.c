@@ -13,7 +13,10 @@
  * A key that cannot be used (encrypted without a prompt, a wrong
  * passphrase, a failed signature) is noted and the next key or method
  * follows; if the server's methods are not known yet at that point, a
- * "none" request learns them first. */
+ * "none" request learns them first. The agent's key list may come from the
+ * session's shared cache; when that list proves stale (the agent refuses a
+ * listed key, or the keys run out) the agent is asked again once and the
+ * untried keys are rebuilt from its answer (reask_agent). */
 #include "auth.h"
 
 #include "agent.h"
@@ -42,6 +45,7 @@ typedef struct auth_key {
   size_t agent_blob_len;
   char outcome[400];         /* what happened to it, for the failure message */
   bool unqueried;            /* signed at once, without asking the server first */
+  bool agent_refused;        /* the agent would not sign with it */
 } auth_key;
 
 typedef enum {
@@ -59,6 +63,9 @@ struct evssh_auth {
   auth_key *keys;
   size_t nkeys, key_idx;
   evssh_agent *agent;
+  bool agent_cached;         /* the agent's list came from the shared cache */
+  bool agent_reasked;        /* ... and was asked for again (once at most) */
+  bool reasking;             /* rebuilding the key list: prompt for nothing */
   char *server_methods;
   char *preferred;
   bool batch;
@@ -101,14 +108,16 @@ static int auth_fail(struct evssh_auth *a, int code, const char *fmt, ...) {
   return code;
 }
 
+static void free_key(auth_key *k) {
+  evssh_key_free(k->key);
+  free(k->blob);
+  free(k->path);
+  free(k->label);
+  free(k->agent_blob);
+}
+
 static void free_keys(struct evssh_auth *a) {
-  for (size_t i = 0; i < a->nkeys; i++) {
-    evssh_key_free(a->keys[i].key);
-    free(a->keys[i].blob);
-    free(a->keys[i].path);
-    free(a->keys[i].label);
-    free(a->keys[i].agent_blob);
-  }
+  for (size_t i = 0; i < a->nkeys; i++) free_key(&a->keys[i]);
   free(a->keys);
   a->keys = NULL;
   a->nkeys = a->key_idx = 0;
@@ -173,6 +182,12 @@ static int ask(struct evssh_auth *a, const char *prompt, bool echo, char *answer
 static int passphrase_cb(const char *prompt, char *buf, size_t bufsize, void *ud) {
   passphrase_ctx *pc = ud;
   pc->asked = true;
+  /* the list is rebuilt after a stale agent list: a key file whose
+     passphrase was wanted was asked for (and kept, or declined) already */
+  if (pc->a->reasking) {
+    pc->declined = true;
+    return -1;
+  }
   if (pc->a->batch) {
     pc->batch_blocked = pc->declined = true;
     return -1;
@@ -253,13 +268,17 @@ static void collect_agent_keys(struct evssh_auth *a, evssh_key **file_keys, size
     if (agent_sock) LOG(a, EVSSH_LOG_INFO, "%s", err);
     return;
   }
-  evssh_agent_identity *ids = NULL;
-  size_t n = 0;
-  if (evssh_agent_identities(a->agent, &ids, &n, err, sizeof err) != EVSSH_OK) {
+  /* the list from the shared cache when it has a recent one (the agent
+     still signs: this connection is for that) */
+  cache_agent_list *list = NULL;
+  if (cache_agent_identities(a->p.cache, a->agent, a->agent_reasked, &list, &a->agent_cached, err, sizeof err) !=
+      EVSSH_OK) {
     LOG(a, EVSSH_LOG_DEBUG, "ssh-agent: %s", err);
     return;
   }
-  for (size_t i = 0; i < n; i++) {
+  if (a->agent_cached) LOG(a, EVSSH_LOG_DEBUG, "ssh-agent: %zu key(s), as listed shortly before", list->n);
+  const evssh_agent_identity *ids = list->ids;
+  for (size_t i = 0, n = list->n; i < n; i++) {
     /* a certificate the agent holds counts as listed when its key is */
     const evssh_cert *c = ids[i].cert;
     if (a->opt->identities_only && !listed_file_key(file_keys, nfiles, c ? c->key_blob : ids[i].blob,
@@ -271,7 +290,7 @@ static void collect_agent_keys(struct evssh_auth *a, evssh_key **file_keys, size
     if (c && !cert_offerable(a, c, label)) continue;
     add_key(a, ids[i].blob, ids[i].blob_len, NULL, label, NULL);
   }
-  evssh_agent_identities_free(ids, n);
+  cache_agent_release(list);
 }
 
 static void note_skipped(struct evssh_auth *a, const char *file, const char *why) {
@@ -427,6 +446,71 @@ static int collect_keys(struct evssh_auth *a) {
   return rc;
 }
 
+static bool same_blob(const auth_key *x, const auth_key *y) {
+  return x->blob_len == y->blob_len && memcmp(x->blob, y->blob, x->blob_len) == 0;
+}
+
+/* The agent's list came from the shared cache and proved stale or short
+   (the agent refused to sign with a key it listed, or every key has been
+   tried): ask the agent itself, keep its answer in the cache, and go on as
+   a session without the cache would have, with the keys not tried yet.
+   Keys already tried keep their place and outcome; a key the agent refused
+   comes back only as an identity file's (its private half is on disk).
+   Once per authentication. *more: something new to try. */
+static int reask_agent(struct evssh_auth *a, bool *more) {
+  *more = false;
+  if (!a->agent_cached || a->agent_reasked) return EVSSH_OK;
+  a->agent_reasked = true;
+  LOG(a, EVSSH_LOG_DEBUG, "ssh-agent: asking for its keys again (the list was the cache's)");
+  auth_key *old = a->keys;
+  size_t nold = a->nkeys, tried = a->key_idx;
+  evssh_buf skipped = a->skipped;
+  a->keys = NULL;
+  a->nkeys = a->key_idx = 0;
+  buf_init(&a->skipped);
+  /* a fresh connection: the old one may be what broke */
+  evssh_agent_close(a->agent);
+  a->agent = NULL;
+  a->reasking = true;
+  int rc = collect_keys(a);
+  a->reasking = false;
+  auth_key *merged = rc ? NULL : calloc(tried + a->nkeys + 1, sizeof *merged);
+  if (!merged) {
+    free_keys(a);
+    buf_release(&a->skipped);
+    a->keys = old;
+    a->nkeys = nold;
+    a->key_idx = tried;
+    a->skipped = skipped;
+    return rc ? rc : EVSSH_ENOMEM;
+  }
+  buf_release(&skipped);
+  size_t m = 0;
+  for (size_t i = 0; i < tried; i++) merged[m++] = old[i];
+  for (size_t j = 0; j < a->nkeys; j++) {
+    auth_key *f = &a->keys[j];
+    bool done = false;
+    for (size_t i = 0; i < tried && !done; i++)
+      done = same_blob(&old[i], f) && !(old[i].agent_refused && f->key);
+    if (done) free_key(f);
+    else merged[m++] = *f;
+  }
+  for (size_t i = 0; i < tried; i++) {
+    if (!merged[i].agent_refused) continue;
+    bool listed = false;
+    for (size_t j = 0; j < a->nkeys && !listed; j++) listed = same_blob(&merged[i], &a->keys[j]);
+    if (!listed) snprintf(merged[i].outcome, sizeof merged[i].outcome, "the agent no longer holds it");
+  }
+  for (size_t i = tried; i < nold; i++) free_key(&old[i]);
+  free(old);
+  free(a->keys);
+  a->keys = merged;
+  a->nkeys = m;
+  a->key_idx = tried;
+  *more = m > tried;
+  return EVSSH_OK;
+}
+
 /* The request header; on failure the packet is discarded and NULL says so. */
 static evssh_buf *begin_request(struct evssh_auth *a, const char *method) {
   evssh_buf *b = transport_begin(a->t, SSH_MSG_USERAUTH_REQUEST);
@@ -572,7 +656,15 @@ static bool try_next_key(struct evssh_auth *a, int *rc) {
     *rc = send_pubkey(a, k, alg, false);
     return true;
   }
-  return false;
+  /* out of keys with a list from the cache: the agent may hold one that
+     list lacks (added since) */
+  bool more = false;
+  int r = reask_agent(a, &more);
+  if (r) {
+    *rc = r;
+    return true;
+  }
+  return more && try_next_key(a, rc);
 }
 
 /* A set password is sent once; one typed at the prompt may be asked for
@@ -760,6 +852,13 @@ static int handle_pk_ok(struct evssh_auth *a) {
   if (rc == EVSSH_EAUTH || rc == EVSSH_EINVAL) {
     snprintf(k->outcome, sizeof k->outcome, "signing failed");
     a->key_idx++;
+    if (!k->key) {
+      /* the agent listed it (perhaps only in the cache's list) but would
+         not sign: ssh-add -d since, or a confirmation declined */
+      k->agent_refused = true;
+      bool more;
+      if ((rc = reask_agent(a, &more)) != EVSSH_OK) return rc;
+    }
     return next_method(a);
   }
   return rc;

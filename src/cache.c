@@ -6,7 +6,11 @@
  * depends on each session's host), each entry
  * good while its files' device, inode, size and mtime stay what they were
  * when it was read: every lookup stat()s the files and re-reads on any
- * change. Entries are bounded (least recently used out first).
+ * change. It also keeps %C hashes (by their input, never stale) and
+ * ssh-agent identity lists by socket path, which no file describes: those
+ * are good for a bounded time (agent_ttl_ms) while the socket is the same
+ * file, and a session that finds one stale asks again (auth.c). Entries
+ * are bounded (least recently used out first).
  *
  * Sharing: a key handed out is the caller's own copy (evssh_key_dup, its
  * EVP_PKEY shared by OpenSSL's reference count, so the private key is
@@ -28,12 +32,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define MAX_KEYS 64
 #define MAX_SETS 256
 #define MAX_KH_FILES 16
 #define MAX_TEXTS 64
 #define MAX_TEXT_BYTES (1024 * 1024)
+#define MAX_HASHES 256
+#define MAX_AGENTS 16
 
 typedef struct file_sig {
   bool present;
@@ -71,6 +78,25 @@ typedef struct text_entry {
   uint64_t used;
 } text_entry;
 
+/* a %C hash: depends on its input alone, so it never goes stale */
+typedef struct hash_entry {
+  struct hash_entry *next;
+  char *in;
+  size_t len;
+  char hex[41];
+  uint64_t used;
+} hash_entry;
+
+/* an agent's identity list: good for agent_ttl_ms from when it was asked,
+   while the socket file is the same one */
+typedef struct agent_entry {
+  struct agent_entry *next;
+  char *path;
+  file_sig sig;
+  long long asked_ms;
+  cache_agent_list *list;
+} agent_entry;
+
 struct evssh_cache {
   pthread_mutex_t lock;
   int refs;                   /* the creator's, plus one per session */
@@ -81,6 +107,11 @@ struct evssh_cache {
   size_t nsets;
   text_entry *texts;          /* ssh_config files */
   size_t ntexts;
+  hash_entry *hashes;         /* %C */
+  size_t nhashes;
+  agent_entry *agents;        /* identity lists by socket path */
+  size_t nagents;
+  int agent_ttl_ms;
   uint64_t tick;
   evssh_cache_stats stats;
 };
@@ -95,6 +126,7 @@ evssh_cache *evssh_cache_new(void) {
     return NULL;
   }
   c->refs = 1;
+  c->agent_ttl_ms = EVSSH_CACHE_AGENT_TTL_MS;
   return c;
 }
 
@@ -119,7 +151,32 @@ static void text_entry_free(evssh_cache *c, text_entry *e) {
   c->stats.entries_freed++;
 }
 
+static void hash_entry_free(evssh_cache *c, hash_entry *e) {
+  free(e->in);
+  free(e);
+  c->stats.entries_freed++;
+}
+
+static void agent_entry_free(evssh_cache *c, agent_entry *e) {
+  cache_agent_release(e->list);
+  free(e->path);
+  free(e);
+  c->stats.entries_freed++;
+}
+
 static void drop_all(evssh_cache *c) {
+  while (c->agents) {
+    agent_entry *e = c->agents;
+    c->agents = e->next;
+    agent_entry_free(c, e);
+  }
+  c->nagents = 0;
+  while (c->hashes) {
+    hash_entry *e = c->hashes;
+    c->hashes = e->next;
+    hash_entry_free(c, e);
+  }
+  c->nhashes = 0;
   while (c->texts) {
     text_entry *e = c->texts;
     c->texts = e->next;
@@ -181,7 +238,15 @@ int evssh_cache_stats_get(evssh_cache *c, evssh_cache_stats *out) {
   if (!c || !out) return EVSSH_EINVAL;
   pthread_mutex_lock(&c->lock);
   *out = c->stats;
-  out->entries = c->nkeys + c->nsets;
+  out->entries = c->nkeys + c->nsets + c->ntexts + c->nhashes + c->nagents;
+  pthread_mutex_unlock(&c->lock);
+  return EVSSH_OK;
+}
+
+int evssh_cache_set_agent_ttl(evssh_cache *c, int ms) {
+  if (!c || ms < 0) return EVSSH_EINVAL;
+  pthread_mutex_lock(&c->lock);
+  c->agent_ttl_ms = ms;
   pthread_mutex_unlock(&c->lock);
   return EVSSH_OK;
 }
@@ -575,5 +640,162 @@ int cache_config_text(evssh_cache *c, const char *path, char **text, size_t *len
     text_insert(c, path, st, *text, *len);
     pthread_mutex_unlock(&c->lock);
   }
+  return EVSSH_OK;
+}
+
+/* ------------------------------------------------------------- %C hash */
+
+int cache_conn_hash(evssh_cache *c, const char *in, size_t len, cache_hash_fn compute, void *ud, char out[41]) {
+  if (!c) return compute(in, len, out, ud);
+  pthread_mutex_lock(&c->lock);
+  for (hash_entry *e = c->hashes; e; e = e->next)
+    if (e->len == len && memcmp(e->in, in, len) == 0) {
+      memcpy(out, e->hex, sizeof e->hex);
+      e->used = ++c->tick;
+      c->stats.conn_hash_hits++;
+      pthread_mutex_unlock(&c->lock);
+      return EVSSH_OK;
+    }
+  pthread_mutex_unlock(&c->lock);
+  /* SHA-1 of a few dozen bytes: computed outside the lock all the same,
+     so a thread never waits on another's digest */
+  int rc = compute(in, len, out, ud);
+  if (rc != EVSSH_OK) return rc;
+  hash_entry *e = calloc(1, sizeof *e);
+  if (!e || !(e->in = malloc(len ? len : 1))) {
+    free(e);
+    return EVSSH_OK;   /* not kept: the next session computes it again */
+  }
+  memcpy(e->in, in, len);
+  e->len = len;
+  memcpy(e->hex, out, sizeof e->hex);
+  pthread_mutex_lock(&c->lock);
+  c->stats.conn_hashes++;
+  for (hash_entry *h = c->hashes; h; h = h->next)
+    if (h->len == len && memcmp(h->in, in, len) == 0) {   /* another thread's */
+      free(e->in);
+      free(e);
+      pthread_mutex_unlock(&c->lock);
+      return EVSSH_OK;
+    }
+  if (c->nhashes >= MAX_HASHES) {
+    hash_entry **oldest = NULL;
+    for (hash_entry **p = &c->hashes; *p; p = &(*p)->next)
+      if (!oldest || (*p)->used < (*oldest)->used) oldest = p;
+    hash_entry *old = *oldest;
+    *oldest = old->next;
+    c->nhashes--;
+    hash_entry_free(c, old);
+  }
+  e->used = ++c->tick;
+  e->next = c->hashes;
+  c->hashes = e;
+  c->nhashes++;
+  pthread_mutex_unlock(&c->lock);
+  return EVSSH_OK;
+}
+
+/* ------------------------------------------------- agent identity lists */
+
+void cache_agent_release(cache_agent_list *list) {
+  if (!list || __atomic_sub_fetch(&list->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  evssh_agent_identities_free(list->ids, list->n);
+  free(list);
+}
+
+static cache_agent_list *list_hold(cache_agent_list *list) {
+  __atomic_add_fetch(&list->refs, 1, __ATOMIC_RELAXED);
+  return list;
+}
+
+static long long monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Under the lock: unlink and free the entry for path, if any. */
+static void agent_forget(evssh_cache *c, const char *path) {
+  for (agent_entry **p = &c->agents; *p; p = &(*p)->next) {
+    agent_entry *e = *p;
+    if (strcmp(e->path, path) != 0) continue;
+    *p = e->next;
+    c->nagents--;
+    agent_entry_free(c, e);
+    return;
+  }
+}
+
+int cache_agent_identities(evssh_cache *c, evssh_agent *agent, bool fresh, cache_agent_list **list, bool *from_cache,
+                           char *err, size_t errlen) {
+  *list = NULL;
+  *from_cache = false;
+  const char *path = evssh_agent_path(agent);
+  file_sig now = c && path ? sig_of(path) : (file_sig){0};
+  if (c && path && now.present) {
+    pthread_mutex_lock(&c->lock);
+    long long t = monotonic_ms();
+    for (agent_entry **p = &c->agents; *p; p = &(*p)->next) {
+      agent_entry *e = *p;
+      if (strcmp(e->path, path) != 0) continue;
+      bool good = !fresh && sig_same(&e->sig, &now) && t - e->asked_ms < c->agent_ttl_ms;
+      if (good) {
+        *list = list_hold(e->list);
+        *from_cache = true;
+        c->stats.agent_hits++;
+        pthread_mutex_unlock(&c->lock);
+        return EVSSH_OK;
+      }
+      /* expired, another socket, or found stale by a session */
+      if (fresh) c->stats.agent_drops++;
+      *p = e->next;
+      c->nagents--;
+      agent_entry_free(c, e);
+      break;
+    }
+    pthread_mutex_unlock(&c->lock);
+  }
+  cache_agent_list *l = calloc(1, sizeof *l);
+  if (!l) return EVSSH_ENOMEM;
+  l->refs = 1;
+  long long asked = monotonic_ms();
+  int rc = evssh_agent_identities(agent, &l->ids, &l->n, err, errlen);
+  if (rc) {
+    free(l);
+    return rc;
+  }
+  *list = l;
+  if (!c || !path || !now.present) return EVSSH_OK;
+  agent_entry *e = calloc(1, sizeof *e);
+  if (!e || !(e->path = strdup(path))) {
+    free(e);
+    return EVSSH_OK;   /* not kept: the next session asks the agent itself */
+  }
+  e->sig = now;
+  e->asked_ms = asked;
+  e->list = list_hold(l);
+  pthread_mutex_lock(&c->lock);
+  c->stats.agent_lists++;
+  if (c->agent_ttl_ms == 0) {
+    pthread_mutex_unlock(&c->lock);
+    cache_agent_release(e->list);
+    free(e->path);
+    free(e);
+    return EVSSH_OK;
+  }
+  agent_forget(c, path);   /* another thread's answer, older or not: this one is newer */
+  if (c->nagents >= MAX_AGENTS) {
+    agent_entry **oldest = NULL;
+    for (agent_entry **p = &c->agents; *p; p = &(*p)->next)
+      if (!oldest || (*p)->asked_ms < (*oldest)->asked_ms) oldest = p;
+    agent_entry *old = *oldest;
+    *oldest = old->next;
+    c->nagents--;
+    agent_entry_free(c, old);
+  }
+  e->next = c->agents;
+  c->agents = e;
+  c->nagents++;
+  pthread_mutex_unlock(&c->lock);
   return EVSSH_OK;
 }

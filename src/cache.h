@@ -7,6 +7,7 @@
 #define EVSSH_CACHE_H
 
 #include "evssh.h"
+#include "agent.h"
 #include "config.h"
 #include "keys.h"
 #include "knownhosts.h"
@@ -52,8 +53,45 @@ int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfil
 int cache_config_text(evssh_cache *c, const char *path, char **text, size_t *len, struct stat *st, int *sys_errno);
 
 /* evssh_config_read_file through the cache (defined in config.c, the
-   parser; the files' text comes from cache_config_text). */
+   parser; the files' text comes from cache_config_text). It also hands
+   the cache to the config as cache_config_use does. */
 int cache_config_read_file(evssh_cache *c, evssh_config *cfg, const char *path, const char *host, char *err,
                            size_t errlen);
+
+/* An agent's identity list, shared read-only by the sessions holding it
+   (cache_agent_release lets go). */
+typedef struct cache_agent_list {
+  int refs;
+  evssh_agent_identity *ids;
+  size_t n;
+} cache_agent_list;
+
+/* evssh_agent_identities through the cache: the list for the agent's
+   socket path, asked of the agent (REQUEST_IDENTITIES) at most once per
+   the cache's agent TTL (evssh_cache_set_agent_ttl), and again at once
+   when the socket file is another one (the agent restarted) or after
+   evssh_cache_clear. fresh: ask the agent whatever the cache holds, and
+   keep that answer instead (a session found the kept one stale: counted
+   in agent_drops). *list is the caller's to release; *from_cache says
+   whether the agent was asked. c NULL: the plain request. Errors as for
+   evssh_agent_identities (nothing is kept then). */
+int cache_agent_identities(evssh_cache *c, evssh_agent *agent, bool fresh, cache_agent_list **list, bool *from_cache,
+                           char *err, size_t errlen);
+void cache_agent_release(cache_agent_list *list); /* NULL ok */
+
+/* Have evssh_config_finalize make the config's %C hash through c (held
+   until the config is freed or given another; NULL: none). Defined in
+   config.c. A session that reads no config file (ConfigFile none) gets
+   there only through this. */
+void cache_config_use(evssh_config *cfg, evssh_cache *c);
+
+/* The %C hash (config.c) through the cache: the 40 hex digits for one
+   input (the length-prefixed local host name, host, port, user and jump
+   host, as config.c builds it) computed once per distinct input. On a hit
+   out gets the kept value; on a miss compute(in, len, out, ud) makes it
+   and a success is kept. c NULL: compute alone. Returns what compute
+   returns (EVSSH_OK on a hit). */
+typedef int (*cache_hash_fn)(const char *in, size_t len, char out[41], void *ud);
+int cache_conn_hash(evssh_cache *c, const char *in, size_t len, cache_hash_fn compute, void *ud, char out[41]);
 
 #endif

@@ -9,7 +9,9 @@
 #include "config_internal.h"
 #include "cache.h"
 #include "errors.h"
+#include "jump.h"
 #include "match.h"
+#include "ossl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -72,6 +74,7 @@ void evssh_config_free(evssh_config *c) {
   }
   clear_derived(c);
   free(c->ignore_unknown);
+  cache_unref(c->cache);
   free(c);
 }
 
@@ -156,10 +159,24 @@ static int local_info_get(local_info *li, char *err, size_t errlen) {
 
 /* ------------------------------------------------------------ expansion */
 
+/* %C, made when a value first asks for it (most configurations never do,
+   and then no session pays for the digest) */
+typedef struct lazy_hash {
+  evssh_cache *cache;
+  const local_info *li;
+  const char *h, *p, *r, *jump;
+  bool done;
+  char hex[41];
+} lazy_hash;
+
 typedef struct tokens {
-  const char *h, *n, *p, *r, *C;
+  const char *h, *n, *p, *r;
+  lazy_hash *C;
   const local_info *li;
 } tokens;
+
+static int conn_hash(evssh_cache *cache, const local_info *li, const char *h, const char *p, const char *r,
+                     const char *jump, char out[41]);
 
 static int sb_add(char **s, size_t *len, size_t *cap, const char *add, size_t n) {
   if (*len + n + 1 > *cap) {
@@ -217,7 +234,18 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
         case 'n': case 'k': val = t->n; break;
         case 'p': val = t->p; break;
         case 'r': val = t->r; break;
-        case 'C': val = t->C; break;
+        case 'C':
+          if (t->C && !t->C->done) {
+            lazy_hash *lh = t->C;
+            if ((rc = conn_hash(lh->cache, lh->li, lh->h, lh->p, lh->r, lh->jump, lh->hex)) != EVSSH_OK) {
+              evssh_errorf(err, errlen, "out of memory");
+              free(s);
+              return rc;
+            }
+            lh->done = true;
+          }
+          val = t->C ? t->C->hex : NULL;
+          break;
         case 'u': val = t->li->user; break;
         case 'd': val = t->li->home; break;
         case 'l': val = t->li->hostname; break;
@@ -266,24 +294,62 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
   return EVSSH_OK;
 }
 
-static int conn_hash(const local_info *li, const char *h, const char *p, const char *r,
-                     char out[41]) {
+/* SHA-1 over the parts as they follow each other in `in` (each after its
+   decimal length and a colon, so that the cache can tell inputs apart) */
+static int sha1_hex(const char *in, size_t len, char out[41], void *ud) {
+  (void)ud;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
-           EVP_DigestUpdate(ctx, li->hostname, strlen(li->hostname)) == 1 &&
-           EVP_DigestUpdate(ctx, h, strlen(h)) == 1 &&
-           EVP_DigestUpdate(ctx, p, strlen(p)) == 1 &&
-           EVP_DigestUpdate(ctx, r, strlen(r)) == 1 &&
-           EVP_DigestFinal_ex(ctx, md, &mdlen) == 1;
+  int ok = ctx != NULL && EVP_DigestInit_ex(ctx, evssh_ossl_md("SHA1"), NULL) == 1;
+  const char *p = in, *end = in + len;
+  while (ok && p < end) {
+    char *colon;
+    unsigned long n = strtoul(p, &colon, 10);
+    ok = *colon == ':' && n <= (size_t)(end - colon - 1);
+    if (ok && n)
+      ok = EVP_DigestUpdate(ctx, colon + 1, n) == 1;
+    p = colon + 1 + n;
+  }
+  ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 20;
   EVP_MD_CTX_free(ctx);
   if (!ok)
     return EVSSH_ENOMEM;
-  for (unsigned i = 0; i < mdlen && i < 20; i++)
+  for (unsigned i = 0; i < 20; i++)
     snprintf(out + 2 * i, 3, "%02x", md[i]);
   out[40] = '\0';
   return EVSSH_OK;
+}
+
+/* ssh's %C: SHA-1 of the local host name, host, port, user and (OpenSSH
+   10) the host of the last ProxyJump hop, "" without one. Once per
+   distinct input through the cache when there is one. */
+static int conn_hash(evssh_cache *cache, const local_info *li, const char *h, const char *p, const char *r,
+                     const char *jump, char out[41]) {
+  char jhost[1025] = "";
+  if (jump && *jump && strcasecmp(jump, "none") != 0) {
+    const char *last = strrchr(jump, ',');
+    last = last ? last + 1 : jump;
+    char juser[256];
+    int jport;
+    if (jump_parse_hop(last, juser, sizeof juser, jhost, sizeof jhost, &jport) != EVSSH_OK)
+      snprintf(jhost, sizeof jhost, "%s", last);
+  }
+  const char *parts[] = {li->hostname, h, p, r, jhost};
+  char *in = NULL;
+  size_t len = 0, cap = 0;
+  int rc = sb_add(&in, &len, &cap, "", 0);
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0] && rc == EVSSH_OK; i++) {
+    char num[24];
+    int n = snprintf(num, sizeof num, "%zu:", strlen(parts[i]));
+    rc = sb_add(&in, &len, &cap, num, (size_t)n);
+    if (rc == EVSSH_OK)
+      rc = sb_add(&in, &len, &cap, parts[i], strlen(parts[i]));
+  }
+  if (rc == EVSSH_OK)
+    rc = cache_conn_hash(cache, in, len, sha1_hex, NULL, out);
+  free(in);
+  return rc;
 }
 
 /* --------------------------------------------------------- file reading */
@@ -337,12 +403,9 @@ static int run_match_exec(read_ctx *rc, const char *cmdtmpl, const char *where, 
   const slot *us = current(rc->c, K_USER), *ps = current(rc->c, K_PORT);
   const char *ruser = us ? us->val : rc->li.user;
   const char *port = ps ? ps->val : "22";
-  char hash[41];
-  if ((r = conn_hash(&rc->li, host, port, ruser, hash)) != EVSSH_OK) {
-    free(host);
-    return r;
-  }
-  tokens t = {.h = host, .n = rc->original, .p = port, .r = ruser, .C = hash, .li = &rc->li};
+  const slot *js = current(rc->c, K_PROXYJUMP);
+  lazy_hash hash = {.cache = rc->cache, .li = &rc->li, .h = host, .p = port, .r = ruser, .jump = js ? js->val : NULL};
+  tokens t = {.h = host, .n = rc->original, .p = port, .r = ruser, .C = &hash, .li = &rc->li};
   char sub[512];
   r = expand(cmdtmpl, false, false, &t, "CdhikLlnpru", "Match exec", &cmd, sub, sizeof(sub));
   free(host);
@@ -791,8 +854,18 @@ int evssh_config_read_file(evssh_config *c, const char *path, const char *host,
   return read_config(c, NULL, path, host, NULL, 0, err, errlen);
 }
 
+void cache_config_use(evssh_config *c, evssh_cache *cache) {
+  if (c == NULL || c->cache == cache)
+    return;
+  cache_unref(c->cache);
+  c->cache = cache_ref(cache);
+}
+
 int cache_config_read_file(evssh_cache *cache, evssh_config *c, const char *path, const char *host, char *err,
                            size_t errlen) {
+  /* finalize's %C goes through the cache the files came through */
+  if (cache)
+    cache_config_use(c, cache);
   return read_config(c, cache, path, host, NULL, 0, err, errlen);
 }
 
@@ -896,7 +969,7 @@ static int apply_defaults(evssh_config *c, const local_info *li) {
 
 /* Step 3: HostName first, since every other %h depends on it; lower-cased
    as ssh does. The tokens for the other keywords are filled from it. */
-static int resolve_hostname(evssh_config *c, const char *host, tokens *t, char **hostname, char hash[41],
+static int resolve_hostname(evssh_config *c, const char *host, tokens *t, char **hostname, lazy_hash *hash,
                             char *err, size_t errlen) {
   int e;
   if (c->raw[K_HOSTNAME].set) {
@@ -914,8 +987,8 @@ static int resolve_hostname(evssh_config *c, const char *host, tokens *t, char *
   t->h = *hostname;
   t->p = c->raw[K_PORT].val;
   t->r = c->raw[K_USER].val;
-  if ((e = conn_hash(t->li, t->h, t->p, t->r, hash)) != EVSSH_OK)
-    return e;
+  *hash = (lazy_hash){.cache = c->cache, .li = t->li, .h = t->h, .p = t->p, .r = t->r,
+                      .jump = c->raw[K_PROXYJUMP].set ? c->raw[K_PROXYJUMP].val : NULL};
   t->C = hash;
   return EVSSH_OK;
 }
@@ -994,7 +1067,7 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
   clear_derived(c);
   local_info li;
   char *hostname = NULL;
-  char hash[41];
+  lazy_hash hash;
   tokens t = {.n = host, .li = &li};
   int e = local_info_get(&li, err, errlen);
   if (e == EVSSH_OK)
@@ -1002,7 +1075,7 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
   if (e == EVSSH_OK)
     e = apply_defaults(c, &li);
   if (e == EVSSH_OK)
-    e = resolve_hostname(c, host, &t, &hostname, hash, err, errlen);
+    e = resolve_hostname(c, host, &t, &hostname, &hash, err, errlen);
   for (int k = 0; k < K_COUNT && e == EVSSH_OK; k++)
     e = finalize_keyword(c, k, &t, hostname, err, errlen);
   free(hostname);

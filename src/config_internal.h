@@ -65,6 +65,9 @@ struct evssh_config {
   slot final[K_COUNT];   /* after finalize: expanded */
   char *ignore_unknown;
   bool finalized;
+  /* the cache the files were last read through (held: cache_ref): the %C
+     hash of finalize goes through it too */
+  evssh_cache *cache;
 };
 
 

@@ -191,8 +191,11 @@ bool cfg_is_list_type(enum kwtype t) {
 }
 
 int cfg_keyword_index(const char *name) {
+  /* every option lookup of every session comes here: the first letter
+     rules out most of the table before a strcasecmp runs */
+  int first = tolower((unsigned char)name[0]);
   for (int i = 0; i < K_COUNT; i++)
-    if (strcasecmp(cfg_keywords[i].name, name) == 0)
+    if (tolower((unsigned char)cfg_keywords[i].name[0]) == first && strcasecmp(cfg_keywords[i].name, name) == 0)
       return i;
   for (size_t i = 0; i < sizeof(keyword_aliases) / sizeof(keyword_aliases[0]); i++)
     if (strcasecmp(keyword_aliases[i].alias, name) == 0)

@@ -5,8 +5,12 @@
  * harness sshd, and ssh_config files (with an Include) read once for many
  * sessions and again when one changes. File opens are counted through the linker's --wrap for
  * open (key files) and fopen (known_hosts), so "read once" is what the
- * process did, not what the cache says it did. Keys are made at test time
- * with ssh-keygen. The sshd case skips without sshd; the rest need none. */
+ * process did, not what the cache says it did. The %C hash is counted by
+ * SHA-1 digests begun (--wrap=EVP_DigestInit_ex), agent identity lists by
+ * REQUEST_IDENTITIES messages written to a UNIX socket (--wrap=send),
+ * against an ssh-agent each such test starts and stops itself. Keys are
+ * made at test time with ssh-keygen. The sshd cases skip without sshd;
+ * the rest need none. */
 #include "cache.h"
 
 #include "buf.h"
@@ -14,12 +18,16 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +57,30 @@ int __wrap_open(const char *path, int flags, ...) {
     va_end(ap);
   }
   return __real_open(path, flags, mode);
+}
+
+/* SHA-1 digests begun: in a test that only reads and finalizes configs,
+   the %C hash is the one SHA-1 user */
+static int sha1_inits;
+int __real_EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl);
+int __wrap_EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl);
+int __wrap_EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl) {
+  if (type && EVP_MD_is_a(type, "SHA1")) __atomic_add_fetch(&sha1_inits, 1, __ATOMIC_SEQ_CST);
+  return __real_EVP_DigestInit_ex(ctx, type, impl);
+}
+
+/* REQUEST_IDENTITIES sent to an agent: agent.c writes each message's body
+   apart from its length, and that body is the one byte 11 */
+static int identity_requests;
+ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags) {
+  struct sockaddr_storage sa;
+  socklen_t sl = sizeof sa;
+  if (len == 1 && ((const unsigned char *)buf)[0] == 11 && getsockname(fd, (struct sockaddr *)&sa, &sl) == 0 &&
+      sa.ss_family == AF_UNIX)
+    __atomic_add_fetch(&identity_requests, 1, __ATOMIC_SEQ_CST);
+  return __real_send(fd, buf, len, flags);
 }
 
 FILE *__real_fopen(const char *path, const char *mode);
@@ -122,7 +154,11 @@ static void setup(void) {
   opens_a = opens_b = prompts = 0;
 }
 
-static void teardown(void) { run("rm -rf '%s'", dir); }
+static void agent_stop(void);
+static void teardown(void) {
+  agent_stop();
+  run("rm -rf '%s'", dir);
+}
 
 static evssh_cache_stats stats(evssh_cache *c) {
   evssh_cache_stats st;
@@ -516,6 +552,93 @@ START_TEST(test_config_sessions_share) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- %C hash */
+
+/* %C as OpenSSH 10 makes it, computed here apart from config.c: SHA-1 of
+   the local host name, host, port, user and jump host */
+static void expected_hash(const char *h, const char *port, const char *user, const char *jump, char out[41]) {
+  char local[256], in[1024];
+  ck_assert_int_eq(gethostname(local, sizeof local), 0);
+  local[sizeof local - 1] = 0;
+  int n = snprintf(in, sizeof in, "%s%s%s%s%s", local, h, port, user, jump);
+  unsigned char md[20];
+  unsigned int mdlen = 0;
+  ck_assert_int_eq(EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL), 1);
+  for (int i = 0; i < 20; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* one session's config: read through c, finalized, IdentityAgent holds
+   %C; returns the value after "agent-" */
+static void finalize_hash(evssh_cache *c, const char *cfg, const char *host, char out[41]) {
+  evssh_config *conf = NULL;
+  char err[256] = "";
+  ck_assert_int_eq(evssh_config_new(&conf), EVSSH_OK);
+  ck_assert_int_eq(cache_config_read_file(c, conf, cfg, host, err, sizeof err), EVSSH_OK);
+  ck_assert_msg(evssh_config_finalize(conf, host, err, sizeof err) == EVSSH_OK, "%s", err);
+  const char *v = evssh_config_get(conf, "IdentityAgent");
+  ck_assert_ptr_nonnull(v);
+  const char *dash = strrchr(v, '-');
+  ck_assert_ptr_nonnull(dash);
+  ck_assert_uint_eq(strlen(dash + 1), 40);
+  memcpy(out, dash + 1, 41);
+  evssh_config_free(conf);
+}
+
+/* 20 sessions of one host make the %C hash once with a cache; another
+   host (or another jump host) is another input; without a cache every
+   finalize makes it; a config that uses no %C never makes it. The values
+   are OpenSSH 10's (ProxyJump's last host in the hash). */
+START_TEST(test_conn_hash_once_per_input) {
+  char cfg[320], want[41], got[41];
+  snprintf(cfg, sizeof cfg, "%s/config", dir);
+  run("printf 'Host jumped\\n  ProxyJump ju@first:2200,ssh://u2@last.example:2201\\n"
+      "Host *\\n  User carol\\n  Port 2022\\n  IdentityAgent %s/agent-%%%%C\\n' > '%s'", dir, cfg);
+  evssh_cache *c = evssh_cache_new();
+  ck_assert_ptr_nonnull(c);
+  sha1_inits = 0;
+  expected_hash("alpha", "2022", "carol", "", want);
+  int base = sha1_inits;
+  for (int i = 0; i < 20; i++) {
+    finalize_hash(c, cfg, "alpha", got);
+    ck_assert_str_eq(got, want);
+  }
+  ck_assert_int_eq(sha1_inits - base, 1);
+  expected_hash("jumped", "2022", "carol", "last.example", want);
+  base = sha1_inits;
+  for (int i = 0; i < 5; i++) {
+    finalize_hash(c, cfg, "jumped", got);
+    ck_assert_str_eq(got, want);
+  }
+  ck_assert_int_eq(sha1_inits - base, 1);
+  evssh_cache_stats st = stats(c);
+  ck_assert_uint_eq(st.conn_hashes, 2);
+  ck_assert_uint_eq(st.conn_hash_hits, 23);
+  /* evssh_cache_clear drops them with the rest */
+  evssh_cache_clear(c);
+  base = sha1_inits;
+  finalize_hash(c, cfg, "jumped", got);
+  ck_assert_str_eq(got, want);
+  ck_assert_int_eq(sha1_inits - base, 1);
+  evssh_cache_free(c);
+  /* no cache: every session computes it, as before */
+  base = sha1_inits;
+  for (int i = 0; i < 3; i++) finalize_hash(NULL, cfg, "jumped", got);
+  ck_assert_int_eq(sha1_inits - base, 3);
+  /* no %C anywhere: no digest at all */
+  run("printf 'Host *\\n  User carol\\n' > '%s'", cfg);
+  base = sha1_inits;
+  for (int i = 0; i < 3; i++) {
+    evssh_config *conf = NULL;
+    char err[256] = "";
+    ck_assert_int_eq(evssh_config_new(&conf), EVSSH_OK);
+    ck_assert_int_eq(cache_config_read_file(NULL, conf, cfg, "alpha", err, sizeof err), EVSSH_OK);
+    ck_assert_int_eq(evssh_config_finalize(conf, "alpha", err, sizeof err), EVSSH_OK);
+    evssh_config_free(conf);
+  }
+  ck_assert_int_eq(sha1_inits - base, 0);
+}
+END_TEST
+
 #define NJOBS 20
 static bool jobs_running(evssh_multi *m, void *ud) {
   job *j = ud;
@@ -574,6 +697,180 @@ START_TEST(test_multi_sessions_share) {
 }
 END_TEST
 
+/* ------------------------------------------------------ agent lists */
+
+static char agent_sock[400];
+static pid_t agent_pid;
+
+/* an ssh-agent of the test's own on a socket in dir, in the foreground
+   under timeout(1), so that a test that dies leaves no agent behind for
+   long; stopped by that pid (timeout passes the signal on) */
+static void agent_start(void) {
+  char pidfile[400];
+  snprintf(agent_sock, sizeof agent_sock, "%s/agent.sock", dir);
+  snprintf(pidfile, sizeof pidfile, "%s/agent.pid", dir);
+  run("timeout 600 ssh-agent -D -a '%s' >/dev/null 2>&1 </dev/null & echo $! > '%s'", agent_sock, pidfile);
+  FILE *f = fopen(pidfile, "r");
+  ck_assert_ptr_nonnull(f);
+  int pid = 0;
+  ck_assert_int_eq(fscanf(f, "%d", &pid), 1);
+  fclose(f);
+  ck_assert_int_gt(pid, 1);
+  agent_pid = (pid_t)pid;
+  struct stat st;
+  for (int i = 0; i < 1000 && stat(agent_sock, &st) != 0; i++) {
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+  ck_assert_msg(stat(agent_sock, &st) == 0, "ssh-agent did not make %s", agent_sock);
+}
+
+static void agent_stop(void) {
+  if (agent_pid > 1) {
+    kill(agent_pid, SIGTERM);
+    waitpid(agent_pid, NULL, 0);
+  }
+  agent_pid = 0;
+}
+
+static void agent_add(const char *key) { run("SSH_AUTH_SOCK='%s' ssh-add -q '%s' 2>/dev/null", agent_sock, key); }
+static void agent_remove_all(void) { run("SSH_AUTH_SOCK='%s' ssh-add -D 2>/dev/null >/dev/null", agent_sock); }
+
+/* the options of a session that logs in with the agent's keys only
+   (identity_file NULL), or with them and one file */
+static evssh_session *agent_session(evssh_cache *c, const char *identity_file) {
+  char port[16];
+  snprintf(port, sizeof port, "%d", peer.port);
+  evssh_session *s = evssh_session_new("127.0.0.1");
+  ck_assert_ptr_nonnull(s);
+  if (c) ck_assert_int_eq(evssh_session_set_cache(s, c), EVSSH_OK);
+  evssh_session_read_config(s, "none");
+  evssh_session_option(s, "User", peer.user);
+  evssh_session_option(s, "Port", port);
+  evssh_session_option(s, "UserKnownHostsFile", peer.known_hosts);
+  evssh_session_option(s, "GlobalKnownHostsFile", "none");
+  evssh_session_option(s, "IdentityFile", identity_file ? identity_file : "none");
+  evssh_session_option(s, "IdentityAgent", agent_sock);
+  evssh_session_option(s, "PreferredAuthentications", "publickey");
+  evssh_session_option(s, "BatchMode", "yes");
+  return s;
+}
+
+/* one blocking login; the session's error into why */
+static int agent_login(evssh_cache *c, const char *identity_file, char *why, size_t whylen) {
+  evssh_session *s = agent_session(c, identity_file);
+  int rc = evssh_session_connect(s);
+  snprintf(why, whylen, "%s", rc ? evssh_session_error(s) : "");
+  evssh_session_close(s);
+  evssh_session_free(s);
+  return rc;
+}
+
+/* 20 sessions of a multi whose keys are in an agent ask it for its list
+   once (without the cache: 20 times) and each still signs with its own
+   connection to it */
+START_TEST(test_agent_list_once_for_20) {
+  if (!have_sshd) {
+    fprintf(stderr, "test_agent_list_once_for_20 skipped: %s\n", harness_skip_reason());
+    return;
+  }
+  agent_start();
+  agent_add(peer.key_ed25519);
+  evssh_multi *m = evssh_multi_new();
+  ck_assert_ptr_nonnull(m);
+  /* a TTL no loaded machine outruns: this is about the count */
+  ck_assert_int_eq(evssh_cache_set_agent_ttl(evssh_multi_cache(m), 600000), EVSSH_OK);
+  evssh_session *s[NJOBS];
+  job jobs[NJOBS];
+  memset(jobs, 0, sizeof jobs);
+  identity_requests = 0;
+  for (int i = 0; i < NJOBS; i++) {
+    s[i] = agent_session(NULL, NULL);
+    jobs[i].status = 1;
+    ck_assert_int_eq(evssh_multi_add(m, s[i]), EVSSH_OK);
+    ck_assert_int_eq(evssh_session_connect_async(s[i], job_ready, &jobs[i]), EVSSH_OK);
+  }
+  ck_assert_int_ge(evssh_multi_loop(m, -1, jobs_running, jobs), 0);
+  for (int i = 0; i < NJOBS; i++) {
+    ck_assert_int_eq(jobs[i].status, 0);
+    ck_assert_int_eq(jobs[i].oks, 1);
+  }
+  ck_assert_int_eq(identity_requests, 1);
+  evssh_cache_stats st = stats(evssh_multi_cache(m));
+  ck_assert_uint_eq(st.agent_lists, 1);
+  ck_assert_uint_eq(st.agent_hits, NJOBS - 1);
+  for (int i = 0; i < NJOBS; i++) evssh_multi_remove(m, s[i]);
+  evssh_multi_free(m);
+  for (int i = 0; i < NJOBS; i++) {
+    evssh_session_close(s[i]);
+    evssh_session_free(s[i]);
+  }
+  agent_stop();
+}
+END_TEST
+
+/* The lifetime rule: a kept list that went stale never costs a login.
+   Keys removed (ssh-add -D) after the list was kept: a clear failure that
+   says so; a key added since: found by asking again once the kept keys
+   are used up; a key removed from the agent but still on disk: signed
+   with from the file; evssh_cache_clear and the TTL end a list too. */
+START_TEST(test_agent_list_lifetime) {
+  if (!have_sshd) {
+    fprintf(stderr, "test_agent_list_lifetime skipped: %s\n", harness_skip_reason());
+    return;
+  }
+  agent_start();
+  agent_add(peer.key_ed25519);
+  evssh_cache *c = evssh_cache_new();
+  ck_assert_ptr_nonnull(c);
+  ck_assert_int_eq(evssh_cache_set_agent_ttl(c, 600000), EVSSH_OK);
+  char why[1024];
+  identity_requests = 0;
+  ck_assert_msg(agent_login(c, NULL, why, sizeof why) == EVSSH_OK, "%s", why);
+  ck_assert_msg(agent_login(c, NULL, why, sizeof why) == EVSSH_OK, "%s", why);
+  ck_assert_int_eq(identity_requests, 1);   /* the second from the cache */
+
+  /* removed after it was kept: offered from the kept list, the agent
+     refuses to sign, the session asks again and fails clearly */
+  agent_remove_all();
+  ck_assert_int_eq(agent_login(c, NULL, why, sizeof why), EVSSH_EAUTH);
+  ck_assert_msg(strstr(why, "Permission denied") && strstr(why, "the agent no longer holds it"), "%s", why);
+  ck_assert_int_eq(identity_requests, 2);
+  ck_assert_uint_eq(stats(c).agent_drops, 1);
+
+  /* added after an (empty) list was kept: found by asking again */
+  agent_add(peer.key_ed25519);
+  ck_assert_msg(agent_login(c, NULL, why, sizeof why) == EVSSH_OK, "%s", why);
+  ck_assert_int_eq(identity_requests, 3);
+
+  /* removed from the agent, still on disk: the file signs */
+  agent_remove_all();
+  ck_assert_msg(agent_login(c, peer.key_ed25519, why, sizeof why) == EVSSH_OK, "%s", why);
+  ck_assert_int_eq(identity_requests, 4);
+
+  /* evssh_cache_clear: the next session asks, the one after does not */
+  agent_add(peer.key_rsa);
+  evssh_cache_clear(c);
+  ck_assert_msg(agent_login(c, NULL, why, sizeof why) == EVSSH_OK, "%s", why);
+  ck_assert_msg(agent_login(c, NULL, why, sizeof why) == EVSSH_OK, "%s", why);
+  ck_assert_int_eq(identity_requests, 5);
+
+  /* past the TTL the list is asked for again */
+  ck_assert_int_eq(evssh_cache_set_agent_ttl(c, 100), EVSSH_OK);
+  struct timespec pause = {0, 300 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  ck_assert_msg(agent_login(c, NULL, why, sizeof why) == EVSSH_OK, "%s", why);
+  ck_assert_int_eq(identity_requests, 6);
+  /* and a TTL of 0 keeps nothing */
+  ck_assert_int_eq(evssh_cache_set_agent_ttl(c, 0), EVSSH_OK);
+  ck_assert_msg(agent_login(c, NULL, why, sizeof why) == EVSSH_OK, "%s", why);
+  ck_assert_msg(agent_login(c, NULL, why, sizeof why) == EVSSH_OK, "%s", why);
+  ck_assert_int_eq(identity_requests, 8);
+  evssh_cache_free(c);
+  agent_stop();
+}
+END_TEST
+
 static Suite *cache_suite(void) {
   Suite *su = suite_create("cache");
   TCase *tc = tcase_create("core");
@@ -589,6 +886,9 @@ static Suite *cache_suite(void) {
   tcase_add_test(tc, test_multi_sessions_share);
   tcase_add_test(tc, test_config_read_once_and_reread);
   tcase_add_test(tc, test_config_sessions_share);
+  tcase_add_test(tc, test_conn_hash_once_per_input);
+  tcase_add_test(tc, test_agent_list_once_for_20);
+  tcase_add_test(tc, test_agent_list_lifetime);
   suite_add_tcase(su, tc);
   return su;
 }
