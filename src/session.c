@@ -364,6 +364,9 @@ int session_resolve_options(evssh_session *s, const evssh_options **out) {
       int rc = cache_config_read_file(s->cache, s->config, NULL, s->host, err, sizeof err);
       if (rc) return session_fail(s, EVSSH_EINVAL, "%s", err);
     }
+    /* with ConfigFile none no file gave the config the cache: %C in the
+       program's own options goes through it too */
+    if (s->cache) cache_config_use(s->config, s->cache);
     char *msg = NULL;
     int rc = options_resolve(s->config, s->host, &s->opt, &msg);
     if (rc) {

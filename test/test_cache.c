@@ -636,6 +636,24 @@ START_TEST(test_conn_hash_once_per_input) {
     evssh_config_free(conf);
   }
   ck_assert_int_eq(sha1_inits - base, 0);
+  /* sessions with ConfigFile none: %C in their own options goes through the
+     cache too (connecting to a closed port resolves the options, then fails) */
+  c = evssh_cache_new();
+  ck_assert_ptr_nonnull(c);
+  char agent_opt[400];
+  snprintf(agent_opt, sizeof agent_opt, "IdentityAgent=%s/agent-%%C", dir);
+  base = sha1_inits;
+  for (int i = 0; i < 5; i++) {
+    const char *opts[] = {"ConfigFile=none", "Port=1", "ConnectTimeout=5", agent_opt, NULL};
+    evssh_error e;
+    evssh_session *sess = evssh_session_new_with("127.0.0.1", "carol", opts, &e);
+    ck_assert_ptr_nonnull(sess);
+    ck_assert_int_eq(evssh_session_set_cache(sess, c), EVSSH_OK);
+    ck_assert_int_ne(evssh_session_connect(sess), EVSSH_OK);
+    evssh_session_free(sess);
+  }
+  ck_assert_int_eq(sha1_inits - base, 1);
+  evssh_cache_free(c);
 }
 END_TEST
 
