@@ -183,36 +183,6 @@ END_TEST
 
 /* ------------------------------------------------------- server killed */
 
-/* SIGKILL to every process the listener forked (the connection's sshd and
-   its sftp-server), leaving the listener up for the resume */
-static int pid_parent(int pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *close_paren = strrchr(buf, ')');
-  int ppid = -1;
-  if (close_paren) sscanf(close_paren + 2, "%*c %d", &ppid);
-  return ppid;
-}
-
-static int kill_descendants(int root) {
-  int killed = 0;
-  DIR *d = opendir("/proc");
-  struct dirent *e;
-  while (d && (e = readdir(d))) {
-    int pid = atoi(e->d_name);
-    if (pid <= 0 || pid_parent(pid) != root) continue;
-    killed += kill_descendants(pid);
-    if (kill(pid, SIGKILL) == 0) killed++;
-  }
-  if (d) closedir(d);
-  return killed;
-}
-
 typedef struct kill_run {
   struct {
     const harness_peer *p;

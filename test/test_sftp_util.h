@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,36 @@ static SFTP_TEST_UNUSED void sftp_test_rm_rf(const char *path) {
 static SFTP_TEST_UNUSED uint64_t sftp_test_size(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 ? (uint64_t)st.st_size : UINT64_MAX;
+}
+
+/* SIGKILL to every process the listener forked (the connection's sshd and
+   its sftp-server), leaving the listener up for the resume */
+static SFTP_TEST_UNUSED int pid_parent(int pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *close_paren = strrchr(buf, ')');
+  int ppid = -1;
+  if (close_paren) sscanf(close_paren + 2, "%*c %d", &ppid);
+  return ppid;
+}
+
+static SFTP_TEST_UNUSED int kill_descendants(int root) {
+  int killed = 0;
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    int pid = atoi(e->d_name);
+    if (pid <= 0 || pid_parent(pid) != root) continue;
+    killed += kill_descendants(pid);
+    if (kill(pid, SIGKILL) == 0) killed++;
+  }
+  if (d) closedir(d);
+  return killed;
 }
 
 /* ------------------------------------------- blocking wrappers for tests */
