@@ -2,8 +2,8 @@
  * session (channel, version exchange, request table, reply framing and
  * dispatch, errors, lifetime); sftp_codec.c the wire forms (attributes,
  * status, names, printable copies); sftp_requests.c the request-level calls;
- * sftp_transfer.c pipelined whole-file transfers; sftp_tree.c directory
- * trees. Everything rides on the public channel API, as DESIGN.md's
+ * sftp_transfer.c pipelined whole-file transfers; sftp_parallel.c the
+ * extra channels uploads may spread over; sftp_tree.c directory trees. Everything rides on the public channel API, as DESIGN.md's
  * services rule asks: no file here reaches into connection.c. */
 #ifndef EVSSH_SFTP_INTERNAL_H
 #define EVSSH_SFTP_INTERNAL_H

@@ -13,8 +13,13 @@
  * offset order: a reply ahead of the write position waits in a sorted
  * list, a short reply makes the rest of its range a hole asked for again,
  * and SSH_FX_EOF stops new reads; a file that is larger than its fstat
- * said is followed one block at a time. A transfer ends only once nothing
- * it sent is unanswered, so no reply can outlive it. */
+ * said is followed one block at a time. An upload may also hold a handle
+ * on each of the sftp's extra channels (sftp_parallel.c's lanes): its
+ * WRITEs go to the channel with the most send room, the ring of WRITEs in
+ * offset order gives the prefix in place whichever channel answers, and
+ * the lanes' handles are closed before the upload's own. A transfer ends
+ * only once nothing it sent, on any channel, is unanswered, so no reply
+ * can outlive it. */
 #include "sftp.h"
 
 #include <errno.h>

@@ -23,37 +23,20 @@ static char hostile[1024];
 
 static void path_in(char *out, size_t outlen, const char *name) { snprintf(out, outlen, "%s/%s", work, name); }
 
-typedef struct result {
-  bool done;
-  int status;
-  uint32_t fx;
-  uint64_t transferred;
-  char error[1024];
-} result;
-
-static void on_done(evssh_sftp *sftp, int status, void *ud) {
-  result *r = ud;
-  r->done = true;
-  r->status = status;
-  r->fx = evssh_sftp_status(sftp);
-  r->transferred = evssh_sftp_transferred(sftp);
-  snprintf(r->error, sizeof r->error, "%s", evssh_sftp_error(sftp));
-}
-
-static bool until_done(evssh_session *s, void *ud) { return !((result *)ud)->done; }
+typedef sftp_test_result result;
 
 static result run_transfer(evssh_session *s, evssh_sftp *sftp, bool up, const char *from, const char *to,
                            uint64_t offset) {
   result r = {0};
-  int rc = up ? evssh_sftp_upload(sftp, from, to, offset, NULL, on_done, &r)
-              : evssh_sftp_download(sftp, from, to, offset, NULL, on_done, &r);
+  int rc = up ? evssh_sftp_upload(sftp, from, to, offset, NULL, sftp_test_done_cb, &r)
+              : evssh_sftp_download(sftp, from, to, offset, NULL, sftp_test_done_cb, &r);
   if (rc) {
     r.done = true;
     r.status = rc;
     snprintf(r.error, sizeof r.error, "%s", evssh_sftp_error(sftp));
     return r;
   }
-  evssh_session_loop(s, -1, until_done, &r);
+  evssh_session_loop(s, -1, sftp_test_until_done, &r);
   return r;
 }
 
@@ -200,7 +183,7 @@ static void kill_at(evssh_sftp *sftp, uint64_t done, uint64_t total, void *ud) {
   }
 }
 
-static void killed_done(evssh_sftp *sftp, int status, void *ud) { on_done(sftp, status, &((kill_run *)ud)->r); }
+static void killed_done(evssh_sftp *sftp, int status, void *ud) { sftp_test_done_cb(sftp, status, &((kill_run *)ud)->r); }
 
 static bool until_kill_done(evssh_session *s, void *ud) { return !((kill_run *)ud)->r.done; }
 

@@ -60,20 +60,7 @@ static unsigned channels_used(const log_lines *l) {
 
 /* --------------------------------------------------------- transfers */
 
-typedef struct result {
-  bool done;
-  int status;
-  uint64_t transferred, last;
-  char error[1024];
-} result;
-
-static void on_done(evssh_sftp *sftp, int status, void *ud) {
-  result *r = ud;
-  r->done = true;
-  r->status = status;
-  r->transferred = evssh_sftp_transferred(sftp);
-  snprintf(r->error, sizeof r->error, "%s", evssh_sftp_error(sftp));
-}
+typedef sftp_test_result result;
 
 static void on_progress(evssh_sftp *sftp, uint64_t done, uint64_t total, void *ud) {
   result *r = ud;
@@ -81,12 +68,10 @@ static void on_progress(evssh_sftp *sftp, uint64_t done, uint64_t total, void *u
   r->last = done;
 }
 
-static bool until_done(evssh_session *s, void *ud) { return !((result *)ud)->done; }
-
 static result upload(evssh_sftp *sftp, const char *from, const char *to, uint64_t offset, unsigned flags) {
   result r = {0};
-  ck_assert_int_eq(evssh_sftp_upload_flags(sftp, from, to, offset, flags, on_progress, on_done, &r), 0);
-  evssh_session_loop(evssh_sftp_session(sftp), -1, until_done, &r);
+  ck_assert_int_eq(evssh_sftp_upload_flags(sftp, from, to, offset, flags, on_progress, sftp_test_done_cb, &r), 0);
+  evssh_session_loop(evssh_sftp_session(sftp), -1, sftp_test_until_done, &r);
   ck_assert(r.done);
   return r;
 }
@@ -186,7 +171,7 @@ static void cut_at(evssh_sftp *sftp, uint64_t done, uint64_t total, void *ud) {
   }
 }
 
-static void cut_done(evssh_sftp *sftp, int status, void *ud) { on_done(sftp, status, &((cut_run *)ud)->r); }
+static void cut_done(evssh_sftp *sftp, int status, void *ud) { sftp_test_done_cb(sftp, status, &((cut_run *)ud)->r); }
 
 static bool until_cut_done(evssh_session *s, void *ud) { return !((cut_run *)ud)->r.done; }
 
@@ -301,7 +286,7 @@ START_TEST(test_sessions_in_one_multi) {
     h->sftp = sftp_test_start(h->s);
     ck_assert_int_eq(evssh_sftp_set_upload_channels(h->sftp, 3), 0);
     ck_assert_int_eq(evssh_multi_add(m, h->s), 0);
-    ck_assert_int_eq(evssh_sftp_upload(h->sftp, h->src, h->up, 0, on_progress, on_done, &h->r), 0);
+    ck_assert_int_eq(evssh_sftp_upload(h->sftp, h->src, h->up, 0, on_progress, sftp_test_done_cb, &h->r), 0);
   }
   int rc;
   while ((rc = evssh_multi_process(m, 1000, hosts_busy, hs)) > 0) {

@@ -254,6 +254,29 @@ static SFTP_TEST_UNUSED void sftp_test_fs_cb(evssh_sftp *sftp, int status, const
   if (fs) w->fs = *fs;
 }
 
+/* a whole-file transfer's outcome, filled by sftp_test_done_cb */
+typedef struct sftp_test_result {
+  bool done;
+  int status;
+  uint32_t fx;
+  uint64_t transferred;
+  uint64_t last;            /* the last progress figure, where counted */
+  char error[1024];
+} sftp_test_result;
+
+static SFTP_TEST_UNUSED void sftp_test_done_cb(evssh_sftp *sftp, int status, void *ud) {
+  sftp_test_result *r = ud;
+  r->done = true;
+  r->status = status;
+  r->fx = evssh_sftp_status(sftp);
+  r->transferred = evssh_sftp_transferred(sftp);
+  snprintf(r->error, sizeof r->error, "%s", evssh_sftp_error(sftp));
+}
+
+static SFTP_TEST_UNUSED bool sftp_test_until_done(evssh_session *s, void *ud) {
+  return !((sftp_test_result *)ud)->done;
+}
+
 /* stat through the sftp: status, attrs */
 static SFTP_TEST_UNUSED int sftp_test_stat(evssh_sftp *sftp, const char *path, evssh_sftp_attrs *a) {
   sftp_test_wait w = {0};
