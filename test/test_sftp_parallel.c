@@ -7,11 +7,14 @@
  * connection cut in the middle (the reported prefix is in place, resuming
  * from it completes the file); a server that refuses the extra channels
  * (a second sshd with MaxSessions 2: the upload completes on fewer and the
- * log says so); and uploads over several channels from sessions in one
- * evssh_multi. Sizes: EVSSH_SFTP_TEST_MB (default 256, 64 under ASan).
+ * log says so); a full remote disk while 4 channels write (the upload
+ * fails with the server's status and the file is cut back to the prefix
+ * reported; root only: a small tmpfs); and uploads over several channels
+ * from sessions in one evssh_multi. Sizes: EVSSH_SFTP_TEST_MB (default 256, 64 under ASan).
  * Skips (77) without sshd. */
 #include "test_sftp_util.h"
 
+#include <sys/mount.h>
 #include <time.h>
 
 static harness_peer peer, limited;
@@ -86,6 +89,34 @@ static bool starts_ok(const char *path, uint64_t len, uint32_t seed) {
   bool ok = sftp_test_prefix_ok(head, len, seed);
   unlink(head);
   return ok;
+}
+
+typedef struct want_channels {
+  evssh_sftp *sftp;
+  unsigned n;
+} want_channels;
+
+static bool until_channels(evssh_session *s, void *ud) {
+  want_channels *w = ud;
+  return evssh_sftp_upload_channels(w->sftp) < w->n;
+}
+
+/* n channels open before the upload that matters: a first upload big
+   enough opens them (lazily), then the loop runs until all are ready */
+static void open_channels(evssh_sftp *sftp, unsigned n) {
+  char warm[512], warm_up[512];
+  path_in(warm, sizeof warm, "warm");
+  path_in(warm_up, sizeof warm_up, "warm-up");
+  sftp_test_make_file(warm, 4u << 20, 2);
+  ck_assert_int_eq(evssh_sftp_set_upload_channels(sftp, n), 0);
+  result r = upload(sftp, warm, warm_up, 0, 0);
+  ck_assert_msg(r.status == 0, "%s", r.error);
+  want_channels w = {sftp, n};
+  evssh_session *s = evssh_sftp_session(sftp);
+  for (int i = 0; i < 600 && until_channels(s, &w); i++) evssh_session_process(s, 100, until_channels, &w);
+  ck_assert_uint_eq(evssh_sftp_upload_channels(sftp), n);
+  unlink(warm);
+  unlink(warm_up);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -183,7 +214,7 @@ START_TEST(test_cut_then_resume) {
   sftp_test_make_file(src, size, 8);
   evssh_session *s = sftp_test_connect(&peer, NULL);
   evssh_sftp *sftp = sftp_test_start(s);
-  ck_assert_int_eq(evssh_sftp_set_upload_channels(sftp, 4), 0);
+  open_channels(sftp, 4);
   cut_run c = {{0}, size / 4, false, 0};
   ck_assert_int_eq(evssh_sftp_upload(sftp, src, up, 0, cut_at, cut_done, &c), 0);
   evssh_session_loop(s, -1, until_cut_done, &c);
@@ -253,6 +284,44 @@ START_TEST(test_channels_refused) {
 }
 END_TEST
 
+/* A status error on one channel stops the upload; the sftp's own channel
+   still works, so the file is cut back to the prefix reported. */
+START_TEST(test_disk_full_cut_to_prefix) {
+  if (geteuid() != 0) {
+    fprintf(stderr, "SKIP test_disk_full_cut_to_prefix: mounting a small tmpfs needs root\n");
+    return;
+  }
+  char mnt[512], local[512], remote[600];
+  path_in(mnt, sizeof mnt, "tiny");
+  path_in(local, sizeof local, "fill.local");
+  snprintf(remote, sizeof remote, "%s/fill", mnt);
+  ck_assert_int_eq(mkdir(mnt, 0777), 0);
+  /* a failed test leaves it mounted: sftp_test_rm_rf detaches it */
+  if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,mode=0777")) {
+    fprintf(stderr, "SKIP test_disk_full_cut_to_prefix: mount tmpfs: %s\n", strerror(errno));
+    return;
+  }
+  evssh_session *s = sftp_test_connect(&peer, NULL);
+  log_lines log = {0};
+  evssh_session_set_log(s, EVSSH_LOG_INFO, keep_log, &log);
+  evssh_sftp *sftp = sftp_test_start(s);
+  open_channels(sftp, 4);
+  sftp_test_make_file(local, 32u << 20, 4);
+  result r = upload(sftp, local, remote, 0, 0);
+  ck_assert_int_eq(r.status, EVSSH_ESFTP);
+  ck_assert_msg(strstr(r.error, "stopped after ") && strstr(r.error, "remote: Failure ("), "%s", r.error);
+  ck_assert_uint_le(r.transferred, 8u << 20);
+  ck_assert_msg(channels_used(&log) == 4, "log:\n%s", log.text);
+  /* cut back: exactly the prefix reported, nothing after it */
+  ck_assert_uint_eq(sftp_test_size(remote), r.transferred);
+  ck_assert(sftp_test_prefix_ok(remote, r.transferred, 4));
+  evssh_sftp_free(sftp);
+  evssh_session_free(s);
+  unlink(local);
+  ck_assert_int_eq(umount(mnt), 0);
+}
+END_TEST
+
 #define HOSTS 3
 
 typedef struct host {
@@ -316,6 +385,7 @@ static Suite *parallel_suite(void) {
   tcase_add_test(tc, test_four_channels);
   tcase_add_test(tc, test_cut_then_resume);
   tcase_add_test(tc, test_channels_refused);
+  tcase_add_test(tc, test_disk_full_cut_to_prefix);
   tcase_add_test(tc, test_sessions_in_one_multi);
   suite_add_tcase(s, tc);
   return s;
