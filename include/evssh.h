@@ -1276,7 +1276,8 @@ typedef struct evssh_sftp_limits {
 /** Fill `*out` with the server's limits. Returns `EVSSH_OK` or
  * `EVSSH_EINVAL` (NULL argument). */
 EVSSH_API int evssh_sftp_server_limits(const evssh_sftp *sftp, evssh_sftp_limits *out);
-/** Requests sent and not answered yet (transfers' included). */
+/** Requests sent and not answered yet (transfers' included, on the extra
+ * upload channels too). */
 EVSSH_API size_t evssh_sftp_pending(const evssh_sftp *sftp);
 /** Requests one sftp may have unanswered; past it calls return `EVSSH_EBUSY`. */
 #define EVSSH_SFTP_MAX_PENDING 65536
@@ -1303,7 +1304,10 @@ EVSSH_API int evssh_sftp_set_receive_window(evssh_sftp *sftp, uint32_t bytes);
  * `EVSSH_SFTP_MAX_UPLOAD_CHANNELS`). A server grants each channel a fixed
  * window (OpenSSH: 2 MiB) that a client cannot enlarge, so one channel
  * carries at most that much per round trip (about 40 MB/s at 50 ms); n
- * channels carry n windows.
+ * channels carry n windows. The default stays 1 because each extra channel
+ * holds one of the server's MaxSessions slots (sshd: 10 per connection,
+ * shared with the program's own channels) and a server process while the
+ * sftp lives.
  *
  * The n-1 extra channels are opened lazily, without blocking: when an
  * upload starts with more than 8 blocks to send (about 2 MiB with

@@ -854,7 +854,12 @@ const char *evssh_sftp_error(const evssh_sftp *sftp) { return sftp ? sftp->error
 uint32_t evssh_sftp_status(const evssh_sftp *sftp) { return sftp ? sftp->status_code : 0; }
 evssh_session *evssh_sftp_session(const evssh_sftp *sftp) { return sftp ? sftp->session : NULL; }
 bool evssh_sftp_ready(const evssh_sftp *sftp) { return sftp && sftp_usable(sftp); }
-size_t evssh_sftp_pending(const evssh_sftp *sftp) { return sftp ? sftp->pending : 0; }
+size_t evssh_sftp_pending(const evssh_sftp *sftp) {
+  if (!sftp) return 0;
+  size_t n = sftp->pending;
+  for (unsigned i = 0; i < SFTP_MAX_CHANNELS - 1; i++) n += sftp->lanes[i] ? sftp->lanes[i]->pending : 0;
+  return n;
+}
 uint64_t evssh_sftp_transferred(const evssh_sftp *sftp) { return sftp ? sftp->transferred : 0; }
 
 const char *evssh_sftp_extension(const evssh_sftp *sftp, const char *name) {
