@@ -132,20 +132,11 @@ START_TEST(test_directory_instead_of_file) {
 END_TEST
 
 START_TEST(test_remote_disk_full) {
-  if (geteuid() != 0) {
-    fprintf(stderr, "SKIP test_remote_disk_full: mounting a small tmpfs needs root\n");
-    return;
-  }
   char mnt[512], local[512], remote[600];
   path_in(mnt, sizeof mnt, "tiny");
   path_in(local, sizeof local, "fill.local");
   snprintf(remote, sizeof remote, "%s/fill", mnt);
-  ck_assert_int_eq(mkdir(mnt, 0777), 0);
-  /* a failed test leaves it mounted: sftp_test_rm_rf detaches it */
-  if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0777")) {
-    fprintf(stderr, "SKIP test_remote_disk_full: mount tmpfs: %s\n", strerror(errno));
-    return;
-  }
+  if (!sftp_test_mount_tiny(mnt, "1m", "test_remote_disk_full")) return;
   evssh_session *s = sftp_test_connect(&peer, NULL);
   evssh_sftp *sftp = sftp_test_start(s);
   sftp_test_make_file(local, 4u << 20, 4);

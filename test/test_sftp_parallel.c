@@ -304,20 +304,11 @@ END_TEST
 /* A status error on one channel stops the upload; the sftp's own channel
    still works, so the file is cut back to the prefix reported. */
 START_TEST(test_disk_full_cut_to_prefix) {
-  if (geteuid() != 0) {
-    fprintf(stderr, "SKIP test_disk_full_cut_to_prefix: mounting a small tmpfs needs root\n");
-    return;
-  }
   char mnt[512], local[512], remote[600];
   path_in(mnt, sizeof mnt, "tiny");
   path_in(local, sizeof local, "fill.local");
   snprintf(remote, sizeof remote, "%s/fill", mnt);
-  ck_assert_int_eq(mkdir(mnt, 0777), 0);
-  /* a failed test leaves it mounted: sftp_test_rm_rf detaches it */
-  if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,mode=0777")) {
-    fprintf(stderr, "SKIP test_disk_full_cut_to_prefix: mount tmpfs: %s\n", strerror(errno));
-    return;
-  }
+  if (!sftp_test_mount_tiny(mnt, "8m", "test_disk_full_cut_to_prefix")) return;
   evssh_session *s = sftp_test_connect(&peer, NULL);
   log_lines log = {0};
   evssh_session_set_log(s, EVSSH_LOG_INFO, keep_log, &log);

@@ -189,6 +189,24 @@ static SFTP_TEST_UNUSED int kill_descendants(int root) {
   return killed;
 }
 
+/* A small tmpfs at mnt (a new directory) for disk-full tests: false, with
+   a SKIP line for `test`, when not root or the mount fails. A failed test
+   leaves it mounted: sftp_test_rm_rf detaches it. */
+static SFTP_TEST_UNUSED bool sftp_test_mount_tiny(const char *mnt, const char *size, const char *test) {
+  if (geteuid() != 0) {
+    fprintf(stderr, "SKIP %s: mounting a small tmpfs needs root\n", test);
+    return false;
+  }
+  ck_assert_int_eq(mkdir(mnt, 0777), 0);
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%s,mode=0777", size);
+  if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
+    fprintf(stderr, "SKIP %s: mount tmpfs: %s\n", test, strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 /* ------------------------------------------- blocking wrappers for tests */
 
 typedef struct sftp_test_wait {
