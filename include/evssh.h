@@ -1276,7 +1276,8 @@ typedef struct evssh_sftp_limits {
 /** Fill `*out` with the server's limits. Returns `EVSSH_OK` or
  * `EVSSH_EINVAL` (NULL argument). */
 EVSSH_API int evssh_sftp_server_limits(const evssh_sftp *sftp, evssh_sftp_limits *out);
-/** Requests sent and not answered yet (transfers' included). */
+/** Requests sent and not answered yet (transfers' included, on the extra
+ * upload channels too). */
 EVSSH_API size_t evssh_sftp_pending(const evssh_sftp *sftp);
 /** Requests one sftp may have unanswered; past it calls return `EVSSH_EBUSY`. */
 #define EVSSH_SFTP_MAX_PENDING 65536
@@ -1296,6 +1297,52 @@ EVSSH_API int evssh_sftp_set_pipeline(evssh_sftp *sftp, uint32_t max_requests, u
  * (50 ms at 1 Gbit/s: 6 MiB). Applied at once through
  * evssh_channel_set_receive_window(). Returns `EVSSH_OK` or `EVSSH_EINVAL`. */
 EVSSH_API int evssh_sftp_set_receive_window(evssh_sftp *sftp, uint32_t bytes);
+/** The most channels evssh_sftp_set_upload_channels() takes. */
+#define EVSSH_SFTP_MAX_UPLOAD_CHANNELS 8
+/** Spread uploads over `n` "sftp" subsystem channels of the sftp's session
+ * (1, the default: only the sftp's own; at most
+ * `EVSSH_SFTP_MAX_UPLOAD_CHANNELS`). A server grants each channel a fixed
+ * window (OpenSSH: 2 MiB) that a client cannot enlarge, so one channel
+ * carries at most that much per round trip (about 40 MB/s at 50 ms); n
+ * channels carry n windows. The default stays 1 because each extra channel
+ * holds one of the server's MaxSessions slots (sshd: 10 per connection,
+ * shared with the program's own channels) and a server process while the
+ * sftp lives.
+ *
+ * The n-1 extra channels are opened lazily, without blocking: when an
+ * upload starts with more than 8 blocks to send (about 2 MiB with
+ * OpenSSH's 255 KiB writes), and they are kept for later uploads until the
+ * sftp is freed (or n is lowered: idle ones are closed then). Each joins a
+ * running upload once ready, while a quarter of that threshold is left:
+ * the upload opens the remote file on it for writing (after the sftp's own
+ * OPEN, with CREAT and TRUNC unless resuming, succeeded) and sends each
+ * WRITE on the channel with the most send window left over what it has
+ * queued. The ramp, evssh_sftp_set_pipeline()'s max_requests and
+ * max_inflight_bytes apply to the whole upload, not per channel. Every
+ * extra handle is closed (after fsync@openssh.com with `EVSSH_SFTP_FSYNC`)
+ * before the upload's own handle is synced, stamped and closed, and before
+ * done runs. Downloads use only the sftp's own channel (its receive window
+ * is ours to size: evssh_sftp_set_receive_window()).
+ *
+ * Progress and evssh_sftp_transferred() still count the prefix in place at
+ * the destination. A failure on any channel (closed, a status error, the
+ * server gone) stops the whole upload with the same error as on one
+ * channel; the remote file is then cut back to that prefix while the
+ * sftp's own channel works, so `EVSSH_SFTP_RESUME` resumes safely. When
+ * the whole connection was lost, the remote file may hold bytes past the
+ * prefix with gaps between them: resume from evssh_sftp_transferred()'s
+ * offset, not from its size.
+ *
+ * A channel the server refuses (sshd's MaxSessions, the subsystem refused)
+ * is logged at `EVSSH_LOG_INFO` and the upload goes on with fewer; the
+ * lower count stays for this sftp until this function is called again.
+ * With n > 1, each upload that ran logs at `EVSSH_LOG_INFO` how many
+ * channels carried its WRITEs. Returns `EVSSH_OK` or `EVSSH_EINVAL` (NULL,
+ * n == 0, n too large). Never blocks; runs no callback. */
+EVSSH_API int evssh_sftp_set_upload_channels(evssh_sftp *sftp, unsigned n);
+/** Channels uploads may use right now: 1 (the sftp's own) plus the extra
+ * channels that are open and ready. 0 for NULL. */
+EVSSH_API unsigned evssh_sftp_upload_channels(const evssh_sftp *sftp);
 
 /** Attribute flag: evssh_sftp_attrs::size is set. */
 #define EVSSH_SFTP_ATTR_SIZE 0x1u

@@ -29,10 +29,18 @@ static void handle_packet(evssh_sftp *sftp, const unsigned char *p, size_t len);
 
 /* ---------------------------------------------------------- bookkeeping */
 
-void sftp_enter(evssh_sftp *sftp) { sftp->depth++; }
+/* A lane's replies run its parent's transfers and their callbacks, so the
+   parent counts as entered too: freed from there, it waits until the
+   lane's frame is gone. */
+void sftp_enter(evssh_sftp *sftp) {
+  sftp->depth++;
+  if (sftp->parent) sftp_enter(sftp->parent);
+}
 
 void sftp_leave(evssh_sftp *sftp) {
+  evssh_sftp *parent = sftp->parent;
   if (--sftp->depth == 0 && sftp->free_pending) sftp_destroy(sftp);
+  if (parent) sftp_leave(parent);
 }
 
 bool sftp_usable(const evssh_sftp *sftp) {
@@ -243,6 +251,7 @@ void sftp_fail(evssh_sftp *sftp, int code, const char *fmt, ...) {
   if (sftp->channel) evssh_channel_close(sftp->channel);
   sftp_enter(sftp);
   fail_pending(sftp);
+  sftp_lanes_end(sftp, code, false);
   if (sftp->xfers_abort) sftp->xfers_abort(sftp, code);
   if (was_opening && sftp->on_ready && !sftp->freeing) {
     evssh_sftp_cb cb = sftp->on_ready;
@@ -649,6 +658,8 @@ evssh_sftp *evssh_sftp_open_subsystem(evssh_session *s, const char *subsystem, e
   sftp->max_requests = SFTP_DEFAULT_REQUESTS;
   sftp->inflight_cap = SFTP_DEFAULT_INFLIGHT;
   sftp->receive_window = SFTP_DEFAULT_WINDOW;
+  sftp->upload_channels = 1;
+  sftp->channels_ceiling = SFTP_MAX_CHANNELS;
   apply_limits(sftp);
   sftp->exec_mode = strchr(subsystem, '/') != NULL;
 
@@ -782,6 +793,9 @@ int sftp_wait_check(evssh_sftp *sftp) {
 
 static void sftp_destroy(evssh_sftp *sftp) {
   sftp->freeing = true;
+  /* a lane's teardown runs no callback of its parent's: the caller's
+     sftp_leave still balances the parent's depth (it read the pointer) */
+  sftp->parent = NULL;
   if (sftp->token) sftp->token->sftp = NULL;
   if (sftp->channel) {
     evssh_channel *ch = sftp->channel;
@@ -799,7 +813,11 @@ static void sftp_destroy(evssh_sftp *sftp) {
     sftp->fail_code = EVSSH_ECLOSED;
   }
   fail_pending(sftp);
+  /* the lanes' requests answered first, so every transfer can end; the
+     lanes themselves go once no transfer holds a handle on them */
+  sftp_lanes_end(sftp, EVSSH_ECLOSED, false);
   if (sftp->xfers_abort) sftp->xfers_abort(sftp, EVSSH_ECLOSED);
+  sftp_lanes_end(sftp, EVSSH_ECLOSED, true);
   if (sftp->trees_free) sftp->trees_free(sftp);
   while (sftp->files) sftp_file_free(sftp->files);
   for (size_t i = 0; i < sftp->ext_count; i++) {
@@ -836,7 +854,12 @@ const char *evssh_sftp_error(const evssh_sftp *sftp) { return sftp ? sftp->error
 uint32_t evssh_sftp_status(const evssh_sftp *sftp) { return sftp ? sftp->status_code : 0; }
 evssh_session *evssh_sftp_session(const evssh_sftp *sftp) { return sftp ? sftp->session : NULL; }
 bool evssh_sftp_ready(const evssh_sftp *sftp) { return sftp && sftp_usable(sftp); }
-size_t evssh_sftp_pending(const evssh_sftp *sftp) { return sftp ? sftp->pending : 0; }
+size_t evssh_sftp_pending(const evssh_sftp *sftp) {
+  if (!sftp) return 0;
+  size_t n = sftp->pending;
+  for (unsigned i = 0; i < SFTP_MAX_CHANNELS - 1; i++) n += sftp->lanes[i] ? sftp->lanes[i]->pending : 0;
+  return n;
+}
 uint64_t evssh_sftp_transferred(const evssh_sftp *sftp) { return sftp ? sftp->transferred : 0; }
 
 const char *evssh_sftp_extension(const evssh_sftp *sftp, const char *name) {

@@ -2,8 +2,8 @@
  * session (channel, version exchange, request table, reply framing and
  * dispatch, errors, lifetime); sftp_codec.c the wire forms (attributes,
  * status, names, printable copies); sftp_requests.c the request-level calls;
- * sftp_transfer.c pipelined whole-file transfers; sftp_tree.c directory
- * trees. Everything rides on the public channel API, as DESIGN.md's
+ * sftp_transfer.c pipelined whole-file transfers; sftp_parallel.c the
+ * extra channels uploads may spread over; sftp_tree.c directory trees. Everything rides on the public channel API, as DESIGN.md's
  * services rule asks: no file here reaches into connection.c. */
 #ifndef EVSSH_SFTP_INTERNAL_H
 #define EVSSH_SFTP_INTERNAL_H
@@ -36,6 +36,8 @@ enum {
 #define SFTP_INITIAL_REQUESTS 4u
 #define SFTP_DEFAULT_INFLIGHT (16u * 1024u * 1024u)
 #define SFTP_DEFAULT_WINDOW (16u * 1024u * 1024u)
+/* evssh_sftp_set_upload_channels' ceiling (EVSSH_SFTP_MAX_UPLOAD_CHANNELS) */
+#define SFTP_MAX_CHANNELS 8u
 #define SFTP_ERROR_MAX 1024
 #ifndef SFTP_START_TIMEOUT_MS
 #define SFTP_START_TIMEOUT_MS 60000
@@ -155,6 +157,16 @@ struct evssh_sftp {
 
   evssh_sftp_file *files;
 
+  /* extra upload channels (sftp_parallel.c): each lane is a whole sftp of
+     its own on the same session, serving this one's uploads; a lane's
+     entries bump its parent's depth too (sftp_enter), so the parent is
+     never freed under a lane's reply */
+  unsigned upload_channels;    /* wanted, 1..SFTP_MAX_CHANNELS */
+  unsigned channels_ceiling;   /* lowered when the server refuses a lane */
+  evssh_sftp *lanes[SFTP_MAX_CHANNELS - 1];
+  evssh_sftp *parent;          /* a lane: the sftp it serves */
+  unsigned lane_users;         /* a lane: transfers holding a handle on it */
+
   /* upward hooks (the layer rule: sftp.c calls nothing above it by name),
      NULL until the first transfer or tree */
   void (*xfers_pump)(evssh_sftp *sftp);          /* issue what the budget allows */
@@ -244,6 +256,24 @@ int sftp_xfer_start(evssh_sftp *sftp, const sftp_xfer_spec *spec);
 /* one file for the user: progress and done as the public calls take them */
 int sftp_user_xfer_start(evssh_sftp *sftp, bool upload, const char *local, const char *remote, uint64_t offset,
                          unsigned flags, evssh_sftp_progress_cb progress, evssh_sftp_cb done, void *ud);
+
+/* --------------------------------------------------- sftp_parallel.c */
+/* Before an upload of `bytes` (from its start offset): open the extra
+   channels it may use, when evssh_sftp_set_upload_channels asked for
+   them and the upload is big enough; drops lanes that died unused. A
+   lane that becomes ready calls the parent's pump, so running uploads
+   pick it up. */
+void sftp_lanes_want(evssh_sftp *sftp, uint64_t bytes, uint32_t block);
+/* bytes in flight over the sftp and all its lanes */
+size_t sftp_lanes_inflight(const evssh_sftp *sftp);
+/* the sftp failed: fail its lanes too (their requests answered with type
+   0); with free_them, free them as well (the sftp is being freed) */
+void sftp_lanes_end(evssh_sftp *sftp, int code, bool free_them);
+/* a line in the session's log */
+void sftp_log(evssh_sftp *sftp, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* below this many blocks left an upload opens no extra channel and
+   attaches no more lanes */
+#define SFTP_LANE_MIN_BLOCKS 8u
 
 /* ------------------------------------------------------- sftp_tree.c */
 int sftp_tree_start(evssh_sftp *sftp, bool upload, const char *local, const char *remote,

@@ -13,8 +13,13 @@
  * offset order: a reply ahead of the write position waits in a sorted
  * list, a short reply makes the rest of its range a hole asked for again,
  * and SSH_FX_EOF stops new reads; a file that is larger than its fstat
- * said is followed one block at a time. A transfer ends only once nothing
- * it sent is unanswered, so no reply can outlive it. */
+ * said is followed one block at a time. An upload may also hold a handle
+ * on each of the sftp's extra channels (sftp_parallel.c's lanes): its
+ * WRITEs go to the channel with the most send room, the ring of WRITEs in
+ * offset order gives the prefix in place whichever channel answers, and
+ * the lanes' handles are closed before the upload's own. A transfer ends
+ * only once nothing it sent, on any channel, is unanswered, so no reply
+ * can outlive it. */
 #include "sftp.h"
 
 #include <errno.h>
@@ -25,7 +30,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { P_STAT, P_OPEN, P_FSTAT, P_RUN, P_FSYNC, P_SETSTAT, P_DIAGNOSE, P_CLOSE };
+enum { P_STAT, P_OPEN, P_FSTAT, P_RUN, P_LANES, P_FSYNC, P_SETSTAT, P_DIAGNOSE, P_CUT, P_CLOSE };
+
+/* an upload's handle on one extra channel (sftp_parallel.c's lanes) */
+enum { L_OPENING = 1, L_OPEN, L_CLOSING, L_DONE };
+typedef struct xfer_lane {
+  evssh_sftp *sftp;
+  evssh_sftp_file *file;        /* once L_OPEN, until its CLOSE or death */
+  uint32_t outstanding;
+  int state;
+  uint64_t writes;              /* WRITEs it carried */
+} xfer_lane;
 
 typedef struct xfer_chunk {
   struct xfer_chunk *next;      /* sorted by offset */
@@ -74,6 +89,11 @@ struct sftp_xfer {
   size_t nholes, holes_cap;
   xfer_write *writes;           /* ring, capacity max_requests */
   size_t wr_head, wr_count, wr_cap;
+  xfer_lane lanes[SFTP_MAX_CHANNELS - 1];
+  unsigned nlanes;
+  uint64_t main_writes;         /* WRITEs the sftp's own channel carried */
+  unsigned rr;                  /* where the next channel choice starts */
+  bool cut;                     /* failed multi-channel upload: cut to done */
   int status;
   uint32_t fx;
   char cause[SFTP_ERROR_MAX];
@@ -90,12 +110,16 @@ static void fill(sftp_xfer *x);
 
 /* ------------------------------------------------------------ helpers */
 
-static void fail(sftp_xfer *x, int code) {
+/* the first failure wins; its message is where the failing channel's
+   code left it (the sftp's own or a lane's) */
+static void fail_on(sftp_xfer *x, evssh_sftp *on, int code) {
   if (x->status) return;
   x->status = code;
-  memcpy(x->cause, x->sftp->error, sizeof x->cause);
-  x->fx = x->sftp->status_code;
+  memcpy(x->cause, on->error, sizeof x->cause);
+  x->fx = on->status_code;
 }
+
+static void fail(sftp_xfer *x, int code) { fail_on(x, x->sftp, code); }
 
 static void local_fail(sftp_xfer *x, const char *what, const char *path, int err) {
   sftp_set_error(x->sftp, 0, "local: %s%s%s: %s", what, *what ? " " : "", path, strerror(err));
@@ -130,6 +154,28 @@ static void unlink_xfer(sftp_xfer *x) {
   if (x->next) x->next->prev = x->prev;
 }
 
+static void release_lane(xfer_lane *ln) {
+  if (ln->file) {
+    ln->file->closed = true;
+    sftp_file_unref(ln->file);
+    ln->file = NULL;
+  }
+  ln->state = L_DONE;
+}
+
+static void log_channels(sftp_xfer *x) {
+  char per[SFTP_MAX_CHANNELS * 24];
+  size_t n = (size_t)snprintf(per, sizeof per, "%llu", (unsigned long long)x->main_writes);
+  unsigned used = x->main_writes > 0;
+  for (unsigned i = 0; i < x->nlanes; i++) {
+    used += x->lanes[i].writes > 0;
+    if (n < sizeof per)
+      n += (size_t)snprintf(per + n, sizeof per - n, "/%llu", (unsigned long long)x->lanes[i].writes);
+  }
+  sftp_log(x->sftp, EVSSH_LOG_INFO, "sftp: upload of %s to %s used %u channel%s (WRITEs per channel: %s)", x->local,
+           x->remote, used, used == 1 ? "" : "s", per);
+}
+
 static void finish(sftp_xfer *x) {
   evssh_sftp *sftp = x->sftp;
   unlink_xfer(x);
@@ -139,6 +185,11 @@ static void finish(sftp_xfer *x) {
     sftp_file_unref(x->file);
     x->file = NULL;
   }
+  for (unsigned i = 0; i < x->nlanes; i++) {
+    release_lane(&x->lanes[i]);
+    x->lanes[i].sftp->lane_users--;
+  }
+  if (x->upload && x->ran && sftp->upload_channels > 1 && !sftp->freeing) log_channels(x);
   if (x->fd >= 0) {
     int rc = close(x->fd);
     x->fd = -1;
@@ -164,35 +215,42 @@ static void finish(sftp_xfer *x) {
   xfer_free(x);
 }
 
-/* A request for this transfer: charge counted against the cap. */
-static int send_req(sftp_xfer *x, sftp_req *req, size_t charge, const void *trailing, size_t len) {
-  evssh_sftp *sftp = x->sftp;
+/* A request for this transfer on `on` (the sftp or one of its lanes; ln
+   the lane's record, or NULL): charge counted against the cap. */
+static int send_req_on(sftp_xfer *x, evssh_sftp *on, xfer_lane *ln, sftp_req *req, size_t charge,
+                       const void *trailing, size_t len) {
   req->owner = x;
   req->charge = charge;
-  int rc = sftp_send(sftp, req, trailing, len);
+  int rc = sftp_send(on, req, trailing, len);
   if (rc) {
-    if (sftp->state == SFTP_DEAD) sftp_abort_code(sftp);
-    else sftp_set_error(sftp, 0, "sftp: could not send a request: %s", evssh_strerror(rc));
-    fail(x, rc);
+    if (on->state == SFTP_DEAD) sftp_abort_code(on);
+    else sftp_set_error(on, 0, "sftp: could not send a request: %s", evssh_strerror(rc));
+    fail_on(x, on, rc);
     return rc;
   }
-  sftp->inflight += charge;
+  on->inflight += charge;
   x->outstanding++;
+  if (ln) ln->outstanding++;
   return EVSSH_OK;
+}
+
+static int send_req(sftp_xfer *x, sftp_req *req, size_t charge, const void *trailing, size_t len) {
+  return send_req_on(x, x->sftp, NULL, req, charge, trailing, len);
 }
 
 static void on_reply(evssh_sftp *sftp, sftp_req *req, uint8_t type, evssh_reader *body);
 
-static sftp_req *new_req(sftp_xfer *x, uint8_t type) {
-  sftp_req *req = sftp_req_new(x->sftp, type, on_reply);
+/* a request begun in on->out about file f (NULL: the remote path) */
+static sftp_req *new_req_on(sftp_xfer *x, evssh_sftp *on, evssh_sftp_file *f, uint8_t type) {
+  sftp_req *req = sftp_req_new(on, type, on_reply);
   /* the path for messages: the handle's, or a copy until there is one */
-  if (req && x->file) sftp_file_ref(req, x->file);
+  if (req && f) sftp_file_ref(req, f);
   else if (req && !(req->path = strdup(x->remote))) {
-    sftp_req_free(x->sftp, req);
+    sftp_req_free(on, req);
     req = NULL;
   }
-  if (!req || !sftp_begin(x->sftp, req)) {
-    if (req) sftp_req_free(x->sftp, req);
+  if (!req || !sftp_begin(on, req)) {
+    if (req) sftp_req_free(on, req);
     sftp_set_error(x->sftp, 0, "sftp: out of memory");
     fail(x, EVSSH_ENOMEM);
     return NULL;
@@ -200,9 +258,13 @@ static sftp_req *new_req(sftp_xfer *x, uint8_t type) {
   return req;
 }
 
-static int put_handle(sftp_xfer *x) {
-  return evssh_buf_put_string(&x->sftp->out, x->file->handle, x->file->handle_len);
+static sftp_req *new_req(sftp_xfer *x, uint8_t type) { return new_req_on(x, x->sftp, x->file, type); }
+
+static int put_handle_on(evssh_sftp *on, const evssh_sftp_file *f) {
+  return evssh_buf_put_string(&on->out, f->handle, f->handle_len);
 }
+
+static int put_handle(sftp_xfer *x) { return put_handle_on(x->sftp, x->file); }
 
 static void send_simple(sftp_xfer *x, uint8_t type, int phase) {
   sftp_req *req = new_req(x, type);
@@ -474,20 +536,14 @@ static void finish_local(sftp_xfer *x) {
 
 /* ------------------------------------------------------------ upload */
 
-static void on_write_reply(sftp_xfer *x, sftp_req *req, uint8_t type, evssh_reader *body) {
+/* The WRITE at offset is answered: the prefix in place grows to the first
+   WRITE still unanswered, whichever channel carries it. */
+static void ack_write(sftp_xfer *x, uint64_t offset) {
   evssh_sftp *sftp = x->sftp;
-  int rc;
-  if (type == 0) rc = sftp_abort_code(sftp);
-  else if (type == SSH_FXP_STATUS) rc = sftp_status_result(sftp, req, body, NULL);
-  else rc = sftp_unexpected(sftp, req, type, "reply of the wrong type");
-  if (rc) {
-    fail(x, rc);
-    return;
-  }
-  /* replies normally come in order: the answered write is at the front */
+  /* replies normally come in order: the answered write is near the front */
   for (size_t i = 0; i < x->wr_count; i++) {
     xfer_write *w = &x->writes[(x->wr_head + i) % x->wr_cap];
-    if (w->offset == req->offset && !w->acked) {
+    if (w->offset == offset && !w->acked) {
       w->acked = true;
       break;
     }
@@ -499,6 +555,87 @@ static void on_write_reply(sftp_xfer *x, sftp_req *req, uint8_t type, evssh_read
   x->done = x->wr_count ? x->writes[x->wr_head].offset : x->next_offset;
   if (x->window < sftp->max_requests) x->window++;
   if (!x->status) report(x);
+}
+
+/* a STATUS reply's result on `on` (type 0: `on` died) */
+static int status_reply(evssh_sftp *on, sftp_req *req, uint8_t type, evssh_reader *body) {
+  if (type == 0) return sftp_abort_code(on);
+  if (type == SSH_FXP_STATUS) return sftp_status_result(on, req, body, NULL);
+  return sftp_unexpected(on, req, type, "reply of the wrong type");
+}
+
+static void on_write_reply(sftp_xfer *x, sftp_req *req, uint8_t type, evssh_reader *body) {
+  int rc = status_reply(x->sftp, req, type, body);
+  if (rc) {
+    fail(x, rc);
+    return;
+  }
+  ack_write(x, req->offset);
+}
+
+/* enough left to be worth a handle on one more channel */
+static bool lanes_worth(const sftp_xfer *x) {
+  return x->total > x->next_offset && x->total - x->next_offset >= (uint64_t)SFTP_LANE_MIN_BLOCKS / 2 * x->block;
+}
+
+/* Open the remote file on every lane that is ready and not yet ours (the
+   sftp's own OPEN, with CREAT and TRUNC, has succeeded: these only WRITE). */
+static void attach_lanes(sftp_xfer *x) {
+  evssh_sftp *sftp = x->sftp;
+  unsigned want = sftp->upload_channels < sftp->channels_ceiling ? sftp->upload_channels : sftp->channels_ceiling;
+  for (unsigned i = 0; i < SFTP_MAX_CHANNELS - 1 && 1 + x->nlanes < want; i++) {
+    evssh_sftp *lane = sftp->lanes[i];
+    if (x->status || x->local_eof || !lanes_worth(x)) return;
+    if (!lane || !sftp_usable(lane)) continue;
+    bool have = false;
+    for (unsigned k = 0; k < x->nlanes && !have; k++) have = x->lanes[k].sftp == lane;
+    if (have) continue;
+    sftp_req *req = sftp_req_new(lane, SSH_FXP_OPEN, on_reply);
+    evssh_sftp_attrs a;
+    memset(&a, 0, sizeof a);
+    if (!req || !(req->path = strdup(x->remote)) || !sftp_begin(lane, req) ||
+        evssh_buf_put_cstring(&lane->out, x->remote) || evssh_buf_put_u32(&lane->out, EVSSH_SFTP_WRITE) ||
+        sftp_put_attrs(&lane->out, &a)) {
+      if (req) sftp_req_free(lane, req);
+      return; /* short of memory: the channels there are carry on */
+    }
+    req->owner = x;
+    if (sftp_send(lane, req, NULL, 0)) continue; /* that lane is failing: without it */
+    xfer_lane *ln = &x->lanes[x->nlanes++];
+    memset(ln, 0, sizeof *ln);
+    ln->sftp = lane;
+    ln->state = L_OPENING;
+    ln->outstanding = 1;
+    x->outstanding++;
+    lane->lane_users++;
+  }
+}
+
+/* The channel for the next WRITE: the one with the most send window left
+   over what it already has queued (the sftp's own counts as one), ties
+   taken in turn. Returns the lane's index, or -1 for the sftp's own. */
+static int pick_channel(sftp_xfer *x) {
+  unsigned n = 1 + x->nlanes;
+  int best = -1;
+  int64_t best_room = INT64_MIN;
+  for (unsigned j = 0; j < n; j++) {
+    unsigned c = (x->rr + j) % n;
+    evssh_channel *ch;
+    if (c == 0) {
+      ch = x->sftp->channel;
+    } else {
+      xfer_lane *ln = &x->lanes[c - 1];
+      if (ln->state != L_OPEN || !sftp_usable(ln->sftp)) continue;
+      ch = ln->sftp->channel;
+    }
+    int64_t room = (int64_t)evssh_channel_send_window(ch) - (int64_t)evssh_channel_pending(ch);
+    if (room > best_room) {
+      best_room = room;
+      best = (int)c - 1;
+    }
+  }
+  x->rr = (x->rr + 1) % n;
+  return best;
 }
 
 static void fill_upload(sftp_xfer *x) {
@@ -513,9 +650,15 @@ static void fill_upload(sftp_xfer *x) {
     sftp->iobuf = p;
     sftp->iobuf_len = x->block;
   }
+  if (sftp->upload_channels > 1) attach_lanes(x);
   while (!x->status && !x->local_eof && x->outstanding < x->window && x->wr_count < x->wr_cap &&
          sftp_usable(sftp)) {
-    if (x->outstanding && (sftp->inflight + x->block > sftp->inflight_cap || pending_full(sftp))) return;
+    if (x->outstanding && sftp_lanes_inflight(sftp) + x->block > sftp->inflight_cap) return;
+    int k = x->nlanes ? pick_channel(x) : -1;
+    xfer_lane *ln = k < 0 ? NULL : &x->lanes[k];
+    evssh_sftp *on = ln ? ln->sftp : sftp;
+    evssh_sftp_file *f = ln ? ln->file : x->file;
+    if (x->outstanding && pending_full(on)) return;
     ssize_t n = pread(x->fd, sftp->iobuf, x->block, (off_t)x->next_offset);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
@@ -526,23 +669,130 @@ static void fill_upload(sftp_xfer *x) {
       x->local_eof = true;
       return;
     }
-    sftp_req *req = new_req(x, SSH_FXP_WRITE);
+    sftp_req *req = new_req_on(x, on, f, SSH_FXP_WRITE);
     if (!req) return;
     req->offset = x->next_offset;
     req->len = (uint32_t)n;
-    int rc = put_handle(x);
-    if (!rc) rc = evssh_buf_put_u64(&sftp->out, x->next_offset);
-    if (!rc) rc = evssh_buf_put_u32(&sftp->out, (uint32_t)n);
+    int rc = put_handle_on(on, f);
+    if (!rc) rc = evssh_buf_put_u64(&on->out, x->next_offset);
+    if (!rc) rc = evssh_buf_put_u32(&on->out, (uint32_t)n);
     if (rc) {
-      sftp_req_free(sftp, req);
+      sftp_req_free(on, req);
       fail(x, EVSSH_ENOMEM);
       return;
     }
-    if (send_req(x, req, (size_t)n, sftp->iobuf, (size_t)n)) return;
+    if (send_req_on(x, on, ln, req, (size_t)n, sftp->iobuf, (size_t)n)) return;
+    if (ln) ln->writes++;
+    else x->main_writes++;
     x->writes[(x->wr_head + x->wr_count) % x->wr_cap] = (xfer_write){x->next_offset, false};
     x->wr_count++;
     x->next_offset += (uint64_t)n;
   }
+}
+
+/* A request about the lane's handle: FSYNC (fsync@openssh.com) or CLOSE. */
+static void lane_request(sftp_xfer *x, xfer_lane *ln, uint8_t type) {
+  sftp_req *req = new_req_on(x, ln->sftp, ln->file, type);
+  if (!req) return;
+  int rc = EVSSH_OK;
+  if (type == SSH_FXP_EXTENDED) rc = evssh_buf_put_cstring(&ln->sftp->out, "fsync@openssh.com");
+  if (!rc) rc = put_handle_on(ln->sftp, ln->file);
+  if (rc) {
+    sftp_req_free(ln->sftp, req);
+    sftp_set_error(x->sftp, 0, "sftp: out of memory");
+    fail(x, EVSSH_ENOMEM);
+    return;
+  }
+  send_req_on(x, ln->sftp, ln, req, 0, NULL, 0);
+}
+
+/* Every lane's handle closed (synced first when asked and `sync`); a lane
+   that died has nothing of ours left to close. Returns whether anything
+   was sent. */
+static bool close_lanes(sftp_xfer *x, bool sync) {
+  bool sent = false;
+  for (unsigned i = 0; i < x->nlanes; i++) {
+    xfer_lane *ln = &x->lanes[i];
+    if (ln->state != L_OPEN) continue;
+    if (!sftp_usable(ln->sftp)) {
+      release_lane(ln);
+      continue;
+    }
+    ln->state = L_CLOSING;
+    if (sync && (x->flags & EVSSH_SFTP_FSYNC) && sftp_has_ext(ln->sftp, "fsync@openssh.com", "1"))
+      lane_request(x, ln, SSH_FXP_EXTENDED);
+    lane_request(x, ln, SSH_FXP_CLOSE);
+    sent = true;
+  }
+  return sent;
+}
+
+static void on_lane_reply(sftp_xfer *x, xfer_lane *ln, sftp_req *req, uint8_t type, evssh_reader *body) {
+  evssh_sftp *on = ln->sftp;
+  int rc;
+  ln->outstanding--;
+  switch (ln->state) {
+  case L_OPENING:
+    if (type == SSH_FXP_HANDLE) {
+      if (sftp_read_handle(on, req, body, &ln->file) == EVSSH_OK) {
+        ln->file->refs++; /* ours until the transfer ends */
+        ln->state = L_OPEN;
+        return;
+      }
+    } else if (type == SSH_FXP_STATUS) {
+      sftp_status_result(on, req, body, NULL);
+    } else if (type == 0) {
+      sftp_abort_code(on);
+    } else {
+      sftp_unexpected(on, req, type, "reply of the wrong type");
+    }
+    /* the sftp's own channel has the file open: go on without this one */
+    ln->state = L_DONE;
+    sftp_log(x->sftp, EVSSH_LOG_INFO, "sftp: upload of %s: an extra channel could not open %s (%s): going on without it",
+             x->local, x->remote, on->error);
+    return;
+  case L_OPEN:
+    rc = status_reply(on, req, type, body);
+    if (rc) {
+      fail_on(x, on, rc);
+      if (type == 0) release_lane(ln); /* its handle died with it */
+      return;
+    }
+    ack_write(x, req->offset);
+    return;
+  case L_CLOSING:
+    rc = status_reply(on, req, type, body);
+    /* an unconfirmed fsync or close may have lost data */
+    if (rc) fail_on(x, on, rc);
+    if (type == 0 || req->request == SSH_FXP_CLOSE) release_lane(ln);
+    return;
+  default:
+    if (type == 0) fail_on(x, on, sftp_abort_code(on));
+    return;
+  }
+}
+
+/* A failed upload that spread its WRITEs may have bytes in place past the
+   prefix it reports, with gaps between: the file is cut back to the
+   prefix so its size is a safe place to resume from. */
+static bool send_cut(sftp_xfer *x) {
+  evssh_sftp *sftp = x->sftp;
+  if (x->cut || !x->upload || !x->ran || !x->nlanes || !x->file || x->phase == P_CLOSE || !sftp_usable(sftp))
+    return false;
+  x->cut = true;
+  sftp_req *req = new_req(x, SSH_FXP_FSETSTAT);
+  if (!req) return false;
+  evssh_sftp_attrs a;
+  memset(&a, 0, sizeof a);
+  a.flags = EVSSH_SFTP_ATTR_SIZE;
+  a.size = x->done;
+  if (put_handle(x) || sftp_put_attrs(&sftp->out, &a)) {
+    sftp_req_free(sftp, req);
+    return false;
+  }
+  if (send_req(x, req, 0, NULL, 0)) return false;
+  x->phase = P_CUT;
+  return true;
 }
 
 /* -------------------------------------------------------- the machine */
@@ -602,6 +852,18 @@ static void on_reply(evssh_sftp *sftp, sftp_req *req, uint8_t type, evssh_reader
   /* a protocol error below fails the whole sftp, which reaches this
      transfer again (its other requests): busy keeps it alive till here */
   x->busy++;
+  if (sftp != x->sftp) {
+    /* one of the lanes: its own small machine */
+    for (unsigned i = 0; i < x->nlanes; i++) {
+      if (x->lanes[i].sftp == sftp) {
+        on_lane_reply(x, &x->lanes[i], req, type, body);
+        break;
+      }
+    }
+    x->busy--;
+    advance(x);
+    return;
+  }
   int rc;
   switch (x->phase) {
   case P_STAT: /* resume: how much of the upload is there already */
@@ -689,6 +951,7 @@ static void on_reply(evssh_sftp *sftp, sftp_req *req, uint8_t type, evssh_reader
     break;
   case P_FSYNC:
   case P_SETSTAT:
+  case P_CUT:
   case P_CLOSE:
     if (type == 0) {
       fail(x, sftp_abort_code(sftp));
@@ -719,11 +982,14 @@ static void advance(sftp_xfer *x) {
   while (!x->outstanding && !end) {
     if (x->status) {
       if (send_diagnosis(x)) break;
+      if (send_cut(x)) break;
+      close_lanes(x, false);
       if (x->file && x->phase != P_CLOSE && sftp_usable(sftp)) {
         send_simple(x, SSH_FXP_CLOSE, P_CLOSE);
-        if (x->outstanding) break;
         x->phase = P_CLOSE;
       }
+      if (x->outstanding) break;
+      x->phase = P_CLOSE;
       if (!x->ran && x->created && !x->upload) unlink(x->local);
       end = true;
       break;
@@ -744,6 +1010,12 @@ static void advance(sftp_xfer *x) {
         if (!x->status) send_simple(x, SSH_FXP_CLOSE, P_CLOSE);
         continue;
       }
+      /* the extra channels' handles first: the file is whole once they
+         are closed, and the sftp's own handle then syncs, stamps, cuts */
+      x->phase = P_LANES;
+      if (close_lanes(x, true)) continue;
+      /* fall through */
+    case P_LANES:
       if ((x->flags & EVSSH_SFTP_FSYNC) && sftp_has_ext(sftp, "fsync@openssh.com", "1")) {
         send_fsync(x);
         continue;
@@ -793,11 +1065,21 @@ static void xfers_pump(evssh_sftp *sftp) {
   }
 }
 
+static uint32_t lanes_outstanding(const sftp_xfer *x) {
+  uint32_t n = 0;
+  for (unsigned i = 0; i < x->nlanes; i++) n += x->lanes[i].outstanding;
+  return n;
+}
+
+/* The sftp died (sftp.c has already failed its lanes, which answered
+   their requests): every transfer ends. */
 static void xfers_abort(evssh_sftp *sftp, int code) {
   for (;;) {
-    /* a transfer with a frame on the stack is finished by that frame */
+    /* a transfer with a frame on the stack is finished by that frame, one
+       still waiting on a lane (failed from inside that lane's own replies)
+       by the lane's last reply */
     sftp_xfer *x = sftp->xfers;
-    while (x && x->busy) {
+    while (x && (x->busy || lanes_outstanding(x))) {
       if (!x->status) {
         memcpy(sftp->error, sftp->fail_msg, sizeof sftp->error);
         sftp->status_code = 0;
@@ -886,6 +1168,7 @@ int sftp_xfer_start(evssh_sftp *sftp, const sftp_xfer_spec *spec) {
   x->next = sftp->xfers;
   if (sftp->xfers) sftp->xfers->prev = x;
   sftp->xfers = x;
+  if (x->upload) sftp_lanes_want(sftp, x->total - x->start, x->block);
   if (x->upload && resume) send_simple(x, SSH_FXP_STAT, P_STAT);
   else open_remote(x);
   if (x->status) {

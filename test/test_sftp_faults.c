@@ -23,37 +23,20 @@ static char hostile[1024];
 
 static void path_in(char *out, size_t outlen, const char *name) { snprintf(out, outlen, "%s/%s", work, name); }
 
-typedef struct result {
-  bool done;
-  int status;
-  uint32_t fx;
-  uint64_t transferred;
-  char error[1024];
-} result;
-
-static void on_done(evssh_sftp *sftp, int status, void *ud) {
-  result *r = ud;
-  r->done = true;
-  r->status = status;
-  r->fx = evssh_sftp_status(sftp);
-  r->transferred = evssh_sftp_transferred(sftp);
-  snprintf(r->error, sizeof r->error, "%s", evssh_sftp_error(sftp));
-}
-
-static bool until_done(evssh_session *s, void *ud) { return !((result *)ud)->done; }
+typedef sftp_test_result result;
 
 static result run_transfer(evssh_session *s, evssh_sftp *sftp, bool up, const char *from, const char *to,
                            uint64_t offset) {
   result r = {0};
-  int rc = up ? evssh_sftp_upload(sftp, from, to, offset, NULL, on_done, &r)
-              : evssh_sftp_download(sftp, from, to, offset, NULL, on_done, &r);
+  int rc = up ? evssh_sftp_upload(sftp, from, to, offset, NULL, sftp_test_done_cb, &r)
+              : evssh_sftp_download(sftp, from, to, offset, NULL, sftp_test_done_cb, &r);
   if (rc) {
     r.done = true;
     r.status = rc;
     snprintf(r.error, sizeof r.error, "%s", evssh_sftp_error(sftp));
     return r;
   }
-  evssh_session_loop(s, -1, until_done, &r);
+  evssh_session_loop(s, -1, sftp_test_until_done, &r);
   return r;
 }
 
@@ -149,20 +132,11 @@ START_TEST(test_directory_instead_of_file) {
 END_TEST
 
 START_TEST(test_remote_disk_full) {
-  if (geteuid() != 0) {
-    fprintf(stderr, "SKIP test_remote_disk_full: mounting a small tmpfs needs root\n");
-    return;
-  }
   char mnt[512], local[512], remote[600];
   path_in(mnt, sizeof mnt, "tiny");
   path_in(local, sizeof local, "fill.local");
   snprintf(remote, sizeof remote, "%s/fill", mnt);
-  ck_assert_int_eq(mkdir(mnt, 0777), 0);
-  /* a failed test leaves it mounted: sftp_test_rm_rf detaches it */
-  if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0777")) {
-    fprintf(stderr, "SKIP test_remote_disk_full: mount tmpfs: %s\n", strerror(errno));
-    return;
-  }
+  if (!sftp_test_mount_tiny(mnt, "1m", "test_remote_disk_full")) return;
   evssh_session *s = sftp_test_connect(&peer, NULL);
   evssh_sftp *sftp = sftp_test_start(s);
   sftp_test_make_file(local, 4u << 20, 4);
@@ -183,36 +157,6 @@ END_TEST
 
 /* ------------------------------------------------------- server killed */
 
-/* SIGKILL to every process the listener forked (the connection's sshd and
-   its sftp-server), leaving the listener up for the resume */
-static int pid_parent(int pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *close_paren = strrchr(buf, ')');
-  int ppid = -1;
-  if (close_paren) sscanf(close_paren + 2, "%*c %d", &ppid);
-  return ppid;
-}
-
-static int kill_descendants(int root) {
-  int killed = 0;
-  DIR *d = opendir("/proc");
-  struct dirent *e;
-  while (d && (e = readdir(d))) {
-    int pid = atoi(e->d_name);
-    if (pid <= 0 || pid_parent(pid) != root) continue;
-    killed += kill_descendants(pid);
-    if (kill(pid, SIGKILL) == 0) killed++;
-  }
-  if (d) closedir(d);
-  return killed;
-}
-
 typedef struct kill_run {
   struct {
     const harness_peer *p;
@@ -230,7 +174,7 @@ static void kill_at(evssh_sftp *sftp, uint64_t done, uint64_t total, void *ud) {
   }
 }
 
-static void killed_done(evssh_sftp *sftp, int status, void *ud) { on_done(sftp, status, &((kill_run *)ud)->r); }
+static void killed_done(evssh_sftp *sftp, int status, void *ud) { sftp_test_done_cb(sftp, status, &((kill_run *)ud)->r); }
 
 static bool until_kill_done(evssh_session *s, void *ud) { return !((kill_run *)ud)->r.done; }
 

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,54 @@ static SFTP_TEST_UNUSED uint64_t sftp_test_size(const char *path) {
   return stat(path, &st) == 0 ? (uint64_t)st.st_size : UINT64_MAX;
 }
 
+/* SIGKILL to every process the listener forked (the connection's sshd and
+   its sftp-server), leaving the listener up for the resume */
+static SFTP_TEST_UNUSED int pid_parent(int pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *close_paren = strrchr(buf, ')');
+  int ppid = -1;
+  if (close_paren) sscanf(close_paren + 2, "%*c %d", &ppid);
+  return ppid;
+}
+
+static SFTP_TEST_UNUSED int kill_descendants(int root) {
+  int killed = 0;
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    int pid = atoi(e->d_name);
+    if (pid <= 0 || pid_parent(pid) != root) continue;
+    killed += kill_descendants(pid);
+    if (kill(pid, SIGKILL) == 0) killed++;
+  }
+  if (d) closedir(d);
+  return killed;
+}
+
+/* A small tmpfs at mnt (a new directory) for disk-full tests: false, with
+   a SKIP line for `test`, when not root or the mount fails. A failed test
+   leaves it mounted: sftp_test_rm_rf detaches it. */
+static SFTP_TEST_UNUSED bool sftp_test_mount_tiny(const char *mnt, const char *size, const char *test) {
+  if (geteuid() != 0) {
+    fprintf(stderr, "SKIP %s: mounting a small tmpfs needs root\n", test);
+    return false;
+  }
+  ck_assert_int_eq(mkdir(mnt, 0777), 0);
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%s,mode=0777", size);
+  if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, opts)) {
+    fprintf(stderr, "SKIP %s: mount tmpfs: %s\n", test, strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 /* ------------------------------------------- blocking wrappers for tests */
 
 typedef struct sftp_test_wait {
@@ -221,6 +270,29 @@ static SFTP_TEST_UNUSED void sftp_test_fs_cb(evssh_sftp *sftp, int status, const
   w->done = true;
   w->status = status;
   if (fs) w->fs = *fs;
+}
+
+/* a whole-file transfer's outcome, filled by sftp_test_done_cb */
+typedef struct sftp_test_result {
+  bool done;
+  int status;
+  uint32_t fx;
+  uint64_t transferred;
+  uint64_t last;            /* the last progress figure, where counted */
+  char error[1024];
+} sftp_test_result;
+
+static SFTP_TEST_UNUSED void sftp_test_done_cb(evssh_sftp *sftp, int status, void *ud) {
+  sftp_test_result *r = ud;
+  r->done = true;
+  r->status = status;
+  r->fx = evssh_sftp_status(sftp);
+  r->transferred = evssh_sftp_transferred(sftp);
+  snprintf(r->error, sizeof r->error, "%s", evssh_sftp_error(sftp));
+}
+
+static SFTP_TEST_UNUSED bool sftp_test_until_done(evssh_session *s, void *ud) {
+  return !((sftp_test_result *)ud)->done;
 }
 
 /* stat through the sftp: status, attrs */

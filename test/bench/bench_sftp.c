@@ -13,7 +13,13 @@
  *              [MiB for net-sftp at 50 ms, default 16]
  *              [runs on loopback, default 3] [runs at 50 ms, default 1]
  *
- * EVSSH_BENCH_ONLY=evssh runs our client alone. Timing excludes connecting: evssh, AsyncSSH and net-sftp time the
+ * A row "evssh N ch" uploads with evssh_sftp_set_upload_channels(N), N from
+ * EVSSH_BENCH_CHANNELS (default 4; 1 drops the row): sshd's 2 MiB window
+ * per channel caps one channel's upload at 50 ms; downloads do not use
+ * extra channels, so that row has no download figure.
+ *
+ * EVSSH_BENCH_ONLY=evssh runs our client alone; EVSSH_BENCH_ONLY=fast
+ * evssh, evssh N ch and OpenSSH (not the slow AsyncSSH and net-sftp). Timing excludes connecting: evssh, AsyncSSH and net-sftp time the
  * transfer alone; OpenSSH's sftp is timed from start to exit and the same
  * run with an empty batch (connect, authenticate, quit) is subtracted, wall
  * and CPU alike (sftp and its ssh child both count). */
@@ -200,7 +206,7 @@ static void print_row(const char *who, uint64_t bytes, figure down, figure up) {
 
 /* ------------------------------------------------------------ evssh */
 
-static figure ev_transfer(int port, const char *kh, bool down, const char *src, const char *dst) {
+static figure ev_transfer(int port, const char *kh, bool down, const char *src, const char *dst, unsigned channels) {
   char p[32], k[700], id[700];
   snprintf(p, sizeof p, "Port=%d", port);
   snprintf(k, sizeof k, "UserKnownHostsFile=%s", kh);
@@ -220,6 +226,7 @@ static figure ev_transfer(int port, const char *kh, bool down, const char *src, 
     evssh_session_free(s);
     return f;
   }
+  if (channels > 1 && evssh_sftp_set_upload_channels(sftp, channels)) fprintf(stderr, "evssh: bad channel count\n");
   double t0 = now_s(), c0 = cpu_self();
   int rc = down ? evssh_sftp_download_wait(sftp, src, dst) : evssh_sftp_upload_wait(sftp, src, dst);
   f.wall = now_s() - t0;
@@ -312,12 +319,21 @@ static figure script_transfer(const char *interp, const char *script, const char
 
 /* ------------------------------------------------------------ a round */
 
+#define CLIENTS 5
+#define EV_CH 4 /* the "evssh N ch" row */
+
 typedef struct round_result {
-  figure down[4], up[4];
-  uint64_t bytes[4];
+  figure down[CLIENTS], up[CLIENTS];
+  uint64_t bytes[CLIENTS];
 } round_result;
 
-static const char *names[4] = {"evssh", "OpenSSH sftp", "AsyncSSH", "net-sftp"};
+static const char *names[CLIENTS] = {"evssh", "OpenSSH sftp", "AsyncSSH", "net-sftp", "evssh N ch"};
+
+static unsigned bench_channels(void) {
+  const char *v = getenv("EVSSH_BENCH_CHANNELS");
+  unsigned n = v && *v ? (unsigned)atoi(v) : 4;
+  return n < 1 ? 1 : n > EVSSH_SFTP_MAX_UPLOAD_CHANNELS ? EVSSH_SFTP_MAX_UPLOAD_CHANNELS : n;
+}
 
 static void make_file(const char *path, uint64_t size) {
   char cmd[2600];
@@ -341,7 +357,10 @@ static figure transfer_once(int c, int port, const char *kh, bool down, const ch
   unlink(to);
   switch (c) {
   case 0:
-    f = ev_transfer(port, kh, down, from, to);
+    f = ev_transfer(port, kh, down, from, to, 1);
+    break;
+  case EV_CH:
+    f = ev_transfer(port, kh, down, from, to, bench_channels());
     break;
   case 1:
     f = openssh_transfer(port, kh, down, from, to);
@@ -385,30 +404,41 @@ static void round_run(const char *title, int port, uint64_t size, uint64_t small
   snprintf(small, sizeof small, "%s/src-small", work);
   snprintf(to, sizeof to, "%s/copy", work);
   printf("%s (evssh and OpenSSH: best of %d, alternating)\n", title, reps);
-  /* EVSSH_BENCH_ONLY=evssh: our client alone (quick looks at one change) */
+  /* EVSSH_BENCH_ONLY=evssh: our client alone (quick looks at one change);
+     =fast: without the slow peers */
   const char *only = getenv("EVSSH_BENCH_ONLY");
-  int clients = only && !strcmp(only, "evssh") ? 1 : 4;
+  bool want[CLIENTS] = {true, true, true, true, bench_channels() > 1};
+  if (only && !strcmp(only, "evssh")) want[1] = want[2] = want[3] = want[EV_CH] = false;
+  if (only && !strcmp(only, "fast")) want[2] = want[3] = false;
   memset(r, 0, sizeof *r);
+  /* the fast clients alternate, so load that comes and goes falls on all */
+  const int fast[] = {0, EV_CH, 1};
   for (int rep = 0; rep < reps; rep++) {
-    for (int c = 0; c < clients && c < 2; c++) {
-      keep_best(&r->down[c], transfer_once(c, port, kh, true, src, to));
+    for (int i = 0; i < 3; i++) {
+      int c = fast[i];
+      if (!want[c]) continue;
+      if (c != EV_CH) keep_best(&r->down[c], transfer_once(c, port, kh, true, src, to));
       keep_best(&r->up[c], transfer_once(c, port, kh, false, src, to));
     }
   }
-  for (int c = 2; c < clients; c++) {
+  for (int c = 2; c < 4; c++) {
+    if (!want[c]) continue;
     const char *from = small_for_ruby && c == 3 ? small : src;
     r->down[c] = transfer_once(c, port, kh, true, from, to);
     r->up[c] = transfer_once(c, port, kh, false, from, to);
   }
-  for (int c = 0; c < clients; c++) {
+  for (int c = 0; c < CLIENTS; c++) {
+    if (!want[c]) continue;
     bool use_small = small_for_ruby && c == 3;
     r->bytes[c] = use_small ? small_size : size;
     char who[64];
-    snprintf(who, sizeof who, "%s%s", names[c], use_small ? "*" : "");
+    if (c == EV_CH) snprintf(who, sizeof who, "evssh %u ch", bench_channels());
+    else snprintf(who, sizeof who, "%s%s", names[c], use_small ? "*" : "");
     print_row(who, r->bytes[c], r->down[c], r->up[c]);
   }
-  printf("  (net-sftp with aes128-ctr: net-ssh 7.0.1 has no AES-GCM)\n");
-  if (small_for_ruby) printf("  * net-sftp moved %llu MiB here (at its speed the full size takes too long)\n",
+  if (want[EV_CH]) printf("  (evssh %u ch: uploads only; downloads use one channel)\n", bench_channels());
+  if (want[3]) printf("  (net-sftp with aes128-ctr: net-ssh 7.0.1 has no AES-GCM)\n");
+  if (small_for_ruby && want[3]) printf("  * net-sftp moved %llu MiB here (at its speed the full size takes too long)\n",
                              (unsigned long long)(small_size >> 20));
 }
 
@@ -432,6 +462,11 @@ static void ratios(const char *title, const round_result *r) {
            down ? "down" : "up", os > 0 ? ev / os : 0, best > 0 ? ev / best : 0,
            cpu_per_gib(r, 1, down) > 0 ? cpu_per_gib(r, 0, down) / cpu_per_gib(r, 1, down) : 0);
   }
+  double ch = rate(r, EV_CH, false), os = rate(r, 1, false);
+  if (ch > 0)
+    printf("  %s up   evssh %u ch/OpenSSH %.2fx, CPU evssh %u ch/OpenSSH %.2fx\n", title, bench_channels(),
+           os > 0 ? ch / os : 0, bench_channels(),
+           cpu_per_gib(r, 1, false) > 0 ? cpu_per_gib(r, EV_CH, false) / cpu_per_gib(r, 1, false) : 0);
 }
 
 int main(int argc, char **argv) {
