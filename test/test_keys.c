@@ -12,6 +12,7 @@
 #include "hostkey.h"
 #include "keys.h"
 #include "bcrypt_pbkdf.h"
+#include "harness.h"
 
 #include <check.h>
 #include <errno.h>
@@ -1178,9 +1179,8 @@ static void start_agent(void) {
     execlp("ssh-agent", "ssh-agent", "-D", "-a", agent_sock, (char *)NULL);
     _exit(127);
   }
-  struct stat st;
-  for (int i = 0; i < 100 && stat(agent_sock, &st) != 0; i++) usleep(50000);
-  if (stat(agent_sock, &st) != 0) {
+  /* the socket file appears at bind(), before listen(): wait for a connect */
+  if (harness_wait_unix_listener(agent_sock, 60, agent_pid) != 0) {
     fprintf(stderr, "ssh-agent did not start\n");
     exit(1);
   }
