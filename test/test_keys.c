@@ -729,7 +729,9 @@ START_TEST(agent_timeout) {
   clock_gettime(CLOCK_MONOTONIC, &t1);
   long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
   ck_assert_int_ge(ms, 250);
-  ck_assert_int_lt(ms, 3000);
+  /* wall time on a loaded machine: well under the 10 s default
+     (EVSSH_AGENT_TIMEOUT_MS), which a set_timeout that did nothing gives */
+  ck_assert_int_lt(ms, 8000);
   ck_assert_ptr_nonnull(strstr(err, "did not answer"));
   ck_assert_int_eq(evssh_agent_identities(a, &ids, &n, err, sizeof err), EVSSH_ECLOSED);
   evssh_agent_close(a);
