@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -163,6 +165,27 @@ int harness_free_port(void) {
     port = ntohs(sa.sin_port);
   close(fd);
   return port;
+}
+
+int harness_wait_unix_listener(const char *path, int max_s, pid_t pid) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path)
+    return -1;
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  for (long waited_ms = 0; waited_ms <= (long)max_s * 1000; waited_ms += 20) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      return -1;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    close(fd);
+    if (rc == 0)
+      return 0;
+    if (pid > 0 && waitpid(pid, NULL, WNOHANG) == pid)
+      return -1;   /* it died: nothing will ever listen */
+    struct timespec ts = {0, 20 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  return -1;
 }
 
 /* Runs `bash sshd-harness.sh cmd dir [arg]`, stdout discarded (the script

@@ -74,6 +74,13 @@ int harness_listen_loopback(int *port);
 /* A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0). */
 int harness_free_port(void);
 
+/* Waits until something accepts connections on the unix socket at path
+ * (a connect succeeds), for at most max_s seconds of wall time; a program
+ * such as `ssh-agent -D -a path` creates the file at bind(), before its
+ * listen(), so the file existing is not enough. pid, when > 0, is that
+ * program: its exit ends the wait early. Returns 0, or -1. */
+int harness_wait_unix_listener(const char *path, int max_s, pid_t pid);
+
 /* Writes "p->dir/name" into out (size 600 is enough for any name < 80). */
 int harness_dir_path(const harness_peer *p, const char *name, char *out, size_t outlen);
 

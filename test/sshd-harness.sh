@@ -150,10 +150,12 @@ write_env() { # dir kind port pid user
 }
 
 # Waits until the server log says it is listening (success), the server dies
-# or reports a bind failure (return 2: retry with another port), or 10 s pass.
+# or reports a bind failure (return 2: retry with another port), or about
+# 120 s pass (a server that is alive but slow on a loaded machine is waited
+# for: it once had 10 s).
 wait_listening() { # pid log port ok-pattern
     local i
-    for i in $(seq 1 200); do
+    for i in $(seq 1 2400); do
         if ! alive "$1"; then return 2; fi
         if grep -qiE "Address already in use|Cannot bind|Bind to port .* failed|Failed listening" "$2" 2>/dev/null; then
             return 2

@@ -576,13 +576,9 @@ static void agent_start(void) {
     execlp("ssh-agent", "ssh-agent", "-D", "-a", agent_sock, (char *)NULL);
     _exit(127);
   }
-  for (int i = 0; i < 200; i++) {
-    struct stat st;
-    if (stat(agent_sock, &st) == 0) return;
-    struct timespec ts = {0, 10 * 1000000};
-    nanosleep(&ts, NULL);
-  }
-  ck_abort_msg("ssh-agent did not create %s", agent_sock);
+  /* the socket file appears at bind(), before listen(): wait for a connect */
+  if (harness_wait_unix_listener(agent_sock, 60, agent_pid) == 0) return;
+  ck_abort_msg("ssh-agent did not listen on %s", agent_sock);
 }
 
 static void agent_stop(void) {

@@ -371,9 +371,8 @@ static void agent_start(agent *a) {
     execlp("ssh-agent", "ssh-agent", "-D", "-a", a->sock, (char *)NULL);
     _exit(127);
   }
-  struct stat st;
-  for (int i = 0; i < 500 && stat(a->sock, &st) != 0; i++) usleep(10000);
-  ck_assert_int_eq(stat(a->sock, &st), 0);
+  /* the socket file appears at bind(), before listen(): wait for a connect */
+  ck_assert_int_eq(harness_wait_unix_listener(a->sock, 60, a->pid), 0);
   snprintf(cmd, sizeof cmd, "SSH_AUTH_SOCK=%s ssh-add %s 2>/dev/null", a->sock, a->key);
   ck_assert_int_eq(system(cmd), 0);
   snprintf(cmd, sizeof cmd, "ssh-keygen -lf %s.pub", a->key);

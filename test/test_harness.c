@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -302,6 +303,71 @@ START_TEST(dropbear_keys_and_banner) {
 }
 END_TEST
 
+/* A listener that binds, and listens only later (as ssh-agent -D does,
+   with work in between a loaded machine can stretch): the wait returns once
+   a connect works, not when the file appears; a listener that dies without
+   listening ends the wait with -1 at once. */
+START_TEST(wait_unix_listener_waits_for_listen) {
+  char dir[] = "/tmp/evssh-hwait-XXXXXX", path[200];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/l.sock", dir);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  int go[2];
+  ck_assert_int_eq(pipe(go), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    char c;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) _exit(1);
+    if (read(go[0], &c, 1) != 1) _exit(2);   /* listen only when told */
+    if (c == 'x') _exit(3);                  /* die without listening */
+    if (listen(fd, 4) != 0) _exit(4);
+    int a = accept(fd, NULL, NULL);
+    _exit(a >= 0 ? 0 : 5);
+  }
+  struct stat st;
+  for (int i = 0; i < 6000 && stat(path, &st) != 0; i++) {
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  ck_assert_int_eq(stat(path, &st), 0);
+  /* the file exists, nothing listens yet: a connect is refused */
+  int probe = socket(AF_UNIX, SOCK_STREAM, 0);
+  ck_assert_int_ne(connect(probe, (struct sockaddr *)&sa, sizeof sa), 0);
+  close(probe);
+  ck_assert_int_ne(harness_wait_unix_listener(path, 1, pid), 0);
+  ck_assert_int_eq(write(go[1], "l", 1), 1);
+  ck_assert_int_eq(harness_wait_unix_listener(path, 60, pid), 0);
+  int st2;
+  ck_assert_int_eq(waitpid(pid, &st2, 0), pid);
+  ck_assert(WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+
+  /* a second listener that dies instead: -1 without the whole minute */
+  unlink(path);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    char c;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) _exit(1);
+    if (read(go[0], &c, 1) != 1) _exit(2);
+    _exit(3);
+  }
+  ck_assert_int_eq(write(go[1], "x", 1), 1);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ck_assert_int_ne(harness_wait_unix_listener(path, 600, pid), 0);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 300);   /* not the 600 s bound */
+  close(go[0]);
+  close(go[1]);
+  unlink(path);
+  rmdir(dir);
+}
+END_TEST
+
 int main(void) {
   const char *sshd_skip = harness_skip_reason();
   const char *db_skip = harness_dropbear_skip_reason();
@@ -313,6 +379,7 @@ int main(void) {
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, harness_misc);
+  tcase_add_test(tc, wait_unix_listener_waits_for_listen);
   if (sshd_skip) {
     printf("SKIP (sshd parts): %s\n", sshd_skip);
   } else {

@@ -63,7 +63,7 @@ pid=$!
 
 i=0
 while ! grep -q '^PORT ' "$dir/stdout" 2>/dev/null; do
-    if ! kill -0 "$pid" 2>/dev/null || [ $i -ge 300 ]; then
+    if ! kill -0 "$pid" 2>/dev/null || [ $i -ge 1800 ]; then
         echo "run-server.sh: server did not start; log follows" >&2
         cat "$dir/server.log" >&2
         kill -TERM "$pid" 2>/dev/null || true

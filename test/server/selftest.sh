@@ -43,6 +43,16 @@ fail() {
     echo "FAIL $*"
     fails=$((fails + 1))
 }
+# waits (0.1 s steps) until the command succeeds or max_s seconds of wall
+# time pass; a loaded machine (ASan build, other jobs) may need most of it
+wait_for() { # max_s command...
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.1
+    done
+}
 check() { # check "description" command...
     local what=$1
     shift
@@ -55,10 +65,10 @@ password=selftest-pw
     --password "$password" --kbdint-prompts 3 -vv \
     > "$work/stdout" 2> "$work/server.log" < /dev/null &
 server_pid=$!
-for _ in $(seq 100); do
-    grep -q '^PORT ' "$work/stdout" 2>/dev/null && break
-    sleep 0.1
-done
+# generating the host keys (RSA above all) under ASan on a busy machine
+# took more than the 10 s this once waited
+reported_or_died() { grep -q '^PORT ' "$work/stdout" 2>/dev/null || ! kill -0 "$server_pid" 2>/dev/null; }
+wait_for 180 reported_or_died
 port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$work/stdout")
 if [ -z "$port" ] || [ "$port" != "$(cat "$work/port" 2>/dev/null)" ]; then
     echo "FAIL: server did not report its port"
@@ -71,10 +81,10 @@ check "known_hosts lists ed25519, ecdsa-sha2-nistp256 and ssh-rsa keys for [127.
          = "ecdsa-sha2-nistp256 ssh-ed25519 ssh-rsa "
 
 common=(-p "$port" -o UserKnownHostsFile="$work/keys/known_hosts" -o StrictHostKeyChecking=yes
-        -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10)
+        -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=120)
 keyopts=(-o BatchMode=yes -o IdentitiesOnly=yes -i "$work/id_ed25519" -o PreferredAuthentications=publickey)
 # ssh keeps the first value of an option: LOGLEVEL lets one call differ
-S() { timeout 60 ssh -o LogLevel="${LOGLEVEL:-ERROR}" "${common[@]}" "${keyopts[@]}" "$@"; }
+S() { timeout 600 ssh -o LogLevel="${LOGLEVEL:-ERROR}" "${common[@]}" "${keyopts[@]}" "$@"; }
 
 # each host key type is accepted against the written known_hosts
 for alg in ssh-ed25519 ecdsa-sha2-nistp256 rsa-sha2-512; do
@@ -148,7 +158,7 @@ sys.exit(0 if got == data else 1)
 EOF
 "$PY" "$work/echo_srv.py" > "$work/echo_port" &
 bg_pids="$bg_pids $!"
-for _ in $(seq 50); do [ -s "$work/echo_port" ] && break; sleep 0.1; done
+wait_for 120 test -s "$work/echo_port"
 echo_port=$(cat "$work/echo_port")
 lport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 S -N -o ExitOnForwardFailure=yes -L "$lport:127.0.0.1:$echo_port" 127.0.0.1 &
@@ -160,7 +170,7 @@ S -N -o ExitOnForwardFailure=yes -L "$lport2:192.0.2.1:80" 127.0.0.1 &
 fpid=$!
 "$PY" - "$lport2" <<'EOF'
 import socket, sys, time
-deadline = time.time() + 10
+deadline = time.time() + 120
 while True:
     try:
         c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5); break
@@ -175,7 +185,7 @@ check "server log shows the refusal" grep -q 'direct-tcpip to 192.0.2.1:80 refus
 
 LOGLEVEL=INFO S -N -o ExitOnForwardFailure=yes -R "0:127.0.0.1:$echo_port" 127.0.0.1 2> "$work/rerr" &
 fpid=$!
-for _ in $(seq 100); do grep -q 'Allocated port' "$work/rerr" && break; sleep 0.1; done
+wait_for 120 grep -q 'Allocated port' "$work/rerr"
 rport=$(sed -n 's/^Allocated port \([0-9]*\) .*/\1/p' "$work/rerr")
 check "ssh -R 0: server allocated a port (${rport:-none})" test -n "$rport"
 [ -n "$rport" ] && check "ssh -R: 1 MiB echoed through forwarded-tcpip" "$PY" "$work/echo_cli.py" "$rport"
@@ -183,7 +193,7 @@ kill $fpid 2>/dev/null; wait $fpid 2>/dev/null
 
 # password authentication
 if command -v sshpass >/dev/null 2>&1; then
-    P() { timeout 30 sshpass -p "$1" ssh -o LogLevel=ERROR "${common[@]}" -o PreferredAuthentications=password \
+    P() { timeout 300 sshpass -p "$1" ssh -o LogLevel=ERROR "${common[@]}" -o PreferredAuthentications=password \
           -o PubkeyAuthentication=no 127.0.0.1 "${@:2}"; }
     check "password accepted" test "$(P "$password" 'echo pw-ok' 2>/dev/null)" = pw-ok
     P wrong-password true > /dev/null 2>&1
@@ -197,7 +207,7 @@ if command -v ssh-keygen > /dev/null 2>&1; then
     ssh-keygen -q -t ed25519 -N '' -f "$work/other_key" && ssh_keygen_ok=1
 fi
 if [ $ssh_keygen_ok = 1 ]; then
-    timeout 30 ssh -o LogLevel=ERROR "${common[@]}" -o BatchMode=yes -o IdentitiesOnly=yes -i "$work/other_key" \
+    timeout 300 ssh -o LogLevel=ERROR "${common[@]}" -o BatchMode=yes -o IdentitiesOnly=yes -i "$work/other_key" \
         -o PreferredAuthentications=publickey 127.0.0.1 true > /dev/null 2>&1
     check "unauthorized key refused" test $? -eq 255
 fi
@@ -233,13 +243,12 @@ S 127.0.0.1 "trap '' TERM HUP INT; sleep $((marker + 1)); :" > /dev/null 2>&1 &
 bg_pids="$bg_pids $!"
 S -tt 127.0.0.1 "sleep $marker" < /dev/zero > /dev/null 2>&1 &
 bg_pids="$bg_pids $!"
-for _ in $(seq 50); do
-    [ "$(ps -eo args | grep -c "^sleep $marker\$\|^sleep $((marker + 1))\$")" -ge 2 ] && break
-    sleep 0.1
-done
+both_running() { [ "$(ps -eo args | grep -c "^sleep $marker\$\|^sleep $((marker + 1))\$")" -ge 2 ]; }
+wait_for 120 both_running
 check "children running before SIGTERM" test "$(ps -eo args | grep -c "^sleep $marker\$\|^sleep $((marker + 1))\$")" -ge 2
 kill -TERM "$server_pid"
-for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+server_gone() { ! kill -0 "$server_pid" 2>/dev/null; }
+wait_for 120 server_gone
 if kill -0 "$server_pid" 2>/dev/null; then
     fail "server exits on SIGTERM"
 else

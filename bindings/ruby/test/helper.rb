@@ -3,6 +3,7 @@
 # gives the options every test connects with.
 require_relative "build"
 require "tmpdir"
+require "socket"
 require "minitest/autorun"
 
 $LOAD_PATH.unshift(File.expand_path("../lib", __dir__), EvSSHBuild.build!)
@@ -78,6 +79,22 @@ module SSHD
       kh = File.join(d, "known_hosts")
       File.write(kh, "[127.0.0.1]:#{port} #{File.read(File.join(d, 'other.pub')).split[0, 2].join(' ')}\n")
       yield kh
+    end
+  end
+
+  # true once something accepts connections on the unix socket at path
+  # (ssh-agent -D creates the file at bind(), before its listen(), so the
+  # file alone is not enough); false when pid exits first or after max_s
+  def self.wait_for_unix_listener(path, pid, max_s = 60)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + max_s
+    loop do
+      UNIXSocket.new(path).close
+      return true
+    rescue Errno::ENOENT, Errno::ECONNREFUSED
+      return false if Process.waitpid(pid, Process::WNOHANG)
+      return false if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.02
     end
   end
 

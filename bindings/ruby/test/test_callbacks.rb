@@ -94,23 +94,43 @@ class TestCallbacks < Minitest::Test
     assert_operator alive, :<=, 1
   end
 
+  # another thread runs while exec! waits: the remote command starts (so
+  # exec! is waiting), the thread sees that and answers, the command sees
+  # the answer. With the GVL held through the wait the thread could not run
+  # until exec! returned, after the command's own 60 s limit.
   def test_gvl_released_while_waiting
-    ticks = 0
-    t = Thread.new { loop { ticks += 1; sleep 0.001 } }
-    @ssh.exec!("sleep 0.5")
-    t.kill
-    assert_operator ticks, :>, 100
+    Dir.mktmpdir("evssh-gvl-") do |d|
+      File.chmod(0o777, d)
+      started = File.join(d, "started")
+      answer = File.join(d, "answer")
+      t = Thread.new do
+        sleep 0.01 until File.exist?(started)
+        File.write(answer, "")
+      end
+      out = @ssh.exec!("touch #{started}; i=0; while [ ! -e #{answer} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; " \
+                       "[ -e #{answer} ] && echo answered")
+      assert_equal "answered\n", out, "the other thread did not run while exec! waited"
+      assert t.join(30)
+    ensure
+      t&.kill
+    end
   end
 
   def test_thread_raise_interrupts_a_waiting_loop
-    @ssh.exec("sleep 2")
+    @ssh.exec("sleep 30")
+    entered = false
     waiter = Thread.new do
+      entered = true
       @ssh.loop
       :finished
     rescue Boom
       :interrupted
     end
-    sleep 0.3
+    # raise once the waiter is blocked inside the loop (a thread waiting
+    # without the GVL reports "sleep"), not after a guessed time
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 60
+    sleep 0.01 until (entered && waiter.status == "sleep") || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+    assert_equal "sleep", waiter.status, "the waiter never blocked in the loop"
     waiter.raise(Boom)
     assert_equal :interrupted, waiter.value
   end

@@ -165,7 +165,7 @@ class TestForward < Minitest::Test
       sock = File.join(d, "agent.sock")
       pid = spawn("ssh-agent", "-D", "-a", sock, out: File::NULL, err: File::NULL)
       begin
-        50.times { break if File.exist?(sock); sleep 0.1 }
+        assert SSHD.wait_for_unix_listener(sock, pid), "ssh-agent did not listen on #{sock}"
         key = File.join(d, "id_ed25519")
         system("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "forwarded-key", "-f", key, out: File::NULL)
         assert system({ "SSH_AUTH_SOCK" => sock }, "ssh-add", "-q", key, out: File::NULL, err: File::NULL)

@@ -86,8 +86,10 @@ class TestKeys < Minitest::Test
   def with_agent
     sock = File.join(@dir, "agent.sock")
     pid = Process.spawn("ssh-agent", "-D", "-a", sock, out: File::NULL, err: File::NULL)
-    200.times { break if File.exist?(sock); sleep 0.01 }
-    skip "ssh-agent did not start" unless File.exist?(sock)
+    unless SSHD.wait_for_unix_listener(sock, pid)
+      pid = nil # exited already, reaped by the wait
+      skip "ssh-agent did not start"
+    end
     yield sock
   ensure
     if pid
