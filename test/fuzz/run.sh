@@ -12,7 +12,8 @@
 # target is linked against it with -fsanitize=fuzzer. Objects are rebuilt only
 # when a source or header changed. A new target needs no change here: drop
 # test/fuzz/fuzz_NAME.c (defining LLVMFuzzerTestOneInput) and its seeds in
-# test/fuzz/seeds/fuzz_NAME/.
+# test/fuzz/seeds/fuzz_NAME/. A line "FUZZ_LDFLAGS: FLAGS" in a target's
+# source adds FLAGS to its link (test/fuzz/fuzz_memo.h uses -Wl,--wrap).
 #
 # Long runs keep a growing corpus per target in $FUZZ_OUT/NAME.corpus (seeded
 # from the tree) and print, per target, the executions, coverage (cov: edges,
@@ -108,8 +109,11 @@ for t in "${targets[@]}"; do
   src="test/fuzz/$t.c"
   [ -f "$src" ] || { echo "run.sh: no $src" >&2; status=1; continue; }
   bin="$out/bin/$t"
+  # a target's own link flags: "FUZZ_LDFLAGS: ..." lines in its source
+  # (e.g. -Wl,--wrap=NAME to memoize a deterministic, costly call)
+  ldflags=$(sed -n 's/^.*FUZZ_LDFLAGS: *\(.*[^ */]\)[ */]*$/\1/p' "$src" | tr '\n' ' ')
   # shellcheck disable=SC2086
-  if ! "$CLANG" $CFLAGS -fsanitize=fuzzer,address,undefined "$src" "$out/libevssh_fuzz.a" $LIBS -o "$bin"; then
+  if ! "$CLANG" $CFLAGS -fsanitize=fuzzer,address,undefined "$src" "$out/libevssh_fuzz.a" $LIBS $ldflags -o "$bin"; then
     echo "FAIL: $t does not build" >&2
     status=1
     continue
