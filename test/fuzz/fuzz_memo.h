@@ -32,7 +32,6 @@ typedef struct memo_entry {
 typedef struct memo {
   memo_entry e[MEMO_SLOTS];
   size_t next;   /* round-robin replacement */
-  unsigned long hits, misses;
 } memo;
 
 /* the key bytes of one call: each argument appended with its length */
@@ -88,17 +87,13 @@ static void memo_key_release(memo_key *k) {
 }
 
 /* The stored result for key, or NULL. */
-static const memo_entry *memo_find(memo *m, const memo_key *k) {
+static const memo_entry *memo_find(const memo *m, const memo_key *k) {
   if (k->failed) return NULL;
   uint64_t h = memo_hash(k->p, k->len);
   for (size_t i = 0; i < MEMO_SLOTS; i++) {
     const memo_entry *e = &m->e[i];
-    if (e->key && e->hash == h && e->key_len == k->len && memo_same(e->key, k->p, k->len)) {
-      m->hits++;
-      return e;
-    }
+    if (e->key && e->hash == h && e->key_len == k->len && memo_same(e->key, k->p, k->len)) return e;
   }
-  m->misses++;
   return NULL;
 }
 
