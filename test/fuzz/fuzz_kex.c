@@ -13,7 +13,8 @@
  * once per process and replayed (fuzz_memo.h, through the linker's --wrap;
  * any other argument still runs the real code), so what runs per input is
  * the reply's parsing, the peer-value checks, the shared secret, the
- * decapsulation and H: about 6 exchanges a second before, hundreds now.
+ * decapsulation and H (with sntrup761.c and mlkem.c left uninstrumented by
+ * run.sh): about 100 inputs per CPU second before, 750 now.
  *
  * Build with clang as test/fuzz/run.sh builds fuzz_transport (the same
  * library sources, which now include src/mlkem.c, src/sntrup761.c and
