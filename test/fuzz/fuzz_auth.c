@@ -19,9 +19,16 @@
  *
  * The key files are written once into a private temporary directory (the
  * texts are below: test keys made for this target) and removed at exit.
+ * The encrypted key's bcrypt-pbkdf is memoized (fuzz_memo.h, through the
+ * linker's --wrap): the same file and passphrase give the same key, and
+ * the derivation was 90% of every run that asked for it.
  * Build: as every test/fuzz/fuzz_*.c (test/fuzz/run.sh).
- * Seeds: test/fuzz/seeds/fuzz_auth/. */
+ * Seeds: test/fuzz/seeds/fuzz_auth/.
+ * FUZZ_LDFLAGS: -Wl,--wrap=evssh_bcrypt_pbkdf */
 #include "auth.h"
+
+#define FUZZ_MEMO_BCRYPT
+#include "fuzz_memo.h"
 
 #include "buf.h"
 

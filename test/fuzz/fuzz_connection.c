@@ -672,7 +672,8 @@ static void build_body(uint8_t msg, bool raw, evssh_buf *b) {
       evssh_buf_put_cstring(b, "");
     }
     size_t trailing = t & 0x10 ? take8(&ops) * 64u : 0;   /* bytes after the fields */
-    for (size_t i = 0; i < trailing; i++) evssh_buf_put_u8(b, 0xaa);
+    unsigned char *tail = trailing ? buf_extend(b, trailing) : NULL;   /* (one call: a byte loop was most of the run) */
+    if (tail) memset(tail, 0xaa, trailing);
     return;
   }
   default:
