@@ -251,7 +251,7 @@ void sftp_fail(evssh_sftp *sftp, int code, const char *fmt, ...) {
   if (sftp->channel) evssh_channel_close(sftp->channel);
   sftp_enter(sftp);
   fail_pending(sftp);
-  sftp_lanes_end(sftp, code, false);
+  if (sftp->lanes_end) sftp->lanes_end(sftp, code, false);
   if (sftp->xfers_abort) sftp->xfers_abort(sftp, code);
   if (was_opening && sftp->on_ready && !sftp->freeing) {
     evssh_sftp_cb cb = sftp->on_ready;
@@ -815,9 +815,9 @@ static void sftp_destroy(evssh_sftp *sftp) {
   fail_pending(sftp);
   /* the lanes' requests answered first, so every transfer can end; the
      lanes themselves go once no transfer holds a handle on them */
-  sftp_lanes_end(sftp, EVSSH_ECLOSED, false);
+  if (sftp->lanes_end) sftp->lanes_end(sftp, EVSSH_ECLOSED, false);
   if (sftp->xfers_abort) sftp->xfers_abort(sftp, EVSSH_ECLOSED);
-  sftp_lanes_end(sftp, EVSSH_ECLOSED, true);
+  if (sftp->lanes_end) sftp->lanes_end(sftp, EVSSH_ECLOSED, true);
   if (sftp->trees_free) sftp->trees_free(sftp);
   while (sftp->files) sftp_file_free(sftp->files);
   for (size_t i = 0; i < sftp->ext_count; i++) {

@@ -172,6 +172,7 @@ struct evssh_sftp {
   void (*xfers_pump)(evssh_sftp *sftp);          /* issue what the budget allows */
   void (*xfers_abort)(evssh_sftp *sftp, int code); /* fail every transfer: dying */
   void (*trees_free)(evssh_sftp *sftp);          /* teardown, no callbacks */
+  void (*lanes_end)(evssh_sftp *sftp, int code, bool free_them); /* sftp_lanes_end, once lanes were made */
 };
 
 /* ------------------------------------------------------------ sftp.c */

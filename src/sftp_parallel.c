@@ -74,6 +74,7 @@ void sftp_lanes_want(evssh_sftp *sftp, uint64_t bytes, uint32_t block) {
   unsigned want = sftp->upload_channels < sftp->channels_ceiling ? sftp->upload_channels : sftp->channels_ceiling;
   if (want <= 1 || bytes <= (uint64_t)SFTP_LANE_MIN_BLOCKS * block) return;
   unsigned have = 1 + lanes_held(sftp);
+  sftp->lanes_end = sftp_lanes_end;   /* sftp.c reaches the lanes only through the hook */
   for (unsigned i = 0; i < LANE_SLOTS && have < want; i++) {
     if (sftp->lanes[i]) continue;
     evssh_sftp *lane = evssh_sftp_open(sftp->session, lane_ready, sftp);

@@ -78,6 +78,9 @@ int evssh_channel_send_data(evssh_channel *ch, const void *data, size_t len) {
   return EVSSH_OK;
 }
 int evssh_channel_set_receive_window(evssh_channel *ch, uint32_t bytes) { return EVSSH_OK; }
+/* a peer that takes everything at once: nothing queued, a full window */
+size_t evssh_channel_pending(const evssh_channel *ch) { return 0; }
+uint32_t evssh_channel_send_window(const evssh_channel *ch) { return 2u * 1024 * 1024; }
 int evssh_channel_close(evssh_channel *ch) {
   ch->closed = true;
   return EVSSH_OK;
@@ -86,6 +89,8 @@ bool evssh_session_closed(const evssh_session *s) { return false; }
 const char *evssh_session_error(const evssh_session *s) { return "fuzz session"; }
 int evssh_session_process(evssh_session *s, int wait_ms, evssh_cond_cb cond, void *ud) { return EVSSH_EBUSY; }
 int evssh_session_loop(evssh_session *s, int wait_ms, evssh_cond_cb cond, void *ud) { return EVSSH_EBUSY; }
+/* the log sftp_parallel.c writes through: none here (diag_vlog ignores NULL) */
+struct evssh_diag *session_diag(evssh_session *s) { return NULL; }
 
 /* ------------------------------------------------ the requests */
 
