@@ -186,6 +186,11 @@ static int proto_error(evssh_conn *c, const char *what, uint32_t id) {
   return conn_fail(c, EVSSH_EPROTO, "connection protocol: %s (channel %u)", what, id);
 }
 
+/* See conn_events.wake: the session's multi re-reads this session. */
+static void conn_wake(const evssh_conn *c) {
+  if (c && c->ev && c->ev->wake) c->ev->wake(c->ctx);
+}
+
 static bool usable(const evssh_conn *c) { return c && c->started && !c->aborted && c->t; }
 
 #define LOG(c, level, ...) diag_log((c)->diag, level, __VA_ARGS__)
@@ -333,6 +338,7 @@ static evssh_channel *channel_new(evssh_conn *c, const char *type, size_t type_l
     free(ch);
     return NULL;
   }
+  conn_wake(c);
   return ch;
 }
 
@@ -344,6 +350,7 @@ static void channel_retire(evssh_channel *ch, bool run_on_close) {
   evssh_conn *c = ch->conn;
   if (ch->state == CHAN_DONE) return;
   ch->state = CHAN_DONE;
+  conn_wake(c);
   reply_slot slot;
   while (ring_pop(&ch->replies, &slot))
     if (slot.channel) slot.channel(ch, false, slot.ud);
@@ -520,6 +527,7 @@ static int queue_bytes(evssh_channel *ch, bool extended, uint32_t ext_type, cons
   }
   ch->out_bytes += len;
   if (ch->on_drain && ch->out_bytes > ch->drain_low_water) ch->drain_armed = true;
+  conn_wake(ch->conn);
   return EVSSH_OK;
 }
 
@@ -583,7 +591,11 @@ void evssh_channel_on_close(evssh_channel *ch, evssh_channel_cb cb, void *ud) {
   if (ch) { ch->on_close = cb; ch->on_close_ud = ud; }
 }
 void evssh_channel_on_process(evssh_channel *ch, evssh_channel_cb cb, void *ud) {
-  if (ch) { ch->on_process = cb; ch->on_process_ud = ud; }
+  if (ch) {
+    ch->on_process = cb;
+    ch->on_process_ud = ud;
+    conn_wake(ch->conn);
+  }
 }
 void evssh_channel_on_open_failed(evssh_channel *ch, evssh_open_failed_cb cb, void *ud) {
   if (ch) { ch->on_open_failed = cb; ch->on_open_failed_ud = ud; }
@@ -684,6 +696,7 @@ int evssh_channel_eof(evssh_channel *ch) {
   if (ch->state == CHAN_DONE || ch->close_received || !usable(ch->conn)) return EVSSH_ECLOSED;
   if (ch->eof_wanted) return EVSSH_OK;
   ch->eof_wanted = true;
+  conn_wake(ch->conn);
   return channel_flush(ch);
 }
 
@@ -692,6 +705,7 @@ int evssh_channel_close(evssh_channel *ch) {
   if (ch->state == CHAN_DONE) return EVSSH_ECLOSED;
   if (ch->close_wanted) return EVSSH_OK;
   ch->close_wanted = true;
+  conn_wake(ch->conn);
   if (!usable(ch->conn)) return EVSSH_ECLOSED;
   return channel_flush(ch);
 }
@@ -715,6 +729,7 @@ int evssh_channel_exit_signal(const evssh_channel *ch, const char **signame) {
 
 int evssh_channel_set_property(evssh_channel *ch, const char *key, void *value) {
   if (!ch || !key) return EVSSH_EINVAL;
+  conn_wake(ch->conn);   /* "invisible" changes whether the channel keeps a loop going */
   return registry_set(&ch->properties, key, NULL, value);
 }
 
@@ -733,6 +748,7 @@ void evssh_channel_on_drain(evssh_channel *ch, size_t low_water, evssh_channel_c
   ch->on_drain_ud = ud;
   ch->drain_low_water = low_water;
   ch->drain_armed = cb != NULL;   /* fires at the next flush if already low */
+  conn_wake(ch->conn);
 }
 
 int evssh_channel_pause(evssh_channel *ch, bool paused) {
@@ -740,6 +756,7 @@ int evssh_channel_pause(evssh_channel *ch, bool paused) {
   if (ch->state == CHAN_DONE) return EVSSH_ECLOSED;
   bool was = ch->paused;
   ch->paused = paused;
+  conn_wake(ch->conn);
   if (was && !paused) return grant_window(ch, false);
   return EVSSH_OK;
 }

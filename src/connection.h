@@ -31,6 +31,11 @@ typedef struct conn_events {
   /* The peer broke the protocol (or memory ran out): the session is over.
      The message is whole and names the message and channel. */
   void (*fail)(void *ctx, int code, const char *message);
+  /* A channel's queues, flags or callbacks changed (data queued, EOF or
+     CLOSE wanted, on_process or on_drain set, paused or resumed): what
+     conn_has_work / conn_has_on_process / conn_busy answer may differ now.
+     Runs no user code; may be NULL. */
+  void (*wake)(void *ctx);
 } conn_events;
 
 int  conn_new(evssh_session *handle, evssh_diag *diag, const conn_events *ev, void *ctx, evssh_conn **out);

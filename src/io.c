@@ -377,6 +377,13 @@ static int try_next_address(evssh_connector *c) {
 }
 
 int connector_step(evssh_connector *c, int *fd, char *err, size_t errlen) {
+  return connector_step_events(c, 0, fd, err, errlen);
+}
+
+int connector_step_events(evssh_connector *c, int revents, int *fd, char *err, size_t errlen) {
+  /* a poll's word counts only for the socket that was polled: the one in
+     place when this call began */
+  bool polled_writable = (revents & EVSSH_WRITE) && c->phase == C_CONNECTING && c->sock >= 0;
   for (;;) {
     switch (c->phase) {
     case C_PIPE: {
@@ -415,7 +422,8 @@ int connector_step(evssh_connector *c, int *fd, char *err, size_t errlen) {
     case C_CONNECTING: {
       if (c->sock >= 0) {
         struct pollfd pfd = {c->sock, POLLOUT, 0};
-        if (poll(&pfd, 1, 0) <= 0) return EVSSH_EAGAIN;
+        if (!polled_writable && poll(&pfd, 1, 0) <= 0) return EVSSH_EAGAIN;
+        polled_writable = false;
         int soerr = 0;
         socklen_t sl = sizeof soerr;
         getsockopt(c->sock, SOL_SOCKET, SO_ERROR, &soerr, &sl);

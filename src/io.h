@@ -68,6 +68,9 @@ int  connector_timeout_ms(const evssh_connector *c);
    non-blocking descriptor (ownership passes to the caller). <0: failed with
    err filled (EVSSH_ECONNECT). */
 int  connector_step(evssh_connector *c, int *fd, char *err, size_t errlen);
+/* The same, told what a poll of connector_fd just reported (EVSSH_WRITE
+   on the connecting socket: the connect finished, no need to ask again). */
+int  connector_step_events(evssh_connector *c, int revents, int *fd, char *err, size_t errlen);
 /* What the connector is waiting for, for timeout messages: "name
    resolution", "TCP connect", "ProxyJump" */
 const char *connector_phase(const evssh_connector *c);

@@ -11,14 +11,19 @@
  * every session fd and every listen_to fd; a registration changes only when
  * that session's fd or interest changed, so the kernel's share is
  * proportional to the ready fds, not to the sessions. The expensive work
- * (reads, decryption, callbacks, channel flushing, timers, the clock) is
- * done only for sessions that epoll reported, whose deadline has come, that
- * have work without I/O, or that have a channel with on_process. What
- * remains linear in idle sessions is one pass of a few calls each (has its
- * fd, interest, timeout or listen_to set changed): the application may call
- * into any session between iterations without telling the multi, and this
- * pass is how the multi notices. A session freed while in the multi leaves
- * it first (session.c tells the multi through the detach hook). */
+ * (reads, decryption, callbacks, channel flushing, timers) is done only for
+ * sessions that epoll reported, whose deadline has come, that have work
+ * without I/O, or that have a channel with on_process. Nor does the multi
+ * ask idle sessions anything: a session tells it (session.c's touch hook)
+ * whenever something its view depends on may have changed — a packet or
+ * channel data queued, a channel's flags or callbacks changed, a listen_to
+ * entry, connect, close, the end — whether the program did it between
+ * iterations or another session's callback did, and only those sessions
+ * and the ones handled are asked again (their fd, interest, timeout,
+ * listen_to set, on_process). What stays linear in idle sessions is one
+ * pass over this file's own array (deadlines and flags it keeps), no call
+ * into a session. A session freed while in the multi leaves it first (the
+ * detach hook). */
 #include "evssh.h"
 
 #include "base.h"
@@ -45,7 +50,6 @@ typedef struct fd_owner {
 
 typedef struct member {
   evssh_session *s;
-  int64_t due_ms;          /* cached absolute deadline; 0: handle at once */
   int revents;             /* from the last wait */
   unsigned stamp;          /* queued for handling in iteration `stamp` */
   bool removed;
@@ -54,6 +58,10 @@ typedef struct member {
   int *lfds, *levents;     /* listen_to set as registered */
   size_t nlisteners, lcap;
   bool relisten;           /* its callbacks ran: a number may now be another socket */
+  bool dirty;              /* in the dirty list: ask the session again */
+  bool force;              /* re-register its fd even if it looks the same */
+  bool on_process;         /* as last asked: a channel has on_process */
+  bool busy;               /* as last asked: connecting or a channel is open */
 } member;
 
 typedef struct listener_hit {
@@ -65,6 +73,10 @@ typedef struct listener_hit {
 struct evssh_multi {
   member *members;
   size_t count, cap;
+  int64_t *due;            /* per member, its absolute deadline as last asked
+                              (0: at once; NO_DEADLINE: none or removed), kept
+                              apart so the per-iteration pass reads only this */
+  size_t n_on_process;     /* members whose on_process flag is set */
   int epfd;
   fd_owner *owners;        /* indexed by fd */
   size_t owners_cap;
@@ -72,6 +84,9 @@ struct evssh_multi {
   size_t nwork, work_cap;
   listener_hit *hits;
   size_t nhits, hits_cap;
+  size_t *dirty;           /* members touched since they were last asked */
+  size_t ndirty, dirty_cap;
+  bool refresh_all;        /* the dirty list could not grow: ask everyone once */
   unsigned stamp;
   int depth;               /* inside process */
   bool need_compact;
@@ -111,13 +126,15 @@ static void member_release(member *mb) {
 void evssh_multi_free(evssh_multi *m) {
   if (!m || m->depth) return;   /* refused from inside its own process */
   for (size_t i = 0; i < m->count; i++) {
-    if (!m->members[i].removed) session_set_multi(m->members[i].s, NULL, NULL);
+    if (!m->members[i].removed) session_set_multi(m->members[i].s, NULL, NULL, 0);
     member_release(&m->members[i]);
   }
   free(m->members);
+  free(m->due);
   free(m->owners);
   free(m->work);
   free(m->hits);
+  free(m->dirty);
   close(m->epfd);
   evssh_cache_free(m->cache);   /* members still holding it keep it alive */
   free(m);
@@ -145,8 +162,10 @@ static bool owned_by(const evssh_multi *m, int fd, unsigned kind, size_t index) 
   return fd >= 0 && (size_t)fd < m->owners_cap && m->owners[fd].kind == kind && m->owners[fd].member == index;
 }
 
-/* Add or change a registration. MOD first; ENOENT means the fd was closed
-   and its number reused since, which dropped the old registration. */
+/* Add or change a registration. An fd we do not hold registered is
+   ADDed (EEXIST: someone's registration of that number survives, so MOD);
+   one we hold is MODified (ENOENT: it was closed and its number reused
+   since, which dropped the old registration, so ADD). */
 static int ep_set(evssh_multi *m, int fd, uint32_t events, unsigned kind, size_t index) {
   fd_owner *o = owner_slot(m, fd);
   if (!o) return EVSSH_ENOMEM;
@@ -154,8 +173,14 @@ static int ep_set(evssh_multi *m, int fd, uint32_t events, unsigned kind, size_t
   memset(&ev, 0, sizeof ev);
   ev.events = events;
   ev.data.fd = fd;
-  int rc = epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev);
-  if (rc < 0 && errno == ENOENT) rc = epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
+  int rc;
+  if (o->kind == FD_NONE) {
+    rc = epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (rc < 0 && errno == EEXIST) rc = epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev);
+  } else {
+    rc = epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev);
+    if (rc < 0 && errno == ENOENT) rc = epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev);
+  }
   if (rc < 0) return EVSSH_EINVAL;   /* closed fd: the session will fail on it itself */
   o->kind = kind;
   o->member = index;
@@ -245,27 +270,63 @@ static void unregister_member(evssh_multi *m, size_t i) {
 
 /* ---------------------------------------------------------------- members */
 
+static void set_on_process(evssh_multi *m, member *mb, bool on) {
+  if (mb->on_process == on) return;
+  mb->on_process = on;
+  if (on) m->n_on_process++;
+  else m->n_on_process--;
+}
+
+/* The member will be asked again at the next sweep. */
+static void mark_dirty(evssh_multi *m, size_t i) {
+  member *mb = &m->members[i];
+  if (mb->dirty || mb->removed) return;
+  if (m->ndirty == m->dirty_cap) {
+    size_t cap = m->dirty_cap ? m->dirty_cap * 2 : 32;
+    size_t *v = realloc(m->dirty, cap * sizeof *v);
+    if (!v) {
+      m->refresh_all = true;   /* no memory for the list: the next sweep asks everyone */
+      return;
+    }
+    m->dirty = v;
+    m->dirty_cap = cap;
+  }
+  mb->dirty = true;
+  m->dirty[m->ndirty++] = i;
+}
+
+static void touch_member(void *multi, size_t slot) {
+  evssh_multi *m = multi;
+  if (slot < m->count) mark_dirty(m, slot);
+}
+
 static void detach_member(void *multi, evssh_session *s);
+static const session_multi_hooks member_hooks = {detach_member, touch_member};
 
 int evssh_multi_add(evssh_multi *m, evssh_session *s) {
   if (!m || !s) return EVSSH_EINVAL;
   for (size_t i = 0; i < m->count; i++)
     if (m->members[i].s == s && !m->members[i].removed) return EVSSH_EINVAL;
   if (evssh_session_closed(s)) return EVSSH_ECLOSED;
-  if (session_set_multi(s, m, detach_member) != EVSSH_OK) return EVSSH_EBUSY;   /* in another multi */
   if (m->count == m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 16;
+    int64_t *d = realloc(m->due, cap * sizeof *d);
+    if (!d) return EVSSH_ENOMEM;
+    m->due = d;
     member *v = realloc(m->members, cap * sizeof *v);
     if (!v) return EVSSH_ENOMEM;
     m->members = v;
     m->cap = cap;
   }
+  if (session_set_multi(s, m, &member_hooks, m->count) != EVSSH_OK) return EVSSH_EBUSY;   /* in another multi */
   member *mb = &m->members[m->count];
   memset(mb, 0, sizeof *mb);
   mb->s = s;
   mb->reg_fd = -1;
-  mb->due_ms = 0;          /* first turn at once: it may have work already */
+  m->due[m->count] = 0;    /* first turn at once: it may have work already */
+  mb->busy = true;
   m->count++;
+  mark_dirty(m, m->count - 1);
   /* the members share their key and known_hosts parsing */
   if (!session_cache(s)) evssh_session_set_cache(s, m->cache);
   return EVSSH_OK;
@@ -283,23 +344,35 @@ static void compact(evssh_multi *m) {
     }
     if (i != j) {
       m->members[j] = *mb;
+      m->due[j] = m->due[i];
       member *moved = &m->members[j];
       if (owned_by(m, moved->reg_fd, FD_SESSION, i)) m->owners[moved->reg_fd].member = j;
       for (size_t k = 0; k < moved->nlisteners; k++)
         if (owned_by(m, moved->lfds[k], FD_LISTENER, i)) m->owners[moved->lfds[k]].member = j;
+      session_set_multi_slot(moved->s, j);
     }
     j++;
   }
   m->count = j;
   m->need_compact = false;
+  /* the dirty list holds old numbers: rebuild it from the flags (it had
+     room for at least as many) */
+  m->ndirty = 0;
+  for (size_t i = 0; i < m->count; i++)
+    if (m->members[i].dirty) {
+      if (m->ndirty < m->dirty_cap) m->dirty[m->ndirty++] = i;
+      else m->refresh_all = true;
+    }
 }
 
 static void drop_member(evssh_multi *m, size_t i) {
   member *mb = &m->members[i];
   if (mb->removed) return;
   unregister_member(m, i);
-  session_set_multi(mb->s, NULL, NULL);
+  session_set_multi(mb->s, NULL, NULL, 0);
   mb->removed = true;
+  set_on_process(m, mb, false);
+  m->due[i] = NO_DEADLINE;
   m->need_compact = true;
 }
 
@@ -353,7 +426,7 @@ static void handle_member(evssh_multi *m, size_t i) {
   int rev = mb->revents;
   mb->revents = 0;
   if (mb->removed) return;
-  bool was_connecting = evssh_session_connecting(s);
+  bool was_connecting = session_tcp_connecting(s);
   mb->relisten = true;
   if (!evssh_session_closed(s)) evssh_session_handle_events(s, rev);
   /* a callback may have added members: the array may have moved */
@@ -363,51 +436,82 @@ static void handle_member(evssh_multi *m, size_t i) {
     drop_member(m, i);
     return;
   }
-  sync_session(m, i, was_connecting || evssh_session_connecting(s));
-  int t = evssh_session_timeout(s);
-  mb->due_ms = t < 0 ? NO_DEADLINE : base_now_ms() + t;
+  /* asked again at the next sweep, before anything sleeps */
+  if (was_connecting || session_tcp_connecting(s)) mb->force = true;
+  mark_dirty(m, i);
+}
+
+static bool member_busy(const evssh_session *s) {
+  return evssh_session_connecting(s) || evssh_session_busy(s, false);
 }
 
 static bool multi_default_cond(evssh_multi *m, void *ud) {
   for (size_t i = 0; i < m->count; i++) {
     const member *mb = &m->members[i];
     if (mb->removed) continue;
-    const evssh_session *s = mb->s;
-    if (evssh_session_connecting(s) || evssh_session_busy(s, false)) return true;
+    /* a member nothing touched since it was asked is as it was */
+    if ((mb->dirty || m->refresh_all) ? member_busy(mb->s) : mb->busy) return true;
   }
   return false;
 }
 
-/* The one linear pass: loads only, see the file comment. Brings the epoll
-   set up to date, finds the next deadline, and (queue) lists the members
-   to handle. Returns the wait in ms (-1 none, 0 work now), or <0 error. */
+/* Ask one member everything the multi keeps about it: its timeout first
+   (a closing session's may queue its CLOSEs), then its fd, interest and
+   listen_to set into the epoll set. */
+static int refresh_member(evssh_multi *m, size_t i, int64_t now) {
+  member *mb = &m->members[i];
+  mb->dirty = false;   /* a touch from here on marks it again */
+  evssh_session *s = mb->s;
+  if (evssh_session_closed(s)) {
+    drop_member(m, i);
+    return EVSSH_OK;
+  }
+  int t = evssh_session_timeout(s);
+  m->due[i] = t < 0 ? NO_DEADLINE : now + t;
+  set_on_process(m, mb, evssh_session_has_on_process(s));
+  mb->busy = member_busy(s);
+  sync_session(m, i, mb->force);
+  mb->force = false;
+  return sync_listeners(m, i);
+}
+
+/* Brings the members touched or handled since the last sweep up to date
+   (see the file comment), finds the next deadline among all, and (queue)
+   lists the members to handle. Returns the wait in ms (-1 none, 0 work
+   now), or <0 error. */
 static int sweep(evssh_multi *m, int wait_ms, bool queue) {
   int rc = EVSSH_OK;
   int64_t now = base_now_ms();
   int64_t next_due = NO_DEADLINE;
   bool due_now = false;
-  for (size_t i = 0; i < m->count && rc == EVSSH_OK; i++) {
-    member *mb = &m->members[i];
-    if (mb->removed) continue;
-    evssh_session *s = mb->s;
-    if (evssh_session_closed(s)) {
-      drop_member(m, i);
-      continue;
+  if (m->refresh_all) {
+    m->refresh_all = false;
+    m->ndirty = 0;   /* every flag is cleared as its member is asked */
+    for (size_t i = 0; i < m->count && rc == EVSSH_OK; i++)
+      if (!m->members[i].removed) rc = refresh_member(m, i, now);
+  } else {
+    /* members touched while being asked are asked again next time */
+    size_t n = m->ndirty;
+    for (size_t k = 0; k < n && rc == EVSSH_OK; k++) {
+      size_t i = m->dirty[k];
+      if (i < m->count && m->members[i].dirty && !m->members[i].removed) rc = refresh_member(m, i, now);
     }
-    sync_session(m, i, false);
-    rc = sync_listeners(m, i);
-    /* the program may have acted on the session since (connect_async,
-       send_data, close): its timeout says what it needs now */
-    int t = evssh_session_timeout(s);
-    mb->due_ms = t < 0 ? NO_DEADLINE : now + t;
-    if (mb->due_ms <= now) {
-      due_now = true;
-      if (!rc && queue) rc = queue_work(m, i);
-    } else {
-      if (mb->due_ms < next_due) next_due = mb->due_ms;
-      if (!rc && queue && evssh_session_has_on_process(s)) rc = queue_work(m, i);
+    if (rc == EVSSH_OK && n > 0) {
+      memmove(m->dirty, m->dirty + n, (m->ndirty - n) * sizeof *m->dirty);
+      m->ndirty -= n;
     }
   }
+  for (size_t i = 0; i < m->count && rc == EVSSH_OK; i++) {
+    int64_t due = m->due[i];   /* a removed member's is NO_DEADLINE */
+    if (due <= now) {
+      due_now = true;
+      if (queue) rc = queue_work(m, i);
+    } else if (due < next_due) {
+      next_due = due;
+    }
+  }
+  for (size_t i = 0; queue && m->n_on_process > 0 && i < m->count && rc == EVSSH_OK; i++)
+    if (m->members[i].on_process) rc = queue_work(m, i);
   if (rc != EVSSH_OK) return rc;
   int timeout = wait_ms;
   if (due_now) {

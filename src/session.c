@@ -135,7 +135,8 @@ struct evssh_session {
   bool again;                   /* on_process moved data: iterate without sleeping */
   size_t exec_limit;
   void *multi;
-  void (*multi_detach)(void *multi, evssh_session *s);
+  const session_multi_hooks *multi_hooks;
+  size_t multi_slot;
   struct end_hook { session_end_cb cb; void *ud; } *end_hooks;   /* services' state */
   size_t n_end_hooks;
 };
@@ -143,6 +144,7 @@ struct evssh_session {
 /* ---------------------------------------------------------------- errors */
 
 static void session_teardown(evssh_session *s);
+static void touched(evssh_session *s);
 
 static void run_end_hooks(evssh_session *s, bool freeing) {
   for (size_t i = 0; i < s->n_end_hooks; i++) s->end_hooks[i].cb(s, freeing, s->end_hooks[i].ud);
@@ -162,6 +164,7 @@ int session_on_end(evssh_session *s, session_end_cb cb, void *ud) {
 static void session_end(evssh_session *s, int code) {
   session_state was = s->state;
   s->state = SESSION_CLOSED;
+  touched(s);
   s->depth++;
   session_teardown(s);
   run_end_hooks(s, false);
@@ -224,6 +227,7 @@ void evssh_session_set_log(evssh_session *s, int level, evssh_log_cb cb, void *u
   s->diag.log_level = level;
   s->diag.log_cb = cb;
   s->diag.log_ud = ud;
+  if (s->transport) transport_set_log_level(s->transport, level);
 }
 
 /* ---------------------------------------------------------- construction */
@@ -350,12 +354,23 @@ void session_callbacks(const evssh_session *s, evssh_log_cb *log, void **log_ud,
   *check_ud = s->hostkey_check_ud;
 }
 
-int session_set_multi(evssh_session *s, void *multi, void (*detach)(void *multi, evssh_session *s)) {
+int session_set_multi(evssh_session *s, void *multi, const session_multi_hooks *hooks, size_t slot) {
   if (multi && s->multi && s->multi != multi) return EVSSH_EBUSY;
   s->multi = multi;
-  s->multi_detach = multi ? detach : NULL;
+  s->multi_hooks = multi ? hooks : NULL;
+  s->multi_slot = slot;
   return EVSSH_OK;
 }
+
+void session_set_multi_slot(evssh_session *s, size_t slot) { s->multi_slot = slot; }
+
+bool session_tcp_connecting(const evssh_session *s) { return s && s->state == SESSION_CONNECTING; }
+
+/* See session_multi_hooks: the multi's view of this session may be stale. */
+static void touched(evssh_session *s) {
+  if (s->multi_hooks && s->multi_hooks->touch) s->multi_hooks->touch(s->multi, s->multi_slot);
+}
+static void on_layer_wake(void *ctx) { touched(ctx); }
 
 int session_resolve_options(evssh_session *s, const evssh_options **out) {
   if (!s->opt_resolved) {
@@ -529,7 +544,7 @@ static void on_transport_log(void *ctx, int level, const char *msg) {
 }
 
 static const evssh_transport_handler transport_handler = {on_transport_packet, on_kex_done, on_hostkey,
-                                                          on_transport_log};
+                                                          on_transport_log, on_layer_wake};
 
 /* Authentication succeeded: the connection layer opens. */
 static int on_auth_done(void *ctx) {
@@ -571,7 +586,7 @@ static void on_conn_fail(void *ctx, int code, const char *message) {
   session_fail(ctx, code, "%s", message);
 }
 
-static const conn_events conn_handler = {on_conn_fail};
+static const conn_events conn_handler = {on_conn_fail, on_layer_wake};
 
 /* The first failure of the transport becomes the session's. */
 static int adopt_transport_error(evssh_session *s) {
@@ -628,6 +643,7 @@ static int start_transport(evssh_session *s, int fd) {
                                 s->opt.rekey_bytes, s->opt.rekey_seconds, NULL};
   int rc = transport_new(fd, &cfg, &transport_handler, s, &s->transport);
   if (rc) return session_fail(s, rc, "cannot start transport: %s", evssh_strerror(rc));
+  transport_set_log_level(s->transport, s->diag.log_level);
   /* a re-exchange that never completes is bounded like the first one */
   transport_set_kex_timeout(s->transport, s->opt.connect_timeout_ms);
   s->state = SESSION_KEX;
@@ -643,11 +659,13 @@ int session_begin_connect(evssh_session *s, evssh_session_cb on_ready, void *ud)
   s->on_ready = on_ready;
   s->on_ready_ud = ud;
   s->state = SESSION_CONNECTING;
+  touched(s);
   return EVSSH_OK;
 }
 
 void session_set_connector(evssh_session *s, evssh_connector *c) {
   s->connector = c;
+  touched(s);
   if (s->opt.connect_timeout_ms > 0) s->connect_deadline_ms = base_now_ms() + s->opt.connect_timeout_ms;
   diag_log(&s->diag, EVSSH_LOG_DEBUG, "connecting to %s port %d", s->opt.hostname, s->opt.port);
 }
@@ -713,7 +731,7 @@ static int step_io(evssh_session *s, int revents) {
   if (s->state == SESSION_CONNECTING) {
     int fd = -1;
     char err[700] = "";
-    int rc = connector_step(s->connector, &fd, err, sizeof err);
+    int rc = connector_step_events(s->connector, revents, &fd, err, sizeof err);
     if (rc == EVSSH_EAGAIN) return EVSSH_OK;
     if (rc != EVSSH_OK) {
       if (rc == EVSSH_ECONNECT && s->diag.error_code == 0) s->sys_errno = connector_errno(s->connector);
@@ -726,7 +744,9 @@ static int step_io(evssh_session *s, int revents) {
     }
     rc = start_transport(s, fd);
     if (rc) return rc;
-    revents = EVSSH_READ | EVSSH_WRITE;   /* try at once: the banner may be there */
+    /* our banner and KEXINIT go out at once; the server's banner is
+       rarely here yet, and if it is the next poll says so */
+    revents = EVSSH_WRITE;
   } else if (s->transport && s->connector && connector_has_pipe(s->connector)) {
     /* revents were for the pipe's poll fd: the pipe says what its
        transport end is ready for */
@@ -736,7 +756,8 @@ static int step_io(evssh_session *s, int revents) {
     if (s->state == SESSION_CLOSED) return s->diag.error_code;
   }
   if (!s->transport) return EVSSH_OK;
-  if (transport_handle_io(s->transport, revents)) return adopt_transport_error(s);
+  /* the write comes in step_flush, with whatever the layers above add */
+  if (transport_pump(s->transport, revents)) return adopt_transport_error(s);
   return EVSSH_OK;
 }
 
@@ -844,6 +865,7 @@ int evssh_session_listen_to(evssh_session *s, int fd, int events, evssh_io_cb cb
       e->events = events;
       e->cb = cb;
       e->ud = ud;
+      touched(s);
       return EVSSH_OK;
     }
   }
@@ -855,6 +877,7 @@ int evssh_session_listen_to(evssh_session *s, int fd, int events, evssh_io_cb cb
     s->listeners_cap = cap;
   }
   s->listeners[s->nlisteners++] = (listener){fd, events, cb, ud, false};
+  touched(s);
   return EVSSH_OK;
 }
 
@@ -863,6 +886,7 @@ int evssh_session_stop_listening_to(evssh_session *s, int fd) {
   for (size_t i = 0; i < s->nlisteners; i++) {
     if (s->listeners[i].fd == fd && !s->listeners[i].removed) {
       s->listeners[i].removed = true;
+      touched(s);
       if (s->depth == 0) compact_listeners(s);
       return EVSSH_OK;
     }
@@ -997,7 +1021,9 @@ int evssh_session_rekey(evssh_session *s) {
     session_note(s, "evssh_session_rekey: the session is not connected yet");
     return EVSSH_EINVAL;
   }
-  return transport_rekey(s->transport);
+  int rc = transport_rekey(s->transport);
+  touched(s);
+  return rc;
 }
 
 bool evssh_session_rekeying(const evssh_session *s) {
@@ -1080,6 +1106,7 @@ int evssh_session_close_async(evssh_session *s, evssh_session_cb on_closed, void
   }
   s->state = SESSION_CLOSING;
   s->close_deadline_ms = base_now_ms() + CLOSE_GRACE_MS;
+  touched(s);
   conn_close_all(s->conn);
   return EVSSH_OK;
 }
@@ -1101,7 +1128,7 @@ void evssh_session_free(evssh_session *s) {
     diag_log(&s->diag, EVSSH_LOG_ERROR, "evssh_session_free called from the session's own callback: refused");
     return;
   }
-  if (s->multi_detach) s->multi_detach(s->multi, s);
+  if (s->multi_hooks && s->multi_hooks->detach) s->multi_hooks->detach(s->multi, s);
   if (s->state != SESSION_CLOSED) {
     if (!s->diag.error_code) {
       s->diag.error_code = EVSSH_ECLOSED;

@@ -49,7 +49,25 @@ int  session_on_end(evssh_session *s, session_end_cb cb, void *ud);
    tells it (detach runs with the session still valid) ---- */
 /* the session's shared cache (evssh_session_set_cache), or NULL */
 evssh_cache *session_cache(const evssh_session *s);
-int  session_set_multi(evssh_session *s, void *multi, void (*detach)(void *multi, evssh_session *s));
+/* How the session tells its multi. detach: the session is being freed.
+   touch(multi, slot): something the multi's view of the session (fd,
+   interest, timeout, listen_to set, on_process, busy) depends on may have
+   changed: a packet or channel data was queued, a channel's state or
+   callbacks changed, the session started connecting, closed or ended, a
+   listen_to entry came or went. It runs from inside the session's own
+   iterations too (cheap: the multi only marks the slot), never runs user
+   code, and lets the multi skip the sessions nothing happened to. slot is
+   the multi's own number for the session (session_set_multi_slot when it
+   moves). */
+typedef struct session_multi_hooks {
+  void (*detach)(void *multi, evssh_session *s);
+  void (*touch)(void *multi, size_t slot);
+} session_multi_hooks;
+int  session_set_multi(evssh_session *s, void *multi, const session_multi_hooks *hooks, size_t slot);
+void session_set_multi_slot(evssh_session *s, size_t slot);
+/* The TCP connect (or proxy start) is under way: the fd may be closed and
+   another opened under the same number (one socket per address tried). */
+bool session_tcp_connecting(const evssh_session *s);
 
 /* ---- tests ---- */
 evssh_transport *session_transport(const evssh_session *s);

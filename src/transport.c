@@ -53,6 +53,7 @@ struct evssh_transport {
   uint64_t rekey_bytes;
   int rekey_seconds;
   int kex_timeout_ms;
+  int log_level;                /* messages above it are not even formatted */
 
   evssh_packet pkt;
   tr_phase phase;
@@ -104,7 +105,7 @@ static int64_t now_ms(void) {
 static void tlog(evssh_transport *t, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void tlog(evssh_transport *t, int level, const char *fmt, ...) {
-  if (!t->h || !t->h->log) return;
+  if (!t->h || !t->h->log || level > t->log_level) return;
   char msg[768];
   va_list ap;
   va_start(ap, fmt);
@@ -179,6 +180,8 @@ int transport_disconnect(evssh_transport *t, uint32_t reason, const char *text) 
 
 /* --------------------------------------------------------- construction */
 
+static int send_kexinit(evssh_transport *t);
+
 int transport_new(int fd, const evssh_transport_config *cfg, const evssh_transport_handler *h,
                   void *ctx, evssh_transport **out) {
   evssh_transport *t = calloc(1, sizeof *t);
@@ -197,6 +200,7 @@ int transport_new(int fd, const evssh_transport_config *cfg, const evssh_transpo
   t->rekey_bytes = cfg ? cfg->rekey_bytes : 0;
   t->rekey_seconds = cfg && cfg->rekey_seconds > 0 ? cfg->rekey_seconds : 3600;
   t->kex_timeout_ms = KEX_TIMEOUT_MS_DEFAULT;
+  t->log_level = EVSSH_LOG_PACKET;
   snprintf(t->client_version, sizeof t->client_version, "%s",
            cfg && cfg->client_version ? cfg->client_version : "SSH-2.0-evssh_" PACKAGE_VERSION);
   if (rc) {
@@ -209,6 +213,13 @@ int transport_new(int fd, const evssh_transport_config *cfg, const evssh_transpo
   char line[VERSION_LINE_MAX + 3];
   int n = snprintf(line, sizeof line, "%s\r\n", t->client_version);
   if (buf_append(&t->pkt.out, line, (size_t)n) != EVSSH_OK) {
+    transport_free(t);
+    return EVSSH_ENOMEM;
+  }
+  /* and our KEXINIT in the same write: key exchange begins once our
+     identification is sent (RFC 4253 4.2), so the server's banner and
+     KEXINIT find it waiting and our next packet can be the kex's own */
+  if (send_kexinit(t) != EVSSH_OK) {
     transport_free(t);
     return EVSSH_ENOMEM;
   }
@@ -270,7 +281,12 @@ evssh_buf *transport_begin(evssh_transport *t, uint8_t msg) {
   return b;
 }
 
+static void wake(const evssh_transport *t) {
+  if (t->h && t->h->wake) t->h->wake(t->ctx);
+}
+
 int transport_end(evssh_transport *t) {
+  wake(t);
   if (t->open == OPEN_HELD) {
     t->open = OPEN_NONE;
     size_t start = t->held.off + t->held_start;
@@ -335,6 +351,8 @@ static int send_kexinit(evssh_transport *t) {
   tlog(t, EVSSH_LOG_DEBUG, "sent KEXINIT (%s)", t->first_kex_done ? "rekey" : "initial");
   return EVSSH_OK;
 }
+
+void transport_set_log_level(evssh_transport *t, int level) { t->log_level = level; }
 
 void transport_set_kex_timeout(evssh_transport *t, int ms) {
   t->kex_timeout_ms = ms > 0 ? ms : KEX_TIMEOUT_MS_DEFAULT;
@@ -726,7 +744,7 @@ int transport_dispatch(evssh_transport *t) {
   int rc = EVSSH_OK;
   if (t->phase == PHASE_VERSION) {
     rc = parse_version(t);
-    if (rc == EVSSH_OK) rc = send_kexinit(t);
+    if (rc == EVSSH_OK && !t->kex_running) rc = send_kexinit(t);
     if (rc == EVSSH_EAGAIN) {
       /* an incomplete line is not work: wait for bytes, do not spin */
       t->undispatched = false;
@@ -800,6 +818,11 @@ static int read_input(evssh_transport *t) {
 }
 
 int transport_handle_io(evssh_transport *t, int revents) {
+  int rc = transport_pump(t, revents);
+  return rc ? rc : transport_flush(t);
+}
+
+int transport_pump(evssh_transport *t, int revents) {
   if (t->phase == PHASE_CLOSED) return t->error_code ? t->error_code : EVSSH_ECLOSED;
   int rc;
   if (revents & EVSSH_READ && !t->dispatching) {
@@ -817,7 +840,7 @@ int transport_handle_io(evssh_transport *t, int revents) {
     rc = transport_rekey(t);
     if (rc) return rc;
   }
-  return transport_flush(t);
+  return EVSSH_OK;
 }
 
 int transport_events(const evssh_transport *t) {

@@ -28,6 +28,9 @@ typedef struct evssh_transport_handler {
   int (*hostkey)(void *ctx, const char *alg, const unsigned char *blob, size_t len);
   /* Logging: level as EVSSH_LOG_*. */
   void (*log)(void *ctx, int level, const char *msg);
+  /* A packet was queued for sending (it may be NULL): whoever polls for
+     the session must now ask for writability. Runs no user code. */
+  void (*wake)(void *ctx);
 } evssh_transport_handler;
 
 typedef struct evssh_transport_config {
@@ -54,6 +57,13 @@ int  transport_timeout_ms(const evssh_transport *t);
    timers. Returns EVSSH_OK, or a negative code when the transport failed
    (transport_error tells why; the session is over). */
 int  transport_handle_io(evssh_transport *t, int revents);
+/* transport_handle_io without the final write: for a caller that queues
+   more (the session's layers above) and flushes once, so what one read
+   answered leaves in one write. */
+/* Messages above this level (EVSSH_LOG_*) are not formatted for the log
+   handler; default EVSSH_LOG_PACKET (all). */
+void transport_set_log_level(evssh_transport *t, int level);
+int  transport_pump(evssh_transport *t, int revents);
 /* Dispatch packets already buffered, without I/O (used by process(0)). */
 int  transport_dispatch(evssh_transport *t);
 /* Write as much queued output as the socket takes now. */

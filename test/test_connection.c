@@ -141,7 +141,7 @@ static void fake_fail(evssh_session *s, int code, const char *msg) {
 }
 
 static void on_conn_fail(void *ctx, int code, const char *message) { fake_fail(ctx, code, message); }
-static const conn_events fake_events = {on_conn_fail};
+static const conn_events fake_events = {on_conn_fail, NULL};
 
 bool evssh_session_closed(const evssh_session *s) { return !s || s->closed; }
 bool evssh_session_connecting(const evssh_session *s) { return false; }

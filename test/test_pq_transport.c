@@ -271,7 +271,7 @@ static int cl_hostkey(void *ctx, const char *alg, const unsigned char *blob, siz
 static void cl_log(void *ctx, int level, const char *msg) {
   if (getenv("EVSSH_TEST_VERBOSE")) fprintf(stderr, "  transport: %s\n", msg);
 }
-static const evssh_transport_handler cl_handler = {cl_packet, cl_kex_done, cl_hostkey, cl_log};
+static const evssh_transport_handler cl_handler = {cl_packet, cl_kex_done, cl_hostkey, cl_log, NULL};
 
 /* Runs our client against the script; returns its code, err its message. */
 static int run(const char *kex, enum mischief mode, char *err, size_t errlen) {

@@ -71,7 +71,7 @@ static void drv_log(void *ctx, int level, const char *msg) {
   if (getenv("EVSSH_TEST_VERBOSE")) fprintf(stderr, "  transport: %s\n", msg);
 }
 
-static const evssh_transport_handler drv_handler = {drv_packet, drv_kex_done, drv_hostkey, drv_log};
+static const evssh_transport_handler drv_handler = {drv_packet, drv_kex_done, drv_hostkey, drv_log, NULL};
 
 /* Connect to port and run until SERVICE_ACCEPT or failure. Returns the
    transport's code; err gets its message. */

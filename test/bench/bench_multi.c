@@ -119,18 +119,26 @@ static void ev_out(evssh_channel *ch, evssh_stream st, const char *d, size_t n, 
   ev_job *j = ud;
   if (st == EVSSH_STDOUT && n == 3 && memcmp(d, "ok\n", 3) == 0) j->oks++;
 }
-static void ev_closed(evssh_channel *ch, void *ud) { ((ev_job *)ud)->done = true; }
+/* counted as they happen, so the driving loop costs nothing per session
+   (as asyncio.gather's does not) */
+static int ev_handshaking, ev_finished;
+static void job_done(ev_job *j) {
+  if (!j->done) ev_finished++;
+  j->done = true;
+}
+static void ev_closed(evssh_channel *ch, void *ud) { job_done(ud); }
 static void ev_ready(evssh_session *s, int status, void *ud) {
   ev_job *j = ud;
   j->status = status;
+  ev_handshaking--;
   if (status) {
     fprintf(stderr, "evssh: %s\n", evssh_session_error(s));
-    j->done = true;
+    job_done(j);
     return;
   }
   evssh_channel *ch = evssh_session_exec(s, "echo ok", ev_out, j);
   if (ch) evssh_channel_on_close(ch, ev_closed, j);
-  else j->done = true;
+  else job_done(j);
 }
 
 static evssh_session *ev_session(void) {
@@ -157,15 +165,10 @@ static bool share_cache = true;
 static int run_evssh(int window) {
   ev_job *jobs = calloc((size_t)nsessions, sizeof *jobs);
   evssh_multi *m = evssh_multi_new();
-  int started = 0, finished = 0;
-  while (finished < nsessions) {
-    int handshaking = 0;
-    finished = 0;
-    for (int i = 0; i < started; i++) {
-      if (jobs[i].status == 1) handshaking++;
-      if (jobs[i].done) finished++;
-    }
-    while (started < nsessions && (window == 0 || handshaking < window)) {
+  int started = 0;
+  ev_handshaking = ev_finished = 0;
+  while (ev_finished < nsessions) {
+    while (started < nsessions && (window == 0 || ev_handshaking < window)) {
       ev_job *j = &jobs[started++];
       j->status = 1;
       j->s = ev_session();
@@ -175,9 +178,9 @@ static int run_evssh(int window) {
       evssh_session_connect_async(j->s, ev_ready, j);
       evssh_multi_add(m, j->s);
       if (!share_cache) evssh_session_set_cache(j->s, NULL);
-      handshaking++;
+      ev_handshaking++;
     }
-    if (finished == nsessions) break;
+    if (ev_finished == nsessions) break;
     if (evssh_multi_process(m, -1, NULL, NULL) < 0) break;
   }
   int oks = 0;

@@ -17,7 +17,7 @@
 static int on_packet(void *ctx, uint8_t msg, evssh_reader *body) { return EVSSH_OK; }
 static int on_kex_done(void *ctx, bool first) { return EVSSH_OK; }
 static int on_hostkey(void *ctx, const char *alg, const unsigned char *blob, size_t len) { return EVSSH_OK; }
-static const evssh_transport_handler handler = {on_packet, on_kex_done, on_hostkey, NULL};
+static const evssh_transport_handler handler = {on_packet, on_kex_done, on_hostkey, NULL, NULL};
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
