@@ -8,7 +8,10 @@
  * loop must never wake only because it has bytes to write: each pass of an
  * exec is for bytes from the server. Both hold however the server's
  * packets are split into reads, so the counts are exact on a loaded
- * machine. Skips (77) without sshd. */
+ * machine. The connect is checked the same way: our banner and KEXINIT
+ * leave in one write, no pass writes twice, and the first userauth request
+ * leaves with the SERVICE_REQUEST, before the server accepted the service.
+ * Skips (77) without sshd. */
 #include "evssh.h"
 #include "harness.h"
 
@@ -26,23 +29,34 @@ static harness_peer peer;
 #define MAX_FDS 16
 static int watched[MAX_FDS];
 static int nwatched;
+static bool watch_all;         /* count every send and pass (during a connect) */
 static int sends;              /* send() calls on a watched fd */
+static size_t first_send_len;  /* length of the first send counted */
+static int pass_sends, max_pass_sends;   /* sends in the current / the busiest pass */
 static int passes;             /* evssh_session_handle_events calls */
 static int write_only_passes;  /* ... woken for writing alone */
 static int timeout_passes;     /* ... woken by nothing (a timeout) */
 
 static bool is_watched(int fd) {
+  if (watch_all) return true;
   for (int i = 0; i < nwatched; i++)
     if (watched[i] == fd) return true;
   return false;
 }
 
-static void reset_counts(void) { sends = passes = write_only_passes = timeout_passes = 0; }
+static void reset_counts(void) {
+  sends = passes = write_only_passes = timeout_passes = 0;
+  first_send_len = 0;
+  pass_sends = max_pass_sends = 0;
+}
 
 ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
 ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
 ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags) {
-  if (is_watched(fd)) sends++;
+  if (is_watched(fd)) {
+    if (sends++ == 0) first_send_len = len;
+    if (++pass_sends > max_pass_sends) max_pass_sends = pass_sends;
+  }
   return __real_send(fd, buf, len, flags);
 }
 
@@ -51,6 +65,7 @@ int __wrap_evssh_session_handle_events(evssh_session *s, int revents);
 int __wrap_evssh_session_handle_events(evssh_session *s, int revents) {
   if (is_watched(evssh_session_fd(s))) {
     passes++;
+    pass_sends = 0;
     if (revents == EVSSH_WRITE) write_only_passes++;
     if (revents == 0) timeout_passes++;
   }
@@ -193,10 +208,61 @@ START_TEST(test_chained_execs_from_callbacks) {
 }
 END_TEST
 
+/* The connect: log lines in order, to see what went before what */
+static char conn_log[64][300];
+static int conn_log_n;
+static void record_log(evssh_session *s, int level, const char *msg, void *ud) {
+  if (conn_log_n < 64) snprintf(conn_log[conn_log_n++], sizeof conn_log[0], "%s", msg);
+}
+static int log_index(const char *needle) {
+  for (int i = 0; i < conn_log_n; i++)
+    if (strstr(conn_log[i], needle)) return i;
+  return -1;
+}
+
+START_TEST(test_connect_writes) {
+  evssh_session *s = evssh_session_new("127.0.0.1");
+  ck_assert_ptr_nonnull(s);
+  char port[16];
+  snprintf(port, sizeof port, "%d", peer.port);
+  ck_assert_int_eq(evssh_session_read_config(s, "none"), 0);
+  ck_assert_int_eq(evssh_session_option(s, "User", peer.user), 0);
+  ck_assert_int_eq(evssh_session_option(s, "Port", port), 0);
+  ck_assert_int_eq(evssh_session_option(s, "UserKnownHostsFile", peer.known_hosts), 0);
+  ck_assert_int_eq(evssh_session_option(s, "GlobalKnownHostsFile", "/dev/null"), 0);
+  ck_assert_int_eq(evssh_session_option(s, "IdentityFile", peer.key_ed25519), 0);
+  ck_assert_int_eq(evssh_session_option(s, "IdentitiesOnly", "yes"), 0);
+  ck_assert_int_eq(evssh_session_option(s, "IdentityAgent", "none"), 0);
+  conn_log_n = 0;
+  evssh_session_set_log(s, EVSSH_LOG_DEBUG, record_log, NULL);
+  reset_counts();
+  watch_all = true;   /* the only socket this process writes to meanwhile */
+  int rc = evssh_session_connect(s);
+  watch_all = false;
+  if (rc) fprintf(stderr, "connect: %s\n", evssh_session_error(s));
+  ck_assert_int_eq(rc, EVSSH_OK);
+  /* "SSH-2.0-evssh_<version>\r\n" alone is under 64 bytes; KEXINIT with it */
+  ck_assert_uint_gt(first_send_len, 200);
+  /* what a pass learned it answers in one write: NEWKEYS, SERVICE_REQUEST
+     and the signed publickey request together */
+  ck_assert_int_eq(max_pass_sends, 1);
+  int offered = log_index("signed at once"), accepted = log_index("accepted the ssh-userauth service");
+  ck_assert_int_ge(offered, 0);
+  ck_assert_int_ge(accepted, 0);
+  ck_assert_int_lt(offered, accepted);
+  ck_assert_ptr_nonnull(strstr(conn_log[accepted], "our first request was sent with ours"));
+  /* banner+KEXINIT, ECDH_INIT, NEWKEYS+SERVICE_REQUEST+USERAUTH_REQUEST;
+     one more only if the server's NEWKEYS came in a read of its own */
+  ck_assert_int_le(sends, 4);
+  finish(s);
+}
+END_TEST
+
 static Suite *rtt_suite(void) {
   Suite *su = suite_create("exec_rtt");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_connect_writes);
   tcase_add_test(tc, test_exec_wait_writes_and_passes);
   tcase_add_test(tc, test_multi_exec_writes_and_passes);
   tcase_add_test(tc, test_chained_execs_from_callbacks);
