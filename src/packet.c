@@ -30,6 +30,8 @@ void packet_free(evssh_packet *p) {
   p->in.secret = true;
   buf_release(&p->in);
   buf_release(&p->out);
+  OPENSSL_cleanse(p->pad_pool, sizeof p->pad_pool);
+  p->pad_left = 0;
   memset(p, 0, sizeof *p);
 }
 
@@ -113,7 +115,15 @@ int packet_end(evssh_packet *p) {
     /* the padding is encrypted: its content only has to be unpredictable
        before encryption for CBC, which we do not offer; zeros would do, but
        random costs little and matches the RFC's advice */
-    if (RAND_bytes(padding, (int)pad) != 1) memset(padding, 0, pad);
+    if (p->pad_left < pad) {
+      p->pad_left = RAND_bytes(p->pad_pool, (int)sizeof p->pad_pool) == 1 ? sizeof p->pad_pool : 0;
+    }
+    if (p->pad_left >= pad) {
+      memcpy(padding, p->pad_pool + sizeof p->pad_pool - p->pad_left, pad);
+      p->pad_left -= pad;
+    } else {
+      memset(padding, 0, pad);
+    }
   } else {
     memset(padding, 0, pad);
   }

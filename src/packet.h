@@ -31,6 +31,10 @@ typedef struct evssh_packet {
   /* send state */
   size_t tx_start;        /* offset of the open packet, relative to out.off */
   bool tx_open;
+  /* random padding bytes, drawn from OpenSSL a pool at a time (one DRBG
+     call per many packets instead of one per packet) */
+  unsigned char pad_pool[256];
+  size_t pad_left;        /* unused bytes at the end of pad_pool */
 } evssh_packet;
 
 void packet_init(evssh_packet *p);
