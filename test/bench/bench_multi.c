@@ -10,7 +10,9 @@
  * and shell it reaped, from /proc/<pid>/stat utime+stime+cutime+cstime; on
  * a 2-core machine that is the floor for wall time), how many "ok" lines
  * came back, and how busy all cores of the machine were meanwhile (near
- * 100% means the run was CPU-bound; anything else on the machine counts). Then the RSS growth per idle connected evssh session.
+ * 100% means the run was CPU-bound; anything else on the machine counts),
+ * and the client's CPU per session split into user and system time. Then
+ * the RSS growth per idle connected evssh session.
  *
  *   bench_multi [N] [clients...]
  *   clients: evssh netssh asyncssh pssh evssh-paced[W] evssh-nocache idle
@@ -330,6 +332,7 @@ typedef struct result {
   const char *name;
   const char *kex;
   double wall, cpu, sshd_cpu;
+  double user, sys;          /* the client's CPU split */
   double machine_busy;       /* share of all cores busy during the run */
   long rss_kib;
   int oks;
@@ -341,7 +344,7 @@ static void wait_sshd_idle(void) {
 }
 
 static result run_client(const char *name) {
-  result r = {name, kex_method, 0, 0, 0, 0, 0, 0, false};
+  result r = {name, kex_method, 0, 0, 0, 0, 0, 0, 0, 0, false};
   wait_sshd_idle();
   int pfd[2];
   if (pipe(pfd) != 0) return r;
@@ -385,9 +388,11 @@ static result run_client(const char *name) {
   r.machine_busy = total1 > total0 ? (double)(busy1 - busy0) / (double)(total1 - total0) : 0;
   wait_sshd_idle();
   r.sshd_cpu = proc_cpu(peer.pid) - sshd0;
-  r.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-          (double)ru.ru_stime.tv_usec / 1e6;
+  r.user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+  r.sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+  r.cpu = r.user + r.sys;
   r.rss_kib = ru.ru_maxrss;
+  if (getenv("BENCH_FAULTS")) fprintf(stderr, "%s: minflt %ld majflt %ld nvcsw %ld nivcsw %ld\n", name, ru.ru_minflt, ru.ru_majflt, ru.ru_nvcsw, ru.ru_nivcsw);
   r.ran = true;
   if (strcmp(name, "idle") == 0) {
     printf("%s", buf);
@@ -465,8 +470,8 @@ int main(int argc, char **argv) {
   }
   printf("%d sessions to one %s on 127.0.0.1 (%ld cores), user %s, ed25519 key, known_hosts %s\n", nsessions,
          ten ? "OpenSSH 10 sshd" : "system sshd", sysconf(_SC_NPROCESSORS_ONLN), peer.user, peer.known_hosts);
-  printf("%-12s %-24s %7s %10s %11s %9s %9s %8s %8s %9s\n", "client", "kex", "wall s", "client CPU", "CPU/session",
-         "vs async", "peak RSS", "sshd CPU", "ok", "all CPUs");
+  printf("%-12s %-24s %7s %10s %11s %9s %9s %8s %8s %9s %14s\n", "client", "kex", "wall s", "client CPU",
+         "CPU/session", "vs async", "peak RSS", "sshd CPU", "ok", "all CPUs", "user/sys ms/s");
   char kexes[512];
   snprintf(kexes, sizeof kexes, "%s", getenv("BENCH_KEX") ? getenv("BENCH_KEX") : "curve25519-sha256");
   int bad = 0;
@@ -492,9 +497,9 @@ int main(int argc, char **argv) {
       }
       char ratio[32] = "-";
       if (async_cpu > 0) snprintf(ratio, sizeof ratio, "%.3fx", r.cpu / async_cpu);
-      printf("%-12s %-24s %7.2f %9.2fs %9.2fms %9s %6.1fMiB %7.2fs %5d/%d %8.0f%%\n", r.name, r.kex, r.wall,
-             r.cpu, r.cpu * 1e3 / nsessions, ratio, (double)r.rss_kib / 1024.0, r.sshd_cpu, r.oks, nsessions,
-             r.machine_busy * 100);
+      printf("%-12s %-24s %7.2f %9.2fs %9.2fms %9s %6.1fMiB %7.2fs %5d/%d %8.0f%% %6.2f/%-6.2f\n", r.name, r.kex,
+             r.wall, r.cpu, r.cpu * 1e3 / nsessions, ratio, (double)r.rss_kib / 1024.0, r.sshd_cpu, r.oks,
+             nsessions, r.machine_busy * 100, r.user * 1e3 / nsessions, r.sys * 1e3 / nsessions);
       fflush(stdout);
       if (r.oks != nsessions) bad++;
     }
