@@ -395,9 +395,10 @@ EVSSH_API int evssh_session_close(evssh_session *s);
  * evssh_session_process()) finishes it once every channel is closed or
  * after the same few-seconds deadline. Then `on_closed` (may be NULL) runs
  * once with `EVSSH_OK`, `EVSSH_ETIMEOUT` when the deadline ended it, or the
- * session's error if it failed meanwhile. A session not yet ready ends at
- * once. Returns `EVSSH_OK`, or `EVSSH_EBUSY` while a close is already under
- * way. Never blocks. */
+ * session's error if it failed meanwhile. A session not yet ready, or one
+ * with no channel left open, ends at once (DISCONNECT written, on_closed run
+ * before this call returns). Returns `EVSSH_OK`, or `EVSSH_EBUSY` while a
+ * close is already under way. Never blocks. */
 EVSSH_API int evssh_session_close_async(evssh_session *s, evssh_session_cb on_closed, void *ud);
 /** Free the session and everything it owns, after a hard shutdown if it is
  * still connected (every open channel gets its on_close first, then the

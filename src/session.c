@@ -1107,7 +1107,8 @@ int evssh_session_close_async(evssh_session *s, evssh_session_cb on_closed, void
   s->state = SESSION_CLOSING;
   s->close_deadline_ms = base_now_ms() + CLOSE_GRACE_MS;
   touched(s);
-  conn_close_all(s->conn);
+  /* no channel left to wait for: over now, not a loop pass later */
+  if (conn_close_all(s->conn)) finish_close(s, EVSSH_OK);
   return EVSSH_OK;
 }
 

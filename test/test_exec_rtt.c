@@ -258,11 +258,29 @@ START_TEST(test_connect_writes) {
 }
 END_TEST
 
+/* Closing a session with no channel open: DISCONNECT at once, no pass */
+static void closed_cb(evssh_session *s, int status, void *ud) { *(int *)ud = status + 1000; }
+
+START_TEST(test_close_without_channels) {
+  evssh_session *s = connected_session();
+  reset_counts();
+  int status = -1;
+  ck_assert_int_eq(evssh_session_close_async(s, closed_cb, &status), EVSSH_OK);
+  /* nothing to wait for: on_closed ran before close_async returned */
+  ck_assert_int_eq(status, 1000 + EVSSH_OK);
+  ck_assert(evssh_session_closed(s));
+  ck_assert_int_eq(passes, 0);
+  ck_assert_int_eq(sends, 1);   /* the DISCONNECT */
+  evssh_session_free(s);
+}
+END_TEST
+
 static Suite *rtt_suite(void) {
   Suite *su = suite_create("exec_rtt");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_connect_writes);
+  tcase_add_test(tc, test_close_without_channels);
   tcase_add_test(tc, test_exec_wait_writes_and_passes);
   tcase_add_test(tc, test_multi_exec_writes_and_passes);
   tcase_add_test(tc, test_chained_execs_from_callbacks);
