@@ -266,6 +266,11 @@ static file_sig sig_of(const char *path) {
   return s;
 }
 
+static file_sig sig_of_stat(const struct stat *st) {
+  file_sig s = {true, st->st_dev, st->st_ino, st->st_size, st->st_mtim};
+  return s;
+}
+
 static bool sig_same(const file_sig *a, const file_sig *b) {
   if (a->present != b->present) return false;
   if (!a->present) return true;
@@ -331,13 +336,13 @@ static void key_insert(evssh_cache *c, const char *path, bool private_half, cons
   c->nkeys++;
 }
 
-static int key_load(evssh_cache *c, const char *path, bool private_half, evssh_passphrase_fn fn, void *ud,
-                    evssh_key **out, char *err, size_t errlen) {
+static int key_load(evssh_cache *c, const char *path, bool private_half, const struct stat *seen,
+                    evssh_passphrase_fn fn, void *ud, evssh_key **out, char *err, size_t errlen) {
   if (!c || !path) {
     return private_half ? evssh_key_load_private(path, fn, ud, out, err, errlen)
                         : evssh_key_load_public(path, out, err, errlen);
   }
-  file_sig now = sig_of(path);
+  file_sig now = seen ? sig_of_stat(seen) : sig_of(path);
   pthread_mutex_lock(&c->lock);
   int rc = now.present ? key_lookup(c, path, private_half, &now, out) : 1;
   pthread_mutex_unlock(&c->lock);
@@ -358,11 +363,16 @@ static int key_load(evssh_cache *c, const char *path, bool private_half, evssh_p
 
 int cache_key_load_private(evssh_cache *c, const char *path, evssh_passphrase_fn fn, void *ud, evssh_key **out,
                            char *err, size_t errlen) {
-  return key_load(c, path, true, fn, ud, out, err, errlen);
+  return key_load(c, path, true, NULL, fn, ud, out, err, errlen);
+}
+
+int cache_key_load_private_seen(evssh_cache *c, const char *path, const struct stat *seen, evssh_passphrase_fn fn,
+                                void *ud, evssh_key **out, char *err, size_t errlen) {
+  return key_load(c, path, true, seen, fn, ud, out, err, errlen);
 }
 
 int cache_key_load_public(evssh_cache *c, const char *path, evssh_key **out, char *err, size_t errlen) {
-  return key_load(c, path, false, NULL, NULL, out, err, errlen);
+  return key_load(c, path, false, NULL, NULL, NULL, out, err, errlen);
 }
 
 /* ----------------------------------------------------------- known_hosts */
@@ -507,11 +517,6 @@ int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfile
 }
 
 /* --------------------------------------------------------- ssh_config */
-
-static file_sig sig_of_stat(const struct stat *st) {
-  file_sig s = {true, st->st_dev, st->st_ino, st->st_size, st->st_mtim};
-  return s;
-}
 
 /* Under the lock: a copy of a fresh entry (0), 1 for a miss (a stale entry
    is dropped on the way), or ENOMEM. */

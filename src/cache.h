@@ -26,6 +26,13 @@ void cache_unref(evssh_cache *c);
 int cache_key_load_private(evssh_cache *c, const char *path, evssh_passphrase_fn fn, void *ud, evssh_key **out,
                            char *err, size_t errlen);
 int cache_key_load_public(evssh_cache *c, const char *path, evssh_key **out, char *err, size_t errlen);
+/* cache_key_load_private with the caller's own stat() of path, made
+   earlier in the same connect (auth.c stats each identity file when it
+   collects the keys), standing for the one the freshness check would make:
+   a hit is the key the file held when seen. A miss loads and stats as
+   cache_key_load_private does. */
+int cache_key_load_private_seen(evssh_cache *c, const char *path, const struct stat *seen, evssh_passphrase_fn fn,
+                                void *ud, evssh_key **out, char *err, size_t errlen);
 
 /* evssh_knownhosts_check / _types through the cache: one parsed set per
    (files, host, port, addr), good while every file's identity and mtime

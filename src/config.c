@@ -129,6 +129,11 @@ int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
 /* --------------------------------------------------- local identity */
 
 typedef struct local_info {
+  /* filled on first use (local_info_need): a finalize whose values need no
+     %u/%d/%l/%L/%i/~ and no default User asks neither the password
+     database (an open and read of /etc/passwd, with nsswitch) nor uname */
+  bool loaded;
+  int rc;
   char user[256];
   char home[PATH_MAX];
   char hostname[256];
@@ -138,12 +143,13 @@ typedef struct local_info {
 
 static int local_info_get(local_info *li, char *err, size_t errlen) {
   memset(li, 0, sizeof(*li));
+  li->loaded = true;
   li->uid = (unsigned long)getuid();
   struct passwd pwbuf, *pw = NULL;
   char buf[4096];
-  if (getpwuid_r(getuid(), &pwbuf, buf, sizeof(buf), &pw) != 0 || pw == NULL) {
+  if (getpwuid_r((uid_t)li->uid, &pwbuf, buf, sizeof(buf), &pw) != 0 || pw == NULL) {
     evssh_errorf(err, errlen, "cannot find the local user (uid %lu) in the password database", li->uid);
-    return EVSSH_EINVAL;
+    return li->rc = EVSSH_EINVAL;
   }
   snprintf(li->user, sizeof(li->user), "%s", pw->pw_name);
   snprintf(li->home, sizeof(li->home), "%s", pw->pw_dir);
@@ -157,13 +163,23 @@ static int local_info_get(local_info *li, char *err, size_t errlen) {
   return EVSSH_OK;
 }
 
+/* li, read now if it was not yet (a failure is kept: asked again, it says
+   the same) */
+static int local_info_need(local_info *li, char *err, size_t errlen) {
+  if (!li->loaded)
+    return local_info_get(li, err, errlen);
+  if (li->rc != EVSSH_OK)
+    evssh_errorf(err, errlen, "cannot find the local user (uid %lu) in the password database", li->uid);
+  return li->rc;
+}
+
 /* ------------------------------------------------------------ expansion */
 
 /* %C, made when a value first asks for it (most configurations never do,
    and then no session pays for the digest) */
 typedef struct lazy_hash {
   evssh_cache *cache;
-  const local_info *li;
+  local_info *li;
   const char *h, *p, *r, *jump;
   bool done;
   char hex[41];
@@ -172,7 +188,7 @@ typedef struct lazy_hash {
 typedef struct tokens {
   const char *h, *n, *p, *r;
   lazy_hash *C;
-  const local_info *li;
+  local_info *li;   /* read on first use */
 } tokens;
 
 static int conn_hash(evssh_cache *cache, const local_info *li, const char *h, const char *p, const char *r,
@@ -206,6 +222,10 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
     const char *slash = strchr(p, '/');
     size_t ulen = slash ? (size_t)(slash - p - 1) : strlen(p + 1);
     if (ulen == 0) {
+      if (local_info_need(t->li, err, errlen) != EVSSH_OK) {
+        free(s);
+        return EVSSH_EINVAL;
+      }
       rc = sb_add(&s, &len, &cap, t->li->home, strlen(t->li->home));
     } else {
       char uname[256], buf[4096];
@@ -229,6 +249,11 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
       if (tk == '%') {
         val = "%";
       } else if (tk != '\0' && strchr(allowed, tk) != NULL) {
+        /* the local tokens, and %C (the local host name is part of it) */
+        if (strchr("CudlLi", tk) != NULL && local_info_need(t->li, err, errlen) != EVSSH_OK) {
+          free(s);
+          return EVSSH_EINVAL;
+        }
         switch (tk) {
         case 'h': val = t->h; break;
         case 'n': case 'k': val = t->n; break;
@@ -940,7 +965,7 @@ static int set_default_list(evssh_config *c, int k, const char *const *items, si
 
 /* Step 2: every default, in one place. BatchMode's keepalive comes first:
    ssh watches a batch-mode peer every five minutes unless told otherwise. */
-static int apply_defaults(evssh_config *c, const local_info *li) {
+static int apply_defaults(evssh_config *c, local_info *li, char *err, size_t errlen) {
   static const char *const id_defaults[] = {"~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"};
   static const char *const ukh_defaults[] = {"~/.ssh/known_hosts", "~/.ssh/known_hosts2"};
   static const char *const gkh_defaults[] = {"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"};
@@ -954,6 +979,9 @@ static int apply_defaults(evssh_config *c, const local_info *li) {
     {K_COMPRESSION, "no"}, {K_FORWARDAGENT, "no"},
   };
   int e = EVSSH_OK;
+  /* the local user name only when no User is set */
+  if (!c->raw[K_USER].set && (e = local_info_need(li, err, errlen)) != EVSSH_OK)
+    return e;
   if (c->raw[K_BATCHMODE].set && strcmp(c->raw[K_BATCHMODE].val, "yes") == 0)
     e = set_default_scalar(c, K_ALIVEINTERVAL, "300");
   for (size_t i = 0; i < sizeof(scalar_defaults) / sizeof(scalar_defaults[0]) && e == EVSSH_OK; i++)
@@ -1069,11 +1097,10 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
   char *hostname = NULL;
   lazy_hash hash;
   tokens t = {.n = host, .li = &li};
-  int e = local_info_get(&li, err, errlen);
+  li.loaded = false;   /* read when a default or a token needs it */
+  int e = merge_layers(c);
   if (e == EVSSH_OK)
-    e = merge_layers(c);
-  if (e == EVSSH_OK)
-    e = apply_defaults(c, &li);
+    e = apply_defaults(c, &li, err, errlen);
   if (e == EVSSH_OK)
     e = resolve_hostname(c, host, &t, &hostname, &hash, err, errlen);
   for (int k = 0; k < K_COUNT && e == EVSSH_OK; k++)
