@@ -503,6 +503,30 @@ int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfil
   return rc;
 }
 
+int cache_knownhosts_order_info(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
+                                char **types, bool *has_ca, char *err, size_t errlen) {
+  *types = NULL;
+  *has_ca = false;
+  if (!c || nfiles > MAX_KH_FILES || (!files && nfiles)) {
+    evssh_known_hosts *kh = NULL;
+    int rc = evssh_knownhosts_load(files, nfiles, host, port, NULL, &kh, err, errlen);
+    if (rc) return rc;
+    rc = evssh_knownhosts_loaded_types(kh, types);
+    *has_ca = evssh_knownhosts_has_cert_authority(kh);
+    evssh_knownhosts_free(kh);
+    return rc;
+  }
+  pthread_mutex_lock(&c->lock);
+  int rc;
+  const evssh_known_hosts *set = set_get(c, files, nfiles, host, port, NULL, &rc, err, errlen);
+  if (set) {
+    rc = evssh_knownhosts_loaded_types(set, types);
+    *has_ca = evssh_knownhosts_has_cert_authority(set);
+  }
+  pthread_mutex_unlock(&c->lock);
+  return rc;
+}
+
 int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
                           const char *addr, evssh_known_hosts **out, char *err, size_t errlen) {
   if (!c || nfiles > MAX_KH_FILES || !out || (!files && nfiles))

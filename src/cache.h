@@ -48,6 +48,14 @@ int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfile
 int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
                            char **types, char *err, size_t errlen);
 
+/* What trust.c orders HostKeyAlgorithms by, read on the shared set under
+   the lock (no copy of it is made): the key types known for (host, port)
+   as evssh_knownhosts_loaded_types gives them (*types malloc'd, NULL when
+   none) and whether a @cert-authority line covers the host. c NULL: a
+   plain load of the files. Errors as for cache_knownhosts_load. */
+int cache_knownhosts_order_info(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
+                                char **types, bool *has_ca, char *err, size_t errlen);
+
 /* An ssh_config file's text through the cache (config.c reads every file,
    Included ones too, through this when its session has a cache): on a hit
    *text is a copy of the text read before (the caller frees it), *st the

@@ -1182,6 +1182,19 @@ static int split_commas(const char *s, strlist *out) {
   return EVSSH_OK;
 }
 
+/* name is one of the comma-separated items of list */
+static bool csv_has(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (len == n && memcmp(p, name, n) == 0)
+      return true;
+    p = comma ? comma + 1 : NULL;
+  }
+  return false;
+}
+
 static bool has_wildcard(const char *s) {
   return strpbrk(s, "*?") != NULL;
 }
@@ -1194,18 +1207,18 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
   }
   *out = NULL;
   strlist def = {0}, sup = {0}, pats = {0}, result = {0};
-  int e = split_commas(defaults, &def);
-  if (e == EVSSH_OK)
-    e = split_commas(supported, &sup);
-  if (e != EVSSH_OK)
-    goto done;
+  int e = EVSSH_OK;
   if (spec == NULL || *spec == '\0') {
     *out = strdup(defaults);
     e = *out ? EVSSH_OK : EVSSH_ENOMEM;
     goto done;
   }
+  /* every session resolves five lists: the defaults are split only for
+     + - ^, the supported list only for a wildcard */
   char mode = (spec[0] == '+' || spec[0] == '-' || spec[0] == '^') ? spec[0] : 0;
   if ((e = split_commas(mode ? spec + 1 : spec, &pats)) != EVSSH_OK)
+    goto done;
+  if (mode && (e = split_commas(defaults, &def)) != EVSSH_OK)
     goto done;
   for (size_t i = 0; i < pats.n; i++) {
     if (pats.v[i][0] == '!') {
@@ -1244,6 +1257,8 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
         }
         bool any = false;
         if (has_wildcard(name)) {
+          if (sup.n == 0 && (e = split_commas(supported, &sup)) != EVSSH_OK)
+            break;
           for (size_t j = 0; j < sup.n && e == EVSSH_OK; j++) {
             if (evssh_config_match_pattern(sup.v[j], name)) {
               any = true;
@@ -1251,7 +1266,7 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
                 e = cfg_strlist_push(&result, sup.v[j]);
             }
           }
-        } else if (cfg_strlist_has(&sup, name)) {
+        } else if (csv_has(supported, name)) {
           any = true;
           if (!cfg_strlist_has(&result, name))
             e = cfg_strlist_push(&result, name);
