@@ -460,7 +460,12 @@ static int derive_secret(evssh_kex *k, EVP_PKEY *peer, unsigned char **sec, size
   unsigned char *s = NULL;
   if (!ctx || EVP_PKEY_derive_init(ctx) != 1) goto done;
   rc = EVSSH_EPROTO;
-  if (EVP_PKEY_derive_set_peer_ex(ctx, peer, 1) != 1) goto done;
+  /* OpenSSL's check of an X25519 peer value is only that it is there (any
+     32 bytes are a key, RFC 7748), and costs a context of its own per
+     session; the all-zero secret of a small-order value (RFC 8731) is
+     refused by the callers. An EC point is checked. */
+  int validate = EVP_PKEY_get_base_id(k->eph) != EVP_PKEY_X25519;
+  if (EVP_PKEY_derive_set_peer_ex(ctx, peer, validate) != 1) goto done;
   if (EVP_PKEY_derive(ctx, NULL, &n) != 1 || n == 0) goto done;
   rc = EVSSH_ENOMEM;
   if (!(s = malloc(n))) goto done;
