@@ -377,10 +377,18 @@ int cache_key_load_public(evssh_cache *c, const char *path, evssh_key **out, cha
 
 /* ----------------------------------------------------------- known_hosts */
 
+/* "LEN:" then s: each part of an id says where it ends. Written by hand:
+   two ids are built per connect, each of several parts. */
 static int id_add(evssh_buf *b, const char *s) {
+  size_t n = s ? strlen(s) : 0;
   char len[24];
-  int n = snprintf(len, sizeof len, "%zu:", s ? strlen(s) : (size_t)0);
-  int rc = buf_append(b, len, (size_t)n);
+  size_t at = sizeof len;
+  len[--at] = ':';
+  do {
+    len[--at] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n);
+  int rc = buf_append(b, len + at, sizeof len - at);
   if (!rc && s) rc = buf_append(b, s, strlen(s));
   return rc;
 }
