@@ -27,6 +27,8 @@
 #include "errors.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +99,17 @@ typedef struct agent_entry {
   cache_agent_list *list;
 } agent_entry;
 
+/* the local user's password-database entry, for config.c (a default User,
+   ~, %u, %d): good while the uid and /etc/passwd's identity and mtime stay
+   what they were when it was read */
+typedef struct user_entry {
+  bool held;
+  uid_t uid;
+  file_sig sig;
+  char name[256];
+  char home[PATH_MAX];
+} user_entry;
+
 struct evssh_cache {
   pthread_mutex_t lock;
   int refs;                   /* the creator's, plus one per session */
@@ -111,6 +124,7 @@ struct evssh_cache {
   size_t nhashes;
   agent_entry *agents;        /* identity lists by socket path */
   size_t nagents;
+  user_entry user;
   int agent_ttl_ms;
   uint64_t tick;
   evssh_cache_stats stats;
@@ -165,6 +179,7 @@ static void agent_entry_free(evssh_cache *c, agent_entry *e) {
 }
 
 static void drop_all(evssh_cache *c) {
+  c->user.held = false;
   while (c->agents) {
     agent_entry *e = c->agents;
     c->agents = e->next;
@@ -546,6 +561,43 @@ int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfile
     evssh_errorf(err, errlen, "out of memory reading known_hosts");
   pthread_mutex_unlock(&c->lock);
   return rc;
+}
+
+/* ---------------------------------------------------------- local user */
+
+#define PASSWD_FILE "/etc/passwd"
+
+static int user_read(uid_t uid, char *name, size_t nlen, char *home, size_t hlen) {
+  struct passwd pwbuf, *pw = NULL;
+  char buf[4096];
+  if (getpwuid_r(uid, &pwbuf, buf, sizeof buf, &pw) != 0 || pw == NULL) return EVSSH_EINVAL;
+  snprintf(name, nlen, "%s", pw->pw_name);
+  snprintf(home, hlen, "%s", pw->pw_dir);
+  return EVSSH_OK;
+}
+
+int cache_local_user(evssh_cache *c, uid_t uid, char *name, size_t nlen, char *home, size_t hlen) {
+  if (!c) return user_read(uid, name, nlen, home, hlen);
+  file_sig now = sig_of(PASSWD_FILE);
+  pthread_mutex_lock(&c->lock);
+  bool hit = c->user.held && c->user.uid == uid && sig_same(&c->user.sig, &now);
+  if (hit) {
+    snprintf(name, nlen, "%s", c->user.name);
+    snprintf(home, hlen, "%s", c->user.home);
+  }
+  pthread_mutex_unlock(&c->lock);
+  if (hit) return EVSSH_OK;
+  /* read outside the lock: NSS may be slow (a directory service) */
+  int rc = user_read(uid, name, nlen, home, hlen);
+  if (rc) return rc;   /* no entry: not kept, asked again next time */
+  pthread_mutex_lock(&c->lock);
+  c->user.held = true;
+  c->user.uid = uid;
+  c->user.sig = now;   /* the file as stat()ed before the read: a change after it is seen next time */
+  snprintf(c->user.name, sizeof c->user.name, "%s", name);
+  snprintf(c->user.home, sizeof c->user.home, "%s", home);
+  pthread_mutex_unlock(&c->lock);
+  return EVSSH_OK;
 }
 
 /* --------------------------------------------------------- ssh_config */

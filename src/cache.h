@@ -56,6 +56,15 @@ int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfil
 int cache_knownhosts_order_info(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
                                 char **types, bool *has_ca, char *err, size_t errlen);
 
+/* The local user's name and home directory for uid (getpwuid_r), as
+   config.c needs them for a default User, ~, %u and %d: kept while the uid
+   and the identity and mtime of /etc/passwd are unchanged (a user database
+   other than the file, e.g. a directory service, is then read once per
+   cache: as ssh reads it once per process); dropped by evssh_cache_clear.
+   c NULL: asked each time. EVSSH_OK, or EVSSH_EINVAL when uid has no entry
+   (nothing kept). */
+int cache_local_user(evssh_cache *c, uid_t uid, char *name, size_t nlen, char *home, size_t hlen);
+
 /* An ssh_config file's text through the cache (config.c reads every file,
    Included ones too, through this when its session has a cache): on a hit
    *text is a copy of the text read before (the caller frees it), *st the

@@ -134,6 +134,7 @@ typedef struct local_info {
      database (an open and read of /etc/passwd, with nsswitch) nor uname */
   bool loaded;
   int rc;
+  evssh_cache *cache;   /* the passwd entry comes through it (NULL: none) */
   char user[256];
   char home[PATH_MAX];
   char hostname[256];
@@ -141,18 +142,16 @@ typedef struct local_info {
   unsigned long uid;
 } local_info;
 
-static int local_info_get(local_info *li, char *err, size_t errlen) {
+/* the password-database entry through cache (NULL: read here) */
+static int local_info_get(local_info *li, evssh_cache *cache, char *err, size_t errlen) {
   memset(li, 0, sizeof(*li));
   li->loaded = true;
+  li->cache = cache;
   li->uid = (unsigned long)getuid();
-  struct passwd pwbuf, *pw = NULL;
-  char buf[4096];
-  if (getpwuid_r((uid_t)li->uid, &pwbuf, buf, sizeof(buf), &pw) != 0 || pw == NULL) {
+  if (cache_local_user(cache, (uid_t)li->uid, li->user, sizeof li->user, li->home, sizeof li->home) != EVSSH_OK) {
     evssh_errorf(err, errlen, "cannot find the local user (uid %lu) in the password database", li->uid);
     return li->rc = EVSSH_EINVAL;
   }
-  snprintf(li->user, sizeof(li->user), "%s", pw->pw_name);
-  snprintf(li->home, sizeof(li->home), "%s", pw->pw_dir);
   if (gethostname(li->hostname, sizeof(li->hostname) - 1) != 0)
     snprintf(li->hostname, sizeof(li->hostname), "localhost");
   li->hostname[sizeof(li->hostname) - 1] = '\0';
@@ -167,7 +166,7 @@ static int local_info_get(local_info *li, char *err, size_t errlen) {
    the same) */
 static int local_info_need(local_info *li, char *err, size_t errlen) {
   if (!li->loaded)
-    return local_info_get(li, err, errlen);
+    return local_info_get(li, li->cache, err, errlen);
   if (li->rc != EVSSH_OK)
     evssh_errorf(err, errlen, "cannot find the local user (uid %lu) in the password database", li->uid);
   return li->rc;
@@ -812,7 +811,7 @@ static int read_config(evssh_config *c, evssh_cache *cache, const char *path, co
   rc.text = text;
   rc.text_len = text_len;
   rc.cache = cache;
-  int e = local_info_get(&rc.li, err, errlen);
+  int e = local_info_get(&rc.li, cache, err, errlen);
   if (e != EVSSH_OK)
     return e;
   char userfile[PATH_MAX + 16];
@@ -1098,6 +1097,7 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
   lazy_hash hash;
   tokens t = {.n = host, .li = &li};
   li.loaded = false;   /* read when a default or a token needs it */
+  li.cache = c->cache;
   int e = merge_layers(c);
   if (e == EVSSH_OK)
     e = apply_defaults(c, &li, err, errlen);

@@ -1,12 +1,14 @@
 /* What one connection's set-up asks of the system, outside the socket
  * (issue 17): the password database and the host name only when a value
- * needs them (a default User, ~, %u %d %l %L %i %C), and an identity file
+ * needs them (a default User, ~, %u %d %l %L %i %C), the former kept in
+ * the shared cache while /etc/passwd is unchanged, and an identity file
  * stat()ed once per session when its key is in the shared cache (auth.c's
  * look at the file when it collects the keys stands for the cache's
  * freshness check at signing time). Counted through the linker's --wrap
  * for getpwuid_r, gethostname and stat, so the figures are what the
  * process did. The session cases run against the harness sshd and skip
  * without one; the config cases need none. */
+#include "cache.h"
 #include "config.h"
 
 #include "harness.h"
@@ -24,6 +26,9 @@
 
 static int pw_calls, host_calls, key_stats;
 static char watch[1024];
+/* /etc/passwd as stat() reports it is this many seconds newer: a changed
+   user database, without touching the real one */
+static long passwd_later;
 
 int __real_getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, struct passwd **out);
 int __wrap_getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, struct passwd **out);
@@ -43,7 +48,9 @@ int __real_stat(const char *path, struct stat *st);
 int __wrap_stat(const char *path, struct stat *st);
 int __wrap_stat(const char *path, struct stat *st) {
   if (watch[0] && strcmp(path, watch) == 0) key_stats++;
-  return __real_stat(path, st);
+  int rc = __real_stat(path, st);
+  if (rc == 0 && passwd_later && strcmp(path, "/etc/passwd") == 0) st->st_mtim.tv_sec += passwd_later;
+  return rc;
 }
 
 static void reset(void) { pw_calls = host_calls = key_stats = 0; }
@@ -116,6 +123,46 @@ START_TEST(test_finalize_reads_when_needed) {
 }
 END_TEST
 
+/* configs sharing a cache read the password database once, and again when
+   /etc/passwd changes or the cache is cleared; without a cache, each time */
+static void finalize_default_user(evssh_cache *cache) {
+  static const char *const kv[] = {"IdentityFile", "~/.ssh/id_test", "IdentityAgent", "none", NULL};
+  evssh_config *c = configured(kv);
+  if (cache) cache_config_use(c, cache);
+  char err[300] = "";
+  ck_assert_msg(evssh_config_finalize(c, "example.com", err, sizeof err) == EVSSH_OK, "%s", err);
+  struct passwd *pw = getpwuid(getuid());
+  ck_assert_ptr_nonnull(pw);
+  ck_assert_str_eq(evssh_config_get(c, "User"), pw->pw_name);
+  char want[1200];
+  snprintf(want, sizeof want, "%s/.ssh/id_test", pw->pw_dir);
+  const char *const *v;
+  ck_assert_uint_eq(evssh_config_get_list(c, "IdentityFile", &v), 1);
+  ck_assert_str_eq(v[0], want);
+  evssh_config_free(c);
+}
+
+START_TEST(test_local_user_cached) {
+  evssh_cache *cache = evssh_cache_new();
+  ck_assert_ptr_nonnull(cache);
+  reset();
+  for (int i = 0; i < 5; i++) finalize_default_user(cache);
+  ck_assert_int_eq(pw_calls, 1);
+  passwd_later = 1000;
+  finalize_default_user(cache);
+  finalize_default_user(cache);
+  ck_assert_int_eq(pw_calls, 2);
+  passwd_later = 0;
+  evssh_cache_clear(cache);
+  finalize_default_user(cache);
+  ck_assert_int_eq(pw_calls, 3);
+  evssh_cache_free(cache);
+  reset();
+  for (int i = 0; i < 3; i++) finalize_default_user(NULL);
+  ck_assert_int_eq(pw_calls, 3);
+}
+END_TEST
+
 /* ------------------------------------------------------------ sessions */
 
 static harness_peer peer;
@@ -183,6 +230,7 @@ static Suite *setup_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_finalize_explicit_asks_nothing);
   tcase_add_test(tc, test_finalize_reads_when_needed);
+  tcase_add_test(tc, test_local_user_cached);
   tcase_add_test(tc, test_sessions_ask_once);
   suite_add_tcase(su, tc);
   return su;
