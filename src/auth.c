@@ -46,6 +46,8 @@ typedef struct auth_key {
   char outcome[400];         /* what happened to it, for the failure message */
   bool unqueried;            /* signed at once, without asking the server first */
   bool agent_refused;        /* the agent would not sign with it */
+  bool seen_set;             /* seen: the stat() of path when the keys were collected, */
+  struct stat seen;          /* standing for the cache's freshness stat at signing time */
 } auth_key;
 
 typedef enum {
@@ -204,14 +206,15 @@ static int passphrase_cb(const char *prompt, char *buf, size_t bufsize, void *ud
 /* Load a private key, asking for its passphrase up to NumberOfPasswordPrompts
    times as ssh does. On failure why says what went wrong, for the failure
    message. */
-static int load_private(struct evssh_auth *a, const char *path, evssh_key **out, char *why, size_t whylen) {
+static int load_private(struct evssh_auth *a, const char *path, const struct stat *seen, evssh_key **out, char *why,
+                        size_t whylen) {
   int tries = a->max_prompts > 0 ? a->max_prompts : 1;
   int rc = EVSSH_EAUTH;
   char err[300] = "";
   for (int i = 0; i < tries; i++) {
     passphrase_ctx pc = {a, false, false, false};
     err[0] = 0;
-    rc = cache_key_load_private(a->p.cache, path, passphrase_cb, &pc, out, err, sizeof err);
+    rc = cache_key_load_private_seen(a->p.cache, path, seen, passphrase_cb, &pc, out, err, sizeof err);
     if (rc == EVSSH_OK) return EVSSH_OK;
     if (pc.batch_blocked) {
       snprintf(why, whylen, "encrypted, and BatchMode forbids the passphrase prompt");
@@ -413,7 +416,7 @@ static int collect_keys(struct evssh_auth *a) {
       /* no .pub beside it: the private file itself must be read (it may
          ask for a passphrase before the server has seen the key) */
       char why[300] = "";
-      if (load_private(a, files[i], &k, why, sizeof why) != EVSSH_OK) {
+      if (load_private(a, files[i], &st, &k, why, sizeof why) != EVSSH_OK) {
         note_skipped(a, files[i], why);
         continue;
       }
@@ -428,7 +431,12 @@ static int collect_keys(struct evssh_auth *a) {
       break;
     }
     memcpy(plain, blob, len);
+    size_t before = a->nkeys;
     rc = add_key(a, blob, len, files[i], files[i], k);
+    if (rc == EVSSH_OK && a->nkeys > before) {
+      a->keys[a->nkeys - 1].seen = st;
+      a->keys[a->nkeys - 1].seen_set = true;
+    }
     /* ssh looks for IDENTITY-cert.pub only when no CertificateFile is set */
     if (rc == EVSSH_OK && a->opt->n_certificate_files == 0) {
       char *cpath = base_asprintf("%s-cert.pub", files[i]);
@@ -662,7 +670,8 @@ static bool try_next_key(struct evssh_auth *a, int *rc) {
     if (k->path && k->key && !evssh_key_can_sign(k->key)) {
       evssh_key *priv = NULL;
       char err[300];
-      if (cache_key_load_private(a->p.cache, k->path, NULL, NULL, &priv, err, sizeof err) == EVSSH_OK) {
+      if (cache_key_load_private_seen(a->p.cache, k->path, k->seen_set ? &k->seen : NULL, NULL, NULL, &priv, err,
+                                      sizeof err) == EVSSH_OK) {
         evssh_key_free(k->key);
         k->key = priv;
       }
@@ -864,7 +873,7 @@ static int handle_pk_ok(struct evssh_auth *a) {
   if (k->key && !evssh_key_can_sign(k->key)) {
     evssh_key *priv = NULL;
     char why[300] = "";
-    int rc = load_private(a, k->path, &priv, why, sizeof why);
+    int rc = load_private(a, k->path, k->seen_set ? &k->seen : NULL, &priv, why, sizeof why);
     if (rc) {
       snprintf(k->outcome, sizeof k->outcome, "server would accept it, but: %s", why);
       a->key_idx++;

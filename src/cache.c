@@ -27,6 +27,8 @@
 #include "errors.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +99,17 @@ typedef struct agent_entry {
   cache_agent_list *list;
 } agent_entry;
 
+/* the local user's password-database entry, for config.c (a default User,
+   ~, %u, %d): good while the uid and /etc/passwd's identity and mtime stay
+   what they were when it was read */
+typedef struct user_entry {
+  bool held;
+  uid_t uid;
+  file_sig sig;
+  char name[256];
+  char home[PATH_MAX];
+} user_entry;
+
 struct evssh_cache {
   pthread_mutex_t lock;
   int refs;                   /* the creator's, plus one per session */
@@ -111,6 +124,7 @@ struct evssh_cache {
   size_t nhashes;
   agent_entry *agents;        /* identity lists by socket path */
   size_t nagents;
+  user_entry user;
   int agent_ttl_ms;
   uint64_t tick;
   evssh_cache_stats stats;
@@ -165,6 +179,7 @@ static void agent_entry_free(evssh_cache *c, agent_entry *e) {
 }
 
 static void drop_all(evssh_cache *c) {
+  c->user.held = false;
   while (c->agents) {
     agent_entry *e = c->agents;
     c->agents = e->next;
@@ -266,6 +281,11 @@ static file_sig sig_of(const char *path) {
   return s;
 }
 
+static file_sig sig_of_stat(const struct stat *st) {
+  file_sig s = {true, st->st_dev, st->st_ino, st->st_size, st->st_mtim};
+  return s;
+}
+
 static bool sig_same(const file_sig *a, const file_sig *b) {
   if (a->present != b->present) return false;
   if (!a->present) return true;
@@ -331,13 +351,13 @@ static void key_insert(evssh_cache *c, const char *path, bool private_half, cons
   c->nkeys++;
 }
 
-static int key_load(evssh_cache *c, const char *path, bool private_half, evssh_passphrase_fn fn, void *ud,
-                    evssh_key **out, char *err, size_t errlen) {
+static int key_load(evssh_cache *c, const char *path, bool private_half, const struct stat *seen,
+                    evssh_passphrase_fn fn, void *ud, evssh_key **out, char *err, size_t errlen) {
   if (!c || !path) {
     return private_half ? evssh_key_load_private(path, fn, ud, out, err, errlen)
                         : evssh_key_load_public(path, out, err, errlen);
   }
-  file_sig now = sig_of(path);
+  file_sig now = seen ? sig_of_stat(seen) : sig_of(path);
   pthread_mutex_lock(&c->lock);
   int rc = now.present ? key_lookup(c, path, private_half, &now, out) : 1;
   pthread_mutex_unlock(&c->lock);
@@ -358,19 +378,32 @@ static int key_load(evssh_cache *c, const char *path, bool private_half, evssh_p
 
 int cache_key_load_private(evssh_cache *c, const char *path, evssh_passphrase_fn fn, void *ud, evssh_key **out,
                            char *err, size_t errlen) {
-  return key_load(c, path, true, fn, ud, out, err, errlen);
+  return key_load(c, path, true, NULL, fn, ud, out, err, errlen);
+}
+
+int cache_key_load_private_seen(evssh_cache *c, const char *path, const struct stat *seen, evssh_passphrase_fn fn,
+                                void *ud, evssh_key **out, char *err, size_t errlen) {
+  return key_load(c, path, true, seen, fn, ud, out, err, errlen);
 }
 
 int cache_key_load_public(evssh_cache *c, const char *path, evssh_key **out, char *err, size_t errlen) {
-  return key_load(c, path, false, NULL, NULL, out, err, errlen);
+  return key_load(c, path, false, NULL, NULL, NULL, out, err, errlen);
 }
 
 /* ----------------------------------------------------------- known_hosts */
 
+/* "LEN:" then s: each part of an id says where it ends. Written by hand:
+   two ids are built per connect, each of several parts. */
 static int id_add(evssh_buf *b, const char *s) {
+  size_t n = s ? strlen(s) : 0;
   char len[24];
-  int n = snprintf(len, sizeof len, "%zu:", s ? strlen(s) : (size_t)0);
-  int rc = buf_append(b, len, (size_t)n);
+  size_t at = sizeof len;
+  len[--at] = ':';
+  do {
+    len[--at] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n);
+  int rc = buf_append(b, len + at, sizeof len - at);
   if (!rc && s) rc = buf_append(b, s, strlen(s));
   return rc;
 }
@@ -493,6 +526,30 @@ int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfil
   return rc;
 }
 
+int cache_knownhosts_order_info(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
+                                char **types, bool *has_ca, char *err, size_t errlen) {
+  *types = NULL;
+  *has_ca = false;
+  if (!c || nfiles > MAX_KH_FILES || (!files && nfiles)) {
+    evssh_known_hosts *kh = NULL;
+    int rc = evssh_knownhosts_load(files, nfiles, host, port, NULL, &kh, err, errlen);
+    if (rc) return rc;
+    rc = evssh_knownhosts_loaded_types(kh, types);
+    *has_ca = evssh_knownhosts_has_cert_authority(kh);
+    evssh_knownhosts_free(kh);
+    return rc;
+  }
+  pthread_mutex_lock(&c->lock);
+  int rc;
+  const evssh_known_hosts *set = set_get(c, files, nfiles, host, port, NULL, &rc, err, errlen);
+  if (set) {
+    rc = evssh_knownhosts_loaded_types(set, types);
+    *has_ca = evssh_knownhosts_has_cert_authority(set);
+  }
+  pthread_mutex_unlock(&c->lock);
+  return rc;
+}
+
 int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
                           const char *addr, evssh_known_hosts **out, char *err, size_t errlen) {
   if (!c || nfiles > MAX_KH_FILES || !out || (!files && nfiles))
@@ -506,12 +563,44 @@ int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfile
   return rc;
 }
 
-/* --------------------------------------------------------- ssh_config */
+/* ---------------------------------------------------------- local user */
 
-static file_sig sig_of_stat(const struct stat *st) {
-  file_sig s = {true, st->st_dev, st->st_ino, st->st_size, st->st_mtim};
-  return s;
+#define PASSWD_FILE "/etc/passwd"
+
+static int user_read(uid_t uid, char *name, size_t nlen, char *home, size_t hlen) {
+  struct passwd pwbuf, *pw = NULL;
+  char buf[4096];
+  if (getpwuid_r(uid, &pwbuf, buf, sizeof buf, &pw) != 0 || pw == NULL) return EVSSH_EINVAL;
+  snprintf(name, nlen, "%s", pw->pw_name);
+  snprintf(home, hlen, "%s", pw->pw_dir);
+  return EVSSH_OK;
 }
+
+int cache_local_user(evssh_cache *c, uid_t uid, char *name, size_t nlen, char *home, size_t hlen) {
+  if (!c) return user_read(uid, name, nlen, home, hlen);
+  file_sig now = sig_of(PASSWD_FILE);
+  pthread_mutex_lock(&c->lock);
+  bool hit = c->user.held && c->user.uid == uid && sig_same(&c->user.sig, &now);
+  if (hit) {
+    snprintf(name, nlen, "%s", c->user.name);
+    snprintf(home, hlen, "%s", c->user.home);
+  }
+  pthread_mutex_unlock(&c->lock);
+  if (hit) return EVSSH_OK;
+  /* read outside the lock: NSS may be slow (a directory service) */
+  int rc = user_read(uid, name, nlen, home, hlen);
+  if (rc) return rc;   /* no entry: not kept, asked again next time */
+  pthread_mutex_lock(&c->lock);
+  c->user.held = true;
+  c->user.uid = uid;
+  c->user.sig = now;   /* the file as stat()ed before the read: a change after it is seen next time */
+  snprintf(c->user.name, sizeof c->user.name, "%s", name);
+  snprintf(c->user.home, sizeof c->user.home, "%s", home);
+  pthread_mutex_unlock(&c->lock);
+  return EVSSH_OK;
+}
+
+/* --------------------------------------------------------- ssh_config */
 
 /* Under the lock: a copy of a fresh entry (0), 1 for a miss (a stale entry
    is dropped on the way), or ENOMEM. */

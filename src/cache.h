@@ -26,6 +26,13 @@ void cache_unref(evssh_cache *c);
 int cache_key_load_private(evssh_cache *c, const char *path, evssh_passphrase_fn fn, void *ud, evssh_key **out,
                            char *err, size_t errlen);
 int cache_key_load_public(evssh_cache *c, const char *path, evssh_key **out, char *err, size_t errlen);
+/* cache_key_load_private with the caller's own stat() of path, made
+   earlier in the same connect (auth.c stats each identity file when it
+   collects the keys), standing for the one the freshness check would make:
+   a hit is the key the file held when seen. A miss loads and stats as
+   cache_key_load_private does. */
+int cache_key_load_private_seen(evssh_cache *c, const char *path, const struct stat *seen, evssh_passphrase_fn fn,
+                                void *ud, evssh_key **out, char *err, size_t errlen);
 
 /* evssh_knownhosts_check / _types through the cache: one parsed set per
    (files, host, port, addr), good while every file's identity and mtime
@@ -40,6 +47,23 @@ int cache_knownhosts_load(evssh_cache *c, const char *const *files, size_t nfile
                           const char *addr, evssh_known_hosts **out, char *err, size_t errlen);
 int cache_knownhosts_types(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
                            char **types, char *err, size_t errlen);
+
+/* What trust.c orders HostKeyAlgorithms by, read on the shared set under
+   the lock (no copy of it is made): the key types known for (host, port)
+   as evssh_knownhosts_loaded_types gives them (*types malloc'd, NULL when
+   none) and whether a @cert-authority line covers the host. c NULL: a
+   plain load of the files. Errors as for cache_knownhosts_load. */
+int cache_knownhosts_order_info(evssh_cache *c, const char *const *files, size_t nfiles, const char *host, int port,
+                                char **types, bool *has_ca, char *err, size_t errlen);
+
+/* The local user's name and home directory for uid (getpwuid_r), as
+   config.c needs them for a default User, ~, %u and %d: kept while the uid
+   and the identity and mtime of /etc/passwd are unchanged (a user database
+   other than the file, e.g. a directory service, is then read once per
+   cache: as ssh reads it once per process); dropped by evssh_cache_clear.
+   c NULL: asked each time. EVSSH_OK, or EVSSH_EINVAL when uid has no entry
+   (nothing kept). */
+int cache_local_user(evssh_cache *c, uid_t uid, char *name, size_t nlen, char *home, size_t hlen);
 
 /* An ssh_config file's text through the cache (config.c reads every file,
    Included ones too, through this when its session has a cache): on a hit

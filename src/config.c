@@ -129,6 +129,12 @@ int evssh_config_set(evssh_config *c, const char *keyword, const char *value,
 /* --------------------------------------------------- local identity */
 
 typedef struct local_info {
+  /* filled on first use (local_info_need): a finalize whose values need no
+     %u/%d/%l/%L/%i/~ and no default User asks neither the password
+     database (an open and read of /etc/passwd, with nsswitch) nor uname */
+  bool loaded;
+  int rc;
+  evssh_cache *cache;   /* the passwd entry comes through it (NULL: none) */
   char user[256];
   char home[PATH_MAX];
   char hostname[256];
@@ -136,17 +142,16 @@ typedef struct local_info {
   unsigned long uid;
 } local_info;
 
-static int local_info_get(local_info *li, char *err, size_t errlen) {
+/* the password-database entry through cache (NULL: read here) */
+static int local_info_get(local_info *li, evssh_cache *cache, char *err, size_t errlen) {
   memset(li, 0, sizeof(*li));
+  li->loaded = true;
+  li->cache = cache;
   li->uid = (unsigned long)getuid();
-  struct passwd pwbuf, *pw = NULL;
-  char buf[4096];
-  if (getpwuid_r(getuid(), &pwbuf, buf, sizeof(buf), &pw) != 0 || pw == NULL) {
+  if (cache_local_user(cache, (uid_t)li->uid, li->user, sizeof li->user, li->home, sizeof li->home) != EVSSH_OK) {
     evssh_errorf(err, errlen, "cannot find the local user (uid %lu) in the password database", li->uid);
-    return EVSSH_EINVAL;
+    return li->rc = EVSSH_EINVAL;
   }
-  snprintf(li->user, sizeof(li->user), "%s", pw->pw_name);
-  snprintf(li->home, sizeof(li->home), "%s", pw->pw_dir);
   if (gethostname(li->hostname, sizeof(li->hostname) - 1) != 0)
     snprintf(li->hostname, sizeof(li->hostname), "localhost");
   li->hostname[sizeof(li->hostname) - 1] = '\0';
@@ -157,13 +162,23 @@ static int local_info_get(local_info *li, char *err, size_t errlen) {
   return EVSSH_OK;
 }
 
+/* li, read now if it was not yet (a failure is kept: asked again, it says
+   the same) */
+static int local_info_need(local_info *li, char *err, size_t errlen) {
+  if (!li->loaded)
+    return local_info_get(li, li->cache, err, errlen);
+  if (li->rc != EVSSH_OK)
+    evssh_errorf(err, errlen, "cannot find the local user (uid %lu) in the password database", li->uid);
+  return li->rc;
+}
+
 /* ------------------------------------------------------------ expansion */
 
 /* %C, made when a value first asks for it (most configurations never do,
    and then no session pays for the digest) */
 typedef struct lazy_hash {
   evssh_cache *cache;
-  const local_info *li;
+  local_info *li;
   const char *h, *p, *r, *jump;
   bool done;
   char hex[41];
@@ -172,7 +187,7 @@ typedef struct lazy_hash {
 typedef struct tokens {
   const char *h, *n, *p, *r;
   lazy_hash *C;
-  const local_info *li;
+  local_info *li;   /* read on first use */
 } tokens;
 
 static int conn_hash(evssh_cache *cache, const local_info *li, const char *h, const char *p, const char *r,
@@ -206,6 +221,10 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
     const char *slash = strchr(p, '/');
     size_t ulen = slash ? (size_t)(slash - p - 1) : strlen(p + 1);
     if (ulen == 0) {
+      if (local_info_need(t->li, err, errlen) != EVSSH_OK) {
+        free(s);
+        return EVSSH_EINVAL;
+      }
       rc = sb_add(&s, &len, &cap, t->li->home, strlen(t->li->home));
     } else {
       char uname[256], buf[4096];
@@ -229,6 +248,11 @@ static int expand(const char *in, bool tilde, bool env, const tokens *t, const c
       if (tk == '%') {
         val = "%";
       } else if (tk != '\0' && strchr(allowed, tk) != NULL) {
+        /* the local tokens, and %C (the local host name is part of it) */
+        if (strchr("CudlLi", tk) != NULL && local_info_need(t->li, err, errlen) != EVSSH_OK) {
+          free(s);
+          return EVSSH_EINVAL;
+        }
         switch (tk) {
         case 'h': val = t->h; break;
         case 'n': case 'k': val = t->n; break;
@@ -787,7 +811,7 @@ static int read_config(evssh_config *c, evssh_cache *cache, const char *path, co
   rc.text = text;
   rc.text_len = text_len;
   rc.cache = cache;
-  int e = local_info_get(&rc.li, err, errlen);
+  int e = local_info_get(&rc.li, cache, err, errlen);
   if (e != EVSSH_OK)
     return e;
   char userfile[PATH_MAX + 16];
@@ -940,7 +964,7 @@ static int set_default_list(evssh_config *c, int k, const char *const *items, si
 
 /* Step 2: every default, in one place. BatchMode's keepalive comes first:
    ssh watches a batch-mode peer every five minutes unless told otherwise. */
-static int apply_defaults(evssh_config *c, const local_info *li) {
+static int apply_defaults(evssh_config *c, local_info *li, char *err, size_t errlen) {
   static const char *const id_defaults[] = {"~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"};
   static const char *const ukh_defaults[] = {"~/.ssh/known_hosts", "~/.ssh/known_hosts2"};
   static const char *const gkh_defaults[] = {"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"};
@@ -954,6 +978,9 @@ static int apply_defaults(evssh_config *c, const local_info *li) {
     {K_COMPRESSION, "no"}, {K_FORWARDAGENT, "no"},
   };
   int e = EVSSH_OK;
+  /* the local user name only when no User is set */
+  if (!c->raw[K_USER].set && (e = local_info_need(li, err, errlen)) != EVSSH_OK)
+    return e;
   if (c->raw[K_BATCHMODE].set && strcmp(c->raw[K_BATCHMODE].val, "yes") == 0)
     e = set_default_scalar(c, K_ALIVEINTERVAL, "300");
   for (size_t i = 0; i < sizeof(scalar_defaults) / sizeof(scalar_defaults[0]) && e == EVSSH_OK; i++)
@@ -1069,11 +1096,11 @@ int evssh_config_finalize(evssh_config *c, const char *host, char *err, size_t e
   char *hostname = NULL;
   lazy_hash hash;
   tokens t = {.n = host, .li = &li};
-  int e = local_info_get(&li, err, errlen);
+  li.loaded = false;   /* read when a default or a token needs it */
+  li.cache = c->cache;
+  int e = merge_layers(c);
   if (e == EVSSH_OK)
-    e = merge_layers(c);
-  if (e == EVSSH_OK)
-    e = apply_defaults(c, &li);
+    e = apply_defaults(c, &li, err, errlen);
   if (e == EVSSH_OK)
     e = resolve_hostname(c, host, &t, &hostname, &hash, err, errlen);
   for (int k = 0; k < K_COUNT && e == EVSSH_OK; k++)
@@ -1155,6 +1182,19 @@ static int split_commas(const char *s, strlist *out) {
   return EVSSH_OK;
 }
 
+/* name is one of the comma-separated items of list */
+static bool csv_has(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (len == n && memcmp(p, name, n) == 0)
+      return true;
+    p = comma ? comma + 1 : NULL;
+  }
+  return false;
+}
+
 static bool has_wildcard(const char *s) {
   return strpbrk(s, "*?") != NULL;
 }
@@ -1167,18 +1207,18 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
   }
   *out = NULL;
   strlist def = {0}, sup = {0}, pats = {0}, result = {0};
-  int e = split_commas(defaults, &def);
-  if (e == EVSSH_OK)
-    e = split_commas(supported, &sup);
-  if (e != EVSSH_OK)
-    goto done;
+  int e = EVSSH_OK;
   if (spec == NULL || *spec == '\0') {
     *out = strdup(defaults);
     e = *out ? EVSSH_OK : EVSSH_ENOMEM;
     goto done;
   }
+  /* every session resolves five lists: the defaults are split only for
+     + - ^, the supported list only for a wildcard */
   char mode = (spec[0] == '+' || spec[0] == '-' || spec[0] == '^') ? spec[0] : 0;
   if ((e = split_commas(mode ? spec + 1 : spec, &pats)) != EVSSH_OK)
+    goto done;
+  if (mode && (e = split_commas(defaults, &def)) != EVSSH_OK)
     goto done;
   for (size_t i = 0; i < pats.n; i++) {
     if (pats.v[i][0] == '!') {
@@ -1217,6 +1257,8 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
         }
         bool any = false;
         if (has_wildcard(name)) {
+          if (sup.n == 0 && (e = split_commas(supported, &sup)) != EVSSH_OK)
+            break;
           for (size_t j = 0; j < sup.n && e == EVSSH_OK; j++) {
             if (evssh_config_match_pattern(sup.v[j], name)) {
               any = true;
@@ -1224,7 +1266,7 @@ int evssh_config_algorithms(const char *spec, const char *defaults, const char *
                 e = cfg_strlist_push(&result, sup.v[j]);
             }
           }
-        } else if (cfg_strlist_has(&sup, name)) {
+        } else if (csv_has(supported, name)) {
           any = true;
           if (!cfg_strlist_has(&result, name))
             e = cfg_strlist_push(&result, name);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -171,6 +172,9 @@ char *cfg_join_list(const strlist *l, const char *sep) {
 }
 
 void cfg_slot_clear(slot *s) {
+  /* most of a config's four layers of slots are never set */
+  if (!s->set && s->val == NULL && s->list.v == NULL)
+    return;
   free(s->val);
   s->val = NULL;
   cfg_strlist_free(&s->list);
@@ -190,13 +194,39 @@ bool cfg_is_list_type(enum kwtype t) {
   return t == T_ACCUM || t == T_MULTI || t == T_ACCUM_MULTI;
 }
 
+/* Every option lookup of every session comes here (options.c reads some
+   forty values per connect): an open-addressed index by first letter and
+   length, built once per process and only read afterwards, leaves one
+   strcasecmp per lookup. */
+#define KW_SLOTS 128
+static signed char kw_index[KW_SLOTS];
+static pthread_once_t kw_once = PTHREAD_ONCE_INIT;
+
+static unsigned kw_hash(const char *name, size_t len) {
+  return ((unsigned)tolower((unsigned char)name[0]) * 31u + (unsigned)len) % KW_SLOTS;
+}
+
+static void kw_fill(void) {
+  memset(kw_index, -1, sizeof kw_index);
+  for (int i = 0; i < K_COUNT; i++) {
+    unsigned h = kw_hash(cfg_keywords[i].name, strlen(cfg_keywords[i].name));
+    while (kw_index[h] >= 0)
+      h = (h + 1) % KW_SLOTS;
+    kw_index[h] = (signed char)i;
+  }
+}
+
 int cfg_keyword_index(const char *name) {
-  /* every option lookup of every session comes here: the first letter
-     rules out most of the table before a strcasecmp runs */
-  int first = tolower((unsigned char)name[0]);
-  for (int i = 0; i < K_COUNT; i++)
-    if (tolower((unsigned char)cfg_keywords[i].name[0]) == first && strcasecmp(cfg_keywords[i].name, name) == 0)
-      return i;
+  size_t len = strlen(name);
+  if (len > 0 && pthread_once(&kw_once, kw_fill) == 0) {
+    for (unsigned h = kw_hash(name, len); kw_index[h] >= 0; h = (h + 1) % KW_SLOTS)
+      if (strcasecmp(cfg_keywords[kw_index[h]].name, name) == 0)
+        return kw_index[h];
+  } else {
+    for (int i = 0; i < K_COUNT; i++)
+      if (strcasecmp(cfg_keywords[i].name, name) == 0)
+        return i;
+  }
   for (size_t i = 0; i < sizeof(keyword_aliases) / sizeof(keyword_aliases[0]); i++)
     if (strcasecmp(keyword_aliases[i].alias, name) == 0)
       return keyword_aliases[i].index;

@@ -453,14 +453,14 @@ int evssh_kex_start(evssh_kex *k, evssh_buf *out) {
 
 /* Shared secret from our key and the peer's; OpenSSL validates the peer
    key (point on curve, DH range) because we ask it to. */
-static int derive_secret(evssh_kex *k, EVP_PKEY *peer, unsigned char **sec, size_t *seclen) {
-  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->eph, NULL);
+/* The shared secret of ctx (a context for our ephemeral key) with peer. */
+static int derive_with(EVP_PKEY_CTX *ctx, EVP_PKEY *peer, bool validate, unsigned char **sec, size_t *seclen) {
   int rc = EVSSH_ENOMEM;
   size_t n = 0;
   unsigned char *s = NULL;
-  if (!ctx || EVP_PKEY_derive_init(ctx) != 1) goto done;
+  if (EVP_PKEY_derive_init(ctx) != 1) goto done;
   rc = EVSSH_EPROTO;
-  if (EVP_PKEY_derive_set_peer_ex(ctx, peer, 1) != 1) goto done;
+  if (EVP_PKEY_derive_set_peer_ex(ctx, peer, validate) != 1) goto done;
   if (EVP_PKEY_derive(ctx, NULL, &n) != 1 || n == 0) goto done;
   rc = EVSSH_ENOMEM;
   if (!(s = malloc(n))) goto done;
@@ -472,6 +472,34 @@ static int derive_secret(evssh_kex *k, EVP_PKEY *peer, unsigned char **sec, size
   rc = EVSSH_OK;
 done:
   free_secret(s, n);
+  return rc;
+}
+
+/* ECDH with the server's point (already checked to be on the curve; the
+   derive checks it again) */
+static int derive_secret(evssh_kex *k, EVP_PKEY *peer, unsigned char **sec, size_t *seclen) {
+  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->eph, NULL);
+  int rc = ctx ? derive_with(ctx, peer, true, sec, seclen) : EVSSH_ENOMEM;
+  EVP_PKEY_CTX_free(ctx);
+  return rc;
+}
+
+/* X25519 with the server's 32-byte value q. One context does both the
+   import of q and the derive: each context OpenSSL 3.0 makes looks its key
+   type up by name, which is most of what an import costs beside the curve
+   arithmetic. OpenSSL's check of an X25519 peer value is only that it is
+   there (any 32 bytes are a key, RFC 7748), so none is asked for; the
+   all-zero secret of a small-order value (RFC 8731) is refused by the
+   callers. */
+static int x25519_derive(evssh_kex *k, const unsigned char *q, unsigned char **sec, size_t *seclen) {
+  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->eph, NULL);
+  EVP_PKEY *peer = NULL;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)q, 32),
+                         OSSL_PARAM_construct_end()};
+  int rc = EVSSH_ENOMEM;
+  if (ctx && EVP_PKEY_fromdata_init(ctx) == 1 && EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) == 1)
+    rc = derive_with(ctx, peer, false, sec, seclen);
+  EVP_PKEY_free(peer);
   EVP_PKEY_CTX_free(ctx);
   return rc;
 }
@@ -572,8 +600,6 @@ static int handle_ecdh_reply(evssh_kex *k, evssh_reader *body, char *err, size_t
       evssh_errorf(err, errlen, "server X25519 public value has %zu bytes, not 32", qslen);
       return EVSSH_EPROTO;
     }
-    peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, q, qslen);
-    if (!peer) return EVSSH_ENOMEM;
   } else if ((rc = ec_peer(k, q, qslen, &peer))) {
     if (rc == EVSSH_EPROTO)
       evssh_errorf(err, errlen, "server ECDH public point is not a valid point of %s", k->m->group);
@@ -581,7 +607,7 @@ static int handle_ecdh_reply(evssh_kex *k, evssh_reader *body, char *err, size_t
   }
   unsigned char *sec = NULL;
   size_t seclen = 0;
-  rc = derive_secret(k, peer, &sec, &seclen);
+  rc = peer ? derive_secret(k, peer, &sec, &seclen) : x25519_derive(k, q, &sec, &seclen);
   EVP_PKEY_free(peer);
   if (rc == EVSSH_OK && all_zero(sec, seclen)) rc = EVSSH_EPROTO;
   if (rc) {
@@ -628,15 +654,9 @@ static int handle_hybrid_reply(evssh_kex *k, evssh_reader *body, char *err, size
     OPENSSL_cleanse(shared, sizeof shared);
     return rc == EVSSH_EINVAL ? EVSSH_ENOMEM : rc;   /* our own key failed its check: not the peer's fault */
   }
-  EVP_PKEY *peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, q + ct_len, 32);
-  if (!peer) {
-    OPENSSL_cleanse(shared, sizeof shared);
-    return EVSSH_ENOMEM;
-  }
   unsigned char *x = NULL;
   size_t xlen = 0;
-  rc = derive_secret(k, peer, &x, &xlen);
-  EVP_PKEY_free(peer);
+  rc = x25519_derive(k, q + ct_len, &x, &xlen);
   if (rc == EVSSH_OK && (xlen != 32 || all_zero(x, xlen))) rc = EVSSH_EPROTO;
   if (rc) {
     free_secret(x, xlen);

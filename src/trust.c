@@ -66,12 +66,16 @@ static int load_set(const trust_params *p, const char **files, size_t nfiles, ev
   return cache_knownhosts_load(p->cache, files, nfiles, host, port, NULL, kh, err, errlen);
 }
 
+/* alg is one of the comma-separated types (as evssh_hostkey_alg_matches
+   pairs an algorithm with a key type); no item is longer than a type name */
 static bool type_known(const char *alg, const char *types) {
   bool known = false;
   for (const char *t = types; t && *t && !known;) {
     size_t n = strcspn(t, ",");
     char one[64];
-    snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one ? n : sizeof one - 1), t);
+    size_t m = n < sizeof one ? n : sizeof one - 1;
+    memcpy(one, t, m);
+    one[m] = 0;
     known = evssh_hostkey_alg_matches(alg, one);
     t += n;
     if (*t == ',') t++;
@@ -91,14 +95,18 @@ int trust_order_hostkey_algs(const trust_params *p, const char *algs, char **out
   *out = NULL;
   const char *files[16];
   size_t n = known_files(p->opt, files, 16, NULL);
-  evssh_known_hosts *kh = NULL;
-  char err[256];
-  if (load_set(p, files, n, &kh, err, sizeof err) != EVSSH_OK) return EVSSH_OK;
+  const char *host;
+  int port;
+  lookup_name(p->opt, &host, &port);
   char *types = NULL;
-  int rc = evssh_knownhosts_loaded_types(kh, &types);
-  bool ca = evssh_knownhosts_has_cert_authority(kh);
-  evssh_knownhosts_free(kh);
-  if (rc) return rc;
+  bool ca = false;
+  char err[256];
+  /* read on the cache's own set: ordering needs no copy of it */
+  int rc = cache_knownhosts_order_info(p->cache, files, n, host, port, &types, &ca, err, sizeof err);
+  if (rc) {
+    free(types);
+    return rc == EVSSH_ENOMEM ? rc : EVSSH_OK;   /* unreadable files: the order stays */
+  }
   /* first: the certificate algorithms when a CA may vouch for the host
      (ssh's order_hostkeyalgs), and the types known for it; then the other
      plain types; certificates without a CA last: ssh would only drop the
@@ -113,7 +121,9 @@ int trust_order_hostkey_algs(const trust_params *p, const char *algs, char **out
   for (const char *a = algs; *a;) {
     size_t len = strcspn(a, ",");
     char alg[128];
-    snprintf(alg, sizeof alg, "%.*s", (int)(len < sizeof alg ? len : sizeof alg - 1), a);
+    size_t m = len < sizeof alg ? len : sizeof alg - 1;
+    memcpy(alg, a, m);
+    alg[m] = 0;
     bool cert = evssh_cert_is_cert_name(alg);
     char *to = (cert && ca) || (!cert && type_known(alg, types)) ? first : cert ? last : middle;
     if (len) append(to, a, len);

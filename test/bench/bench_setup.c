@@ -45,6 +45,12 @@ static double sys_s(void) {
   return (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+static long minflt(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+
 static int one_session(const harness_peer *p, const char *kex, evssh_cache *cache) {
   char port[16];
   snprintf(port, sizeof port, "%d", p->port);
@@ -101,16 +107,18 @@ int main(int argc, char **argv) {
     return 1;
   }
   double u0 = user_s(), s0 = sys_s();
+  long f0 = minflt();
   CALLGRIND_START_INSTRUMENTATION;
   for (int i = 0; i < n; i++) one_session(&p, kex, cache);
   CALLGRIND_STOP_INSTRUMENTATION;
   double u1 = user_s(), s1 = sys_s();
+  long f1 = minflt();
   /* user and kernel apart: the kernel's share (TCP connect, poll, the
      socket writes) is no instruction of ours but is paid all the same */
   printf("%s: %d session(s) connect + exec \"echo ok\" + close: %.3f ms client CPU per session "
-         "(user %.3f, sys %.3f)%s\n",
+         "(user %.3f, sys %.3f), %.1f minor page faults per session%s\n",
          kex, n, (u1 - u0 + s1 - s0) * 1e3 / n, (u1 - u0) * 1e3 / n, (s1 - s0) * 1e3 / n,
-         shared ? " (shared cache)" : "");
+         (double)(f1 - f0) / n, shared ? " (shared cache)" : "");
   evssh_cache_free(cache);
   harness_sshd_stop(&p);
   return 0;

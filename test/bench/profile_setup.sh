@@ -36,7 +36,9 @@ BEGIN {
       if (line !~ /src\/[a-z0-9_]+\.c:[A-Za-z0-9_.]+/) continue
       if (line ~ /=>/) continue
       x = line; gsub(/,/, "", x); split(x, w, " ")
-      fn = line; sub(/^.*src\//, "", fn); sub(/ .*$/, "", fn); sub(/\.(constprop|isra|part)\..*$/, "", fn)
+      # the first src/FILE.c:FUNCTION of the line (the object path after it may hold "src/" too)
+      match(line, /src\/[a-z0-9_]+\.c:[A-Za-z0-9_.]+/); fn = substr(line, RSTART + 4, RLENGTH - 4)
+      sub(/\.(constprop|isra|part)\..*$/, "", fn)
       if (!cost[m, fn]) cost[m, fn] = w[1] + 0
     }
   }
@@ -47,7 +49,7 @@ BEGIN {
   printf "\n"
   for (i = 1; i <= n; i++) {
     m = meth[i]
-    x25519[m] = ir(m, "kex.c:x25519_keygen") + ir(m, "kex.c:derive_secret")
+    x25519[m] = ir(m, "kex.c:x25519_keygen") + ir(m, "kex.c:x25519_derive") + ir(m, "kex.c:derive_secret")
     mlkem[m] = ir(m, "mlkem.c:mlkem768_keygen") + ir(m, "mlkem.c:mlkem768_decaps")
     sntrup[m] = ir(m, "sntrup761.c:sntrup761_keygen") + ir(m, "sntrup761.c:sntrup761_decaps")
     kex[m] = ir(m, "kex.c:evssh_kex_start") + ir(m, "kex.c:evssh_kex_handle") + ir(m, "kex.c:evssh_kex_derive")
@@ -56,7 +58,7 @@ BEGIN {
     kh[m] = ir(m, "trust.c:trust_order_hostkey_algs") + ir(m, "trust.c:trust_check_hostkey")
     cfg[m] = ir(m, "session.c:session_resolve_options")
     # through the cache (a hit or, with no cache, the plain load inside)
-    kl[m] = ir(m, "cache.c:cache_key_load_private") + ir(m, "cache.c:cache_key_load_public")
+    kl[m] = ir(m, "cache.c:cache_key_load_private") + ir(m, "cache.c:cache_key_load_private_seen") + ir(m, "cache.c:cache_key_load_public")
     if (!kl[m]) kl[m] = ir(m, "keys.c:evssh_key_load_private") + ir(m, "keys.c:evssh_key_load_public")
     sg[m] = ir(m, "keys.c:evssh_key_sign")
     ch[m] = ir(m, "exec.c:evssh_session_exec_wait") + ir(m, "loop.c:evssh_session_close")
