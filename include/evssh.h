@@ -1708,8 +1708,10 @@ EVSSH_API int evssh_multi_timeout(evssh_multi *m);
  * the next session). Entries are bounded in number, least recently used
  * first out.
  *
- * It also keeps the %C hash of each distinct (local host, host, port,
- * user, ProxyJump host), which depends on nothing else, and the identity
+ * It also keeps the local user's password-database entry (for a default
+ * User, `~` and the %u/%d/%i tokens; read only when a value needs it) while
+ * /etc/passwd is unchanged, the %C hash of each distinct (local host,
+ * host, port, user, ProxyJump host), which depends on nothing else, and the identity
  * list of each ssh-agent, which no file describes, so it has a lifetime of
  * its own: a list is kept by the agent's socket path (SSH_AUTH_SOCK or
  * IdentityAgent) for EVSSH_CACHE_AGENT_TTL_MS (2 s, about one
