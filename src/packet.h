@@ -22,6 +22,8 @@ typedef struct packet_dir {
 
 typedef struct evssh_packet {
   evssh_buf in;           /* received bytes; decrypted in place */
+  size_t in_high;         /* the furthest end of received bytes in `in` (the
+                             reader keeps it): what packet_free wipes */
   evssh_buf out;          /* framed, encrypted bytes waiting for the socket */
   packet_dir tx, rx;
   /* receive state of the packet at the front of in */

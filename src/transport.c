@@ -804,6 +804,7 @@ static int read_input(evssh_transport *t) {
     ssize_t n = recv(t->fd, t->pkt.in.data + t->pkt.in.len, room, 0);
     if (n > 0) {
       t->pkt.in.len += (size_t)n;
+      if (t->pkt.in.len > t->pkt.in_high) t->pkt.in_high = t->pkt.in.len;
       total += (size_t)n;
       t->undispatched = true;
       if ((size_t)n < room) break;   /* the socket is drained */
