@@ -1443,14 +1443,17 @@ bool conn_busy(const evssh_conn *c, bool include_invisible) {
 
 bool conn_close_all(evssh_conn *c) {
   if (!c || !usable(c)) return true;
+  bool all_done = true;
   for (size_t i = 0; i < c->table_size; i++) {
     evssh_channel *ch = c->table[i];
-    if (ch && ch->state != CHAN_DONE && !ch->close_wanted) {
+    if (!ch || ch->state == CHAN_DONE) continue;   /* DONE: its on_close may be running */
+    all_done = false;
+    if (!ch->close_wanted) {
       ch->close_wanted = true;
       channel_flush(ch);
     }
   }
-  return c->channel_count == 0;
+  return all_done;
 }
 
 void conn_abort(evssh_conn *c, int code) {

@@ -778,7 +778,7 @@ static int step_flush(evssh_session *s) {
 }
 
 static void finish_close(evssh_session *s, int code) {
-  if (s->transport) transport_flush(s->transport);
+  /* what is queued leaves with the DISCONNECT (session_teardown) */
   if (!s->diag.error_code) {
     s->diag.error_code = EVSSH_ECLOSED;
     diag_note(&s->diag, "session closed");

@@ -166,10 +166,9 @@ bool transport_closed(const evssh_transport *t) { return t->phase == PHASE_CLOSE
 
 int transport_disconnect(evssh_transport *t, uint32_t reason, const char *text) {
   if (t->phase == PHASE_CLOSED) return EVSSH_ECLOSED;
-  if (t->phase == PHASE_PACKETS && !t->kex_running) {
-    queue_disconnect(t, reason, text ? text : "disconnected by user");
-    flush_best_effort(t);
-  }
+  if (t->phase == PHASE_PACKETS && !t->kex_running) queue_disconnect(t, reason, text ? text : "disconnected by user");
+  /* what was queued before (a channel's CLOSE) and the DISCONNECT: one write */
+  flush_best_effort(t);
   t->phase = PHASE_CLOSED;
   if (t->error_code == 0) {
     t->error_code = EVSSH_ECLOSED;

@@ -128,7 +128,12 @@ static void job_done(ev_job *j) {
   if (!j->done) ev_finished++;
   j->done = true;
 }
-static void ev_closed(evssh_channel *ch, void *ud) { job_done(ud); }
+/* the session closes as soon as its command is done, as the AsyncSSH
+   peer's `async with connect()` does */
+static void ev_closed(evssh_channel *ch, void *ud) {
+  evssh_session_close_async(evssh_channel_session(ch), NULL, NULL);
+  job_done(ud);
+}
 static void ev_ready(evssh_session *s, int status, void *ud) {
   ev_job *j = ud;
   j->status = status;
