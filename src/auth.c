@@ -947,7 +947,9 @@ static int handle_failure(struct evssh_auth *a, evssh_reader *body) {
 
 int auth_handle_packet(evssh_auth *a, uint8_t msg, evssh_reader *body) {
   if (!a || a->state == A_DONE) return EVSSH_OK;
-  if (a->service_pending && msg != SSH_MSG_SERVICE_ACCEPT)
+  /* a banner that comes early (RFC 4252 puts it after the accept) is taken
+     as the classic exchange took it */
+  if (a->service_pending && msg != SSH_MSG_SERVICE_ACCEPT && msg != SSH_MSG_USERAUTH_BANNER)
     return auth_fail(a, EVSSH_EPROTO, "server sent message %u before accepting the ssh-userauth service", msg);
   switch (msg) {
   case SSH_MSG_SERVICE_ACCEPT:

@@ -78,6 +78,7 @@ struct evssh_channel {
   uint32_t remote_max_packet;
 
   bool eof_wanted, eof_sent, close_wanted, close_sent;
+  bool closing_told;           /* retiring and past its reply callbacks: on_close runs or ran */
   bool eof_received, close_received;
 
   chan_segment *out_head, *out_tail;
@@ -364,6 +365,7 @@ static void channel_retire(evssh_channel *ch, bool run_on_close) {
     free(e->extra);
     free(e);
   }
+  ch->closing_told = true;
   if (run_on_close && ch->on_close) ch->on_close(ch, ch->on_close_ud);
   table_remove(c, ch);
   ch->next_dead = c->dead;
@@ -1446,7 +1448,10 @@ bool conn_close_all(evssh_conn *c) {
   bool all_done = true;
   for (size_t i = 0; i < c->table_size; i++) {
     evssh_channel *ch = c->table[i];
-    if (!ch || ch->state == CHAN_DONE) continue;   /* DONE: its on_close may be running */
+    /* retired, its on_close running (a program closing the session from
+       the last channel's on_close): closed. Retired but still in its reply
+       callbacks: on_close is still to come, before the session's. */
+    if (!ch || (ch->state == CHAN_DONE && ch->closing_told)) continue;
     all_done = false;
     if (!ch->close_wanted) {
       ch->close_wanted = true;

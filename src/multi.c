@@ -197,19 +197,21 @@ static void ep_del(evssh_multi *m, int fd, unsigned kind, size_t index) {
 
 /* Make the session's registration match its fd and interest. force: the
    fd may have been closed and reopened under the same number (connect
-   tries one socket per address), so re-register even if nothing differs. */
-static void sync_session(evssh_multi *m, size_t i, bool force) {
+   tries one socket per address), so re-register even if nothing differs.
+   False when the fd could not be registered (asked again later). */
+static bool sync_session(evssh_multi *m, size_t i, bool force) {
   member *mb = &m->members[i];
   int fd = evssh_session_fd(mb->s);
   uint32_t ev = fd >= 0 ? to_epoll(evssh_session_events(mb->s)) : 0;
-  if (!force && fd == mb->reg_fd && ev == mb->reg_events) return;
+  if (!force && fd == mb->reg_fd && ev == mb->reg_events) return true;
   if (mb->reg_fd >= 0 && mb->reg_fd != fd) ep_del(m, mb->reg_fd, FD_SESSION, i);
   mb->reg_fd = -1;
   mb->reg_events = 0;
-  if (fd >= 0 && ep_set(m, fd, ev, FD_SESSION, i) == EVSSH_OK) {
-    mb->reg_fd = fd;
-    mb->reg_events = ev;
-  }
+  if (fd < 0) return true;
+  if (ep_set(m, fd, ev, FD_SESSION, i) != EVSSH_OK) return false;
+  mb->reg_fd = fd;
+  mb->reg_events = ev;
+  return true;
 }
 
 static bool listener_in(const int *fds, size_t n, int fd) {
@@ -218,8 +220,11 @@ static bool listener_in(const int *fds, size_t n, int fd) {
   return false;
 }
 
-/* Make the registered listen_to set match the session's. */
-static int sync_listeners(evssh_multi *m, size_t i) {
+/* Make the registered listen_to set match the session's. *complete is
+   false when an fd had to be left out (another member's entry for that
+   number is still registered, or epoll refused it): asked again later. */
+static int sync_listeners(evssh_multi *m, size_t i, bool *complete) {
+  *complete = true;
   member *mb = &m->members[i];
   int fds[MAX_LISTENERS_PER_SESSION], evs[MAX_LISTENERS_PER_SESSION];
   size_t n = evssh_session_listeners(mb->s, fds, evs, MAX_LISTENERS_PER_SESSION);
@@ -255,8 +260,9 @@ static int sync_listeners(evssh_multi *m, size_t i) {
     mb->levents[kept] = evs[k];
     kept++;
   }
-  /* when something was skipped the sets differ and the next pass tries again */
+  /* when something was skipped the sets differ and the next ask tries again */
   mb->nlisteners = kept;
+  *complete = kept == n;
   return EVSSH_OK;
 }
 
@@ -470,9 +476,14 @@ static int refresh_member(evssh_multi *m, size_t i, int64_t now) {
   m->due[i] = t < 0 ? NO_DEADLINE : now + t;
   set_on_process(m, mb, evssh_session_has_on_process(s));
   mb->busy = member_busy(s);
-  sync_session(m, i, mb->force);
+  bool fd_done = sync_session(m, i, mb->force);
   mb->force = false;
-  return sync_listeners(m, i);
+  bool listeners_done;
+  int rc = sync_listeners(m, i, &listeners_done);
+  /* what could not be registered yet (an fd number another member still
+     holds, which its own turn in this sweep may release) is tried again */
+  if (rc == EVSSH_OK && (!fd_done || !listeners_done)) mark_dirty(m, i);
+  return rc;
 }
 
 /* Brings the members touched or handled since the last sweep up to date
@@ -490,11 +501,17 @@ static int sweep(evssh_multi *m, int wait_ms, bool queue) {
     for (size_t i = 0; i < m->count && rc == EVSSH_OK; i++)
       if (!m->members[i].removed) rc = refresh_member(m, i, now);
   } else {
-    /* members touched while being asked are asked again next time */
-    size_t n = m->ndirty;
-    for (size_t k = 0; k < n && rc == EVSSH_OK; k++) {
-      size_t i = m->dirty[k];
-      if (i < m->count && m->members[i].dirty && !m->members[i].removed) rc = refresh_member(m, i, now);
+    /* Two rounds: the second takes the members marked again during the
+       first (one whose fd number another member released meanwhile);
+       members touched after that are asked next time. */
+    size_t n = 0;
+    for (int round = 0; round < 2 && rc == EVSSH_OK && n < m->ndirty; round++) {
+      size_t end = m->ndirty;
+      for (size_t k = n; k < end && rc == EVSSH_OK; k++) {
+        size_t i = m->dirty[k];
+        if (i < m->count && m->members[i].dirty && !m->members[i].removed) rc = refresh_member(m, i, now);
+      }
+      n = end;
     }
     if (rc == EVSSH_OK && n > 0) {
       memmove(m->dirty, m->dirty + n, (m->ndirty - n) * sizeof *m->dirty);

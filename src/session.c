@@ -850,6 +850,10 @@ int evssh_session_handle_events(evssh_session *s, int revents) {
   s->depth++;
   int rc = iterate(s, revents);
   s->depth--;
+  /* a pass changes what the multi knows (a channel opened, auth done, a
+     rekey started), also when it ran in a loop of the session's own (a
+     blocking call on a member, Ruby's exec!) rather than the multi's */
+  touched(s);
   if (rc < 0 && s->state != SESSION_CLOSED) session_fail(s, rc, "%s", evssh_strerror(rc));
   if (s->state == SESSION_CLOSED) return session_result(s);
   return EVSSH_OK;

@@ -275,12 +275,46 @@ START_TEST(test_close_without_channels) {
 }
 END_TEST
 
+/* Closing the session from the last channel's on_close (a program that
+   runs one command and goes): the channel's CLOSE and the DISCONNECT leave
+   in one write, and the session is closed when on_close returns. */
+typedef struct run_then_close {
+  bool closed_in_cb;
+  int oks;
+} run_then_close;
+static void rtc_out(evssh_channel *ch, evssh_stream st, const char *d, size_t n, void *ud) {
+  if (st == EVSSH_STDOUT && n == 3) ((run_then_close *)ud)->oks++;
+}
+static void rtc_closed(evssh_channel *ch, void *ud) {
+  evssh_session *s = evssh_channel_session(ch);
+  ck_assert_int_eq(evssh_session_close_async(s, NULL, NULL), EVSSH_OK);
+  ((run_then_close *)ud)->closed_in_cb = evssh_session_closed(s);
+}
+static bool rtc_running(evssh_session *s, void *ud) { return !evssh_session_closed(s); }
+
+START_TEST(test_close_from_last_on_close) {
+  evssh_session *s = connected_session();
+  run_then_close r = {false, 0};
+  reset_counts();
+  evssh_channel *ch = evssh_session_exec(s, "echo ok", rtc_out, &r);
+  ck_assert_ptr_nonnull(ch);
+  evssh_channel_on_close(ch, rtc_closed, &r);
+  evssh_session_loop(s, -1, rtc_running, &r);
+  ck_assert_int_eq(r.oks, 1);
+  ck_assert(r.closed_in_cb);
+  /* CHANNEL_OPEN; the exec request; CLOSE + DISCONNECT */
+  ck_assert_int_eq(sends, 3);
+  evssh_session_free(s);
+}
+END_TEST
+
 static Suite *rtt_suite(void) {
   Suite *su = suite_create("exec_rtt");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_connect_writes);
   tcase_add_test(tc, test_close_without_channels);
+  tcase_add_test(tc, test_close_from_last_on_close);
   tcase_add_test(tc, test_exec_wait_writes_and_passes);
   tcase_add_test(tc, test_multi_exec_writes_and_passes);
   tcase_add_test(tc, test_chained_execs_from_callbacks);

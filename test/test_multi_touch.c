@@ -8,7 +8,11 @@
  *   - whatever the program (or another session's callback) does to a
  *     member between iterations is seen: data queued on a channel, EOF,
  *     a listen_to fd, close_async, on_process set (run in the next
- *     iteration, which I/O paces), a send from another session's on_data. Each is waited for with evssh_multi_loop(-1): a
+ *     iteration, which I/O paces), a send from another session's on_data;
+ *     an fd two members listen to, or whose number one member's old
+ *     socket had, goes to the member that still wants it; a channel that
+ *     opened inside a member's own loop gets its on_process from the
+ *     multi. Each is waited for with evssh_multi_loop(-1): a
  *     change the multi missed would sleep forever, and the test case's
  *     timeout fails it.
  * Skips (77) without sshd. */
@@ -254,12 +258,137 @@ START_TEST(test_changes_between_iterations_are_seen) {
 }
 END_TEST
 
+/* ---- fds handed from one member to another ---- */
+
+static int fired_a, fired_b;
+static void read_a(evssh_session *s, int fd, int ev, void *ud) {
+  char b[16];
+  if (read(fd, b, sizeof b) > 0) fired_a++;
+}
+static void read_b(evssh_session *s, int fd, int ev, void *ud) {
+  char b[16];
+  if (read(fd, b, sizeof b) > 0) fired_b++;
+}
+static void ignore_io(evssh_session *s, int fd, int ev, void *ud) {}
+
+/* A and B both listen to one pipe; the multi can register it for one of
+   them only (A). When A stops listening (or leaves the multi), B takes it
+   over at once. */
+static void shared_fd_handover(bool remove_a) {
+  evssh_multi *m = evssh_multi_new();
+  evssh_session *a = evssh_session_new("127.0.0.1"), *b = evssh_session_new("127.0.0.1");
+  ck_assert_int_eq(evssh_multi_add(m, a), EVSSH_OK);
+  ck_assert_int_eq(evssh_multi_add(m, b), EVSSH_OK);
+  int p[2];
+  ck_assert_int_eq(pipe(p), 0);
+  ck_assert_int_eq(evssh_session_listen_to(a, p[0], EVSSH_READ, read_a, NULL), EVSSH_OK);
+  ck_assert_int_eq(evssh_session_listen_to(b, p[0], EVSSH_READ, read_b, NULL), EVSSH_OK);
+  evssh_multi_process(m, 0, NULL, NULL);
+  /* B was asked and left without the fd; it is not touched again */
+  if (remove_a) ck_assert_int_eq(evssh_multi_remove(m, a), EVSSH_OK);
+  else ck_assert_int_eq(evssh_session_stop_listening_to(a, p[0]), EVSSH_OK);
+  fired_a = fired_b = 0;
+  ck_assert_int_eq(write(p[1], "x", 1), 1);
+  for (int i = 0; i < 5 && !fired_b; i++) evssh_multi_process(m, 200, NULL, NULL);
+  ck_assert_int_eq(fired_a, 0);
+  ck_assert_int_eq(fired_b, 1);
+  close(p[0]);
+  close(p[1]);
+  if (!remove_a) evssh_multi_remove(m, a);
+  evssh_multi_remove(m, b);
+  evssh_session_free(a);
+  evssh_session_free(b);
+  evssh_multi_free(m);
+}
+
+START_TEST(test_shared_fd_stop) { shared_fd_handover(false); }
+END_TEST
+START_TEST(test_shared_fd_remove) { shared_fd_handover(true); }
+END_TEST
+
+/* A stops listening to fd N and closes it; B (asked before A in the same
+   sweep) listens to a new pipe that got the number N. */
+START_TEST(test_fd_number_reused_by_another_member) {
+  evssh_multi *m = evssh_multi_new();
+  evssh_session *a = evssh_session_new("127.0.0.1"), *b = evssh_session_new("127.0.0.1");
+  ck_assert_int_eq(evssh_multi_add(m, a), EVSSH_OK);
+  ck_assert_int_eq(evssh_multi_add(m, b), EVSSH_OK);
+  int pa[2], q[2], pb[2];
+  ck_assert_int_eq(pipe(pa), 0);
+  ck_assert_int_eq(pipe(q), 0);
+  ck_assert_int_eq(evssh_session_listen_to(a, pa[0], EVSSH_READ, read_a, NULL), EVSSH_OK);
+  evssh_multi_process(m, 0, NULL, NULL);   /* pa[0] registered as A's */
+  ck_assert_int_eq(evssh_session_listen_to(b, q[0], EVSSH_READ, ignore_io, NULL), EVSSH_OK);   /* B first */
+  ck_assert_int_eq(evssh_session_stop_listening_to(a, pa[0]), EVSSH_OK);
+  int old = pa[0];
+  close(pa[0]);
+  ck_assert_int_eq(pipe(pb), 0);
+  ck_assert_int_eq(pb[0], old);   /* the lowest free number comes back */
+  ck_assert_int_eq(evssh_session_listen_to(b, pb[0], EVSSH_READ, read_b, NULL), EVSSH_OK);
+  fired_b = 0;
+  ck_assert_int_eq(write(pb[1], "x", 1), 1);
+  for (int i = 0; i < 5 && !fired_b; i++) evssh_multi_process(m, 200, NULL, NULL);
+  ck_assert_int_eq(fired_b, 1);
+  close(pa[1]);
+  close(q[0]);
+  close(q[1]);
+  close(pb[0]);
+  close(pb[1]);
+  evssh_multi_remove(m, a);
+  evssh_multi_remove(m, b);
+  evssh_session_free(a);
+  evssh_session_free(b);
+  evssh_multi_free(m);
+}
+END_TEST
+
+/* A member's channel opens inside the member's own loop (a blocking call
+   on a member, Ruby's exec!): the multi still learns it has on_process. */
+static bool open_pending(evssh_session *s, void *ud) { return !((cat *)ud)->open; }
+/* opened, nothing sent on it: no packet tells the multi */
+static void quiet_opened(evssh_channel *ch, void *ud) { ((cat *)ud)->open = true; }
+static bool processed_twice(evssh_multi *m, void *ud) { return ((cat *)ud)->processed < 2; }
+
+START_TEST(test_change_inside_members_own_loop) {
+  evssh_multi *m = evssh_multi_new();
+  evssh_session *b = connected_session(), *other = connected_session();
+  ck_assert_int_eq(evssh_multi_add(m, b), EVSSH_OK);
+  ck_assert_int_eq(evssh_multi_add(m, other), EVSSH_OK);
+  for (int k = 0; k < 5; k++) evssh_multi_process(m, 50, NULL, NULL);   /* settle */
+  cat c, o;
+  memset(&c, 0, sizeof c);
+  memset(&o, 0, sizeof o);
+  c.ch = evssh_session_open_channel(b, quiet_opened, &c);
+  ck_assert_ptr_nonnull(c.ch);
+  evssh_channel_on_process(c.ch, cat_process, &c);
+  evssh_multi_process(m, 0, NULL, NULL);   /* the multi asks b: still opening */
+  ck_assert_int_ge(evssh_session_loop(b, -1, open_pending, &c), 0);   /* confirmed in b's own loop */
+  int at = c.processed;
+  /* the multi's iterations, paced by another member's cat, run it */
+  o.ch = evssh_session_open_channel(other, cat_opened, &o);
+  ck_assert_ptr_nonnull(o.ch);
+  ck_assert_int_eq(evssh_channel_send_data(o.ch, "0123456789", 10), EVSSH_OK);
+  ck_assert_int_ge(evssh_multi_loop(m, -1, processed_twice, &c), 0);
+  ck_assert_int_gt(c.processed, at);
+  evssh_channel_on_process(c.ch, NULL, NULL);
+  evssh_multi_remove(m, b);
+  evssh_multi_remove(m, other);
+  evssh_session_free(b);
+  evssh_session_free(other);
+  evssh_multi_free(m);
+}
+END_TEST
+
 static Suite *touch_suite(void) {
   Suite *su = suite_create("multi_touch");
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_idle_members_not_asked);
   tcase_add_test(tc, test_changes_between_iterations_are_seen);
+  tcase_add_test(tc, test_shared_fd_stop);
+  tcase_add_test(tc, test_shared_fd_remove);
+  tcase_add_test(tc, test_fd_number_reused_by_another_member);
+  tcase_add_test(tc, test_change_inside_members_own_loop);
   suite_add_tcase(su, tc);
   return su;
 }
