@@ -356,6 +356,13 @@ static int try_next_address(evssh_connector *c) {
     }
     int one = 1;
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* The server's first flight is its banner and its KEXINIT, over
+       CONNECT_RCVLOWAT bytes from any server (a KEXINIT alone is longer):
+       the poll reports the socket once for both rather than first for the
+       banner alone (a FIN is reported whatever came). The transport sets
+       it back to 1 at its first read (whoever drives it must: see io.h). */
+    int lowat = CONNECT_RCVLOWAT;
+    setsockopt(s, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
     if (!bind_source(c, s, ai, addr)) {
       close(s);
       continue;

@@ -55,6 +55,11 @@ int  connector_errno(const evssh_connector *c);
 int  connector_start_pipe(const io_pipe_ops *ops, void *ctx, evssh_connector **out);
 /* true when the connector carries a pipe and must live as long as the session */
 bool connector_has_pipe(const evssh_connector *c);
+/* A TCP socket the connector hands out has SO_RCVLOWAT set to this (fewer
+   bytes than any server's banner + KEXINIT), so the first poll reports it
+   once for both; the transport sets it back to 1 at its first read, and
+   anyone else reading the socket must too. */
+#define CONNECT_RCVLOWAT 64
 /* after the connect: the pipe's poll fd, timeout, and one step that reports
    the transport end's readiness (pipe connectors only) */
 int  connector_pipe_handle(evssh_connector *c, int *transport_revents, char *err, size_t errlen);

@@ -54,6 +54,7 @@ struct evssh_transport {
   int rekey_seconds;
   int kex_timeout_ms;
   int log_level;                /* messages above it are not even formatted */
+  bool rcvlowat_first;          /* the first read: SO_RCVLOWAT may be raised (io.c) */
 
   evssh_packet pkt;
   tr_phase phase;
@@ -200,6 +201,7 @@ int transport_new(int fd, const evssh_transport_config *cfg, const evssh_transpo
   t->rekey_seconds = cfg && cfg->rekey_seconds > 0 ? cfg->rekey_seconds : 3600;
   t->kex_timeout_ms = KEX_TIMEOUT_MS_DEFAULT;
   t->log_level = EVSSH_LOG_PACKET;
+  t->rcvlowat_first = true;
   snprintf(t->client_version, sizeof t->client_version, "%s",
            cfg && cfg->client_version ? cfg->client_version : "SSH-2.0-evssh_" PACKAGE_VERSION);
   if (rc) {
@@ -352,6 +354,7 @@ static int send_kexinit(evssh_transport *t) {
 }
 
 void transport_set_log_level(evssh_transport *t, int level) { t->log_level = level; }
+
 
 void transport_set_kex_timeout(evssh_transport *t, int ms) {
   t->kex_timeout_ms = ms > 0 ? ms : KEX_TIMEOUT_MS_DEFAULT;
@@ -801,6 +804,15 @@ static int read_input(evssh_transport *t) {
       return transport_fail(t, EVSSH_ENOMEM, "out of memory");
     size_t room = t->pkt.in.cap - t->pkt.in.len;
     ssize_t n = recv(t->fd, t->pkt.in.data + t->pkt.in.len, room, 0);
+    if (t->rcvlowat_first) {
+      /* A socket the connector made waits for the server's banner and
+         KEXINIT together (io.c CONNECT_RCVLOWAT); from here on every byte
+         counts. Whoever made the fd, it is set back to the default 1 (a
+         pipe refuses, which is no matter). */
+      int one = 1;
+      setsockopt(t->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+      t->rcvlowat_first = false;
+    }
     if (n > 0) {
       t->pkt.in.len += (size_t)n;
       if (t->pkt.in.len > t->pkt.in_high) t->pkt.in_high = t->pkt.in.len;

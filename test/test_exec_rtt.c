@@ -10,7 +10,8 @@
  * packets are split into reads, so the counts are exact on a loaded
  * machine. The connect is checked the same way: our banner and KEXINIT
  * leave in one write, no pass writes twice, and the first userauth request
- * leaves with the SERVICE_REQUEST, before the server accepted the service.
+ * leaves with the SERVICE_REQUEST, before the server accepted the service,
+ * and the server's banner does not wake the client before its KEXINIT.
  * Skips (77) without sshd. */
 #include "evssh.h"
 #include "harness.h"
@@ -32,6 +33,8 @@ static int nwatched;
 static bool watch_all;         /* count every send and pass (during a connect) */
 static int sends;              /* send() calls on a watched fd */
 static size_t first_send_len;  /* length of the first send counted */
+static ssize_t first_recv_len; /* what the first recv counted returned */
+static int recvs;
 static int pass_sends, max_pass_sends;   /* sends in the current / the busiest pass */
 static int passes;             /* evssh_session_handle_events calls */
 static int write_only_passes;  /* ... woken for writing alone */
@@ -47,6 +50,8 @@ static bool is_watched(int fd) {
 static void reset_counts(void) {
   sends = passes = write_only_passes = timeout_passes = 0;
   first_send_len = 0;
+  first_recv_len = -1;
+  recvs = 0;
   pass_sends = max_pass_sends = 0;
 }
 
@@ -58,6 +63,14 @@ ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags) {
     if (++pass_sends > max_pass_sends) max_pass_sends = pass_sends;
   }
   return __real_send(fd, buf, len, flags);
+}
+
+ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags) {
+  ssize_t n = __real_recv(fd, buf, len, flags);
+  if (is_watched(fd) && recvs++ == 0) first_recv_len = n;
+  return n;
 }
 
 int __real_evssh_session_handle_events(evssh_session *s, int revents);
@@ -243,6 +256,14 @@ START_TEST(test_connect_writes) {
   ck_assert_int_eq(rc, EVSSH_OK);
   /* "SSH-2.0-evssh_<version>\r\n" alone is under 64 bytes; KEXINIT with it */
   ck_assert_uint_gt(first_send_len, 200);
+  /* the server's banner (40 bytes from this sshd) did not wake us alone:
+     SO_RCVLOWAT held the first read back until its KEXINIT was there too,
+     and is back to 1 now */
+  ck_assert_int_gt(first_recv_len, 200);
+  int lowat = 0;
+  socklen_t ll = sizeof lowat;
+  ck_assert_int_eq(getsockopt(evssh_session_fd(s), SOL_SOCKET, SO_RCVLOWAT, &lowat, &ll), 0);
+  ck_assert_int_eq(lowat, 1);
   /* what a pass learned it answers in one write: NEWKEYS, SERVICE_REQUEST
      and the signed publickey request together */
   ck_assert_int_eq(max_pass_sends, 1);

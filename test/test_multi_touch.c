@@ -31,6 +31,14 @@ static harness_peer peer;
 static evssh_session *counted[MAX_SESSIONS];
 static int timeout_calls[MAX_SESSIONS];
 
+static int slot_moves;   /* session_set_multi_slot calls: members renumbered */
+void __real_session_set_multi_slot(evssh_session *s, size_t slot);
+void __wrap_session_set_multi_slot(evssh_session *s, size_t slot);
+void __wrap_session_set_multi_slot(evssh_session *s, size_t slot) {
+  slot_moves++;
+  __real_session_set_multi_slot(s, slot);
+}
+
 int __real_evssh_session_timeout(const evssh_session *s);
 int __wrap_evssh_session_timeout(const evssh_session *s);
 int __wrap_evssh_session_timeout(const evssh_session *s) {
@@ -379,6 +387,32 @@ START_TEST(test_change_inside_members_own_loop) {
 }
 END_TEST
 
+/* Removing members one by one from the front (sessions closing in the
+   order they started) must not renumber every later member each time:
+   that made closing N sessions O(N^2). */
+START_TEST(test_removals_amortised) {
+  enum { N = 40 };
+  evssh_multi *m = evssh_multi_new();
+  evssh_session *s[N];
+  for (int i = 0; i < N; i++) {
+    s[i] = evssh_session_new("127.0.0.1");
+    ck_assert_int_eq(evssh_multi_add(m, s[i]), EVSSH_OK);
+  }
+  slot_moves = 0;
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(evssh_multi_remove(m, s[i]), EVSSH_OK);
+    evssh_multi_process(m, 0, NULL, NULL);
+    /* the others are still members */
+    if (i + 1 < N) ck_assert_int_eq(evssh_multi_add(m, s[i + 1]), EVSSH_EINVAL);
+  }
+  printf("removing %d members from the front renumbered members %d times\n", N, slot_moves);
+  /* compacting at each removal: 39 + 38 + ... = 780 */
+  ck_assert_int_le(slot_moves, 3 * N);
+  for (int i = 0; i < N; i++) evssh_session_free(s[i]);
+  evssh_multi_free(m);
+}
+END_TEST
+
 static Suite *touch_suite(void) {
   Suite *su = suite_create("multi_touch");
   TCase *tc = tcase_create("core");
@@ -389,6 +423,7 @@ static Suite *touch_suite(void) {
   tcase_add_test(tc, test_shared_fd_remove);
   tcase_add_test(tc, test_fd_number_reused_by_another_member);
   tcase_add_test(tc, test_change_inside_members_own_loop);
+  tcase_add_test(tc, test_removals_amortised);
   suite_add_tcase(su, tc);
   return su;
 }
