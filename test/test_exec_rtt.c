@@ -15,6 +15,7 @@
  * Skips (77) without sshd. */
 #include "evssh.h"
 #include "harness.h"
+#include "peer_session.h"
 
 #include <check.h>
 #include <poll.h>
@@ -88,23 +89,7 @@ int __wrap_evssh_session_handle_events(evssh_session *s, int revents) {
 /* ------------------------------------------------------------- sessions */
 
 static evssh_session *connected_session(void) {
-  evssh_session *s = evssh_session_new("127.0.0.1");
-  ck_assert_ptr_nonnull(s);
-  char port[16];
-  snprintf(port, sizeof port, "%d", peer.port);
-  ck_assert_int_eq(evssh_session_read_config(s, "none"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "User", peer.user), 0);
-  ck_assert_int_eq(evssh_session_option(s, "Port", port), 0);
-  ck_assert_int_eq(evssh_session_option(s, "UserKnownHostsFile", peer.known_hosts), 0);
-  ck_assert_int_eq(evssh_session_option(s, "GlobalKnownHostsFile", "/dev/null"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentityFile", peer.key_ed25519), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentitiesOnly", "yes"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentityAgent", "none"), 0);
-  int rc = evssh_session_connect(s);
-  if (rc) fprintf(stderr, "connect: %s\n", evssh_session_error(s));
-  ck_assert_int_eq(rc, EVSSH_OK);
-  /* what sshd sends after auth (hostkeys-00) is not the exec's */
-  evssh_session_process(s, 300, NULL, NULL);
+  evssh_session *s = peer_session_connected(&peer);
   ck_assert_int_lt(nwatched, MAX_FDS);
   watched[nwatched++] = evssh_session_fd(s);
   return s;
@@ -234,18 +219,7 @@ static int log_index(const char *needle) {
 }
 
 START_TEST(test_connect_writes) {
-  evssh_session *s = evssh_session_new("127.0.0.1");
-  ck_assert_ptr_nonnull(s);
-  char port[16];
-  snprintf(port, sizeof port, "%d", peer.port);
-  ck_assert_int_eq(evssh_session_read_config(s, "none"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "User", peer.user), 0);
-  ck_assert_int_eq(evssh_session_option(s, "Port", port), 0);
-  ck_assert_int_eq(evssh_session_option(s, "UserKnownHostsFile", peer.known_hosts), 0);
-  ck_assert_int_eq(evssh_session_option(s, "GlobalKnownHostsFile", "/dev/null"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentityFile", peer.key_ed25519), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentitiesOnly", "yes"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentityAgent", "none"), 0);
+  evssh_session *s = peer_session_new(&peer);
   conn_log_n = 0;
   evssh_session_set_log(s, EVSSH_LOG_DEBUG, record_log, NULL);
   reset_counts();

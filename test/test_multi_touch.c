@@ -18,6 +18,7 @@
  * Skips (77) without sshd. */
 #include "evssh.h"
 #include "harness.h"
+#include "peer_session.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -47,26 +48,7 @@ int __wrap_evssh_session_timeout(const evssh_session *s) {
   return __real_evssh_session_timeout(s);
 }
 
-static evssh_session *connected_session(void) {
-  evssh_session *s = evssh_session_new("127.0.0.1");
-  ck_assert_ptr_nonnull(s);
-  char port[16];
-  snprintf(port, sizeof port, "%d", peer.port);
-  ck_assert_int_eq(evssh_session_read_config(s, "none"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "User", peer.user), 0);
-  ck_assert_int_eq(evssh_session_option(s, "Port", port), 0);
-  ck_assert_int_eq(evssh_session_option(s, "UserKnownHostsFile", peer.known_hosts), 0);
-  ck_assert_int_eq(evssh_session_option(s, "GlobalKnownHostsFile", "/dev/null"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentityFile", peer.key_ed25519), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentitiesOnly", "yes"), 0);
-  ck_assert_int_eq(evssh_session_option(s, "IdentityAgent", "none"), 0);
-  int rc = evssh_session_connect(s);
-  if (rc) fprintf(stderr, "connect: %s\n", evssh_session_error(s));
-  ck_assert_int_eq(rc, EVSSH_OK);
-  /* what sshd sends after auth (hostkeys-00) arrives now, not later */
-  evssh_session_process(s, 300, NULL, NULL);
-  return s;
-}
+static evssh_session *connected_session(void) { return peer_session_connected(&peer); }
 
 /* A `cat` on a session: what comes back is kept. */
 typedef struct cat {
